@@ -1,0 +1,138 @@
+package tracker
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// pendingKey names an offer relayed to a connection: the answer must name the same swarm, offer and offerer.
+type pendingKey struct{ infoHash, offerID, from ID }
+
+type pendingOffer struct {
+	from    *conn
+	expires time.Time
+}
+
+// conn is one client socket. Its reads happen on the goroutine serving the HTTP request; its writes on a
+// goroutine started when a message is queued and ended when the queue is empty, so an idle socket costs one
+// goroutine.
+type conn struct {
+	t   *Tracker
+	ws  *websocket.Conn
+	log *slog.Logger
+
+	// Guarded by Tracker.mu.
+	peers   map[ID]*peer // infohash → this socket's peer in that swarm
+	pending map[pendingKey]pendingOffer
+
+	wmu     sync.Mutex
+	queue   [][]byte
+	writing bool
+	closed  bool
+
+	// Read side, touched only by the reading goroutine.
+	tokens     float64
+	lastRefill time.Time
+	violations int
+
+	pingTimer *time.Timer
+}
+
+// allow takes a token from the socket's bucket.
+func (c *conn) allow(now time.Time) bool {
+	c.tokens += now.Sub(c.lastRefill).Seconds() * MessageRate
+	c.lastRefill = now
+	if c.tokens > MessageBurst {
+		c.tokens = MessageBurst
+	}
+	if c.tokens < 1 {
+		c.violations++
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// send queues a message for the socket. A socket that lets MaxQueuedMessages pile up is closed.
+func (c *conn) send(msg []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return
+	}
+	if len(c.queue) >= MaxQueuedMessages {
+		c.log.Warn("tracker: closing slow socket", slog.Int("queued", len(c.queue)))
+		c.closeLocked(websocket.ClosePolicyViolation, "too slow to read")
+		return
+	}
+	c.queue = append(c.queue, msg)
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+func (c *conn) writeLoop() {
+	for {
+		c.wmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 || c.closed {
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
+		c.wmu.Unlock()
+		for _, msg := range batch {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				c.log.Debug("tracker: write failed", slog.Any("err", err))
+				c.close(websocket.CloseAbnormalClosure, "")
+				c.wmu.Lock()
+				c.writing = false
+				c.wmu.Unlock()
+				return
+			}
+			c.t.stats.messagesOut.Add(1)
+		}
+	}
+}
+
+// ping keeps the socket's liveness check going: a socket that stops answering is closed by its read deadline.
+func (c *conn) ping() {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.t.cfg.WriteTimeout)); err != nil {
+		c.close(websocket.CloseAbnormalClosure, "")
+		return
+	}
+	c.wmu.Lock()
+	if !c.closed {
+		c.pingTimer.Reset(c.t.cfg.PingInterval)
+	}
+	c.wmu.Unlock()
+}
+
+// close ends the socket, sending a close frame with the code and reason when code is one that may be sent.
+func (c *conn) close(code int, reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *conn) closeLocked(code int, reason string) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.queue = nil
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if code != websocket.CloseAbnormalClosure {
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+			time.Now().Add(time.Second))
+	}
+	_ = c.ws.Close()
+}
