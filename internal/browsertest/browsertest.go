@@ -1,0 +1,136 @@
+// Package browsertest starts headless Debian Chromium for tests, with the flags real visitors' browsers
+// differ from only in ways that do not touch WebRTC: host candidates stay hidden behind mDNS names, as in a
+// default browser.
+package browsertest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path is the browser binary the tests drive.
+const Path = "/usr/bin/chromium"
+
+// Browser is one Chromium process. Each Page opens in a browser context of its own, so pages share no
+// cookies, cache or storage, as separate visitors would.
+type Browser struct {
+	t   testing.TB
+	ctx context.Context // the browser's first tab; parent of every page
+}
+
+// Flags are the only command-line switches the tests give Chromium.
+var Flags = []chromedp.ExecAllocatorOption{
+	chromedp.Flag("headless", true),
+	chromedp.Flag("no-sandbox", true), // tests run as root
+	chromedp.Flag("disable-gpu", true),
+	chromedp.Flag("no-first-run", true),
+	chromedp.Flag("disable-background-networking", true), // the machine has no internet to call home to
+	chromedp.Flag("disable-component-update", true),
+	chromedp.Flag("disable-sync", true),
+}
+
+// Start launches Chromium for the test and stops it when the test ends. It fails the test when Chromium is
+// not installed: run the suite with `bash .ci/test`, which installs it.
+func Start(t testing.TB) *Browser {
+	t.Helper()
+	if _, err := exec.LookPath(Path); err != nil {
+		t.Fatalf("browsertest: %s not found (bash .ci/test installs Debian chromium): %v", Path, err)
+	}
+	opts := append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(Path),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+	}, Flags...)
+	if os.Getenv("BROWSERTEST_OUTPUT") != "" {
+		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("browsertest: starting chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	return &Browser{t: t, ctx: ctx}
+}
+
+// Page is one tab in a browser context of its own. Its console messages and uncaught exceptions are logged
+// to the test and kept for Console.
+type Page struct {
+	Ctx context.Context
+
+	mu      sync.Mutex
+	console []string
+}
+
+// NewPage opens a tab in a new browser context.
+func (b *Browser) NewPage() *Page {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("browsertest: new page: %v", err)
+	}
+	p := &Page{Ctx: ctx}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.t.Logf("browser console: %s", m)
+			p.mu.Lock()
+			p.console = append(p.console, m.String())
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// Console returns the console messages logged so far, as "type: text".
+func (p *Page) Console() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.console...)
+}
+
+// Do runs chromedp actions on the page with a timeout.
+func (p *Page) Do(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(p.Ctx, timeout)
+	defer cancel()
+	return chromedp.Do(ctx, actions...)
+}
+
+// Eval evaluates a JavaScript expression on the page, awaiting it when it is a promise, and decodes its
+// JSON result into T.
+func Eval[T any](p *Page, timeout time.Duration, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(p.Ctx, timeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// RepoFile returns the absolute path of a file given relative to the repository root, failing the test when
+// it is missing.
+func RepoFile(t testing.TB, rel string) string {
+	t.Helper()
+	_, file, _, ok := goruntime.Caller(0)
+	if !ok {
+		t.Fatal("browsertest: cannot locate source")
+	}
+	p := filepath.Join(filepath.Dir(file), "..", "..", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("browsertest: %s missing (bash .ci/test runs npm ci): %v", rel, err)
+	}
+	return p
+}
