@@ -43,10 +43,10 @@ type conn struct {
 
 // allow takes a token from the socket's bucket.
 func (c *conn) allow(now time.Time) bool {
-	c.tokens += now.Sub(c.lastRefill).Seconds() * MessageRate
+	c.tokens += now.Sub(c.lastRefill).Seconds() * c.t.cfg.MessageRate
 	c.lastRefill = now
-	if c.tokens > MessageBurst {
-		c.tokens = MessageBurst
+	if c.tokens > c.t.cfg.MessageBurst {
+		c.tokens = c.t.cfg.MessageBurst
 	}
 	if c.tokens < 1 {
 		c.violations++

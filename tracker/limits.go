@@ -34,10 +34,11 @@ const (
 	// this many is too slow to be useful as a peer and is closed, so it cannot make the tracker hold memory.
 	MaxQueuedMessages = 256
 
-	// MessageRate and MessageBurst form the token bucket for messages from one socket: a client announcing many
-	// torrents at start-up sends a burst, after which an honest client sends a few messages a minute per torrent.
-	MessageRate  = 50 // messages per second, sustained
-	MessageBurst = 200
+	// DefaultMessageRate and DefaultMessageBurst form the token bucket for messages from one socket: a client
+	// announcing many torrents at start-up sends a burst, after which an honest client sends a few messages a
+	// minute per torrent.
+	DefaultMessageRate  = 50 // messages per second, sustained
+	DefaultMessageBurst = 200
 
 	// MaxRateViolations is how many rate-limited messages a socket may send before it is closed: the first ones
 	// are answered with a failure reason so an honest but bursty client can back off.

@@ -22,6 +22,9 @@ type Config struct {
 	PongWait     time.Duration
 	// WriteTimeout bounds one write to a socket.
 	WriteTimeout time.Duration
+	// MessageRate (per second) and MessageBurst bound the messages one socket may send.
+	MessageRate  float64
+	MessageBurst float64
 	// CheckOrigin decides whether a browser page from the request's Origin may connect. Nil allows every
 	// origin: a tracker serves peers of any site that names it, as public WebTorrent trackers do.
 	CheckOrigin func(r *http.Request) bool
@@ -44,6 +47,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MessageRate <= 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = DefaultMessageBurst
 	}
 	if c.CheckOrigin == nil {
 		c.CheckOrigin = func(*http.Request) bool { return true }
@@ -102,7 +111,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log:        t.log.With(slog.String("remote", r.RemoteAddr)),
 		peers:      make(map[ID]*peer),
 		pending:    make(map[pendingKey]pendingOffer),
-		tokens:     MessageBurst,
+		tokens:     t.cfg.MessageBurst,
 		lastRefill: time.Now(),
 	}
 	t.mu.Lock()
