@@ -31,6 +31,8 @@ type conn struct {
 	wmu     sync.Mutex
 	queue   [][]byte
 	writing bool
+	closing bool          // refused: queue no more messages
+	idle    chan struct{} // closed when the write loop stops, if someone waits for it
 	closed  bool
 
 	// Read side, touched only by the reading goroutine.
@@ -60,7 +62,7 @@ func (c *conn) allow(now time.Time) bool {
 func (c *conn) send(msg []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closed {
+	if c.closed || c.closing {
 		return
 	}
 	if len(c.queue) >= MaxQueuedMessages {
@@ -81,7 +83,7 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		if len(batch) == 0 || c.closed {
-			c.writing = false
+			c.stopWritingLocked()
 			c.wmu.Unlock()
 			return
 		}
@@ -90,14 +92,22 @@ func (c *conn) writeLoop() {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 				c.log.Debug("tracker: write failed", slog.Any("err", err))
-				c.close(websocket.CloseAbnormalClosure, "")
 				c.wmu.Lock()
-				c.writing = false
+				c.closeLocked(websocket.CloseAbnormalClosure, "")
+				c.stopWritingLocked()
 				c.wmu.Unlock()
 				return
 			}
 			c.t.stats.messagesOut.Add(1)
 		}
+	}
+}
+
+func (c *conn) stopWritingLocked() {
+	c.writing = false
+	if c.idle != nil {
+		close(c.idle)
+		c.idle = nil
 	}
 }
 
@@ -121,15 +131,59 @@ func (c *conn) close(code int, reason string) {
 	c.closeLocked(code, reason)
 }
 
-func (c *conn) closeLocked(code int, reason string) {
-	if c.closed {
+// refuse closes the socket from its reading goroutine for misbehaving: it lets queued replies go out, sends
+// the close frame, then reads
+// and discards until the client's close arrives (or closeGrace passes), so the client receives the replies
+// already sent and the reason instead of a connection reset.
+func (c *conn) refuse(code int, reason string) {
+	c.wmu.Lock()
+	if c.closed || c.closing {
+		c.wmu.Unlock()
 		return
 	}
+	c.closing = true
+	idle := make(chan struct{})
+	if c.writing {
+		c.idle = idle
+	} else {
+		close(idle)
+	}
+	c.wmu.Unlock()
+	select { // let the replies already queued go out before the close frame
+	case <-idle:
+	case <-time.After(closeGrace):
+	}
+	c.wmu.Lock()
+	if !c.closed {
+		c.markClosed()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
+	}
+	c.wmu.Unlock()
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	for {
+		if _, _, err := c.ws.NextReader(); err != nil {
+			break
+		}
+	}
+	_ = c.ws.Close()
+}
+
+// closeGrace bounds the wait for a refused client's close frame.
+const closeGrace = time.Second
+
+func (c *conn) markClosed() {
 	c.closed = true
 	c.queue = nil
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
+}
+
+func (c *conn) closeLocked(code int, reason string) {
+	if c.closed {
+		return
+	}
+	c.markClosed()
 	if code != websocket.CloseAbnormalClosure {
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
 			time.Now().Add(time.Second))

@@ -146,7 +146,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				t.stats.refused.Add(1)
-				c.close(websocket.CloseMessageTooBig, "message larger than the tracker accepts")
+				c.refuse(websocket.CloseMessageTooBig, "message larger than the tracker accepts")
 			}
 			return
 		}
@@ -154,14 +154,14 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.stats.messagesIn.Add(1)
 		if typ != websocket.TextMessage {
 			t.stats.refused.Add(1)
-			c.close(websocket.CloseUnsupportedData, ErrBinaryFrame.Error())
+			c.refuse(websocket.CloseUnsupportedData, ErrBinaryFrame.Error())
 			return
 		}
 		if !c.allow(time.Now()) {
 			t.stats.refused.Add(1)
 			if c.violations > MaxRateViolations {
 				c.log.Warn("tracker: closing flooding socket")
-				c.close(websocket.ClosePolicyViolation, "flooding")
+				c.refuse(websocket.ClosePolicyViolation, "flooding")
 				return
 			}
 			c.sendJSON(failure(nil, ErrRateLimited))
