@@ -8,6 +8,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// peerKey names a peer in a swarm.
+type peerKey struct{ infoHash, peerID ID }
+
 // pendingKey names an offer relayed to a connection: the answer must name the same swarm, offer and offerer.
 type pendingKey struct{ infoHash, offerID, from ID }
 
@@ -25,7 +28,7 @@ type conn struct {
 	log *slog.Logger
 
 	// Guarded by Tracker.mu.
-	peers   map[ID]*peer // infohash → this socket's peer in that swarm
+	peers   map[peerKey]*peer // this socket's peers: one per torrent, or several where clients share a socket
 	pending map[pendingKey]pendingOffer
 
 	wmu     sync.Mutex

@@ -19,7 +19,6 @@ var (
 	ErrTooManyHashes     = errors.New("too many info_hash values in scrape")
 	ErrTooManyTorrents   = errors.New("too many torrents on this connection")
 	ErrPeerIDInUse       = errors.New("peer_id is in use by another connection")
-	ErrPeerIDChanged     = errors.New("peer_id differs from the one this connection announced for this torrent")
 	ErrNoSuchOffer       = errors.New("answer does not match an offer relayed to this connection")
 	ErrNotInSwarm        = errors.New("connection has not announced this torrent")
 	ErrRateLimited       = errors.New("rate limit exceeded: slow down")

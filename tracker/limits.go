@@ -14,8 +14,9 @@ const (
 	// stopping one message from fanning out across a whole swarm.
 	MaxOffersPerAnnounce = 10
 
-	// MaxTorrentsPerConn bounds the swarms one socket may join. A WebTorrent client multiplexes all of its
-	// torrents for one tracker over one socket; a browser page holds a handful, a busy seeder a few hundred.
+	// MaxTorrentsPerConn bounds the peers one socket may hold across swarms. A WebTorrent client multiplexes all
+	// of its torrents for one tracker over one socket; a browser page holds a handful, a busy seeder a few
+	// hundred.
 	MaxTorrentsPerConn = 1000
 
 	// MaxScrapeHashes bounds the info_hash array of one scrape (bittorrent-tracker clients scrape one at a time;

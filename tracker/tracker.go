@@ -109,7 +109,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t:          t,
 		ws:         ws,
 		log:        t.log.With(slog.String("remote", r.RemoteAddr)),
-		peers:      make(map[ID]*peer),
+		peers:      make(map[peerKey]*peer),
 		pending:    make(map[pendingKey]pendingOffer),
 		tokens:     t.cfg.MessageBurst,
 		lastRefill: time.Now(),
@@ -233,14 +233,11 @@ func (t *Tracker) announce(c *conn, req *Request) error {
 
 	t.mu.Lock()
 	s := t.swarms[ih]
-	p := c.peers[ih]
-	if p != nil && p.id != req.PeerID {
-		t.mu.Unlock()
-		return ErrPeerIDChanged
-	}
+	k := peerKey{ih, req.PeerID}
+	p := c.peers[k]
 	if req.Event == EventStopped {
 		if p != nil {
-			t.leave(c, ih, p)
+			t.leave(c, k, p)
 		}
 		reply := t.announceReply(ih, s)
 		t.mu.Unlock()
@@ -262,7 +259,7 @@ func (t *Tracker) announce(c *conn, req *Request) error {
 		}
 		p = &peer{id: req.PeerID, conn: c}
 		s.add(p)
-		c.peers[ih] = p
+		c.peers[k] = p
 	}
 	switch {
 	case req.Event == EventCompleted:
@@ -322,12 +319,12 @@ func (t *Tracker) announceReply(ih ID, s *swarm) *AnnounceReply {
 }
 
 // leave removes the socket's peer from a swarm, and the swarm when it empties. Called with Tracker.mu held.
-func (t *Tracker) leave(c *conn, ih ID, p *peer) {
-	s := t.swarms[ih]
+func (t *Tracker) leave(c *conn, k peerKey, p *peer) {
+	s := t.swarms[k.infoHash]
 	s.remove(p)
-	delete(c.peers, ih)
+	delete(c.peers, k)
 	if len(s.list) == 0 {
-		delete(t.swarms, ih)
+		delete(t.swarms, k.infoHash)
 	}
 }
 
@@ -335,8 +332,7 @@ func (t *Tracker) leave(c *conn, ih ID, p *peer) {
 func (t *Tracker) answer(c *conn, req *Request) error {
 	ih := req.InfoHashes[0]
 	t.mu.Lock()
-	p := c.peers[ih]
-	if p == nil || p.id != req.PeerID {
+	if c.peers[peerKey{ih, req.PeerID}] == nil {
 		t.mu.Unlock()
 		return ErrNotInSwarm
 	}
@@ -389,8 +385,8 @@ func (t *Tracker) scrape(req *Request) *ScrapeReply {
 func (t *Tracker) drop(c *conn) {
 	c.close(websocket.CloseAbnormalClosure, "")
 	t.mu.Lock()
-	for ih, p := range c.peers {
-		t.leave(c, ih, p)
+	for k, p := range c.peers {
+		t.leave(c, k, p)
 	}
 	c.pending = nil
 	delete(t.conns, c)

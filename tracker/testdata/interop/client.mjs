@@ -115,7 +115,6 @@ try {
   const leecherURL = url + '/?visitor=leecher'
   const seeder = newClient('seeder', { announce: [seederURL], infoHash: ids.infoHash1, peerId: ids.seeder })
   const seeder2 = newClient('seeder2', { announce: [seederURL], infoHash: ids.infoHash2, peerId: ids.seeder })
-  const leecher = newClient('leecher', { announce: [leecherURL], infoHash: ids.infoHash1, peerId: ids.leecher })
 
   // 1. Both torrents of the seeder start, over one socket. Their offers find nobody to go to.
   left = { seeder: 0, seeder2: 0, leecher: LENGTH }
@@ -125,7 +124,9 @@ try {
   seeder2.start()
   await checkpoint('seeders', { ids, updates: { seeder: update(await u1), seeder2: update(await u2) } })
 
-  // 2. The leecher starts: its offer goes to the seeder, whose answer comes back to it.
+  // 2. The leecher starts: its offer goes to the seeder, whose answer comes back to it. (A client opens its
+  // socket when it is made.)
+  const leecher = newClient('leecher', { announce: [leecherURL], infoHash: ids.infoHash1, peerId: ids.leecher })
   u1 = waitFor(leecher, 'update', 'leecher started')
   let offered = waitFor(seeder, 'peer', 'the leecher\'s offer at the seeder')
   let answered = waitFor(leecher, 'peer', 'the seeder\'s answer at the leecher')

@@ -1,0 +1,249 @@
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Defaults for Config.
+const (
+	// DefaultMinSize is the smallest resource put in a torrent. Smaller ones load faster over HTTP than a
+	// swarm can be joined, and padding them to a piece boundary would waste more than they weigh.
+	DefaultMinSize = 64 << 10
+	// DefaultPieceLength balances the manifest's size (20 bytes of hash per piece) against the padding wasted
+	// per file (less than one piece) and the granularity of fallback to HTTP.
+	DefaultPieceLength = 64 << 10
+	// DefaultMaxResourceSize bounds one resource the catalogue stores.
+	DefaultMaxResourceSize = 1 << 30
+	// DefaultKeepVersions is how many site versions stay seedable after a newer one is built, so that pages
+	// loaded before a change still find their assets in a swarm.
+	DefaultKeepVersions = 4
+)
+
+// Config configures a Catalog.
+type Config struct {
+	// Dir holds the stored content (blobs/) and the versions laid out for seeding (versions/).
+	Dir string
+	// MinSize is the smallest resource that goes into a torrent.
+	MinSize int64
+	// PieceLength is the torrents' piece length; a power of two of at least 16 KiB.
+	PieceLength int64
+	// MaxResourceSize bounds one stored resource.
+	MaxResourceSize int64
+	// KeepVersions is how many versions are kept besides the newest.
+	KeepVersions int
+	// Logger receives the catalogue's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) fillDefaults() {
+	if c.MinSize <= 0 {
+		c.MinSize = DefaultMinSize
+	}
+	if c.PieceLength <= 0 {
+		c.PieceLength = DefaultPieceLength
+	}
+	if c.MaxResourceSize <= 0 {
+		c.MaxResourceSize = DefaultMaxResourceSize
+	}
+	if c.KeepVersions <= 0 {
+		c.KeepVersions = DefaultKeepVersions
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Resource is one stored response body.
+type Resource struct {
+	Path        string // URL path, with query if any
+	ContentType string
+	Size        int64
+	SHA256      [32]byte
+}
+
+// Catalog holds a site's resources and versions. It is safe for concurrent use.
+type Catalog struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	resources map[string]Resource // by path
+	dirty     bool                // resources changed since the newest version
+	versions  []*Version          // oldest first
+}
+
+// Open opens (creating) a catalogue in cfg.Dir.
+func Open(cfg Config) (*Catalog, error) {
+	cfg.fillDefaults()
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("catalog: no directory configured")
+	}
+	if cfg.PieceLength < 16<<10 || cfg.PieceLength&(cfg.PieceLength-1) != 0 {
+		return nil, fmt.Errorf("catalog: piece length %d is not a power of two of at least 16 KiB", cfg.PieceLength)
+	}
+	for _, d := range []string{"blobs", "versions", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+	}
+	return &Catalog{cfg: cfg, log: cfg.Logger, resources: make(map[string]Resource)}, nil
+}
+
+func (c *Catalog) blobPath(sum [32]byte) string {
+	h := hex.EncodeToString(sum[:])
+	return filepath.Join(c.cfg.Dir, "blobs", h[:2], h)
+}
+
+// pathComponents splits a URL path into torrent path components, refusing what cannot be one.
+func pathComponents(p string) ([]string, error) {
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
+	}
+	comps := strings.Split(p[1:], "/")
+	for _, s := range comps {
+		if s == "" || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.HasPrefix(s, ".pad") && len(comps) == 1 {
+			return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
+		}
+	}
+	if comps[0] == ".pad" {
+		return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
+	}
+	return comps, nil
+}
+
+// Learn stores body as the resource at path, reading it to the end. size is the declared length (-1 when
+// unknown); a body that ends early is not stored. It reports whether the site's content changed.
+func (c *Catalog) Learn(path, contentType string, size int64, body io.Reader) (bool, error) {
+	if _, err := pathComponents(path); err != nil {
+		return false, err
+	}
+	if size > c.cfg.MaxResourceSize {
+		return false, ErrTooLarge
+	}
+	tmp, err := os.CreateTemp(filepath.Join(c.cfg.Dir, "tmp"), "learn-*")
+	if err != nil {
+		return false, fmt.Errorf("catalog: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, c.cfg.MaxResourceSize+1))
+	if err != nil {
+		return false, fmt.Errorf("catalog: reading %s: %w", path, err)
+	}
+	if n > c.cfg.MaxResourceSize {
+		return false, ErrTooLarge
+	}
+	if size >= 0 && n != size {
+		return false, fmt.Errorf("%w: %s: %d of %d bytes", ErrTruncated, path, n, size)
+	}
+	r := Resource{Path: path, ContentType: contentType, Size: n}
+	copy(r.SHA256[:], h.Sum(nil))
+	if err := tmp.Close(); err != nil {
+		return false, fmt.Errorf("catalog: %w", err)
+	}
+	dst := c.blobPath(r.SHA256)
+	if _, err := os.Stat(dst); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return false, fmt.Errorf("catalog: %w", err)
+		}
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			return false, fmt.Errorf("catalog: %w", err)
+		}
+	}
+	return c.put(r), nil
+}
+
+// AddFile adds a file on disk as the resource at path (pre-seeding from a site's document root).
+func (c *Catalog) AddFile(path, contentType, file string) (bool, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return false, fmt.Errorf("catalog: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("catalog: %w", err)
+	}
+	return c.Learn(path, contentType, st.Size(), f)
+}
+
+func (c *Catalog) put(r Resource) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.resources[r.Path]; ok && old == r {
+		return false
+	}
+	c.resources[r.Path] = r
+	if r.Size >= c.cfg.MinSize {
+		c.dirty = true
+		c.log.Info("catalog: learned", slog.String("path", r.Path), slog.Int64("size", r.Size))
+		return true
+	}
+	return false
+}
+
+// Lookup returns the stored resource at path.
+func (c *Catalog) Lookup(path string) (Resource, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.resources[path]
+	return r, ok
+}
+
+// Dirty reports whether swarmable resources changed since the newest version was built.
+func (c *Catalog) Dirty() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dirty
+}
+
+// Current returns the newest version, or nil before the first is built.
+func (c *Catalog) Current() *Version {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.versions) == 0 {
+		return nil
+	}
+	return c.versions[len(c.versions)-1]
+}
+
+// Versions returns the versions kept, oldest first.
+func (c *Catalog) Versions() []*Version {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.versions)
+}
+
+// Version returns the kept version with the given name.
+func (c *Catalog) Version(name string) (*Version, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.versions {
+		if v.Name == name {
+			return v, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoVersion, name)
+}
+
+// swarmable returns the resources that go into a version, sorted by path.
+func (c *Catalog) swarmable() []Resource {
+	var out []Resource
+	for _, r := range c.resources {
+		if r.Size >= c.cfg.MinSize {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Resource) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}

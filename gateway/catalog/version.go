@@ -1,0 +1,299 @@
+package catalog
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// File is one resource in a version.
+type File struct {
+	Path        string // URL path
+	ContentType string
+	Size        int64
+	Offset      int64 // where the file starts in the torrent's byte stream: a multiple of the piece length
+	Index       int   // index in the torrent's file list, padding files included
+	SHA256      [32]byte
+}
+
+// Version is one torrent of a site's swarmable resources.
+type Version struct {
+	Name     string // the torrent's name: a digest of its content list
+	InfoHash metainfo.Hash
+	Info     metainfo.Info
+	// InfoBytes is the bencoded info dictionary: what the infohash is the SHA-1 of.
+	InfoBytes []byte
+	Files     []File
+	// Dir is the directory a BitTorrent client seeds from: it holds Name/ with the files (and padding files)
+	// at their torrent paths.
+	Dir   string
+	Built time.Time
+}
+
+// padDir is the BEP 47 directory of padding files.
+const padDir = ".pad"
+
+// MetaInfo returns a torrent with the version's info, the given trackers and webseeds (BEP 19 url-list).
+func (v *Version) MetaInfo(trackers, webseeds []string) *metainfo.MetaInfo {
+	mi := &metainfo.MetaInfo{InfoBytes: v.InfoBytes, UrlList: webseeds, CreatedBy: "swarmgate"}
+	if len(trackers) > 0 {
+		mi.Announce = trackers[0]
+		mi.AnnounceList = metainfo.AnnounceList{trackers}
+	}
+	return mi
+}
+
+// File returns the file at a URL path.
+func (v *Version) File(path string) (File, bool) {
+	for _, f := range v.Files {
+		if f.Path == path {
+			return f, true
+		}
+	}
+	return File{}, false
+}
+
+// Open opens a file of the version by its path inside the torrent (below the torrent's name, '/'-separated,
+// as a BEP 19 webseed request names it). Padding files read as zeros.
+func (v *Version) Open(torrentPath string) (io.ReadSeekCloser, int64, error) {
+	if rest, ok := strings.CutPrefix(torrentPath, padDir+"/"); ok {
+		n, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || n <= 0 || n >= v.Info.PieceLength {
+			return nil, 0, fmt.Errorf("%w: %q", ErrNotInVersion, torrentPath)
+		}
+		return nopCloser{io.NewSectionReader(zeros{}, 0, n)}, n, nil
+	}
+	f, ok := v.File("/" + torrentPath)
+	if !ok {
+		return nil, 0, fmt.Errorf("%w: %q", ErrNotInVersion, torrentPath)
+	}
+	comps, _ := pathComponents(f.Path)
+	fh, err := os.Open(filepath.Join(append([]string{v.Dir, v.Name}, comps...)...))
+	if err != nil {
+		return nil, 0, fmt.Errorf("catalog: %w", err)
+	}
+	return fh, f.Size, nil
+}
+
+type zeros struct{}
+
+func (zeros) ReadAt(p []byte, _ int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
+// Build makes a new version from the swarmable resources when they changed since the newest version. It
+// returns the current version (nil when nothing is swarmable yet) and the versions dropped to keep
+// Config.KeepVersions.
+func (c *Catalog) Build() (*Version, []*Version, error) {
+	c.mu.Lock()
+	if !c.dirty {
+		defer c.mu.Unlock()
+		if len(c.versions) == 0 {
+			return nil, nil, nil
+		}
+		return c.versions[len(c.versions)-1], nil, nil
+	}
+	c.dirty = false
+	res := c.swarmable()
+	c.mu.Unlock()
+	if len(res) == 0 {
+		return nil, nil, nil
+	}
+
+	name := contentName(res)
+	if v, err := c.Version(name); err == nil { // content went back to what an earlier version held
+		c.mu.Lock()
+		c.versions = append(deleteVersion(c.versions, v), v)
+		c.mu.Unlock()
+		return v, nil, nil
+	}
+	start := time.Now()
+	v, err := c.layOut(name, res)
+	if err != nil {
+		c.mu.Lock()
+		c.dirty = true
+		c.mu.Unlock()
+		return nil, nil, err
+	}
+	c.log.Info("catalog: built version", slog.String("version", v.Name), slog.String("infohash", v.InfoHash.HexString()),
+		slog.Int("files", len(v.Files)), slog.Duration("took", time.Since(start)))
+
+	c.mu.Lock()
+	c.versions = append(c.versions, v)
+	var dropped []*Version
+	for len(c.versions) > c.cfg.KeepVersions+1 {
+		dropped = append(dropped, c.versions[0])
+		c.versions = c.versions[1:]
+	}
+	c.mu.Unlock()
+	for _, d := range dropped {
+		if err := os.RemoveAll(d.Dir); err != nil {
+			c.log.Warn("catalog: removing old version", slog.String("version", d.Name), slog.Any("err", err))
+		}
+	}
+	return v, dropped, nil
+}
+
+func deleteVersion(vs []*Version, v *Version) []*Version {
+	out := vs[:0:0]
+	for _, x := range vs {
+		if x != v {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// contentName names a version by a digest of its paths, types and content hashes.
+func contentName(res []Resource) string {
+	h := sha256.New()
+	for _, r := range res {
+		fmt.Fprintf(h, "%s\x00%s\x00%x\n", r.Path, r.ContentType, r.SHA256)
+	}
+	return "site-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// layOut links the resources into versions/<name>/<name>/..., adds padding files, and hashes the pieces.
+func (c *Catalog) layOut(name string, res []Resource) (*Version, error) {
+	pl := c.cfg.PieceLength
+	dir := filepath.Join(c.cfg.Dir, "versions", name)
+	v := &Version{Name: name, Dir: dir, Built: time.Now(), Info: metainfo.Info{Name: name, PieceLength: pl}}
+	fail := func(err error) (*Version, error) {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("catalog: building %s: %w", name, err)
+	}
+	hasher := newPieceHasher(pl)
+	var offset int64
+	for i, r := range res {
+		comps, err := pathComponents(r.Path)
+		if err != nil {
+			return fail(err)
+		}
+		dst := filepath.Join(append([]string{dir, name}, comps...)...)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fail(err)
+		}
+		if err := linkOrCopy(c.blobPath(r.SHA256), dst); err != nil {
+			return fail(err)
+		}
+		if err := hashFile(hasher, dst); err != nil {
+			return fail(err)
+		}
+		v.Files = append(v.Files, File{Path: r.Path, ContentType: r.ContentType, Size: r.Size, Offset: offset,
+			Index: len(v.Info.Files), SHA256: r.SHA256})
+		v.Info.Files = append(v.Info.Files, metainfo.FileInfo{Length: r.Size, Path: comps})
+		offset += r.Size
+		if pad := (pl - r.Size%pl) % pl; pad != 0 && i < len(res)-1 {
+			padPath := []string{padDir, strconv.FormatInt(pad, 10)}
+			padFile := filepath.Join(append([]string{dir, name}, padPath...)...)
+			if err := os.MkdirAll(filepath.Dir(padFile), 0o755); err != nil {
+				return fail(err)
+			}
+			if err := os.WriteFile(padFile, make([]byte, pad), 0o644); err != nil {
+				return fail(err)
+			}
+			hasher.Write(make([]byte, pad))
+			v.Info.Files = append(v.Info.Files, metainfo.FileInfo{Length: pad, Path: padPath,
+				ExtendedFileAttrs: metainfo.ExtendedFileAttrs{Attr: "p"}})
+			offset += pad
+		}
+	}
+	v.Info.Pieces = hasher.Sum()
+	b, err := bencode.Marshal(v.Info)
+	if err != nil {
+		return fail(err)
+	}
+	v.InfoBytes = b
+	v.InfoHash = metainfo.HashBytes(b)
+	return v, nil
+}
+
+func linkOrCopy(src, dst string) error {
+	_ = os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func hashFile(h *pieceHasher, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(h, f)
+	return err
+}
+
+// pieceHasher computes the SHA-1 of each piece of a byte stream.
+type pieceHasher struct {
+	pl     int64
+	n      int64 // bytes in the current piece
+	h      hashState
+	pieces []byte
+}
+
+type hashState interface {
+	io.Writer
+	Sum([]byte) []byte
+	Reset()
+}
+
+func newPieceHasher(pl int64) *pieceHasher { return &pieceHasher{pl: pl, h: sha1.New()} }
+
+func (p *pieceHasher) Write(b []byte) (int, error) {
+	total := len(b)
+	for len(b) > 0 {
+		k := min(int64(len(b)), p.pl-p.n)
+		p.h.Write(b[:k])
+		p.n += k
+		b = b[k:]
+		if p.n == p.pl {
+			p.pieces = p.h.Sum(p.pieces)
+			p.h.Reset()
+			p.n = 0
+		}
+	}
+	return total, nil
+}
+
+// Sum returns the concatenated piece hashes, the last piece possibly short.
+func (p *pieceHasher) Sum() []byte {
+	if p.n > 0 {
+		p.pieces = p.h.Sum(p.pieces)
+		p.h.Reset()
+		p.n = 0
+	}
+	return p.pieces
+}
+
