@@ -7,39 +7,88 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/swarmgate/swarmgate/gateway/catalog"
+	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/tracker"
 )
 
-// Paths served by every gateway.
+// Paths the gateway serves itself; everything else goes to the origin.
 const (
 	PathPrefix   = "/.swarm/"
 	PathAnnounce = PathPrefix + "announce"
-	PathMetrics  = "/metrics"
+	PathMetrics  = PathPrefix + "metrics"
+	PathManifest = PathPrefix + "manifest.json"
+	PathLoader   = PathPrefix + "loader.js"
+	PathSeed     = PathPrefix + "seed/" // BEP 19 webseed root: PathSeed + version name + "/" + file path
+)
+
+// Defaults for Config.
+const (
+	DefaultFallback = 1500 * time.Millisecond
+	// buildDelay batches the resources learned from one page load into one new version.
+	buildDelay = 300 * time.Millisecond
 )
 
 // Config configures a Server.
 type Config struct {
 	// Listen is the TCP address to serve HTTP on, e.g. "127.0.0.1:8000"; port 0 picks a free port.
 	Listen string
+	// Origin is the site's origin server. Without one the gateway serves only its /.swarm/ paths.
+	Origin *url.URL
+	// DataDir holds the gateway's state: stored assets and site versions.
+	DataDir string
+	// Root, if set, is the site's document root: its files are stored and swarmed from the start, so the
+	// very first visitors already get heavy assets from the swarm.
+	Root string
+	// PublicPaths are path prefixes whose responses are public even when requests carry cookies.
+	PublicPaths []string
+	// Inject adds the loader's script tag to proxied HTML pages, for sites that cannot edit their pages.
+	Inject bool
+	// MinSwarmSize is the smallest asset fetched from the swarm; smaller ones load over HTTP.
+	MinSwarmSize int64
+	// Fallback is how long a browser waits without progress from peers before taking pieces over HTTP.
+	Fallback time.Duration
+	// ICEServers are given to browsers for WebRTC (STUN/TURN URLs). Only the operator's own servers belong
+	// here: a third-party STUN server learns who visits.
+	ICEServers []ICEServer
 	// Tracker configures the embedded WebSocket tracker.
 	Tracker tracker.Config
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
 
-// Server is a gateway: one HTTP listener serving the tracker and metrics.
+// ICEServer is a STUN or TURN server for browsers, in the shape of the browser's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Server is a gateway: the reverse proxy in front of a site's origin, with the tracker, the manifest, the
+// webseed and the browser code under /.swarm/.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	tracker *tracker.Tracker
-	mux     *http.ServeMux
-	ln      net.Listener
+	cfg      Config
+	log      *slog.Logger
+	tracker  *tracker.Tracker
+	cat      *catalog.Catalog
+	assets   *js.Assets
+	proxy    http.Handler
+	mux      *http.ServeMux
+	ln       net.Listener
+	counters counters
+
+	learnMu  sync.Mutex
+	learning map[string]time.Time
+
+	kick chan struct{} // asks the build loop for a new version
 }
 
 // New builds a server and binds its listener, so that Addr is known before Run.
@@ -50,11 +99,44 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Tracker.Logger == nil {
 		cfg.Tracker.Logger = cfg.Logger
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, tracker: tracker.New(cfg.Tracker), mux: http.NewServeMux()}
+	if cfg.MinSwarmSize <= 0 {
+		cfg.MinSwarmSize = catalog.DefaultMinSize
+	}
+	if cfg.Fallback <= 0 {
+		cfg.Fallback = DefaultFallback
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("gateway: no data directory configured")
+	}
+	assets, err := js.Load()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	cat, err := catalog.Open(catalog.Config{Dir: cfg.DataDir + "/catalog", MinSize: cfg.MinSwarmSize, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, tracker: tracker.New(cfg.Tracker), cat: cat, assets: assets,
+		mux: http.NewServeMux(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
+	}
+	if cfg.Root != "" {
+		if err := s.preseed(cfg.Root); err != nil {
+			return nil, err
+		}
+	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.tracker, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.mux.Handle(PathAnnounce, s.tracker)
-	s.mux.Handle(PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	reg.MustRegister(s.tracker, &s.counters, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.mux.Handle("GET "+PathAnnounce, s.tracker)
+	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET "+PathManifest, s.serveManifest)
+	s.mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", s.serveSeed)
+	s.mux.HandleFunc("GET "+PathPrefix+"{file}", s.serveAsset)
+	if cfg.Origin != nil {
+		s.proxy = s.newProxy(cfg.Origin)
+		s.mux.HandleFunc("/", s.serveProxy)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
@@ -69,12 +151,57 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Tracker is the embedded tracker.
 func (s *Server) Tracker() *tracker.Tracker { return s.tracker }
 
+// Catalog is the site's catalogue of swarmable content.
+func (s *Server) Catalog() *catalog.Catalog { return s.cat }
+
+// Bytes returns the bytes served so far, by source.
+func (s *Server) Bytes() ByteCounts { return s.counters.snapshot() }
+
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
+// kickBuild asks the build loop for a new version soon.
+func (s *Server) kickBuild() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// buildLoop builds a new site version shortly after content changes, batching a page load's assets.
+func (s *Server) buildLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(buildDelay):
+		}
+		if _, _, err := s.cat.Build(); err != nil {
+			s.log.Error("gateway: building site version", slog.Any("err", err))
+		}
+	}
+}
+
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	var wg sync.WaitGroup
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer func() {
+		stopLoops()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.buildLoop(loopCtx)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(s.ln) }()
 	s.log.Info("gateway: serving", slog.String("addr", s.ln.Addr().String()))

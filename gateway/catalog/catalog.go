@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Defaults for Config.
@@ -62,12 +63,21 @@ func (c *Config) fillDefaults() {
 	}
 }
 
+// Meta is what the catalogue keeps of a response besides its body.
+type Meta struct {
+	ContentType  string
+	ETag         string // the origin's validators, to revalidate the stored copy
+	LastModified string
+	CacheControl string
+	Expires      time.Time // until when the stored copy may be served without asking the origin
+}
+
 // Resource is one stored response body.
 type Resource struct {
-	Path        string // URL path, with query if any
-	ContentType string
-	Size        int64
-	SHA256      [32]byte
+	Path string // URL path, with query if any
+	Meta
+	Size   int64
+	SHA256 [32]byte
 }
 
 // Catalog holds a site's resources and versions. It is safe for concurrent use.
@@ -122,7 +132,7 @@ func pathComponents(p string) ([]string, error) {
 
 // Learn stores body as the resource at path, reading it to the end. size is the declared length (-1 when
 // unknown); a body that ends early is not stored. It reports whether the site's content changed.
-func (c *Catalog) Learn(path, contentType string, size int64, body io.Reader) (bool, error) {
+func (c *Catalog) Learn(path string, meta Meta, size int64, body io.Reader) (bool, error) {
 	if _, err := pathComponents(path); err != nil {
 		return false, err
 	}
@@ -146,7 +156,7 @@ func (c *Catalog) Learn(path, contentType string, size int64, body io.Reader) (b
 	if size >= 0 && n != size {
 		return false, fmt.Errorf("%w: %s: %d of %d bytes", ErrTruncated, path, n, size)
 	}
-	r := Resource{Path: path, ContentType: contentType, Size: n}
+	r := Resource{Path: path, Meta: meta, Size: n}
 	copy(r.SHA256[:], h.Sum(nil))
 	if err := tmp.Close(); err != nil {
 		return false, fmt.Errorf("catalog: %w", err)
@@ -174,16 +184,17 @@ func (c *Catalog) AddFile(path, contentType, file string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("catalog: %w", err)
 	}
-	return c.Learn(path, contentType, st.Size(), f)
+	return c.Learn(path, Meta{ContentType: contentType}, st.Size(), f)
 }
 
 func (c *Catalog) put(r Resource) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.resources[r.Path]; ok && old == r {
+	old, had := c.resources[r.Path]
+	c.resources[r.Path] = r
+	if had && old.SHA256 == r.SHA256 && old.ContentType == r.ContentType {
 		return false
 	}
-	c.resources[r.Path] = r
 	if r.Size >= c.cfg.MinSize {
 		c.dirty = true
 		c.log.Info("catalog: learned", slog.String("path", r.Path), slog.Int64("size", r.Size))
@@ -198,6 +209,25 @@ func (c *Catalog) Lookup(path string) (Resource, bool) {
 	defer c.mu.Unlock()
 	r, ok := c.resources[path]
 	return r, ok
+}
+
+// Refresh extends the freshness of a stored resource after the origin confirmed it unchanged.
+func (c *Catalog) Refresh(path string, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.resources[path]; ok {
+		r.Expires = expires
+		c.resources[path] = r
+	}
+}
+
+// OpenResource opens a stored resource's body.
+func (c *Catalog) OpenResource(r Resource) (*os.File, error) {
+	f, err := os.Open(c.blobPath(r.SHA256))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %s: %w", r.Path, err)
+	}
+	return f, nil
 }
 
 // Dirty reports whether swarmable resources changed since the newest version was built.

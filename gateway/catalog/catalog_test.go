@@ -33,7 +33,7 @@ func open(t *testing.T) *Catalog {
 
 func learn(t *testing.T, c *Catalog, path string, body []byte) bool {
 	t.Helper()
-	changed, err := c.Learn(path, "application/octet-stream", int64(len(body)), bytes.NewReader(body))
+	changed, err := c.Learn(path, Meta{ContentType: "application/octet-stream"}, int64(len(body)), bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +151,11 @@ func TestVersionsChangeOnlyWithContentAndRotate(t *testing.T) {
 func TestLearnRefusesBadInput(t *testing.T) {
 	c := open(t)
 	for _, p := range []string{"relative", "/dir/", "/a/../b", "/.pad/3", "/a//b"} {
-		if _, err := c.Learn(p, "", 1, strings.NewReader("x")); !errors.Is(err, ErrBadPath) {
+		if _, err := c.Learn(p, Meta{}, 1, strings.NewReader("x")); !errors.Is(err, ErrBadPath) {
 			t.Fatalf("Learn(%q) = %v", p, err)
 		}
 	}
-	if _, err := c.Learn("/t", "", 10, strings.NewReader("short")); !errors.Is(err, ErrTruncated) {
+	if _, err := c.Learn("/t", Meta{}, 10, strings.NewReader("short")); !errors.Is(err, ErrTruncated) {
 		t.Fatalf("truncated body: %v", err)
 	}
 	if _, ok := c.Lookup("/t"); ok {

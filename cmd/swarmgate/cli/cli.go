@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/swarmgate/swarmgate/gateway"
@@ -18,7 +20,7 @@ import (
 const usage = `swarmgate turns a flash crowd into the CDN for a web site.
 
 Usage:
-  swarmgate serve [flags]    run the gateway (tracker at /.swarm/announce, metrics at /metrics)
+  swarmgate serve [flags]    run the gateway in front of a site's origin
   swarmgate version          print the version
 
 Run 'swarmgate COMMAND -h' for a command's flags.
@@ -72,28 +74,95 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-func serve(args []string, stdout, stderr io.Writer) error {
+// serveConfig parses serve's flags into the gateway's configuration.
+func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8000", "address to serve HTTP on")
+	var cfg gateway.Config
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8000", "address to serve HTTP on")
+	origin := fs.String("origin", "", "the site's origin server, e.g. http://127.0.0.1:8080 (without it only /.swarm/ is served)")
+	fs.StringVar(&cfg.DataDir, "data", "swarmgate-data", "directory for the gateway's state (stored assets, site versions)")
+	fs.StringVar(&cfg.Root, "root", "", "the site's document root, to swarm its assets from the first visitor on")
+	fs.BoolVar(&cfg.Inject, "inject", false, "add the loader's script tag to proxied HTML pages")
+	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
+	fs.Int64Var(&cfg.MinSwarmSize, "min-swarm-size", 64<<10, "smallest asset, in bytes, that browsers fetch from the swarm")
+	fs.DurationVar(&cfg.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP")
+	ice := fs.String("ice", "", "comma-separated STUN/TURN URLs for browsers (only servers you run: a third party would learn who visits)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return cfg, "", err
 		}
-		return errUsage
+		return cfg, "", errUsage
 	}
-	log, err := newLogger(stderr, *logLevel)
+	if fs.NArg() > 0 {
+		return cfg, "", fmt.Errorf("%w: unexpected argument %q", errBadFlag, fs.Arg(0))
+	}
+	if *origin != "" {
+		u, err := url.Parse(*origin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, "", fmt.Errorf("%w: --origin %q: want an http:// or https:// URL with a host", errBadFlag, *origin)
+		}
+		cfg.Origin = u
+	}
+	if cfg.MinSwarmSize <= 0 {
+		return cfg, "", fmt.Errorf("%w: --min-swarm-size must be positive", errBadFlag)
+	}
+	if cfg.Fallback <= 0 {
+		return cfg, "", fmt.Errorf("%w: --fallback must be positive", errBadFlag)
+	}
+	cfg.PublicPaths = splitList(*public)
+	for _, p := range cfg.PublicPaths {
+		if !strings.HasPrefix(p, "/") {
+			return cfg, "", fmt.Errorf("%w: --public %q: paths start with /", errBadFlag, p)
+		}
+	}
+	for _, u := range splitList(*ice) {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			return cfg, "", fmt.Errorf("%w: --ice %q: want stun:, turn: or turns: URLs", errBadFlag, u)
+		}
+		cfg.ICEServers = append(cfg.ICEServers, gateway.ICEServer{URLs: []string{u}})
+	}
+	return cfg, *logLevel, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// errBadFlag marks a flag value that parsed but makes no sense.
+var errBadFlag = errors.New("bad flag")
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	cfg, level, err := serveConfig(args, stderr)
+	if err != nil {
+		if errors.Is(err, errBadFlag) {
+			fmt.Fprintln(stderr, "swarmgate serve:", err)
+			return errUsage
+		}
+		return err
+	}
+	log, err := newLogger(stderr, level)
 	if err != nil {
 		fmt.Fprintln(stderr, "swarmgate:", err)
 		return errUsage
 	}
-	srv, err := gateway.New(gateway.Config{Listen: *listen, Logger: log})
+	cfg.Logger = log
+	srv, err := gateway.New(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "swarmgate: tracker at ws://%s%s, metrics at http://%s%s\n",
-		srv.Addr(), gateway.PathAnnounce, srv.Addr(), gateway.PathMetrics)
+	a := srv.Addr()
+	if cfg.Origin != nil {
+		fmt.Fprintf(stdout, "swarmgate: gateway at http://%s in front of %s\n", a, cfg.Origin)
+	}
+	fmt.Fprintf(stdout, "swarmgate: tracker at ws://%s%s, metrics at http://%s%s\n", a, gateway.PathAnnounce, a, gateway.PathMetrics)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return srv.Run(ctx)

@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway/catalog"
+)
+
+// serveAsset serves the browser bundles: the loader with a short cache life (its URL is fixed in the site's
+// pages), the content-hashed engine as immutable.
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	b, err := fs.ReadFile(s.assets.FS, name)
+	if err != nil || name == "index.json" {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/javascript; charset=utf-8")
+	sum := sha256.Sum256(b)
+	h.Set("ETag", `"`+base64.RawURLEncoding.EncodeToString(sum[:12])+`"`)
+	if name == s.assets.Loader {
+		h.Set("Cache-Control", "public, max-age=300")
+	} else {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+}
+
+// Manifest is what the browser engine needs to join a site version's swarm and verify what it gets.
+type Manifest struct {
+	Version     string                  `json:"version"`
+	InfoHash    string                  `json:"infoHash"`
+	Torrent     []byte                  `json:"torrent"` // the .torrent (info dictionary and no trackers), base64
+	PieceLength int64                   `json:"pieceLength"`
+	Files       map[string]ManifestFile `json:"files"`
+	Tracker     string                  `json:"tracker"`
+	Webseeds    []string                `json:"webseeds"`
+	ICEServers  []ICEServer             `json:"iceServers"`
+	Engine      string                  `json:"engine"`
+	FallbackMs  int64                   `json:"fallbackMs"`
+	Mode        string                  `json:"mode"`
+}
+
+// ManifestFile is one asset in the manifest.
+type ManifestFile struct {
+	Index  int    `json:"index"`
+	Size   int64  `json:"size"`
+	Offset int64  `json:"offset"`
+	Type   string `json:"type"`
+	SHA256 string `json:"sha256"`
+}
+
+// manifest describes a version for a browser that reached the gateway at base.
+func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error) {
+	var torrent bytes.Buffer
+	if err := v.MetaInfo(nil, nil).Write(&torrent); err != nil {
+		return nil, fmt.Errorf("gateway: encoding torrent: %w", err)
+	}
+	m := &Manifest{
+		Version: v.Name, InfoHash: v.InfoHash.HexString(), Torrent: torrent.Bytes(), PieceLength: v.Info.PieceLength,
+		Files:      make(map[string]ManifestFile, len(v.Files)),
+		Tracker:    base.ws + PathAnnounce,
+		Webseeds:   []string{base.http + PathSeed},
+		ICEServers: s.cfg.ICEServers,
+		Engine:     PathPrefix + s.assets.Engine,
+		FallbackMs: s.cfg.Fallback.Milliseconds(),
+		Mode:       "normal",
+	}
+	if m.ICEServers == nil {
+		m.ICEServers = []ICEServer{}
+	}
+	for _, f := range v.Files {
+		m.Files[f.Path] = ManifestFile{Index: f.Index, Size: f.Size, Offset: f.Offset, Type: f.ContentType,
+			SHA256: fmt.Sprintf("%x", f.SHA256)}
+	}
+	return m, nil
+}
+
+// pageBase holds the gateway's URLs as the browser reached it.
+type pageBase struct{ http, ws string }
+
+func baseOf(r *http.Request) *pageBase {
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		return &pageBase{"https://" + r.Host, "wss://" + r.Host}
+	}
+	return &pageBase{"http://" + r.Host, "ws://" + r.Host}
+}
+
+func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
+	v := s.cat.Current()
+	if v == nil {
+		http.Error(w, "swarmgate: no site version yet", http.StatusNotFound)
+		return
+	}
+	m, err := s.manifest(v, baseOf(r))
+	if err != nil {
+		s.log.Error("gateway: manifest", slog.Any("err", err))
+		http.Error(w, "swarmgate: manifest unavailable", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	if err := json.NewEncoder(w).Encode(m); err != nil {
+		s.log.Debug("gateway: writing manifest", slog.Any("err", err))
+	}
+}
+
+// serveSeed is the BEP 19 webseed: byte ranges of a version's files, padding included.
+func (s *Server) serveSeed(w http.ResponseWriter, r *http.Request) {
+	v, err := s.cat.Version(r.PathValue("version"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	f, size, err := v.Open(r.PathValue("path"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // a version never changes
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", fmt.Sprint(size))
+	http.ServeContent(countingResponseWriter{w, &s.counters.gatewayHTTP}, r, "", v.Built, f)
+}
+
+// preseed stores the files under root as the site's resources and builds the first version.
+func (s *Server) preseed(root string) error {
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil || info.Size() < s.cfg.MinSwarmSize {
+			return err
+		}
+		ct := mime.TypeByExtension(filepath.Ext(p))
+		if strings.HasPrefix(ct, "text/html") {
+			return nil // pages are rewritten per request, never swarmed
+		}
+		if _, err := s.cat.AddFile("/"+filepath.ToSlash(rel), ct, p); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: pre-seeding from %s: %w", root, err)
+	}
+	if _, err := os.Stat(root); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if _, _, err := s.cat.Build(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	s.log.Info("gateway: pre-seeded", slog.String("root", root), slog.Int("assets", n))
+	return nil
+}

@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func testBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// origin is a test site whose handlers count the bytes of each path they send.
+type origin struct {
+	*httptest.Server
+	mux  *http.ServeMux
+	sent map[string]*atomic.Int64
+}
+
+func newOrigin(t *testing.T) *origin {
+	o := &origin{mux: http.NewServeMux(), sent: map[string]*atomic.Int64{}}
+	o.Server = httptest.NewServer(o.mux)
+	t.Cleanup(o.Close)
+	return o
+}
+
+// asset serves body at path with the given headers, counting what it sends.
+func (o *origin) asset(path, ctype string, body []byte, hdr ...string) {
+	n := &atomic.Int64{}
+	o.sent[path] = n
+	o.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", ctype)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Add(hdr[i], hdr[i+1])
+		}
+		http.ServeContent(countingResponseWriter{w, n}, r, "", time.Unix(1700000000, 0), bytes.NewReader(body))
+	})
+}
+
+func startGateway(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway run: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *Server) url(path string) string { return "http://" + s.Addr().String() + path }
+
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func TestProxyPreservesStatusHeadersRangeAndStreaming(t *testing.T) {
+	o := newOrigin(t)
+	body := testBytes(100_000, 1)
+	o.asset("/file.bin", "application/octet-stream", body, "X-Custom", "yes")
+	o.mux.HandleFunc("/teapot", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Tea", "earl grey")
+		w.WriteHeader(http.StatusTeapot)
+		fmt.Fprint(w, "short and stout")
+	})
+	flushed := make(chan struct{})
+	o.mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "first;")
+		w.(http.Flusher).Flush()
+		<-flushed
+		fmt.Fprint(w, "second")
+	})
+	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+
+	resp, b := get(t, g.url("/teapot"))
+	if resp.StatusCode != http.StatusTeapot || resp.Header.Get("X-Tea") != "earl grey" || string(b) != "short and stout" {
+		t.Fatalf("teapot: %d %v %q", resp.StatusCode, resp.Header, b)
+	}
+	resp, b = get(t, g.url("/file.bin"), "Range", "bytes=1000-1999")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, body[1000:2000]) || resp.Header.Get("X-Custom") != "yes" {
+		t.Fatalf("range: %d %d bytes", resp.StatusCode, len(b))
+	}
+
+	// Streaming: the first part arrives before the origin writes the second.
+	resp2, err := http.Get(g.url("/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	first := make([]byte, len("first;"))
+	if _, err := io.ReadFull(resp2.Body, first); err != nil || string(first) != "first;" {
+		t.Fatalf("stream: %q %v", first, err)
+	}
+	close(flushed)
+	rest, _ := io.ReadAll(resp2.Body)
+	if string(rest) != "second" {
+		t.Fatalf("stream rest %q", rest)
+	}
+}
+
+func manifestOf(t *testing.T, g *Server) *Manifest {
+	t.Helper()
+	resp, b := get(t, g.url(PathManifest))
+	if resp.StatusCode != 200 {
+		return nil
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+func TestOnlyPublicCacheableContentEntersTheSwarm(t *testing.T) {
+	o := newOrigin(t)
+	big := func(seed uint64) []byte { return testBytes(80_000, seed) }
+	o.asset("/public.jpg", "image/jpeg", big(1), "Cache-Control", "public, max-age=60")
+	o.asset("/private.jpg", "image/jpeg", big(2), "Cache-Control", "private, max-age=60")
+	o.asset("/nostore.bin", "application/octet-stream", big(3), "Cache-Control", "no-store")
+	o.asset("/setcookie.bin", "application/octet-stream", big(4), "Set-Cookie", "session=abc")
+	o.asset("/varycookie.bin", "application/octet-stream", big(5), "Vary", "Accept, Cookie")
+	o.asset("/account.bin", "application/octet-stream", big(6)) // fetched with a cookie below
+	o.asset("/api/me", "application/json", big(7))             // fetched with Authorization below
+	o.asset("/declared/logo.png", "image/png", big(8))          // the operator declared it public
+	o.asset("/small.css", "text/css", []byte("body{}"))
+	g := startGateway(t, Config{Origin: mustURL(o.URL), PublicPaths: []string{"/declared/"}})
+
+	for _, p := range []string{"/public.jpg", "/private.jpg", "/nostore.bin", "/setcookie.bin", "/varycookie.bin", "/small.css"} {
+		get(t, g.url(p))
+	}
+	get(t, g.url("/account.bin"), "Cookie", "session=abc")
+	get(t, g.url("/api/me"), "Authorization", "Bearer x")
+	get(t, g.url("/declared/logo.png"), "Cookie", "session=abc")
+
+	waitFor(t, "a version with the public assets", func() bool {
+		m := manifestOf(t, g)
+		return m != nil && len(m.Files) == 2
+	})
+	m := manifestOf(t, g)
+	for _, p := range []string{"/public.jpg", "/declared/logo.png"} {
+		if _, ok := m.Files[p]; !ok {
+			t.Errorf("%s missing from the manifest", p)
+		}
+	}
+	// Nothing private is in the torrent either, nor served by the webseed.
+	for _, secret := range []string{"private", "nostore", "setcookie", "varycookie", "account", "api"} {
+		if bytes.Contains(m.Torrent, []byte(secret)) {
+			t.Errorf("%s reached the torrent", secret)
+		}
+		if resp, _ := get(t, g.url(PathSeed+m.Version+"/"+secret+".bin")); resp.StatusCode != 404 {
+			t.Errorf("webseed serves %s", secret)
+		}
+	}
+	for _, v := range g.Catalog().Versions() {
+		for _, f := range v.Files {
+			if f.Path != "/public.jpg" && f.Path != "/declared/logo.png" {
+				t.Errorf("version %s holds %s", v.Name, f.Path)
+			}
+		}
+	}
+}
+
+func TestWebseedServesRangesOfVersionFiles(t *testing.T) {
+	o := newOrigin(t)
+	body := testBytes(150_000, 3)
+	o.asset("/v.mp4", "video/mp4", body, "Cache-Control", "max-age=60")
+	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	get(t, g.url("/v.mp4"))
+	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	m := manifestOf(t, g)
+	if m.Tracker != "ws://"+g.Addr().String()+PathAnnounce || m.Webseeds[0] != g.url(PathSeed) {
+		t.Fatalf("manifest URLs: %s %v", m.Tracker, m.Webseeds)
+	}
+	resp, b := get(t, m.Webseeds[0]+m.Version+"/v.mp4", "Range", "bytes=100-199")
+	if resp.StatusCode != 206 || !bytes.Equal(b, body[100:200]) {
+		t.Fatalf("webseed range: %d", resp.StatusCode)
+	}
+	if g.Bytes()[SourceGatewayHTTP] < 100 {
+		t.Fatalf("webseed bytes not counted: %v", g.Bytes())
+	}
+}
+
+func TestStoredAssetsLeaveTheOriginOnce(t *testing.T) {
+	o := newOrigin(t)
+	body := testBytes(200_000, 4)
+	o.asset("/fresh.jpg", "image/jpeg", body, "Cache-Control", "public, max-age=600")
+	o.asset("/stale.jpg", "image/jpeg", body[:150_000], "Cache-Control", "no-cache", "ETag", `"v1"`)
+	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	for _, p := range []string{"/fresh.jpg", "/stale.jpg"} {
+		_, b := get(t, g.url(p))
+		waitFor(t, p+" stored", func() bool { _, ok := g.Catalog().Lookup(p); return ok })
+		for range 3 {
+			resp, b2 := get(t, g.url(p))
+			if !bytes.Equal(b, b2) || resp.Header.Get("X-Swarmgate") != "store" {
+				t.Fatalf("%s: second response differs or not from the store (%v)", p, resp.Header)
+			}
+		}
+		if sent := o.sent[p].Load(); sent != int64(len(b)) {
+			t.Fatalf("%s: origin sent %d bytes for a %d byte asset fetched 4 times", p, sent, len(b))
+		}
+	}
+}

@@ -1,0 +1,101 @@
+// The one script tag a site adds: <script src="/.swarm/loader.js" async></script>.
+//
+// The gateway rewrites heavy assets in the HTML it serves (src -> data-swarm-src, srcset -> data-swarm-srcset,
+// with a <noscript> copy for browsers without JavaScript). This loader gives each such element its bytes:
+// from the swarm through the lazily loaded engine when the browser can do WebRTC, else, or on any failure,
+// from HTTP exactly as the page would have loaded without swarmgate. It never blocks rendering.
+import type { Engine, Manifest } from './manifest'
+
+const SRC = 'data-swarm-src'
+const SRCSET = 'data-swarm-srcset'
+// Last resort: an element not served by the engine within this time loads over HTTP.
+const HARD_TIMEOUT_MS = 15000
+
+const script = document.currentScript as HTMLScriptElement | null
+
+function disabled(): boolean {
+  try {
+    if (script?.dataset.swarm === 'off' || localStorage.getItem('swarmgate') === 'off') return true
+  } catch {
+    // storage may be blocked; that is no reason to give up on the swarm
+  }
+  return typeof RTCPeerConnection !== 'function'
+}
+
+// Puts back the URL the page had, so the browser loads it over HTTP.
+function restore(el: Element): void {
+  const src = el.getAttribute(SRC)
+  const srcset = el.getAttribute(SRCSET)
+  el.removeAttribute(SRC)
+  el.removeAttribute(SRCSET)
+  if (srcset !== null) el.setAttribute('srcset', srcset)
+  if (src !== null) el.setAttribute('src', src)
+  reload(el)
+}
+
+function reload(el: Element): void {
+  const media = el instanceof HTMLSourceElement ? el.parentElement : el
+  if (media instanceof HTMLMediaElement) media.load()
+}
+
+// The URL the browser would pick: src, or the srcset candidate best matching the screen.
+function chosenURL(el: Element): string | null {
+  const srcset = el.getAttribute(SRCSET)
+  if (srcset) {
+    const dpr = window.devicePixelRatio || 1
+    const want = /\d+w\b/.test(srcset) ? innerWidth * dpr : dpr
+    let best: [string, number] | null = null
+    for (const part of srcset.split(',')) {
+      const [url, d = '1x'] = part.trim().split(/\s+/)
+      const n = parseFloat(d) || 1
+      if (!best || (best[1] < want ? n > best[1] : n >= want && n < best[1])) best = [url, n]
+    }
+    if (best) return best[0]
+  }
+  return el.getAttribute(SRC)
+}
+
+async function main(): Promise<void> {
+  const els = Array.from(document.querySelectorAll(`[${SRC}],[${SRCSET}]`))
+  if (els.length === 0) return
+  if (disabled()) return els.forEach(restore)
+  const pending = new Set(els)
+  const fallback = (el: Element) => {
+    if (pending.delete(el)) restore(el)
+  }
+  setTimeout(() => pending.forEach(fallback), HARD_TIMEOUT_MS)
+  try {
+    const res = await fetch('/.swarm/manifest.json', { cache: 'no-cache' })
+    if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
+    const m: Manifest = await res.json()
+    const want = els.map(el => {
+      const u = chosenURL(el)
+      const url = u === null ? null : new URL(u, location.href)
+      return url && url.origin === location.origin && m.files[url.pathname + url.search] ? url.pathname + url.search : null
+    })
+    want.forEach((p, i) => p === null && fallback(els[i]))
+    if (want.every(p => p === null)) return
+    const engine: Engine = await (await import(/* @vite-ignore */ m.engine)).start(m)
+    ;(window as any).swarmgate = engine
+    await Promise.all(els.map(async (el, i) => {
+      const p = want[i]
+      if (p === null) return
+      try {
+        const blobURL = await engine.url(p)
+        if (!pending.delete(el)) return
+        el.removeAttribute(SRC)
+        el.removeAttribute(SRCSET)
+        el.setAttribute('src', blobURL)
+        el.setAttribute('data-swarm', 'p2p')
+        reload(el)
+      } catch {
+        fallback(el)
+      }
+    }))
+  } catch {
+    pending.forEach(fallback)
+  }
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', () => void main())
+else void main()

@@ -1,0 +1,37 @@
+// The shape of /.swarm/manifest.json, shared by the loader and the engine.
+export interface ManifestFile {
+  index: number // in the torrent's file list (padding files included)
+  size: number
+  offset: number
+  type: string
+  sha256: string
+}
+
+export interface Manifest {
+  version: string
+  infoHash: string
+  torrent: string // base64 of the .torrent (info dictionary, no trackers): what every piece is verified against
+  pieceLength: number
+  files: Record<string, ManifestFile> // by URL path (with query)
+  tracker: string
+  webseeds: string[]
+  iceServers: RTCIceServer[]
+  engine: string // URL of the engine bundle
+  fallbackMs: number // take pieces from webseeds after this long without progress
+  mode: string
+}
+
+export interface EngineStats {
+  peerBytes: number
+  webseedBytes: number
+  uploadedBytes: number
+  peers: number
+  droppedPeers: number
+  files: number
+}
+
+export interface Engine {
+  // Resolves to an object URL holding the verified bytes of the file at a URL path.
+  url(path: string): Promise<string>
+  stats(): EngineStats
+}

@@ -1,0 +1,4 @@
+declare module 'webtorrent/dist/webtorrent.min.js' {
+  const WebTorrent: any
+  export default WebTorrent
+}
