@@ -192,7 +192,7 @@ func TestOnlyPublicCacheableContentEntersTheSwarm(t *testing.T) {
 	o.asset("/setcookie.bin", "application/octet-stream", big(4), "Set-Cookie", "session=abc")
 	o.asset("/varycookie.bin", "application/octet-stream", big(5), "Vary", "Accept, Cookie")
 	o.asset("/account.bin", "application/octet-stream", big(6)) // fetched with a cookie below
-	o.asset("/api/me", "application/json", big(7))             // fetched with Authorization below
+	o.asset("/api/me", "application/json", big(7))              // fetched with Authorization below
 	o.asset("/declared/logo.png", "image/png", big(8))          // the operator declared it public
 	o.asset("/small.css", "text/css", []byte("body{}"))
 	g := startGateway(t, Config{Origin: mustURL(o.URL), PublicPaths: []string{"/declared/"}})

@@ -296,4 +296,3 @@ func (p *pieceHasher) Sum() []byte {
 	}
 	return p.pieces
 }
-
