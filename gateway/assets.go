@@ -79,6 +79,9 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		FallbackMs: s.cfg.Fallback.Milliseconds(),
 		Mode:       "normal",
 	}
+	if s.cfg.TrackerURL != "" {
+		m.Tracker = s.cfg.TrackerURL
+	}
 	if m.ICEServers == nil {
 		m.ICEServers = []ICEServer{}
 	}
@@ -176,4 +179,38 @@ func (s *Server) preseed(root string) error {
 	}
 	s.log.Info("gateway: pre-seeded", slog.String("root", root), slog.Int("assets", n))
 	return nil
+}
+
+// maxStatsBody bounds an engine's stats report.
+const maxStatsBody = 1 << 10
+
+// EngineReport is what a browser engine reports: bytes by source since its previous report.
+type EngineReport struct {
+	PeerBytes     int64 `json:"peerBytes"`
+	SeederBytes   int64 `json:"seederBytes"`
+	WebseedBytes  int64 `json:"webseedBytes"`
+	UploadedBytes int64 `json:"uploadedBytes"`
+}
+
+// serveStats takes an engine's report. Reports are the visitors' word: they feed the peer byte count (which
+// the gateway cannot see) and nothing else, and each is bounded by the size of the site version.
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	var rep EngineReport
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStatsBody)).Decode(&rep); err != nil {
+		http.Error(w, "swarmgate: bad stats report: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	v := s.cat.Current()
+	if v == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	limit := v.Info.TotalLength()
+	if rep.PeerBytes < 0 || rep.PeerBytes > limit || rep.UploadedBytes < 0 {
+		http.Error(w, "swarmgate: stats report out of range", http.StatusBadRequest)
+		return
+	}
+	s.counters.peers.Add(rep.PeerBytes)
+	s.counters.uploaded.Add(rep.UploadedBytes)
+	w.WriteHeader(http.StatusNoContent)
 }

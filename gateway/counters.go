@@ -19,6 +19,7 @@ const (
 // counters counts bytes served by source.
 type counters struct {
 	origin, gatewayHTTP, peers atomic.Int64
+	uploaded                   atomic.Int64 // browsers' reported uploads to other browsers
 	seeder                     func() int64 // read from the seeder when there is one
 }
 

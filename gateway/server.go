@@ -28,6 +28,7 @@ const (
 	PathManifest = PathPrefix + "manifest.json"
 	PathLoader   = PathPrefix + "loader.js"
 	PathSeed     = PathPrefix + "seed/" // BEP 19 webseed root: PathSeed + version name + "/" + file path
+	PathStats    = PathPrefix + "stats" // engines report bytes by source here
 )
 
 // Defaults for Config.
@@ -59,6 +60,8 @@ type Config struct {
 	// ICEServers are given to browsers for WebRTC (STUN/TURN URLs). Only the operator's own servers belong
 	// here: a third-party STUN server learns who visits.
 	ICEServers []ICEServer
+	// TrackerURL, if set, is the tracker browsers announce to instead of the gateway's own (ws:// or wss://).
+	TrackerURL string
 	// Tracker configures the embedded WebSocket tracker.
 	Tracker tracker.Config
 	// Logger receives the server's logs; nil discards them.
@@ -133,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET "+PathManifest, s.serveManifest)
 	s.mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", s.serveSeed)
 	s.mux.HandleFunc("GET "+PathPrefix+"{file}", s.serveAsset)
+	s.mux.HandleFunc("POST "+PathStats, s.serveStats)
 	if cfg.Origin != nil {
 		s.proxy = s.newProxy(cfg.Origin)
 		s.mux.HandleFunc("/", s.serveProxy)

@@ -89,16 +89,21 @@ func (b *Browser) NewPage() *Page {
 			if err != nil {
 				return
 			}
-			b.t.Logf("browser console: %s", m)
+			line := m.String()
+			if m.Source != "" {
+				line = string(m.Type) + "[" + m.Source + "]: " + m.Text
+			}
+			b.t.Logf("browser console: %s", line)
 			p.mu.Lock()
-			p.console = append(p.console, m.String())
+			p.console = append(p.console, line)
 			p.mu.Unlock()
 		}
 	}()
 	return p
 }
 
-// Console returns the console messages logged so far, as "type: text".
+// Console returns the console messages logged so far, as "type: text" for the page's own console calls and
+// exceptions, and "type[source]: text" for the browser's log (a failed network request, say).
 func (p *Page) Console() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -16,7 +16,20 @@ function base64Bytes(s: string): Uint8Array {
 export function start(m: Manifest): Engine {
   const client = new WebTorrent({ tracker: { rtcConfig: { iceServers: m.iceServers } }, dht: false, lsd: false, utPex: false })
   const torrent = client.add(base64Bytes(m.torrent), { announce: [m.tracker], deselect: true })
-  const stats: EngineStats = { peerBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0 }
+  const stats: EngineStats = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0 }
+  const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
+  // Tells the gateway what came from where since the last report, for its per-source byte counts.
+  const report = () => {
+    const delta: Record<string, number> = {}
+    let any = false
+    for (const k of Object.keys(reported) as (keyof typeof reported)[]) {
+      delta[k] = stats[k] - reported[k]
+      any ||= delta[k] > 0
+      reported[k] = stats[k]
+    }
+    if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
+  }
+  addEventListener('pagehide', report)
   const banned = new Set<string>()
   const sources = new Map<number, Set<any>>() // piece index -> wires that sent blocks of it
   let lastProgress = Date.now()
@@ -25,10 +38,12 @@ export function start(m: Manifest): Engine {
   torrent.on('wire', (wire: any) => {
     if (banned.has(wire.peerId)) return wire.destroy()
     const web = wire.type === 'webSeed'
+    const seeder = !web && !!m.seederPeerId && wire.peerId === m.seederPeerId
     if (!web) stats.peers++
     wire.on('download', (n: number) => {
       lastProgress = Date.now()
       if (web) stats.webseedBytes += n
+      else if (seeder) stats.seederBytes += n
       else stats.peerBytes += n
     })
     wire.on('upload', (n: number) => { stats.uploadedBytes += n })
@@ -54,12 +69,21 @@ export function start(m: Manifest): Engine {
 
   // HTTP fallback: when nothing arrives for fallbackMs while files are wanted, add the webseeds; they then
   // fetch missing pieces by Range alongside any peers.
-  const wanted = new Set<any>()
+  // A file that makes no progress even from the webseeds is given up, so the page loads it over HTTP.
+  const wanted = new Map<any, (err: Error) => void>() // file -> its url() rejecter
+  const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
   const timer = setInterval(() => {
-    if (webseeded || wanted.size === 0) return
-    if (Date.now() - lastProgress >= m.fallbackMs) {
+    if (wanted.size === 0) return
+    const idle = Date.now() - lastProgress
+    if (!webseeded && idle >= m.fallbackMs) {
       webseeded = true
       for (const url of m.webseeds) torrent.addWebSeed(url)
+    } else if (webseeded && idle >= giveUpMs) {
+      for (const [file, reject] of wanted) {
+        file.deselect()
+        reject(new Error('swarmgate: no progress from peers or webseeds'))
+      }
+      wanted.clear()
     }
   }, 250)
   torrent.on('done', () => clearInterval(timer))
@@ -80,10 +104,11 @@ export function start(m: Manifest): Engine {
           wanted.delete(file)
           const blob: Blob = await file.blob()
           stats.files++
+          report()
           resolve(URL.createObjectURL(new Blob([blob], { type: meta.type })))
         }
         if (file.done) return void finish().catch(reject)
-        wanted.add(file)
+        wanted.set(file, reject)
         lastProgress = Date.now()
         file.once('done', () => void finish().catch(reject))
         file.select()

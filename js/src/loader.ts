@@ -8,8 +8,9 @@ import type { Engine, Manifest } from './manifest'
 
 const SRC = 'data-swarm-src'
 const SRCSET = 'data-swarm-srcset'
-// Last resort: an element not served by the engine within this time loads over HTTP.
-const HARD_TIMEOUT_MS = 15000
+// Last resort: if the manifest and engine are not up within this time, every element loads over HTTP. Once the
+// engine runs it owns the timing (it falls back to webseeds, and gives up on a file that stops progressing).
+const START_TIMEOUT_MS = 10000
 
 const script = document.currentScript as HTMLScriptElement | null
 
@@ -63,7 +64,8 @@ async function main(): Promise<void> {
   const fallback = (el: Element) => {
     if (pending.delete(el)) restore(el)
   }
-  setTimeout(() => pending.forEach(fallback), HARD_TIMEOUT_MS)
+  let started = false
+  setTimeout(() => started || pending.forEach(fallback), START_TIMEOUT_MS)
   try {
     const res = await fetch('/.swarm/manifest.json', { cache: 'no-cache' })
     if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
     want.forEach((p, i) => p === null && fallback(els[i]))
     if (want.every(p => p === null)) return
     const engine: Engine = await (await import(/* @vite-ignore */ m.engine)).start(m)
+    started = true
     ;(window as any).swarmgate = engine
     await Promise.all(els.map(async (el, i) => {
       const p = want[i]

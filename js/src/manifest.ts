@@ -19,11 +19,13 @@ export interface Manifest {
   engine: string // URL of the engine bundle
   fallbackMs: number // take pieces from webseeds after this long without progress
   mode: string
+  seederPeerId?: string // hex peer ID of the gateway's own seeder, to tell its bytes from other browsers'
 }
 
 export interface EngineStats {
-  peerBytes: number
-  webseedBytes: number
+  peerBytes: number // from other browsers
+  seederBytes: number // from the gateway's WebRTC seeder
+  webseedBytes: number // over HTTP from webseeds
   uploadedBytes: number
   peers: number
   droppedPeers: number

@@ -1,0 +1,273 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/gateway/examplesite"
+	"github.com/swarmgate/swarmgate/internal/browsertest"
+)
+
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// site serves the example site as the origin, counting the bytes it sends per path.
+type site struct {
+	*httptest.Server
+	files map[string][]byte
+	mu    sync.Mutex
+	sent  map[string]int64
+}
+
+func newSite(t *testing.T, dir string) *site {
+	files, err := examplesite.Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{files: files, sent: map[string]int64{}}
+	fsrv := http.FileServer(http.Dir(dir))
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		cw := &countWriter{ResponseWriter: w}
+		fsrv.ServeHTTP(cw, r)
+		s.mu.Lock()
+		s.sent[r.URL.Path] += cw.n
+		s.mu.Unlock()
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+type countWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func startGateway(t *testing.T, cfg gateway.Config) *gateway.Server {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	g, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	return g
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// pageResult is what a loaded page reports about its heavy assets.
+type pageResult struct {
+	Hashes map[string]string  `json:"hashes"` // element id → SHA-256 of the bytes it shows
+	Via    map[string]string  `json:"via"`    // element id → "p2p" or "http"
+	Stats  map[string]float64 `json:"stats"`  // the engine's byte counts, if it ran
+	Ready  bool               `json:"ready"`
+}
+
+// loadedJS waits until the page's image and audio have their bytes, then hashes those bytes.
+const loadedJS = `(async () => {
+	const deadline = Date.now() + 60000;
+	const img = document.getElementById('photo'), audio = document.getElementById('tone');
+	const ready = () => document.querySelectorAll('[data-swarm-src],[data-swarm-srcset]').length === 0 &&
+		img.complete && img.naturalWidth > 0 && audio.readyState >= 1;
+	while (!ready()) {
+		if (Date.now() > deadline) return { ready: false, hashes: {}, via: {}, stats: null };
+		await new Promise(r => setTimeout(r, 50));
+	}
+	const hex = b => Array.from(new Uint8Array(b), x => x.toString(16).padStart(2, '0')).join('');
+	const hashes = {}, via = {};
+	for (const el of [img, audio]) {
+		const buf = await (await fetch(el.currentSrc || el.src)).arrayBuffer();
+		hashes[el.id] = hex(await crypto.subtle.digest('SHA-256', buf));
+		via[el.id] = el.dataset.swarm || 'http';
+	}
+	return { ready: true, hashes, via, stats: window.swarmgate ? window.swarmgate.stats() : null };
+})()`
+
+func loadPage(t *testing.T, p *browsertest.Page, u string) pageResult {
+	t.Helper()
+	if err := p.Do(30*time.Second, chromedp.Navigate(u)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	res, err := browsertest.Eval[pageResult](p, 90*time.Second, loadedJS)
+	if err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	if !res.Ready {
+		t.Fatalf("page assets did not load; console: %v", p.Console())
+	}
+	return res
+}
+
+func checkHashes(t *testing.T, s *site, name string, res pageResult) {
+	t.Helper()
+	want := map[string]string{"photo": sha(s.files[examplesite.ImagePNG]), "tone": sha(s.files[examplesite.AudioWAV])}
+	for id, h := range want {
+		if res.Hashes[id] != h {
+			t.Errorf("%s: %s shows bytes with SHA-256 %s, want %s", name, id, res.Hashes[id], h)
+		}
+	}
+}
+
+// TestCrowdOfBrowsersSharesTheSite is the gateway's end-to-end proof: five default browsers load the example
+// site; the later four take the heavy assets from the earlier ones.
+func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+	heavy := int64(len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV]))
+
+	b := browsertest.Start(t)
+	first := b.NewPage()
+	res := loadPage(t, first, pageURL)
+	checkHashes(t, s, "browser 1", res)
+	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" {
+		t.Fatalf("browser 1 did not use the engine: %v (console %v)", res.Via, first.Console())
+	}
+	t.Logf("browser 1 engine stats: %v", res.Stats)
+
+	var (
+		wg                        sync.WaitGroup
+		mu                        sync.Mutex
+		peerBytes, allEngineBytes float64
+	)
+	var failed atomic.Bool
+	for i := 2; i <= 5; i++ {
+		p := b.NewPage()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := loadPage(t, p, pageURL)
+			checkHashes(t, s, fmt.Sprintf("browser %d", i), r)
+			if r.Via["photo"] != "p2p" || r.Via["tone"] != "p2p" {
+				failed.Store(true)
+				t.Errorf("browser %d fell back to HTTP: %v", i, r.Via)
+			}
+			t.Logf("browser %d engine stats: %v", i, r.Stats)
+			mu.Lock()
+			peerBytes += r.Stats["peerBytes"]
+			allEngineBytes += r.Stats["peerBytes"] + r.Stats["seederBytes"] + r.Stats["webseedBytes"]
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if failed.Load() || t.Failed() {
+		return
+	}
+	if share := peerBytes / allEngineBytes; share < 0.8 {
+		t.Errorf("browsers 2..5 got %.0f%% of heavy bytes from other browsers, want at least 80%%", share*100)
+	} else {
+		t.Logf("browsers 2..5 got %.1f%% of heavy bytes from other browsers", share*100)
+	}
+	// The gateway's counters agree with the engines (reports arrive by beacon, so wait for them).
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Bytes()[gateway.SourcePeers] < int64(peerBytes) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	bytes := g.Bytes()
+	t.Logf("gateway bytes by source: %v", bytes)
+	if bytes[gateway.SourcePeers] < int64(peerBytes) {
+		t.Errorf("gateway counts %d peer bytes, engines of browsers 2..5 alone report %.0f", bytes[gateway.SourcePeers], peerBytes)
+	}
+	s.mu.Lock()
+	for _, p := range examplesite.Heavy {
+		if n := s.sent[p]; n > int64(len(s.files[p])) {
+			t.Errorf("origin sent %s %d bytes: more than once", p, n)
+		}
+	}
+	s.mu.Unlock()
+	egress := bytes[gateway.SourceOrigin] + bytes[gateway.SourceGatewayHTTP] + bytes[gateway.SourceSeeder]
+	if egress > 2*heavy+64<<10 {
+		t.Errorf("site egress %d bytes for five visitors; want at most 2x the heavy assets (%d)", egress, 2*heavy)
+	}
+	t.Logf("site egress for 5 visitors: %d bytes = %.2fx the heavy assets", egress, float64(egress)/float64(heavy))
+}
+
+// TestWithoutWebRTCThePageLoadsOverHTTP: a browser without WebRTC, and one whose tracker is unreachable, still
+// show every asset with the right bytes, and the page's scripts log no error.
+func TestWithoutWebRTCThePageLoadsOverHTTP(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	b := browsertest.Start(t)
+
+	check := func(name string, p *browsertest.Page, page string, wantVia string) {
+		res := loadPage(t, p, page)
+		checkHashes(t, s, name, res)
+		for id, via := range res.Via {
+			if via != wantVia {
+				t.Errorf("%s: %s loaded via %s, want %s", name, id, via, wantVia)
+			}
+		}
+		// The page's scripts must log nothing bad. (The browser itself logs a failed WebSocket connection, as it
+		// does for any failed request; no page can prevent that, so those lines are only shown.)
+		for _, line := range p.Console() {
+			if strings.HasPrefix(line, "error:") || strings.HasPrefix(line, "exception:") || strings.HasPrefix(line, "warning:") {
+				t.Errorf("%s: console: %s", name, line)
+			}
+		}
+	}
+
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	noRTC := b.NewPage()
+	_, err := chromedp.Call(noRTC.Ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: "delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("without WebRTC", noRTC, "http://"+g.Addr().String()+examplesite.PageHTML, "http")
+
+	// A tracker nobody answers at: the engine runs, finds no peer, and takes every piece from the webseed.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	g2 := startGateway(t, gateway.Config{Origin: origin, Root: dir, TrackerURL: "ws://" + closed.Addr().String() + "/.swarm/announce"})
+	check("tracker unreachable", b.NewPage(), "http://"+g2.Addr().String()+examplesite.PageHTML, "p2p")
+	if n := g2.Bytes()[gateway.SourceGatewayHTTP]; n < int64(len(s.files[examplesite.ImagePNG])+len(s.files[examplesite.AudioWAV])) {
+		t.Errorf("webseed served %d bytes; the heavy assets weigh more", n)
+	}
+}
