@@ -20,14 +20,22 @@ import (
 const usage = `swarmgate turns a flash crowd into the CDN for a web site.
 
 Usage:
+  swarmgate demo [flags]     run an example site behind a gateway on loopback, to open in browsers
   swarmgate serve [flags]    run the gateway in front of a site's origin
   swarmgate version          print the version
 
 Run 'swarmgate COMMAND -h' for a command's flags.
 `
 
-// Main runs the command line and returns the process exit code.
+// Main runs the command line until it is done or the process is interrupted, and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, stdout, stderr)
+}
+
+// Run runs the command line until it is done or ctx ends, and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -35,7 +43,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(args[1:], stdout, stderr)
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = demo(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "swarmgate", version())
 	case "help", "-h", "--help":
@@ -139,7 +149,7 @@ func splitList(s string) []string {
 // errBadFlag marks a flag value that parsed but makes no sense.
 var errBadFlag = errors.New("bad flag")
 
-func serve(args []string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, level, err := serveConfig(args, stderr)
 	if err != nil {
 		if errors.Is(err, errBadFlag) {
@@ -163,7 +173,5 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "swarmgate: gateway at http://%s in front of %s\n", a, cfg.Origin)
 	}
 	fmt.Fprintf(stdout, "swarmgate: tracker at ws://%s%s, metrics at http://%s%s\n", a, gateway.PathAnnounce, a, gateway.PathMetrics)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	return srv.Run(ctx)
 }

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs README's first command, `swarmgate demo`, and loads the page it prints.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--dir", t.TempDir(), "--log-level", "warn"}, pw, io.Discard)
+		pw.Close()
+	}()
+	urlRE := regexp.MustCompile(`gateway \(open this\):\s+(http://\S+)`)
+	sc := bufio.NewScanner(pr)
+	var page string
+	for sc.Scan() {
+		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+			page = m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if page == "" {
+		t.Fatal("demo printed no URL to open")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `data-swarm-src="/media/photo.png"`) {
+		t.Fatalf("demo page: %d\n%s", resp.StatusCode, body)
+	}
+	resp, err = client.Get(strings.TrimSuffix(page, "/") + "/.swarm/manifest.json")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("manifest: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("demo exited %d", code)
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--origin", "http://127.0.0.1:8080"}, true},
+		{[]string{"--origin", "ftp://x"}, false},
+		{[]string{"--origin", "127.0.0.1:8080"}, false},
+		{[]string{"--public", "/img/,/css/"}, true},
+		{[]string{"--public", "img/"}, false},
+		{[]string{"--ice", "stun:127.0.0.1:3478"}, true},
+		{[]string{"--ice", "http://stun.example"}, false},
+		{[]string{"--min-swarm-size", "0"}, false},
+		{[]string{"--fallback", "-1s"}, false},
+		{[]string{"extra"}, false},
+		{[]string{"--no-such-flag"}, false},
+	} {
+		_, _, err := serveConfig(tc.args, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("serve %v: err = %v, want ok=%v", tc.args, err, tc.ok)
+		}
+	}
+}
