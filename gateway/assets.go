@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,6 +83,9 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 	if s.cfg.TrackerURL != "" {
 		m.Tracker = s.cfg.TrackerURL
 	}
+	if m.ICEServers == nil && s.stunPort != 0 {
+		m.ICEServers = []ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}
+	}
 	if m.ICEServers == nil {
 		m.ICEServers = []ICEServer{}
 	}
@@ -93,13 +97,20 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 }
 
 // pageBase holds the gateway's URLs as the browser reached it.
-type pageBase struct{ http, ws string }
+type pageBase struct{ http, ws, hostname string }
 
 func baseOf(r *http.Request) *pageBase {
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		return &pageBase{"https://" + r.Host, "wss://" + r.Host}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
 	}
-	return &pageBase{"http://" + r.Host, "ws://" + r.Host}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		return &pageBase{"https://" + r.Host, "wss://" + r.Host, host}
+	}
+	return &pageBase{"http://" + r.Host, "ws://" + r.Host, host}
 }
 
 func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {

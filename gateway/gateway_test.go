@@ -3,11 +3,19 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/stun/v3"
 )
 
 func testBytes(n int, seed uint64) []byte {
@@ -271,4 +281,101 @@ func TestStoredAssetsLeaveTheOriginOnce(t *testing.T) {
 			t.Fatalf("%s: origin sent %d bytes for a %d byte asset fetched 4 times", p, sent, len(b))
 		}
 	}
+}
+
+func TestOwnSTUNServerIsTheDefaultICEServer(t *testing.T) {
+	o := newOrigin(t)
+	o.asset("/a.bin", "application/octet-stream", testBytes(70_000, 1), "Cache-Control", "max-age=60")
+	g := startGateway(t, Config{Origin: mustURL(o.URL), STUNListen: "127.0.0.1:0"})
+	get(t, g.url("/a.bin"))
+	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	m := manifestOf(t, g)
+	want := fmt.Sprintf("stun:127.0.0.1:%d", g.STUNPort())
+	if len(m.ICEServers) != 1 || m.ICEServers[0].URLs[0] != want {
+		t.Fatalf("ICE servers %+v, want %s", m.ICEServers, want)
+	}
+	// It answers a real STUN binding request with the client's address.
+	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", g.STUNPort()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, err := stun.NewClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var mapped stun.XORMappedAddress
+	var cbErr error
+	if err := c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(ev stun.Event) {
+		if ev.Error != nil {
+			cbErr = ev.Error
+			return
+		}
+		cbErr = mapped.GetFrom(ev.Message)
+	}); err != nil || cbErr != nil {
+		t.Fatal(err, cbErr)
+	}
+	if mapped.String() != conn.LocalAddr().String() {
+		t.Fatalf("STUN says %s, we are %s", mapped, conn.LocalAddr())
+	}
+	// Operator-configured servers replace it.
+	g2 := startGateway(t, Config{Origin: mustURL(o.URL), STUNListen: "127.0.0.1:0",
+		ICEServers: []ICEServer{{URLs: []string{"turn:turn.site.test:3478"}, Username: "u", Credential: "c"}}})
+	get(t, g2.url("/a.bin"))
+	waitFor(t, "a version", func() bool { return g2.Catalog().Current() != nil })
+	if m := manifestOf(t, g2); m.ICEServers[0].URLs[0] != "turn:turn.site.test:3478" {
+		t.Fatalf("configured ICE servers ignored: %+v", m.ICEServers)
+	}
+}
+
+func TestServesHTTPSWithSecureSocketURLs(t *testing.T) {
+	cert, pool := selfSigned(t)
+	o := newOrigin(t)
+	o.asset("/a.bin", "application/octet-stream", testBytes(70_000, 1), "Cache-Control", "max-age=60")
+	g := startGateway(t, Config{Origin: mustURL(o.URL), TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	base := "https://" + g.Addr().String()
+	resp, err := client.Get(base + "/a.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	resp, err = client.Get(base + PathManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m Manifest
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Tracker != "wss://"+g.Addr().String()+PathAnnounce || m.Webseeds[0] != base+PathSeed {
+		t.Fatalf("over HTTPS the manifest must name secure URLs: %s %v", m.Tracker, m.Webseeds)
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "swarmgate test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

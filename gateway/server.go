@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/turn/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,10 +60,16 @@ type Config struct {
 	// Fallback is how long a browser waits without progress from peers before taking pieces over HTTP.
 	Fallback time.Duration
 	// ICEServers are given to browsers for WebRTC (STUN/TURN URLs). Only the operator's own servers belong
-	// here: a third-party STUN server learns who visits.
+	// here: a third-party STUN server learns who visits. When empty, browsers get the gateway's own STUN
+	// server if STUNListen is set, else none (peers on one network still connect).
 	ICEServers []ICEServer
+	// STUNListen is the UDP address of the gateway's own STUN server, e.g. ":3478"; empty runs none.
+	STUNListen string
 	// TrackerURL, if set, is the tracker browsers announce to instead of the gateway's own (ws:// or wss://).
 	TrackerURL string
+	// TLS, if set, makes the gateway serve HTTPS (browsers need a secure context for service workers, and
+	// for WebRTC on anything but localhost).
+	TLS *tls.Config
 	// Tracker configures the embedded WebSocket tracker.
 	Tracker tracker.Config
 	// Logger receives the server's logs; nil discards them.
@@ -87,6 +95,8 @@ type Server struct {
 	mux      *http.ServeMux
 	ln       net.Listener
 	counters counters
+	stun     *turn.Server
+	stunPort int
 
 	learnMu  sync.Mutex
 	learning map[string]time.Time
@@ -146,8 +156,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
 	}
 	s.ln = ln
+	if cfg.STUNListen != "" {
+		srv, addr, err := startSTUN(cfg.STUNListen, s.log)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.stun, s.stunPort = srv, addr.Port
+	}
 	return s, nil
 }
+
+// STUNPort is the UDP port of the gateway's STUN server, 0 when it runs none.
+func (s *Server) STUNPort() int { return s.stunPort }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -206,8 +227,12 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.buildLoop(loopCtx)
 	}()
+	ln := s.ln
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(s.ln) }()
+	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("gateway: serving", slog.String("addr", s.ln.Addr().String()))
 	select {
 	case err := <-errc:
@@ -215,6 +240,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	_ = s.tracker.Close()
+	if s.stun != nil {
+		_ = s.stun.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := hs.Shutdown(shutdownCtx)

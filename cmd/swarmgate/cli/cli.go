@@ -7,12 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"crypto/tls"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"net/url"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/swarmgate/swarmgate/gateway"
 )
@@ -97,6 +102,10 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
 	fs.Int64Var(&cfg.MinSwarmSize, "min-swarm-size", 64<<10, "smallest asset, in bytes, that browsers fetch from the swarm")
 	fs.DurationVar(&cfg.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP")
+	stunAddr := fs.String("stun", "auto", "UDP address of the gateway's own STUN server; auto: --listen's host, port 3478; off: none")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
+	acmeHost := fs.String("acme-host", "", "public host name to get a certificate for automatically (ACME, TLS-ALPN-01 on the listen port)")
 	ice := fs.String("ice", "", "comma-separated STUN/TURN URLs for browsers (only servers you run: a third party would learn who visits)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +130,25 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	if cfg.Fallback <= 0 {
 		return cfg, "", fmt.Errorf("%w: --fallback must be positive", errBadFlag)
 	}
+	switch *stunAddr {
+	case "off":
+	case "auto":
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return cfg, "", fmt.Errorf("%w: --listen %q: %v", errBadFlag, cfg.Listen, err)
+		}
+		if port != "0" {
+			port = "3478"
+		}
+		cfg.STUNListen = net.JoinHostPort(host, port)
+	default:
+		cfg.STUNListen = *stunAddr
+	}
+	tlsCfg, err := tlsConfig(*tlsCert, *tlsKey, *acmeHost, cfg.DataDir)
+	if err != nil {
+		return cfg, "", err
+	}
+	cfg.TLS = tlsCfg
 	cfg.PublicPaths = splitList(*public)
 	for _, p := range cfg.PublicPaths {
 		if !strings.HasPrefix(p, "/") {
@@ -134,6 +162,30 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 		cfg.ICEServers = append(cfg.ICEServers, gateway.ICEServer{URLs: []string{u}})
 	}
 	return cfg, *logLevel, nil
+}
+
+// tlsConfig builds the TLS configuration from a certificate and key, or for automatic certificates.
+func tlsConfig(certFile, keyFile, acmeHost, dataDir string) (*tls.Config, error) {
+	switch {
+	case (certFile == "") != (keyFile == ""):
+		return nil, fmt.Errorf("%w: --tls-cert and --tls-key go together", errBadFlag)
+	case certFile != "" && acmeHost != "":
+		return nil, fmt.Errorf("%w: --acme-host and --tls-cert exclude each other", errBadFlag)
+	case certFile != "":
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --tls-cert/--tls-key: %v", errBadFlag, err)
+		}
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	case acmeHost != "":
+		m := &autocert.Manager{
+			Prompt:     autocert.AcceptTOS,
+			HostPolicy: autocert.HostWhitelist(acmeHost),
+			Cache:      autocert.DirCache(filepath.Join(dataDir, "acme")),
+		}
+		return m.TLSConfig(), nil
+	}
+	return nil, nil
 }
 
 func splitList(s string) []string {
@@ -168,10 +220,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a := srv.Addr()
-	if cfg.Origin != nil {
-		fmt.Fprintf(stdout, "swarmgate: gateway at http://%s in front of %s\n", a, cfg.Origin)
+	a, scheme, ws := srv.Addr(), "http", "ws"
+	if cfg.TLS != nil {
+		scheme, ws = "https", "wss"
 	}
-	fmt.Fprintf(stdout, "swarmgate: tracker at ws://%s%s, metrics at http://%s%s\n", a, gateway.PathAnnounce, a, gateway.PathMetrics)
+	if cfg.Origin != nil {
+		fmt.Fprintf(stdout, "swarmgate: gateway at %s://%s in front of %s\n", scheme, a, cfg.Origin)
+	}
+	fmt.Fprintf(stdout, "swarmgate: tracker at %s://%s%s, metrics at %s://%s%s\n", ws, a, gateway.PathAnnounce, scheme, a, gateway.PathMetrics)
 	return srv.Run(ctx)
 }
