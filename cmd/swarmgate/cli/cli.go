@@ -3,16 +3,16 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"crypto/tls"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"net/url"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
