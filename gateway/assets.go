@@ -32,9 +32,13 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/javascript; charset=utf-8")
 	sum := sha256.Sum256(b)
 	h.Set("ETag", `"`+base64.RawURLEncoding.EncodeToString(sum[:12])+`"`)
-	if name == s.assets.Loader {
+	switch name {
+	case s.assets.Loader:
 		h.Set("Cache-Control", "public, max-age=300")
-	} else {
+	case s.assets.ServiceWorker:
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Service-Worker-Allowed", "/") // it lives under /.swarm/ but serves the whole site
+	default:
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
@@ -53,6 +57,8 @@ type Manifest struct {
 	Engine      string                  `json:"engine"`
 	FallbackMs  int64                   `json:"fallbackMs"`
 	Mode        string                  `json:"mode"`
+	// ServiceWorker tells the loader to install /.swarm/sw.js for scope / (it never displaces a site's own).
+	ServiceWorker bool `json:"serviceWorker"`
 }
 
 // ManifestFile is one asset in the manifest.
@@ -79,6 +85,8 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		Engine:     PathPrefix + s.assets.Engine,
 		FallbackMs: s.cfg.Fallback.Milliseconds(),
 		Mode:       "normal",
+
+		ServiceWorker: !s.cfg.NoServiceWorker,
 	}
 	if s.cfg.TrackerURL != "" {
 		m.Tracker = s.cfg.TrackerURL
@@ -204,7 +212,8 @@ type EngineReport struct {
 }
 
 // serveStats takes an engine's report. Reports are the visitors' word: they feed the peer byte count (which
-// the gateway cannot see) and nothing else, and each is bounded by the size of the site version.
+// the gateway cannot see) and nothing else, and each is bounded by twice the size of the site version (an
+// engine in endgame asks several peers for the same blocks, so it may receive more than the version holds).
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 	var rep EngineReport
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStatsBody)).Decode(&rep); err != nil {
@@ -216,7 +225,7 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	limit := v.Info.TotalLength()
+	limit := 2 * v.Info.TotalLength()
 	if rep.PeerBytes < 0 || rep.PeerBytes > limit || rep.UploadedBytes < 0 {
 		http.Error(w, "swarmgate: stats report out of range", http.StatusBadRequest)
 		return

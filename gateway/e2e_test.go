@@ -271,3 +271,44 @@ func TestWithoutWebRTCThePageLoadsOverHTTP(t *testing.T) {
 		t.Errorf("webseed served %d bytes; the heavy assets weigh more", n)
 	}
 }
+
+// TestServiceWorkerServesFromTheEngine: once swarmgate's service worker controls a page, a script's own fetch
+// of a heavy asset is answered from the page's engine, not over HTTP.
+func TestServiceWorkerServesFromTheEngine(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+	b := browsertest.Start(t)
+	first := b.NewPage()
+	loadPage(t, first, pageURL)
+	second := b.NewPage()
+	loadPage(t, second, pageURL)
+
+	before := g.Bytes()
+	got, err := browsertest.Eval[map[string]string](second, 60*time.Second, `(async () => {
+		await navigator.serviceWorker.ready;
+		if (!navigator.serviceWorker.controller)
+			await new Promise(r => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+		const res = await fetch('/media/photo.png');
+		const buf = await res.arrayBuffer();
+		const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)), x => x.toString(16).padStart(2, '0')).join('');
+		const part = await fetch('/media/photo.png', { headers: { Range: 'bytes=10-19' } });
+		return { via: res.headers.get('X-Swarmgate') || '', sha: hex, partStatus: String(part.status),
+			partLen: String((await part.arrayBuffer()).byteLength), controller: navigator.serviceWorker.controller.scriptURL };
+	})()`)
+	if err != nil {
+		t.Fatalf("%v; console %v", err, second.Console())
+	}
+	if got["via"] != "p2p" || got["sha"] != sha(s.files[examplesite.ImagePNG]) {
+		t.Fatalf("service worker fetch: %v", got)
+	}
+	if got["partStatus"] != "206" || got["partLen"] != "10" {
+		t.Fatalf("range through the service worker: %v", got)
+	}
+	after := g.Bytes()
+	if after[gateway.SourceOrigin] != before[gateway.SourceOrigin] || after[gateway.SourceGatewayHTTP] != before[gateway.SourceGatewayHTTP] {
+		t.Fatalf("the fetch went over HTTP: before %v after %v", before, after)
+	}
+}

@@ -53,6 +53,9 @@ type Config struct {
 	Root string
 	// PublicPaths are path prefixes whose responses are public even when requests carry cookies.
 	PublicPaths []string
+	// NoServiceWorker keeps the loader from installing swarmgate's service worker (for sites with their own:
+	// the loader never displaces one, but a site may prefer not to race it).
+	NoServiceWorker bool
 	// Inject adds the loader's script tag to proxied HTML pages, for sites that cannot edit their pages.
 	Inject bool
 	// MinSwarmSize is the smallest asset fetched from the swarm; smaller ones load over HTTP.

@@ -16,10 +16,12 @@ var dist embed.FS
 
 // Assets are the built bundles and the index naming them.
 type Assets struct {
-	FS     fs.FS             // the bundle files, by name
-	Loader string            // file name of the loader
-	Engine string            // file name of the engine (content-hashed)
-	Index  map[string]string // logical name → file name
+	FS     fs.FS  // the bundle files, by name
+	Loader string // file name of the loader
+	Engine string // file name of the engine (content-hashed)
+	// ServiceWorker is the file name of the service worker.
+	ServiceWorker string
+	Index         map[string]string // logical name → file name
 }
 
 // Load returns the embedded bundles.
@@ -36,9 +38,9 @@ func Load() (*Assets, error) {
 	if err := json.Unmarshal(b, &a.Index); err != nil {
 		return nil, fmt.Errorf("js: dist/index.json: %w", err)
 	}
-	a.Loader, a.Engine = a.Index["loader"], a.Index["engine"]
-	if a.Loader == "" || a.Engine == "" {
-		return nil, fmt.Errorf("js: dist/index.json lacks loader or engine")
+	a.Loader, a.Engine, a.ServiceWorker = a.Index["loader"], a.Index["engine"], a.Index["sw"]
+	if a.Loader == "" || a.Engine == "" || a.ServiceWorker == "" {
+		return nil, fmt.Errorf("js: dist/index.json lacks loader, engine or service worker")
 	}
 	return a, nil
 }

@@ -40,6 +40,7 @@ var entries = []struct {
 }{
 	{"loader", "src/loader.ts", api.FormatIIFE, false},
 	{"engine", "src/engine.ts", api.FormatESModule, true},
+	{"sw", "src/sw.ts", api.FormatIIFE, false}, // a service worker's URL is its identity: fixed
 }
 
 // Build bundles js/src. jsDir is the js/ directory; node_modules is looked up beside it (the repository root).

@@ -56,7 +56,55 @@ function chosenURL(el: Element): string | null {
   return el.getAttribute(SRC)
 }
 
+let manifest: Promise<Manifest> | undefined
+let engine: Promise<Engine> | undefined
+
+function getManifest(): Promise<Manifest> {
+  return (manifest ??= fetch('/.swarm/manifest.json', { cache: 'no-cache' }).then(res => {
+    if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
+    return res.json()
+  }))
+}
+
+// The engine starts at most once per page, for the elements or for the service worker, whichever asks first.
+function getEngine(m: Manifest): Promise<Engine> {
+  return (engine ??= import(/* @vite-ignore */ m.engine).then(mod => {
+    const e: Engine = mod.start(m)
+    ;(window as any).swarmgate = e
+    return e
+  }))
+}
+
+// The service worker serves repeat views and requests the page's elements do not cover (a script's fetch, a
+// CSS image) by asking the page's engine, since WebRTC does not exist inside service workers.
+function serveWorker(): void {
+  const sw = navigator.serviceWorker
+  if (!sw || !isSecureContext) return
+  sw.addEventListener('message', (ev: MessageEvent) => {
+    const port = ev.ports[0]
+    if (ev.data?.swarmgate !== 'get' || !port) return
+    if (disabled()) return port.postMessage({ error: 'off' })
+    port.postMessage({ accepted: true })
+    getManifest()
+      .then(getEngine)
+      .then(e => e.url(ev.data.path))
+      .then(u => fetch(u))
+      .then(r => r.blob())
+      .then(blob => port.postMessage({ blob }), err => port.postMessage({ error: String(err) }))
+  })
+  sw.startMessages()
+  getManifest().then(async m => {
+    if (!m.serviceWorker || disabled()) return
+    const reg = await sw.getRegistration('/')
+    const mine = (w?: ServiceWorker | null) => !w || w.scriptURL.endsWith('/.swarm/sw.js')
+    // Never displace a site's own service worker.
+    if (reg && !mine(reg.active ?? reg.waiting ?? reg.installing)) return
+    await sw.register('/.swarm/sw.js', { scope: '/' })
+  }).catch(() => {})
+}
+
 async function main(): Promise<void> {
+  serveWorker()
   const els = Array.from(document.querySelectorAll(`[${SRC}],[${SRCSET}]`))
   if (els.length === 0) return
   if (disabled()) return els.forEach(restore)
@@ -67,9 +115,7 @@ async function main(): Promise<void> {
   let started = false
   setTimeout(() => started || pending.forEach(fallback), START_TIMEOUT_MS)
   try {
-    const res = await fetch('/.swarm/manifest.json', { cache: 'no-cache' })
-    if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
-    const m: Manifest = await res.json()
+    const m = await getManifest()
     const want = els.map(el => {
       const u = chosenURL(el)
       const url = u === null ? null : new URL(u, location.href)
@@ -77,9 +123,8 @@ async function main(): Promise<void> {
     })
     want.forEach((p, i) => p === null && fallback(els[i]))
     if (want.every(p => p === null)) return
-    const engine: Engine = await (await import(/* @vite-ignore */ m.engine)).start(m)
+    const engine = await getEngine(m)
     started = true
-    ;(window as any).swarmgate = engine
     await Promise.all(els.map(async (el, i) => {
       const p = want[i]
       if (p === null) return

@@ -19,6 +19,7 @@ export interface Manifest {
   engine: string // URL of the engine bundle
   fallbackMs: number // take pieces from webseeds after this long without progress
   mode: string
+  serviceWorker: boolean // whether the loader installs /.swarm/sw.js for scope /
   seederPeerId?: string // hex peer ID of the gateway's own seeder, to tell its bytes from other browsers'
 }
 

@@ -99,6 +99,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	fs.StringVar(&cfg.DataDir, "data", "swarmgate-data", "directory for the gateway's state (stored assets, site versions)")
 	fs.StringVar(&cfg.Root, "root", "", "the site's document root, to swarm its assets from the first visitor on")
 	fs.BoolVar(&cfg.Inject, "inject", false, "add the loader's script tag to proxied HTML pages")
+	sw := fs.Bool("service-worker", true, "let the loader install swarmgate's service worker for repeat views (never over a site's own)")
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
 	fs.Int64Var(&cfg.MinSwarmSize, "min-swarm-size", 64<<10, "smallest asset, in bytes, that browsers fetch from the swarm")
 	fs.DurationVar(&cfg.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP")
@@ -149,6 +150,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 		return cfg, "", err
 	}
 	cfg.TLS = tlsCfg
+	cfg.NoServiceWorker = !*sw
 	cfg.PublicPaths = splitList(*public)
 	for _, p := range cfg.PublicPaths {
 		if !strings.HasPrefix(p, "/") {
