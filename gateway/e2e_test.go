@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -310,5 +311,57 @@ func TestServiceWorkerServesFromTheEngine(t *testing.T) {
 	after := g.Bytes()
 	if after[gateway.SourceOrigin] != before[gateway.SourceOrigin] || after[gateway.SourceGatewayHTTP] != before[gateway.SourceGatewayHTTP] {
 		t.Fatalf("the fetch went over HTTP: before %v after %v", before, after)
+	}
+}
+
+// TestCorruptPeerIsDropped: the only peer in the swarm sends garbage for every piece. The victim's engine
+// rejects the pieces, drops the peer, and the page still shows the right bytes (from the webseed).
+func TestCorruptPeerIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	gw := "http://" + g.Addr().String()
+
+	badSite := http.NewServeMux()
+	badSite.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "testdata/badpeer.html")
+	})
+	badSite.HandleFunc("/webtorrent.min.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		http.ServeFile(w, r, browsertest.RepoFile(t, "node_modules/webtorrent/dist/webtorrent.min.js"))
+	})
+	bs := httptest.NewServer(badSite)
+	defer bs.Close()
+
+	resp, err := http.Get(gw + gateway.PathManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+
+	b := browsertest.Start(t)
+	bad := b.NewPage()
+	if err := bad.Do(20*time.Second, chromedp.Navigate(bs.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := browsertest.Eval[string](bad, 30*time.Second, "seedGarbage("+string(manifest)+")"); err != nil {
+		t.Fatalf("bad peer: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Tracker().Stats().Seeders < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	victim := b.NewPage()
+	res := loadPage(t, victim, gw+examplesite.PageHTML)
+	checkHashes(t, s, "victim", res)
+	t.Logf("victim engine stats: %v", res.Stats)
+	if res.Stats["droppedPeers"] < 1 {
+		t.Fatalf("the corrupt peer was not dropped: %v", res.Stats)
+	}
+	if up, err := browsertest.Eval[float64](bad, 5*time.Second, "window.bad.uploaded"); err != nil || up == 0 {
+		t.Fatalf("the bad peer sent nothing (%v, %v): the test proved nothing", up, err)
 	}
 }
