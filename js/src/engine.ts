@@ -60,8 +60,8 @@ export function start(m: Manifest): Engine {
     const index = Number(bad[1])
     for (const wire of sources.get(index) ?? []) {
       if (wire.type === 'webSeed') continue
+      if (!banned.has(wire.peerId)) stats.droppedPeers++
       banned.add(wire.peerId)
-      stats.droppedPeers++
       wire.destroy()
     }
     sources.delete(index)
