@@ -84,7 +84,7 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		ICEServers: s.cfg.ICEServers,
 		Engine:     PathPrefix + s.assets.Engine,
 		FallbackMs: s.cfg.Fallback.Milliseconds(),
-		Mode:       "normal",
+		Mode:       s.mon.Status().State.String(),
 
 		ServiceWorker: !s.cfg.NoServiceWorker,
 	}

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/swarmgate/swarmgate/gateway/monitor"
 )
 
 func testBytes(n int, seed uint64) []byte {
@@ -378,4 +380,30 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestLoadDrivesTheCrowdState(t *testing.T) {
+	o := newOrigin(t)
+	o.asset("/p.html", "text/html", []byte("<p>hi</p>"))
+	g := startGateway(t, Config{Origin: mustURL(o.URL), Monitor: monitor.Config{
+		Window: time.Second, Threshold: 50, EnterAfter: 300 * time.Millisecond,
+		ExitAfter: 300 * time.Millisecond, EndingHold: 300 * time.Millisecond}})
+	// A bounded load: at most 2000 requests or 10 s, stopping as soon as the crowd is declared.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < 2000 && time.Now().Before(deadline) && g.Monitor().Status().State != monitor.Crowd; i++ {
+		get(t, g.url("/p.html"))
+		time.Sleep(2 * time.Millisecond)
+	}
+	if st := g.Monitor().Status(); st.State != monitor.Crowd {
+		t.Fatalf("no crowd under load: %+v", st)
+	}
+	if m := manifestOf(t, g); m != nil && m.Mode != "crowd" {
+		t.Fatalf("manifest mode %q", m.Mode)
+	}
+	waitFor(t, "the crowd to end", func() bool { return g.Monitor().Status().State == monitor.Normal })
+	resp, b := get(t, g.url(PathMetrics))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `swarmgate_crowd_transitions_total{from="crowd",to="ending"} 1`) ||
+		!strings.Contains(string(b), `swarmgate_crowd_state{state="normal"} 1`) {
+		t.Fatalf("metrics:\n%s", b)
+	}
 }

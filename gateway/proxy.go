@@ -41,6 +41,7 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 			// The gateway reads bodies to learn and rewrite them: ask the origin for identity encoding.
 			pr.Out.Header.Del("Accept-Encoding")
 		},
+		Transport:      timedTransport{http.DefaultTransport, s.mon},
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("gateway: origin unreachable", slog.String("path", r.URL.Path), slog.Any("err", err))
@@ -54,6 +55,7 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 // serveProxy answers a request for the site: from the store when it holds a fresh public copy, else from the
 // origin (revalidating a stale copy with its validators, so an unchanged asset leaves the origin only once).
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+	s.mon.Request()
 	if res, ok := s.cat.Lookup(r.URL.RequestURI()); ok && storable(r, s.isPublicPath(r.URL.Path)) && r.Header.Get("Range") == "" &&
 		r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
 		if time.Now().Before(res.Expires) {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/tracker"
 )
@@ -73,6 +74,8 @@ type Config struct {
 	// TLS, if set, makes the gateway serve HTTPS (browsers need a secure context for service workers, and
 	// for WebRTC on anything but localhost).
 	TLS *tls.Config
+	// Monitor configures flash-crowd detection on the site's request rate and origin health.
+	Monitor monitor.Config
 	// Tracker configures the embedded WebSocket tracker.
 	Tracker tracker.Config
 	// Logger receives the server's logs; nil discards them.
@@ -98,6 +101,7 @@ type Server struct {
 	mux      *http.ServeMux
 	ln       net.Listener
 	counters counters
+	mon      *monitor.Monitor
 	stun     *turn.Server
 	stunPort int
 
@@ -114,6 +118,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Tracker.Logger == nil {
 		cfg.Tracker.Logger = cfg.Logger
+	}
+	if cfg.Monitor.Logger == nil {
+		cfg.Monitor.Logger = cfg.Logger
 	}
 	if cfg.MinSwarmSize <= 0 {
 		cfg.MinSwarmSize = catalog.DefaultMinSize
@@ -135,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tracker: tracker.New(cfg.Tracker), cat: cat, assets: assets,
 		mux: http.NewServeMux(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
+		mon: monitor.New(cfg.Monitor),
 	}
 	if cfg.Root != "" {
 		if err := s.preseed(cfg.Root); err != nil {
@@ -142,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.tracker, &s.counters, collectors.NewGoCollector(),
+	reg.MustRegister(s.tracker, &s.counters, monitorCollector{s.mon}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.mux.Handle("GET "+PathAnnounce, s.tracker)
 	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -225,10 +233,14 @@ func (s *Server) Run(ctx context.Context) error {
 		stopLoops()
 		wg.Wait()
 	}()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.buildLoop(loopCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.monitorLoop(loopCtx)
 	}()
 	ln := s.ln
 	if s.cfg.TLS != nil {
