@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -364,4 +367,74 @@ func TestCorruptPeerIsDropped(t *testing.T) {
 	if up, err := browsertest.Eval[float64](bad, 5*time.Second, "window.bad.uploaded"); err != nil || up == 0 {
 		t.Fatalf("the bad peer sent nothing (%v, %v): the test proved nothing", up, err)
 	}
+}
+
+// TestDashboardShowsTheStatus opens the dashboard in a browser while a visitor loads the site, checks that the
+// figures on the page are those of the status API, and saves a screenshot.
+func TestDashboardShowsTheStatus(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir, SiteName: "launch.example"})
+	gw := "http://" + g.Addr().String()
+	b := browsertest.Start(t)
+	loadPage(t, b.NewPage(), gw+examplesite.PageHTML)
+
+	dash := b.NewPage()
+	if err := dash.Do(20*time.Second, chromedp.EmulateViewport(1200, 900), chromedp.Navigate(gw+"/.swarm/dashboard")); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := browsertest.Eval[map[string]string](dash, 20*time.Second, `(async () => {
+		while (!document.body.dataset.updated) await new Promise(r => setTimeout(r, 50));
+		await new Promise(r => setTimeout(r, 1200)); // a second sample, so rates have a delta
+		const t = id => document.getElementById(id).textContent;
+		const rows = document.querySelectorAll('#swarms tbody tr');
+		return { site: t('site'), state: t('state'), threshold: t('threshold'), peers: t('peers'),
+			swarm: rows[0].cells[0].textContent, files: rows[0].cells[1].textContent, conn: t('conn') };
+	})()`)
+	if err != nil {
+		t.Fatalf("%v; console %v", err, dash.Console())
+	}
+	resp, err := http.Get(gw + "/.swarm/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Site      string  `json:"site"`
+		State     string  `json:"state"`
+		Threshold float64 `json:"threshold"`
+		Swarms    []struct {
+			Version string `json:"version"`
+			Files   int    `json:"files"`
+		} `json:"swarms"`
+		Tracker struct {
+			Peers int `json:"peers"`
+		} `json:"tracker"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := map[string]string{
+		"site": st.Site, "state": st.State, "threshold": fmt.Sprintf("%.0f", st.Threshold),
+		"peers": fmt.Sprintf("%d peers", st.Tracker.Peers), "swarm": st.Swarms[0].Version + " (current)",
+		"files": fmt.Sprint(st.Swarms[0].Files), "conn": "live",
+	}
+	for k, v := range want {
+		if shown[k] != v {
+			t.Errorf("dashboard shows %s = %q, the status API says %q", k, shown[k], v)
+		}
+	}
+	png, err := chromedp.Run(dash.Ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(os.TempDir(), "swarmgate-dashboard.png")
+	if d := os.Getenv("SWARMGATE_ARTIFACTS"); d != "" {
+		out = filepath.Join(d, "dashboard.png")
+	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dashboard screenshot: %s (%d bytes)", out, len(png))
 }

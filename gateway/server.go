@@ -21,6 +21,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/tracker"
+	"github.com/swarmgate/swarmgate/web"
 )
 
 // Paths the gateway serves itself; everything else goes to the origin.
@@ -74,6 +75,11 @@ type Config struct {
 	// TLS, if set, makes the gateway serve HTTPS (browsers need a secure context for service workers, and
 	// for WebRTC on anything but localhost).
 	TLS *tls.Config
+	// SiteName is the site's host name, as the dashboard and DNS know it.
+	SiteName string
+	// DashboardToken, if set, opens the dashboard (/.swarm/dashboard) to requests that carry it; without it
+	// the dashboard answers only requests from loopback addresses.
+	DashboardToken string
 	// Monitor configures flash-crowd detection on the site's request rate and origin health.
 	Monitor monitor.Config
 	// Tracker configures the embedded WebSocket tracker.
@@ -102,6 +108,7 @@ type Server struct {
 	ln       net.Listener
 	counters counters
 	mon      *monitor.Monitor
+	dash     *web.Handler
 	stun     *turn.Server
 	stunPort int
 
@@ -158,6 +165,10 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", s.serveSeed)
 	s.mux.HandleFunc("GET "+PathPrefix+"{file}", s.serveAsset)
 	s.mux.HandleFunc("POST "+PathStats, s.serveStats)
+	s.dash = web.New(web.Config{Snapshot: s.Snapshot, Token: cfg.DashboardToken, Logger: cfg.Logger})
+	for _, p := range web.Routes() {
+		s.mux.Handle("GET "+p, s.dash)
+	}
 	if cfg.Origin != nil {
 		s.proxy = s.newProxy(cfg.Origin)
 		s.mux.HandleFunc("/", s.serveProxy)
@@ -255,6 +266,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	_ = s.tracker.Close()
+	s.dash.Close()
 	if s.stun != nil {
 		_ = s.stun.Close()
 	}

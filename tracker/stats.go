@@ -59,6 +59,16 @@ func (t *Tracker) Stats() Stats {
 	return s
 }
 
+// SwarmCounts returns the seeders and leechers of one swarm (zero when it has no peers).
+func (t *Tracker) SwarmCounts(ih ID) (complete, incomplete int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.swarms[ih]; s != nil {
+		return s.counts()
+	}
+	return 0, 0
+}
+
 var (
 	descGauge = func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("swarmgate_tracker_"+name, help, nil, nil)

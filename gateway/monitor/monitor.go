@@ -261,5 +261,8 @@ func (m *Monitor) Status() Status {
 	return st
 }
 
+// Now is the monitor's clock.
+func (m *Monitor) Now() time.Time { return m.cfg.Now() }
+
 // TickInterval is how often Run evaluates the window.
 func (m *Monitor) TickInterval() time.Duration { return m.width }
