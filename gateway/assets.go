@@ -57,6 +57,8 @@ type Manifest struct {
 	Engine      string                  `json:"engine"`
 	FallbackMs  int64                   `json:"fallbackMs"`
 	Mode        string                  `json:"mode"`
+	// SeederPeerID is the hex peer ID of the gateway's WebRTC seeder, so engines can count its bytes apart.
+	SeederPeerID string `json:"seederPeerId,omitempty"`
 	// ServiceWorker tells the loader to install /.swarm/sw.js for scope / (it never displaces a site's own).
 	ServiceWorker bool `json:"serviceWorker"`
 }
@@ -87,6 +89,7 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		Mode:       s.mon.Status().State.String(),
 
 		ServiceWorker: !s.cfg.NoServiceWorker,
+		SeederPeerID:  s.seeder.PeerID().String(),
 	}
 	if s.cfg.TrackerURL != "" {
 		m.Tracker = s.cfg.TrackerURL

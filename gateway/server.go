@@ -19,6 +19,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/gateway/seeder"
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/web"
@@ -68,6 +69,9 @@ type Config struct {
 	// here: a third-party STUN server learns who visits. When empty, browsers get the gateway's own STUN
 	// server if STUNListen is set, else none (peers on one network still connect).
 	ICEServers []ICEServer
+	// PeerListen, if set, is where the gateway's seeder accepts ordinary BitTorrent peers (TCP and uTP), e.g.
+	// helpers fetching a site version; empty: browsers over WebRTC only.
+	PeerListen string
 	// STUNListen is the UDP address of the gateway's own STUN server, e.g. ":3478"; empty runs none.
 	STUNListen string
 	// TrackerURL, if set, is the tracker browsers announce to instead of the gateway's own (ws:// or wss://).
@@ -108,6 +112,9 @@ type Server struct {
 	ln       net.Listener
 	counters counters
 	mon      *monitor.Monitor
+	seeder   *seeder.Seeder
+	// internalLn serves the embedded tracker to the seeder on loopback.
+	internalLn net.Listener
 	dash     *web.Handler
 	stun     *turn.Server
 	stunPort int
@@ -186,6 +193,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.stun, s.stunPort = srv, addr.Port
 	}
+	if err := s.startSeeder(); err != nil {
+		ln.Close()
+		if s.stun != nil {
+			s.stun.Close()
+		}
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -228,8 +242,18 @@ func (s *Server) buildLoop(ctx context.Context) {
 			return
 		case <-time.After(buildDelay):
 		}
-		if _, _, err := s.cat.Build(); err != nil {
+		v, dropped, err := s.cat.Build()
+		if err != nil {
 			s.log.Error("gateway: building site version", slog.Any("err", err))
+			continue
+		}
+		for _, d := range dropped {
+			if err := s.seeder.RemoveTorrent(d.InfoHash); err != nil {
+				s.log.Warn("gateway: unseeding old version", slog.String("version", d.Name), slog.Any("err", err))
+			}
+		}
+		if v != nil && !s.seeder.Seeding(v.InfoHash) {
+			s.seed(v)
 		}
 	}
 }
@@ -240,18 +264,23 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(ctx)
+	for _, loop := range []func(context.Context){s.runSeeder, s.buildLoop, s.monitorLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(loopCtx)
+		}()
+	}
+	// Everything the server started stops before Run returns, however it returns.
 	defer func() {
 		stopLoops()
 		wg.Wait()
-	}()
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		s.buildLoop(loopCtx)
-	}()
-	go func() {
-		defer wg.Done()
-		s.monitorLoop(loopCtx)
+		_ = s.seeder.Close()
+		_ = s.tracker.Close()
+		s.dash.Close()
+		if s.stun != nil {
+			_ = s.stun.Close()
+		}
 	}()
 	ln := s.ln
 	if s.cfg.TLS != nil {
@@ -265,11 +294,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Long-lived requests (tracker sockets, status streams) end first, so that shutdown need not wait on them.
 	_ = s.tracker.Close()
 	s.dash.Close()
-	if s.stun != nil {
-		_ = s.stun.Close()
-	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := hs.Shutdown(shutdownCtx)

@@ -35,10 +35,27 @@ export function start(m: Manifest): Engine {
   let lastProgress = Date.now()
   let webseeded = false
 
+  // The gateway's seeder is the seed of last resort: a piece that an unchoking browser peer holds is not
+  // taken from it, so the site's own upload goes to pieces the crowd lacks (and to the first visitors).
+  // It hides behind what the other wires hold until the swarm stalls, as the webseeds do.
+  const othersHave = (self: any, index: number) => torrent.wires.some((w: any) =>
+    w !== self && w.type !== 'webSeed' && !w.peerChoking && w.peerPieces && w.peerPieces.get(index))
+  const lastResort = (wire: any) => {
+    const bf = wire.peerPieces
+    if (!bf || bf.swarmgate) return
+    const get = bf.get.bind(bf)
+    bf.get = (i: number) => get(i) && (webseeded || !othersHave(wire, i))
+    bf.swarmgate = true
+  }
+
   torrent.on('wire', (wire: any) => {
     if (banned.has(wire.peerId)) return wire.destroy()
     const web = wire.type === 'webSeed'
     const seeder = !web && !!m.seederPeerId && wire.peerId === m.seederPeerId
+    if (seeder) {
+      lastResort(wire)
+      for (const ev of ['bitfield', 'have-all']) wire.on(ev, () => lastResort(wire))
+    }
     if (!web) stats.peers++
     wire.on('download', (n: number) => {
       lastProgress = Date.now()

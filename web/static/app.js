@@ -53,7 +53,7 @@ function update (s) {
   $('threshold').textContent = s.threshold.toFixed(0)
   $('offload').textContent = (100 * s.offload).toFixed(1) + ' %'
   $('latency').textContent = s.originLatencyMs.toFixed(0) + ' ms'
-  $('peers').textContent = s.tracker.peers + ' peers'
+  $('peers').textContent = s.tracker.peers
   $('conns').textContent = s.tracker.connections
   fill('swarms', s.swarms.map(w => [w.version + (w.current ? ' (current)' : ''), w.files, fmtBytes(w.bytes), w.seeders, w.leechers]), 'no site version yet', 5)
   fill('helpers', s.helpers.map(h => [h.name, h.state, h.healthy ? 'healthy' : 'failing', h.address]), 'no helpers', 4)
