@@ -115,9 +115,9 @@ type Server struct {
 	seeder   *seeder.Seeder
 	// internalLn serves the embedded tracker to the seeder on loopback.
 	internalLn net.Listener
-	dash     *web.Handler
-	stun     *turn.Server
-	stunPort int
+	dash       *web.Handler
+	stun       *turn.Server
+	stunPort   int
 
 	learnMu  sync.Mutex
 	learning map[string]time.Time
