@@ -445,3 +445,51 @@ func TestDashboardShowsTheStatus(t *testing.T) {
 	}
 	t.Logf("dashboard screenshot: %s (%d bytes)", out, len(png))
 }
+
+// TestStockWebTorrentDownloadsFromTheSeeder: the unmodified WebTorrent browser client, given the manifest's
+// torrent and our tracker, downloads a site file from the gateway's Go seeder over WebRTC.
+func TestStockWebTorrentDownloadsFromTheSeeder(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	resp, err := http.Get("http://" + g.Addr().String() + gateway.PathManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m gateway.Manifest
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	manifest, _ := json.Marshal(m)
+	site := http.NewServeMux()
+	site.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "testdata/webtorrent.html") })
+	site.HandleFunc("/webtorrent.min.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		http.ServeFile(w, r, browsertest.RepoFile(t, "node_modules/webtorrent/dist/webtorrent.min.js"))
+	})
+	ws := httptest.NewServer(site)
+	defer ws.Close()
+
+	p := browsertest.Start(t).NewPage()
+	if err := p.Do(20*time.Second, chromedp.Navigate(ws.URL)); err != nil {
+		t.Fatal(err)
+	}
+	f := m.Files[examplesite.ImagePNG]
+	got, err := browsertest.Eval[struct {
+		SHA      string   `json:"sha"`
+		Webseeds int      `json:"webseeds"`
+		Peers    []string `json:"peers"`
+	}](p, 60*time.Second, fmt.Sprintf("fetchFile(%s, %d)", manifest, f.Index))
+	if err != nil {
+		t.Fatalf("%v; console %v", err, p.Console())
+	}
+	if got.SHA != sha(s.files[examplesite.ImagePNG]) || got.Webseeds != 0 {
+		t.Fatalf("stock client: %+v", got)
+	}
+	if up := g.Bytes()[gateway.SourceSeeder]; up < f.Size {
+		t.Fatalf("the seeder uploaded %d bytes of a %d byte file", up, f.Size)
+	}
+	t.Logf("stock WebTorrent got %s over %v", examplesite.ImagePNG, got.Peers)
+}
