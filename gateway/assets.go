@@ -57,6 +57,14 @@ type Manifest struct {
 	Engine      string                  `json:"engine"`
 	FallbackMs  int64                   `json:"fallbackMs"`
 	Mode        string                  `json:"mode"`
+	// Visitor policy, the operator's switches (see docs/privacy.md): Uploads "off" makes every engine
+	// download-only; UploadRatio and UploadCeiling cap what one page view uploads (a multiple of what it
+	// downloaded, and an absolute number of bytes); IgnoreGPC lets engines of browsers that send Global Privacy
+	// Control or Do Not Track upload (by default they are download-only).
+	Uploads       string  `json:"uploads"`
+	UploadRatio   float64 `json:"uploadRatio"`
+	UploadCeiling int64   `json:"uploadCeiling"`
+	IgnoreGPC     bool    `json:"ignoreGPC"`
 	// SeederPeerID is the hex peer ID of the gateway's WebRTC seeder, so engines can count its bytes apart.
 	SeederPeerID string `json:"seederPeerId,omitempty"`
 	// ServiceWorker tells the loader to install /.swarm/sw.js for scope / (it never displaces a site's own).
@@ -89,6 +97,10 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		Mode:       s.mon.Status().State.String(),
 
 		ServiceWorker: !s.cfg.NoServiceWorker,
+		Uploads:       map[bool]string{true: "off", false: "on"}[s.cfg.NoUploads],
+		UploadRatio:   s.cfg.UploadRatio,
+		UploadCeiling: s.cfg.UploadCeiling,
+		IgnoreGPC:     s.cfg.IgnoreGPC,
 		SeederPeerID:  s.seeder.PeerID().String(),
 	}
 	if s.cfg.TrackerURL != "" {

@@ -39,6 +39,10 @@ const (
 // Defaults for Config.
 const (
 	DefaultFallback = 1500 * time.Millisecond
+	// DefaultUploadRatio and DefaultUploadCeiling cap one page view's uploads: twice what it downloaded
+	// keeps a swarm healthy while no visitor gives much more than it took; the ceiling bounds a long visit.
+	DefaultUploadRatio   = 2
+	DefaultUploadCeiling = 50 << 20
 	// buildDelay batches the resources learned from one page load into one new version.
 	buildDelay = 300 * time.Millisecond
 )
@@ -56,6 +60,15 @@ type Config struct {
 	Root string
 	// PublicPaths are path prefixes whose responses are public even when requests carry cookies.
 	PublicPaths []string
+	// NoUploads makes every visitor's engine download-only (the operator's global switch).
+	NoUploads bool
+	// UploadRatio caps one page view's uploads at this multiple of what it downloaded (default 2);
+	// UploadCeiling at this many bytes (default 50 MB).
+	UploadRatio   float64
+	UploadCeiling int64
+	// IgnoreGPC lets browsers that send Global Privacy Control or Do Not Track upload; by default their
+	// engines are download-only.
+	IgnoreGPC bool
 	// NoServiceWorker keeps the loader from installing swarmgate's service worker (for sites with their own:
 	// the loader never displaces one, but a site may prefer not to race it).
 	NoServiceWorker bool
@@ -141,6 +154,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Fallback <= 0 {
 		cfg.Fallback = DefaultFallback
+	}
+	if cfg.UploadRatio <= 0 {
+		cfg.UploadRatio = DefaultUploadRatio
+	}
+	if cfg.UploadCeiling <= 0 {
+		cfg.UploadCeiling = DefaultUploadCeiling
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("gateway: no data directory configured")

@@ -19,7 +19,11 @@ export interface Manifest {
   engine: string // URL of the engine bundle
   fallbackMs: number // take pieces from webseeds after this long without progress
   mode: string
-  serviceWorker: boolean // whether the loader installs /.swarm/sw.js for scope /
+  serviceWorker: boolean
+  uploads: string // "off": the operator made every engine download-only
+  uploadRatio: number // a page view uploads at most this multiple of what it downloaded...
+  uploadCeiling: number // ...and at most this many bytes
+  ignoreGPC: boolean // when false, browsers sending GPC or DNT are download-only // whether the loader installs /.swarm/sw.js for scope /
   seederPeerId?: string // hex peer ID of the gateway's own seeder, to tell its bytes from other browsers'
 }
 

@@ -99,6 +99,10 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	fs.StringVar(&cfg.DataDir, "data", "swarmgate-data", "directory for the gateway's state (stored assets, site versions)")
 	fs.StringVar(&cfg.Root, "root", "", "the site's document root, to swarm its assets from the first visitor on")
 	fs.BoolVar(&cfg.Inject, "inject", false, "add the loader's script tag to proxied HTML pages")
+	fs.BoolVar(&cfg.NoUploads, "no-uploads", false, "make every visitor download-only (no browser uploads to others)")
+	fs.Float64Var(&cfg.UploadRatio, "upload-ratio", gateway.DefaultUploadRatio, "cap a page view's uploads at this multiple of its downloads")
+	fs.Int64Var(&cfg.UploadCeiling, "upload-ceiling", gateway.DefaultUploadCeiling, "cap a page view's uploads at this many bytes")
+	fs.BoolVar(&cfg.IgnoreGPC, "ignore-gpc", false, "let browsers that send Global Privacy Control or Do Not Track upload")
 	sw := fs.Bool("service-worker", true, "let the loader install swarmgate's service worker for repeat views (never over a site's own)")
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
 	fs.Int64Var(&cfg.MinSwarmSize, "min-swarm-size", 64<<10, "smallest asset, in bytes, that browsers fetch from the swarm")
@@ -130,6 +134,9 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	}
 	if cfg.Fallback <= 0 {
 		return cfg, "", fmt.Errorf("%w: --fallback must be positive", errBadFlag)
+	}
+	if cfg.UploadRatio <= 0 || cfg.UploadCeiling <= 0 {
+		return cfg, "", fmt.Errorf("%w: --upload-ratio and --upload-ceiling must be positive", errBadFlag)
 	}
 	switch *stunAddr {
 	case "off":
