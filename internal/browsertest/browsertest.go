@@ -5,6 +5,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,16 +38,15 @@ var Flags = []chromedp.ExecAllocatorOption{
 	chromedp.Flag("disable-sync", true),
 }
 
-// Start launches Chromium for the test and stops it when the test ends. It fails the test when Chromium is
-// not installed: run the suite with `bash .ci/test`, which installs it.
-func Start(t testing.TB) *Browser {
-	t.Helper()
+// Launch starts Chromium with a fresh profile in dir and returns the context of its first tab; new browser
+// contexts (chromedp.WithNewBrowserContext) made from it are separate visitors. stop ends the browser.
+func Launch(dir string) (ctx context.Context, stop func(), err error) {
 	if _, err := exec.LookPath(Path); err != nil {
-		t.Fatalf("browsertest: %s not found (bash .ci/test installs Debian chromium): %v", Path, err)
+		return nil, nil, fmt.Errorf("browsertest: %s not found (bash .ci/test installs Debian chromium): %w", Path, err)
 	}
 	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(Path),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
 	}, Flags...)
 	if os.Getenv("BROWSERTEST_OUTPUT") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
@@ -56,12 +56,20 @@ func Start(t testing.TB) *Browser {
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		cancelAlloc()
-		t.Fatalf("browsertest: starting chromium: %v", err)
+		return nil, nil, fmt.Errorf("browsertest: starting chromium: %w", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
+	return ctx, func() { cancel(); cancelAlloc() }, nil
+}
+
+// Start launches Chromium for the test and stops it when the test ends. It fails the test when Chromium is
+// not installed: run the suite with `bash .ci/test`, which installs it.
+func Start(t testing.TB) *Browser {
+	t.Helper()
+	ctx, stop, err := Launch(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 	return &Browser{t: t, ctx: ctx}
 }
 
