@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"context"
 	"errors"
 	"io"
@@ -160,5 +161,29 @@ func TestLearnRefusesBadInput(t *testing.T) {
 	}
 	if _, ok := c.Lookup("/t"); ok {
 		t.Fatal("truncated body stored")
+	}
+}
+
+func TestReadPieceMatchesPieceHashes(t *testing.T) {
+	c := open(t)
+	learn(t, c, "/a", testData(40_000, 1))
+	learn(t, c, "/b", testData(50_000, 2))
+	v, _, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(v.Info.Pieces) / 20
+	for i := range n {
+		p, err := ReadPiece(&v.Info, v.Dir, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha1.Sum(p)
+		if !bytes.Equal(sum[:], v.Info.Pieces[i*20:i*20+20]) {
+			t.Fatalf("piece %d does not hash to the torrent's hash", i)
+		}
+	}
+	if _, err := ReadPiece(&v.Info, v.Dir, n); !errors.Is(err, ErrNotInVersion) {
+		t.Fatalf("piece past the end: %v", err)
 	}
 }

@@ -18,6 +18,8 @@ const (
 
 // Config is one benchmark run. Zero fields take the defaults filled by Defaults.
 type Config struct {
+	// Name labels the tracker under test in progress lines and results.
+	Name string
 	// URL is the tracker's ws:// address.
 	URL string
 	// PID is the process serving URL, whose resident memory and CPU time are read from /proc. Zero skips
@@ -85,7 +87,7 @@ func Defaults(cfg Config) Config {
 		cfg.MaxAnnounces = MaxAnnouncesDefault
 	}
 	if cfg.MaxRatePerConn <= 0 {
-		cfg.MaxRatePerConn = 0.8 * tracker.MessageRate
+		cfg.MaxRatePerConn = 0.8 * tracker.DefaultMessageRate
 	}
 	if cfg.OfferFraction == 0 {
 		cfg.OfferFraction = 0.1

@@ -65,6 +65,31 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
+// machineCPUTime reads the CPU time all processors have spent busy (neither idle nor waiting for I/O) from
+// /proc/stat, so that a run can tell how much other processes took from the machine.
+func machineCPUTime() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("trackerbench: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	fields := bytes.Fields(line)
+	if len(fields) < 6 || string(fields[0]) != "cpu" {
+		return 0, fmt.Errorf("trackerbench: unexpected /proc/stat")
+	}
+	var busy int64
+	for i, f := range fields[1:] {
+		n, err := strconv.ParseInt(string(f), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("trackerbench: unexpected /proc/stat")
+		}
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest times are already counted in user
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
+
 // selfCPUTime is the CPU time the load generator's process has used.
 func selfCPUTime() time.Duration {
 	var ru syscall.Rusage

@@ -27,6 +27,7 @@ const usage = `swarmgate turns a flash crowd into the CDN for a web site.
 Usage:
   swarmgate demo [flags]     run an example site behind a gateway on loopback, to open in browsers
   swarmgate serve [flags]    run the gateway in front of a site's origin
+  swarmgate bench tracker    measure the tracker against the bittorrent-tracker npm server
   swarmgate version          print the version
 
 Run 'swarmgate COMMAND -h' for a command's flags.
@@ -51,6 +52,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = demo(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = bench(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "swarmgate", version())
 	case "help", "-h", "--help":
