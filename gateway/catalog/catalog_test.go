@@ -2,8 +2,8 @@ package catalog
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"io"
 	"math/rand/v2"
