@@ -106,6 +106,9 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 	if s.cfg.TrackerURL != "" {
 		m.Tracker = s.cfg.TrackerURL
 	}
+	if s.coord != nil {
+		m.Webseeds = append(m.Webseeds, s.coord.webseeds()...)
+	}
 	if m.ICEServers == nil && s.stunPort != 0 {
 		m.ICEServers = []ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}
 	}

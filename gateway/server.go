@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
+	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/gateway/seeder"
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/web"
+	"github.com/swarmgate/swarmgate/webseed"
 )
 
 // Paths the gateway serves itself; everything else goes to the origin.
@@ -97,6 +99,13 @@ type Config struct {
 	// DashboardToken, if set, opens the dashboard (/.swarm/dashboard) to requests that carry it; without it
 	// the dashboard answers only requests from loopback addresses.
 	DashboardToken string
+	// Federation, if set, makes the gateway a federation member: it recruits helpers in a crowd and helps
+	// others when it has spare capacity.
+	Federation *FederationConfig
+	// DNS, if set, publishes the site's addresses (SiteName): the origin's (the federation file's addresses
+	// of this member), plus ready helpers during a crowd. A publisher with a Run method (the embedded
+	// server) is run by the gateway.
+	DNS steer.Publisher
 	// Monitor configures flash-crowd detection on the site's request rate and origin health.
 	Monitor monitor.Config
 	// Tracker configures the embedded WebSocket tracker.
@@ -126,6 +135,11 @@ type Server struct {
 	counters counters
 	mon      *monitor.Monitor
 	seeder   *seeder.Seeder
+	coord    *coordinator    // nil outside a federation
+	helping  *webseed.Helper // nil unless in a federation with a BitTorrent listener
+	// runCtx ends when Run does; wg counts the goroutines Run waits for besides its loops.
+	runCtx context.Context
+	wg     sync.WaitGroup
 	// internalLn serves the embedded tracker to the seeder on loopback.
 	internalLn net.Listener
 	dash       *web.Handler
@@ -175,8 +189,21 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tracker: tracker.New(cfg.Tracker), cat: cat, assets: assets,
 		mux: http.NewServeMux(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
-		mon: monitor.New(cfg.Monitor),
 	}
+	if cfg.DNS != nil && cfg.Monitor.EndingHold <= 0 {
+		cfg.Monitor.EndingHold = cfg.DNS.TTL() // withdrawn records must expire before helpers are released
+	}
+	onChange := cfg.Monitor.OnChange
+	cfg.Monitor.OnChange = func(from, to monitor.State) {
+		if onChange != nil {
+			onChange(from, to)
+		}
+		if s.coord != nil {
+			s.coord.onState(from, to)
+		}
+	}
+	s.mon = monitor.New(cfg.Monitor)
+	s.runCtx = context.Background()
 	if cfg.Root != "" {
 		if err := s.preseed(cfg.Root); err != nil {
 			return nil, err
@@ -219,6 +246,20 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
+	if cfg.Federation != nil {
+		err := s.joinFederation(*cfg.Federation)
+		if err == nil && cfg.PeerListen != "" {
+			err = s.startHelping()
+		}
+		if err != nil {
+			ln.Close()
+			_ = s.seeder.Close()
+			if s.stun != nil {
+				s.stun.Close()
+			}
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -238,7 +279,7 @@ func (s *Server) Catalog() *catalog.Catalog { return s.cat }
 func (s *Server) Bytes() ByteCounts { return s.counters.snapshot() }
 
 // Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s }
 
 // kickBuild asks the build loop for a new version soon.
 func (s *Server) kickBuild() {
@@ -279,11 +320,23 @@ func (s *Server) buildLoop(ctx context.Context) {
 
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(ctx)
-	for _, loop := range []func(context.Context){s.runSeeder, s.buildLoop, s.monitorLoop} {
+	s.runCtx = loopCtx
+	loops := []func(context.Context){s.runSeeder, s.buildLoop, s.monitorLoop}
+	if s.coord != nil {
+		loops = append(loops, s.coord.run)
+	}
+	if r, ok := s.cfg.DNS.(interface{ Run(context.Context) error }); ok { // the embedded DNS server
+		loops = append(loops, func(ctx context.Context) {
+			if err := r.Run(ctx); err != nil {
+				s.log.Error("gateway: DNS server", slog.Any("err", err))
+			}
+		})
+	}
+	for _, loop := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -294,6 +347,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() {
 		stopLoops()
 		wg.Wait()
+		s.wg.Wait()
+		if s.helping != nil {
+			_ = s.helping.Close()
+		}
 		_ = s.seeder.Close()
 		_ = s.tracker.Close()
 		s.dash.Close()

@@ -20,6 +20,17 @@ func (s *Server) Snapshot() web.Snapshot {
 	if total > 0 {
 		snap.Offload = 1 - float64(snap.Bytes[SourceOrigin])/float64(total)
 	}
+	helpers, _ := s.Helpers()
+	for _, h := range helpers {
+		snap.Helpers = append(snap.Helpers, web.Helper{Name: h.Name, State: h.State, Healthy: h.Healthy, Address: h.Address})
+	}
+	if pub := s.Published(); len(pub) > 0 {
+		ans := web.DNSAnswer{Name: s.cfg.SiteName, TTL: int(s.cfg.DNS.TTL().Seconds())}
+		for _, a := range pub {
+			ans.Addrs = append(ans.Addrs, a.String())
+		}
+		snap.DNS = append(snap.DNS, ans)
+	}
 	ts := s.tracker.Stats()
 	snap.Tracker = web.TrackerStats{Connections: ts.Connections, Peers: ts.Peers, Swarms: ts.Swarms}
 	cur := s.cat.Current()

@@ -25,7 +25,8 @@ import (
 const usage = `swarmgate turns a flash crowd into the CDN for a web site.
 
 Usage:
-  swarmgate demo [flags]     run an example site behind a gateway on loopback, to open in browsers
+  swarmgate demo [flags]     run an example site, its gateway, two helpers and DNS on loopback
+  swarmgate load [flags] URL send a steady, bounded stream of requests (to make a crowd on your own servers)
   swarmgate serve [flags]    run the gateway in front of a site's origin
   swarmgate bench tracker    measure the tracker against the bittorrent-tracker npm server
   swarmgate version          print the version
@@ -52,6 +53,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = demo(ctx, args[1:], stdout, stderr)
+	case "load":
+		err = load(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = bench(args[1:], stdout, stderr)
 	case "version":
@@ -115,12 +118,27 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
 	acmeHost := fs.String("acme-host", "", "public host name to get a certificate for automatically (ACME, TLS-ALPN-01 on the listen port)")
 	ice := fs.String("ice", "", "comma-separated STUN/TURN URLs for browsers (only servers you run: a third party would learn who visits)")
+	fs.StringVar(&cfg.DashboardToken, "dashboard-token", "", "open /.swarm/dashboard to requests carrying this token (?token=); without it, loopback only")
+	fs.StringVar(&cfg.SiteName, "site", "", "the site's host name (as DNS publishes it and helpers see it in Host)")
+	fedFile := fs.String("federation", "", "federation file (JSON): the members that lend each other capacity")
+	fs.StringVar(&cfg.PeerListen, "peer-listen", "", "address for BitTorrent peers (TCP and uTP), needed to fetch for helpers and to help")
+	dnsListen := fs.String("dns-listen", "", "run the embedded authoritative DNS server on this address (UDP and TCP), e.g. :53")
+	dnsZone := fs.String("dns-zone", "", "the zone the embedded DNS server is authoritative for")
+	dnsNS := fs.String("dns-ns", "", "the zone's name server host name (its addresses: this member's in the federation file)")
+	rfc2136 := fs.String("rfc2136", "", "instead of the embedded server, send RFC 2136 updates to this DNS server (host:port)")
+	tsig := fs.String("tsig", "", "TSIG key for --rfc2136 as NAME:BASE64SECRET (hmac-sha256)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, "", err
 		}
 		return cfg, "", errUsage
+	}
+	if err := federationConfig(&cfg, *fedFile); err != nil {
+		return cfg, "", err
+	}
+	if err := dnsConfig(&cfg, *dnsListen, *dnsZone, *dnsNS, *rfc2136, *tsig); err != nil {
+		return cfg, "", err
 	}
 	if fs.NArg() > 0 {
 		return cfg, "", fmt.Errorf("%w: unexpected argument %q", errBadFlag, fs.Arg(0))

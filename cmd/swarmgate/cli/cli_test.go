@@ -5,8 +5,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,7 +19,7 @@ func TestDemo(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--dir", t.TempDir(), "--log-level", "warn"}, pw, io.Discard)
+		done <- Run(ctx, []string{"demo", "--port", "0", "--dns-port", "0", "--dir", t.TempDir(), "--log-level", "warn"}, pw, io.Discard)
 		pw.Close()
 	}()
 	urlRE := regexp.MustCompile(`gateway \(open this\):\s+(http://\S+)`)
@@ -74,6 +76,29 @@ func TestServeFlags(t *testing.T) {
 		_, _, err := serveConfig(tc.args, io.Discard)
 		if (err == nil) != tc.ok {
 			t.Errorf("serve %v: err = %v, want ok=%v", tc.args, err, tc.ok)
+		}
+	}
+}
+
+func TestLoadIsBoundedAndReports(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	var out strings.Builder
+	start := time.Now()
+	code := Run(context.Background(), []string{"load", "-rate", "200", "-duration", "500ms", "-clients", "4", srv.URL}, &out, io.Discard)
+	if code != 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("exit %d after %v", code, time.Since(start))
+	}
+	if n := hits.Load(); n < 20 || n > 120 {
+		t.Fatalf("%d requests at 200/s for 0.5 s", n)
+	}
+	if !strings.Contains(out.String(), "done: ") {
+		t.Fatalf("no summary: %q", out.String())
+	}
+	for _, bad := range [][]string{{"load", "-rate", "1e9", srv.URL}, {"load", "ftp://x"}, {"load"}} {
+		if code := Run(context.Background(), bad, io.Discard, io.Discard); code != 2 {
+			t.Fatalf("%v: exit %d", bad, code)
 		}
 	}
 }

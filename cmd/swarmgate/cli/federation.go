@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	steer "github.com/swarmgate/swarmgate/gateway/dns"
+	"github.com/swarmgate/swarmgate/webseed/federation"
+)
+
+// federationConfig loads the member key (made on first start in the data directory) and the federation file.
+func federationConfig(cfg *gateway.Config, file string) error {
+	if file == "" {
+		return nil
+	}
+	fed, err := federation.LoadFederation(file)
+	if err != nil {
+		return fmt.Errorf("%w: --federation: %v", errBadFlag, err)
+	}
+	key, err := federation.LoadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if _, err := fed.Self(key); err != nil {
+		return fmt.Errorf("%w: --federation: this server's key %s is not in %s: %v", errBadFlag,
+			federation.FormatPublicKey(key.Public().(ed25519.PublicKey)), file, err)
+	}
+	cfg.Federation = &gateway.FederationConfig{Key: key, Members: fed}
+	return nil
+}
+
+// dnsConfig sets up DNS steering: the embedded authoritative server, or RFC 2136 updates to another.
+func dnsConfig(cfg *gateway.Config, listen, zone, ns, server, tsig string) error {
+	switch {
+	case listen == "" && server == "":
+		return nil
+	case listen != "" && server != "":
+		return fmt.Errorf("%w: --dns-listen and --rfc2136 exclude each other", errBadFlag)
+	case cfg.SiteName == "":
+		return fmt.Errorf("%w: DNS steering needs --site", errBadFlag)
+	case zone == "":
+		return fmt.Errorf("%w: DNS steering needs --dns-zone", errBadFlag)
+	}
+	if server != "" {
+		name, secret, ok := strings.Cut(tsig, ":")
+		if !ok || name == "" || secret == "" {
+			return fmt.Errorf("%w: --rfc2136 needs --tsig NAME:BASE64SECRET", errBadFlag)
+		}
+		u, err := steer.NewUpdater(steer.UpdaterConfig{Server: server, Zone: zone, KeyName: name, Secret: secret, Algorithm: "hmac-sha256"})
+		if err != nil {
+			return fmt.Errorf("%w: --rfc2136: %v", errBadFlag, err)
+		}
+		cfg.DNS = u
+		return nil
+	}
+	var nsAddrs []netip.Addr
+	if cfg.Federation != nil {
+		if self, err := cfg.Federation.Members.Self(cfg.Federation.Key); err == nil {
+			nsAddrs = self.Addresses
+		}
+	}
+	if ns == "" {
+		ns = "ns1." + zone
+	}
+	srv, err := steer.NewServer(steer.ServerConfig{Zone: zone, Addr: listen, NameServers: []steer.NameServer{{Name: ns, Addrs: nsAddrs}}})
+	if err != nil {
+		return fmt.Errorf("%w: --dns-listen: %v", errBadFlag, err)
+	}
+	cfg.DNS = srv
+	return nil
+}

@@ -1,0 +1,495 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway/catalog"
+	steer "github.com/swarmgate/swarmgate/gateway/dns"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/webseed/federation"
+)
+
+// FederationConfig makes the gateway a member of a federation of servers that lend each other capacity.
+type FederationConfig struct {
+	// Key is this server's Ed25519 key (federation.LoadOrCreateKey); its public half names it in Members.
+	Key ed25519.PrivateKey
+	// Members is the federation file: every member with its URL, public key and addresses.
+	Members *federation.Federation
+	// HelpCapacity is the load, in requests per second, this gateway asks each helper to take, and the
+	// capacity it offers when it helps others.
+	HelpCapacity int
+	// HealthInterval is how often ready helpers are checked; a failing one is withdrawn at once.
+	HealthInterval time.Duration
+}
+
+// Defaults for FederationConfig.
+const (
+	DefaultHelpCapacity   = 100
+	DefaultHealthInterval = 2 * time.Second
+	// helpLease is how long a help request holds without renewal (HelpRequest.Until): a helper whose site
+	// owner vanished stops on its own.
+	helpLease = 30 * time.Minute
+	// healthTimeout bounds one health check.
+	healthTimeout = 3 * time.Second
+)
+
+// Helper states, as the coordinator sees them.
+const (
+	helperAsked    = "asked"
+	helperAccepted = "accepted"
+	helperDeclined = "declined"
+	helperReady    = "ready"
+	helperFailed   = "failed"
+	helperReleased = "released"
+)
+
+// helperState is one member recruited for the current crowd.
+type helperState struct {
+	member    federation.Member
+	state     string
+	reason    string
+	addr      netip.AddrPort // where it serves, once ready
+	capacity  int
+	challenge []byte
+	version   *catalog.Version
+	asked     time.Time
+	readyAt   time.Time
+}
+
+// coordinator is the site-owner side of cooperation: it recruits helpers when the monitor declares a crowd,
+// publishes them in DNS once they prove they hold the content and pass a health check, withdraws failing
+// ones at once, and releases them after the crowd, once withdrawn records have expired.
+type coordinator struct {
+	s      *Server
+	cfg    FederationConfig
+	self   federation.Member
+	client *federation.Client
+	dns    steer.Publisher
+	log    *slog.Logger
+	http   *http.Client
+
+	mu         sync.Mutex
+	helpers    map[string]*helperState
+	crowdStart time.Time
+	firstReady time.Duration // from crowd start to the first helper in DNS
+	published  []steer.Weighted
+	wake       chan struct{}
+}
+
+func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns steer.Publisher) (*coordinator, error) {
+	self, err := cfg.Members.Self(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: federation: %w", err)
+	}
+	if cfg.HelpCapacity <= 0 {
+		cfg.HelpCapacity = DefaultHelpCapacity
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = DefaultHealthInterval
+	}
+	return &coordinator{
+		s: s, cfg: cfg, self: self, dns: dns, log: s.log.With(slog.String("component", "coordinator")),
+		client:  &federation.Client{Key: cfg.Key, Name: self.Name, Verifier: v},
+		http:    &http.Client{Timeout: healthTimeout},
+		helpers: map[string]*helperState{},
+		wake:    make(chan struct{}, 1),
+	}, nil
+}
+
+func (c *coordinator) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onState reacts to the monitor's transitions.
+func (c *coordinator) onState(from, to monitor.State) {
+	switch to {
+	case monitor.Crowd:
+		c.mu.Lock()
+		if from == monitor.Normal {
+			c.crowdStart, c.firstReady = time.Now(), 0
+		}
+		c.mu.Unlock()
+	case monitor.Ending:
+	case monitor.Normal:
+	}
+	c.kick()
+}
+
+// run reconciles the federation with the monitor's state until ctx ends: recruiting in a crowd, checking
+// health, publishing DNS, and releasing helpers when the crowd is over.
+func (c *coordinator) run(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.HealthInterval)
+	defer tick.Stop()
+	for {
+		c.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *coordinator) reconcile(ctx context.Context) {
+	state := c.s.mon.Status().State
+	switch state {
+	case monitor.Crowd:
+		c.recruit(ctx)
+		c.checkHealth(ctx)
+	case monitor.Ending:
+		c.checkHealth(ctx) // helpers keep serving clients that resolved them until the TTL passes
+	case monitor.Normal:
+		c.release(ctx)
+	}
+	c.publish(ctx, state)
+}
+
+// recruit asks every member not yet asked for the current version to help.
+func (c *coordinator) recruit(ctx context.Context) {
+	v := c.s.cat.Current()
+	if v == nil {
+		return
+	}
+	for _, m := range c.cfg.Members.Members() {
+		if m.Name == c.self.Name {
+			continue
+		}
+		c.mu.Lock()
+		h := c.helpers[m.Name]
+		if h != nil && h.version == v && !c.askAgain(h) {
+			c.mu.Unlock()
+			continue
+		}
+		challenge := make([]byte, 32)
+		_, _ = rand.Read(challenge)
+		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now()}
+		c.helpers[m.Name] = h
+		c.mu.Unlock()
+		go c.ask(ctx, h)
+	}
+}
+
+// reaskAfter is how long a member that declined or failed is left alone before it is asked again in the
+// same crowd: its capacity may have freed up.
+const reaskAfter = 15 * time.Second
+
+// askAgain reports whether a member recruited before should be asked again. Called with mu held.
+func (c *coordinator) askAgain(h *helperState) bool {
+	switch h.state {
+	case helperReleased:
+		return true
+	case helperDeclined, helperFailed:
+		return time.Since(h.asked) >= reaskAfter
+	}
+	return false
+}
+
+// ask sends one help request and records the answer.
+func (c *coordinator) ask(ctx context.Context, h *helperState) {
+	req := &federation.HelpRequest{
+		Site: c.s.cfg.SiteName, Version: h.version.Name, InfoHash: h.version.InfoHash.HexString(),
+		Origin: c.self.URL, Webseeds: []string{c.self.URL + PathSeed}, Tracker: wsURL(c.self.URL) + PathAnnounce,
+		Capacity: c.cfg.HelpCapacity, Until: time.Now().Add(helpLease), Challenge: hex.EncodeToString(h.challenge),
+	}
+	var acc federation.Accept
+	err := c.client.Send(ctx, h.member.URL, federation.KindHelpRequest, req, &acc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.helpers[h.member.Name] != h {
+		return
+	}
+	var declined *federation.DeclinedError
+	switch {
+	case errors.As(err, &declined):
+		h.state, h.reason = helperDeclined, declined.Error()
+	case err != nil:
+		h.state, h.reason = helperFailed, err.Error()
+	default:
+		h.state, h.capacity = helperAccepted, acc.Capacity
+	}
+	c.log.Info("coordinator: help request answered", slog.String("member", h.member.Name), slog.String("state", h.state),
+		slog.String("reason", h.reason))
+}
+
+// ready takes a helper's Ready: it must answer our request for this version, prove it holds the data, and
+// pass a health check before its address is published.
+func (c *coordinator) ready(ctx context.Context, from string, r *federation.Ready) error {
+	c.mu.Lock()
+	h := c.helpers[from]
+	c.mu.Unlock()
+	if h == nil || h.version.InfoHash.HexString() != r.InfoHash || r.Site != c.s.cfg.SiteName {
+		return fmt.Errorf("gateway: ready from %s for %s: %w", from, r.InfoHash, ErrNotAsked)
+	}
+	piece, err := catalog.ReadPiece(&h.version.Info, h.version.Dir, federation.ChallengePiece(h.challenge, h.version.Info.NumPieces()))
+	if err != nil {
+		return err
+	}
+	if federation.ProofOf(h.challenge, piece) != r.Proof {
+		return fmt.Errorf("gateway: ready from %s: %w", from, ErrBadProof)
+	}
+	if err := c.healthy(ctx, r.Address, h.version); err != nil {
+		return fmt.Errorf("gateway: ready from %s: %w", from, err)
+	}
+	c.mu.Lock()
+	h.state, h.addr, h.readyAt, h.reason = helperReady, r.Address, time.Now(), ""
+	if c.firstReady == 0 && !c.crowdStart.IsZero() {
+		c.firstReady = time.Since(c.crowdStart)
+	}
+	c.mu.Unlock()
+	c.log.Info("coordinator: helper ready", slog.String("member", from), slog.String("addr", r.Address.String()))
+	c.kick()
+	return nil
+}
+
+// healthy fetches the start of the version's smallest file from a helper, as a steered client would (Host:
+// the site), and compares it with our copy.
+func (c *coordinator) healthy(ctx context.Context, addr netip.AddrPort, v *catalog.Version) error {
+	f := slices.MinFunc(v.Files, func(a, b catalog.File) int { return int(a.Size - b.Size) })
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+f.Path, nil)
+	if err != nil {
+		return err
+	}
+	req.Host = c.s.cfg.SiteName
+	const probe = 4096
+	req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", probe-1))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(io.LimitReader(resp.Body, probe))
+	if err != nil || (resp.StatusCode != http.StatusPartialContent && resp.StatusCode != http.StatusOK) {
+		return fmt.Errorf("%w: %s: status %d, %v", ErrUnhealthy, f.Path, resp.StatusCode, err)
+	}
+	rc, _, err := v.Open(f.Path[1:])
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	want, _ := io.ReadAll(io.LimitReader(rc, int64(len(got))))
+	if len(got) == 0 || !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: %s: wrong bytes", ErrUnhealthy, f.Path)
+	}
+	return nil
+}
+
+// checkHealth checks every ready helper; a failing one is withdrawn from DNS at once.
+func (c *coordinator) checkHealth(ctx context.Context) {
+	c.mu.Lock()
+	var ready []*helperState
+	for _, h := range c.helpers {
+		if h.state == helperReady {
+			ready = append(ready, h)
+		}
+	}
+	c.mu.Unlock()
+	for _, h := range ready {
+		err := c.healthy(ctx, h.addr, h.version)
+		if err == nil {
+			continue
+		}
+		c.mu.Lock()
+		h.state, h.reason = helperFailed, err.Error()
+		c.mu.Unlock()
+		c.log.Warn("coordinator: helper failed its health check", slog.String("member", h.member.Name), slog.Any("err", err))
+		if c.dns != nil {
+			if err := c.dns.Withdraw(ctx, c.s.cfg.SiteName, h.addr.Addr()); err != nil {
+				c.log.Error("coordinator: withdrawing helper", slog.Any("err", err))
+			}
+			c.forget(h.addr.Addr())
+		}
+	}
+}
+
+// forget drops a withdrawn address from what publish believes is live, so the next publish sets the rest.
+func (c *coordinator) forget(a netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.published = slices.DeleteFunc(slices.Clone(c.published), func(w steer.Weighted) bool { return w.Addr == a })
+}
+
+// Published returns the addresses published in DNS for the site.
+func (s *Server) Published() []netip.Addr {
+	if s.coord == nil {
+		return nil
+	}
+	s.coord.mu.Lock()
+	defer s.coord.mu.Unlock()
+	var out []netip.Addr
+	for _, w := range s.coord.published {
+		out = append(out, w.Addr)
+	}
+	return out
+}
+
+// publish sets the site's DNS records: the origin's addresses, plus ready helpers during a crowd.
+func (c *coordinator) publish(ctx context.Context, state monitor.State) {
+	if c.dns == nil || c.s.cfg.SiteName == "" {
+		return
+	}
+	var set []steer.Weighted
+	for _, a := range c.self.Addresses {
+		set = append(set, steer.Weighted{Addr: a, Weight: uint32(c.cfg.HelpCapacity)})
+	}
+	if state == monitor.Crowd {
+		for _, h := range c.readyHelpers() {
+			set = append(set, steer.Weighted{Addr: h.addr.Addr(), Weight: uint32(max(h.capacity, 1))})
+		}
+	}
+	c.mu.Lock()
+	same := slices.Equal(set, c.published)
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	if err := c.dns.Set(ctx, c.s.cfg.SiteName, set); err != nil {
+		c.log.Error("coordinator: publishing DNS", slog.Any("err", err))
+		return
+	}
+	c.mu.Lock()
+	c.published = set
+	c.mu.Unlock()
+	c.log.Info("coordinator: DNS published", slog.String("name", c.s.cfg.SiteName), slog.Int("addresses", len(set)))
+}
+
+func (c *coordinator) readyHelpers() []helperState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []helperState
+	for _, h := range c.helpers {
+		if h.state == helperReady {
+			out = append(out, *h)
+		}
+	}
+	slices.SortFunc(out, func(a, b helperState) int { return a.addr.Compare(b.addr) })
+	return out
+}
+
+// webseeds are the ready helpers' webseed URLs, for the manifest during a crowd.
+func (c *coordinator) webseeds() []string {
+	if c.s.mon.Status().State != monitor.Crowd {
+		return nil
+	}
+	var out []string
+	for _, h := range c.readyHelpers() {
+		out = append(out, "http://"+h.addr.String()+PathSeed)
+	}
+	return out
+}
+
+// release tells every helper still engaged that the crowd is over. It runs in the normal state, which the
+// monitor enters only after the ending state has lasted the records' TTL.
+func (c *coordinator) release(ctx context.Context) {
+	c.mu.Lock()
+	var engaged []*helperState
+	for _, h := range c.helpers {
+		if h.state == helperAccepted || h.state == helperReady || h.state == helperAsked || h.state == helperFailed {
+			engaged = append(engaged, h)
+			h.state = helperReleased
+		}
+	}
+	c.mu.Unlock()
+	for _, h := range engaged {
+		err := c.client.Send(ctx, h.member.URL, federation.KindRelease,
+			&federation.Release{Site: c.s.cfg.SiteName, InfoHash: h.version.InfoHash.HexString()}, nil)
+		c.log.Info("coordinator: released helper", slog.String("member", h.member.Name), slog.Any("err", err))
+	}
+}
+
+// HelperStatus is one helper as the coordinator sees it.
+type HelperStatus struct {
+	Name    string
+	State   string
+	Reason  string
+	Address string
+	Healthy bool
+}
+
+// Helpers reports the helpers of the current or last crowd, and how long the first took from the crowd's
+// start to its address in DNS (zero when none got there).
+func (s *Server) Helpers() ([]HelperStatus, time.Duration) {
+	c := s.coord
+	if c == nil {
+		return nil, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []HelperStatus
+	for _, h := range c.helpers {
+		hs := HelperStatus{Name: h.member.Name, State: h.state, Reason: h.reason, Healthy: h.state == helperReady}
+		if h.addr.IsValid() {
+			hs.Address = h.addr.String()
+		}
+		out = append(out, hs)
+	}
+	slices.SortFunc(out, func(a, b HelperStatus) int { return cmpString(a.Name, b.Name) })
+	return out, c.firstReady
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// wsURL turns an http(s) base URL into the ws(s) one.
+func wsURL(u string) string {
+	if rest, ok := cutPrefix(u, "https://"); ok {
+		return "wss://" + rest
+	}
+	if rest, ok := cutPrefix(u, "http://"); ok {
+		return "ws://" + rest
+	}
+	return u
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return s, false
+}
+
+// declined takes a helper's notice that it stops helping (its own site got a crowd): it is withdrawn.
+func (c *coordinator) declined(from string, d *federation.Decline) {
+	c.mu.Lock()
+	h := c.helpers[from]
+	if h == nil || h.state == helperReleased || h.version.InfoHash.HexString() != d.InfoHash {
+		c.mu.Unlock()
+		return
+	}
+	wasReady := h.state == helperReady
+	h.state, h.reason = helperDeclined, d.Reason
+	c.mu.Unlock()
+	c.log.Info("coordinator: helper stops helping", slog.String("member", from), slog.String("reason", d.Reason))
+	if wasReady && c.dns != nil {
+		if err := c.dns.Withdraw(context.Background(), c.s.cfg.SiteName, h.addr.Addr()); err != nil {
+			c.log.Error("coordinator: withdrawing helper", slog.Any("err", err))
+		}
+		c.forget(h.addr.Addr())
+	}
+	c.kick()
+}

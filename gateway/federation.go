@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/webseed/federation"
+)
+
+// PathJob is where a helper fetches what it needs to help with a version: the info dictionary, the
+// gateway's BitTorrent peer address and the files' metadata. The content is public; the signed help
+// request names the infohash that the helper checks the info dictionary against.
+const PathJob = PathPrefix + "job/"
+
+// joinFederation sets up both sides of cooperation: the coordinator that recruits helpers for this site, and
+// the federation endpoint that takes help requests, readiness reports and releases from other members.
+func (s *Server) joinFederation(cfg FederationConfig) error {
+	self, err := cfg.Members.Self(cfg.Key)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	v, err := federation.NewVerifier(federation.VerifierConfig{Federation: cfg.Members, Self: self.Name})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	c, err := newCoordinator(s, cfg, v, s.cfg.DNS)
+	if err != nil {
+		return err
+	}
+	s.coord = c
+	s.mux.Handle("POST "+federation.Path, federation.Handler(v, cfg.Key, s.log, s.onFederation))
+	s.mux.HandleFunc("GET "+PathJob+"{infohash}", s.serveJob)
+	return nil
+}
+
+// onFederation dispatches a verified message from another member.
+func (s *Server) onFederation(ctx context.Context, env *federation.Envelope) (federation.Message, error) {
+	switch m := env.Message.(type) {
+	case *federation.HelpRequest:
+		return s.help(ctx, env.From, m)
+	case *federation.Ready:
+		return nil, s.coord.ready(ctx, env.From, m)
+	case *federation.Release:
+		return nil, s.release(env.From, m)
+	case *federation.Decline:
+		s.coord.declined(env.From, m)
+		return nil, nil
+	}
+	return nil, fmt.Errorf("gateway: %w: %s", federation.ErrUnexpectedKind, env.Kind)
+}
+
+// Job is what PathJob serves.
+type Job struct {
+	Version   string             `json:"version"`
+	InfoBytes []byte             `json:"info"`
+	Peers     []string           `json:"peers"`
+	Files     map[string]JobFile `json:"files"`
+}
+
+// JobFile is a file's metadata in a Job.
+type JobFile struct {
+	Type   string `json:"type"`
+	SHA256 string `json:"sha256"`
+}
+
+func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
+	var ih metainfo.Hash
+	if err := ih.FromHexString(r.PathValue("infohash")); err != nil {
+		http.Error(w, "swarmgate: bad infohash", http.StatusBadRequest)
+		return
+	}
+	for _, v := range s.cat.Versions() {
+		if v.InfoHash != ih {
+			continue
+		}
+		job := Job{Version: v.Name, InfoBytes: v.InfoBytes, Files: map[string]JobFile{}}
+		if port := s.seeder.ListenPort(); port != 0 && s.cfg.PeerListen != "" {
+			host, _, err := net.SplitHostPort(r.Host)
+			if err != nil {
+				host = r.Host
+			}
+			job.Peers = []string{net.JoinHostPort(host, strconv.Itoa(port))}
+		}
+		for _, f := range v.Files {
+			job.Files[f.Path] = JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256)}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(job); err != nil {
+			s.log.Debug("gateway: writing job", slog.Any("err", err))
+		}
+		return
+	}
+	http.NotFound(w, r)
+}

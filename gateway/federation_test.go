@@ -1,0 +1,312 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	steer "github.com/swarmgate/swarmgate/gateway/dns"
+	"github.com/swarmgate/swarmgate/gateway/examplesite"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/webseed/federation"
+)
+
+const siteName = "launch.example.test"
+
+// samePort finds a TCP port free on all of the given loopback addresses, so that DNS-steered clients reach
+// every member on the site's one port, as they would on port 80 or 443.
+func samePort(t *testing.T, hosts ...string) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", hosts[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ok := true
+		var held []net.Listener
+		for _, h := range hosts[1:] {
+			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", h, port))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, l)
+		}
+		ln.Close()
+		for _, l := range held {
+			l.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no port free on every host")
+	return 0
+}
+
+// member runs one federation member's gateway until the test ends or stop is called.
+type member struct {
+	g    *gateway.Server
+	stop func()
+}
+
+func runMember(t *testing.T, cfg gateway.Config) *member {
+	t.Helper()
+	cfg.Logger = testLogger(t)
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	g, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("member: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &member{g: g, stop: stop}
+}
+
+// resolve asks our DNS server for the site's A records.
+func resolve(t *testing.T, server netip.AddrPort) []netip.Addr {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(siteName), dns.TypeA)
+	r, err := dns.Exchange(m, server.String())
+	if err != nil {
+		t.Fatalf("dns: %v", err)
+	}
+	var out []netip.Addr
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			addr, _ := netip.AddrFromSlice(a.A.To4())
+			out = append(out, addr)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+// TestFlashCrowdRecruitsHelpersAndSteersDNS is the paper's scenario end to end on loopback: alpha's gateway
+// sees a crowd, beta and gamma help, DNS steers plain HTTP clients to them, a killed helper is withdrawn, and
+// when the load stops the records are withdrawn and the helpers released after the TTL.
+func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
+	if _, err := net.Listen("tcp", "127.0.0.3:0"); err != nil {
+		t.Fatalf("127.0.0.3 is not usable here: %v", err)
+	}
+	port := samePort(t, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+
+	// Keys and the federation file.
+	names := []string{"alpha", "beta", "gamma"}
+	keys := map[string]ed25519.PrivateKey{}
+	var file bytes.Buffer
+	file.WriteString(`{"members":[`)
+	for i, n := range names {
+		k, err := federation.LoadOrCreateKey(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[n] = k
+		if i > 0 {
+			file.WriteString(",")
+		}
+		fmt.Fprintf(&file, `{"name":%q,"url":"http://127.0.0.%d:%d","key":%q,"addresses":["127.0.0.%d"]}`,
+			n, i+1, port, federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), i+1)
+	}
+	file.WriteString("]}")
+	fed, err := federation.ParseFederation(file.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dnsSrv, err := steer.NewServer(steer.ServerConfig{Zone: "example.test", Addr: "127.0.0.1:0", TTL: time.Second,
+		NameServers: []steer.NameServer{{Name: "ns1.example.test", Addrs: addrs("127.0.0.1")}}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alpha's gateway runs the DNS server it publishes to.
+
+	health := 300 * time.Millisecond
+	fedCfg := func(n string) *gateway.FederationConfig {
+		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: health}
+	}
+	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
+		SiteName: siteName, Federation: fedCfg("alpha"), DNS: dnsSrv, PeerListen: "127.0.0.1:0",
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
+	beta := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0"})
+	gamma := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.3:%d", port), Federation: fedCfg("gamma"), PeerListen: "127.0.0.3:0"})
+	_ = beta
+
+	waitUntil(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
+
+	// Unsigned, forged and replayed help requests change nothing: beta does not start serving the site.
+	betaURL := fmt.Sprintf("http://127.0.0.2:%d", port)
+	req := &federation.HelpRequest{Site: siteName, Version: "v", InfoHash: fmt.Sprintf("%040x", 1), Origin: "http://127.0.0.1/",
+		Tracker: "ws://127.0.0.1/.swarm/announce", Capacity: 10, Until: time.Now().Add(time.Hour)}
+	forged, _ := federation.Seal(keys["gamma"], "alpha", "beta", federation.KindHelpRequest, req) // alpha's name, gamma's key
+	genuine, _ := federation.Seal(keys["alpha"], "alpha", "beta", federation.KindHelpRequest, req)
+	for name, body := range map[string][]byte{"unsigned": []byte(`{"kind":"help-request","from":"alpha"}`), "forged": forged} {
+		resp, err := http.Post(betaURL+federation.Path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Fatalf("%s help request: status %d", name, resp.StatusCode)
+		}
+	}
+	resp, err := http.Post(betaURL+federation.Path, "application/json", bytes.NewReader(genuine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // beta declines: it cannot fetch a job for an infohash alpha does not have
+	resp, err = http.Post(betaURL+federation.Path, "application/json", bytes.NewReader(genuine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed help request: status %d", resp.StatusCode)
+	}
+	if r, err := http.Get(betaURL + examplesite.ImagePNG); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Fatal("beta serves the site without a genuine request")
+		}
+	}
+
+	// A bounded load on alpha: at most 60 s and 20,000 requests, from 8 clients.
+	var stopLoad atomic.Bool
+	var sent atomic.Int64
+	var lwg sync.WaitGroup
+	loadDeadline := time.Now().Add(60 * time.Second)
+	for range 8 {
+		lwg.Add(1)
+		go func() {
+			defer lwg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for !stopLoad.Load() && time.Now().Before(loadDeadline) && sent.Add(1) <= 20000 {
+				resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	defer func() { stopLoad.Store(true); lwg.Wait() }()
+
+	waitUntil(t, 45*time.Second, "both helpers in DNS", func() bool {
+		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1", "127.0.0.2", "127.0.0.3"))
+	})
+	helpers, took := alpha.g.Helpers()
+	t.Logf("crowd start to first helper in DNS: %v; helpers %+v", took, helpers)
+
+	// A client without P2P that resolves through our DNS gets the same bytes from each helper.
+	get := func(ip netip.Addr, path string) []byte {
+		t.Helper()
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s:%d%s", ip, port, path), nil)
+		req.Host = siteName
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("GET %s from %s: %v", path, ip, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s from %s: %d", path, ip, resp.StatusCode)
+		}
+		return b
+	}
+	page := get(netip.MustParseAddr("127.0.0.1"), examplesite.PageHTML)
+	for _, ip := range resolve(t, dnsSrv.Addr()) {
+		for _, p := range examplesite.Heavy {
+			if sha256.Sum256(get(ip, p)) != sha256.Sum256(s.files[p]) {
+				t.Fatalf("%s from %s differs from the origin's", p, ip)
+			}
+		}
+		if !bytes.Equal(get(ip, examplesite.PageHTML), page) {
+			t.Fatalf("the page from %s differs from the gateway's", ip)
+		}
+	}
+
+	// A helper killed mid-crowd is withdrawn within a health interval or two; the survivors keep serving.
+	gamma.stop()
+	killed := time.Now()
+	waitUntil(t, 10*time.Second, "gamma withdrawn", func() bool {
+		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1", "127.0.0.2"))
+	})
+	t.Logf("killed helper withdrawn after %v (health interval %v)", time.Since(killed), health)
+	for _, ip := range resolve(t, dnsSrv.Addr()) {
+		get(ip, examplesite.ImagePNG)
+	}
+
+	// The load stops: ending withdraws the helpers' records; after the TTL the crowd is over and beta is released.
+	stopLoad.Store(true)
+	lwg.Wait()
+	waitUntil(t, 30*time.Second, "records withdrawn", func() bool {
+		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1"))
+	})
+	waitUntil(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
+	waitUntil(t, 10*time.Second, "beta released", func() bool {
+		for _, h := range mustHelpers(alpha.g) {
+			if h.Name == "beta" && h.State != "released" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func mustHelpers(g *gateway.Server) []gateway.HelperStatus {
+	h, _ := g.Helpers()
+	return h
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

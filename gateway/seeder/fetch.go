@@ -1,0 +1,171 @@
+package seeder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	g "github.com/anacrolix/generics"
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+)
+
+// ErrBadPeerAddr means a peer address given to Fetch is not host:port or its host does not resolve.
+var ErrBadPeerAddr = errors.New("peer address must be host:port")
+
+// reAddPeers is how often Fetch gives the engine its peers again while it has no connection at all: the
+// engine forgets an address whose dial failed, and a gateway that restarts is back in seconds.
+const reAddPeers = 5 * time.Second
+
+// Fetch downloads a torrent into dir (Config.DataDir when empty), at the paths AddTorrent expects, from the
+// given ordinary BitTorrent peers ("host:port" of TCP/uTP listeners; dialing them needs Config.ListenAddr)
+// and BEP 19 webseed URLs. It returns once every piece is verified against the torrent's hashes, and the
+// torrent is then seeded like one added with AddTorrent (RemoveTorrent stops it). progress, if not nil, is
+// called from Fetch's goroutine with the bytes verified so far and the torrent's length.
+//
+// When ctx ends or the seeder closes first, the torrent is dropped and the error says why; whatever was
+// written under dir stays there for the caller to remove.
+func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, peers, webseeds []string,
+	progress func(done, total int64)) error {
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return fmt.Errorf("seeder: %w: %w", ErrBadMetaInfo, err)
+	}
+	ih := mi.HashInfoBytes()
+	if dir == "" {
+		dir = s.cfg.DataDir
+	}
+	pis, err := peerInfos(ctx, peers)
+	if err != nil {
+		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), ErrClosed)
+	}
+	if _, dup := s.torrents[ih]; dup {
+		s.mu.Unlock()
+		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), ErrDuplicateTorrent)
+	}
+	e := &entry{}
+	s.torrents[ih] = e
+	s.adding.Add(1)
+	s.mu.Unlock()
+	defer s.adding.Done()
+	unreserve := func() {
+		s.mu.Lock()
+		delete(s.torrents, ih)
+		s.mu.Unlock()
+	}
+
+	st := storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   dir,
+		PieceCompletion: storage.NewMapPieceCompletion(), // as in load: nothing kept, never closed
+		UsePartFiles:    g.Some(false),                   // files appear at their final paths
+		Logger:          s.engineLog,
+	})
+	t, isNew := s.cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: mi.InfoBytes, Storage: st})
+	if !isNew {
+		unreserve()
+		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), ErrDuplicateTorrent)
+	}
+	start := time.Now()
+	t.AddPeers(pis)
+	t.AddWebSeeds(webseeds)
+	t.DownloadAll()
+	if err := s.waitComplete(ctx, t, pis, progress); err != nil {
+		t.Drop()
+		unreserve()
+		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
+	}
+	s.mu.Lock()
+	e.t, e.ready = t, true
+	s.notifySessionsLocked()
+	s.mu.Unlock()
+	st2 := t.Stats()
+	s.log.Info("seeder: fetched; seeding", slog.String("infohash", ih.HexString()), slog.String("name", info.BestName()),
+		slog.Int64("bytes", info.TotalLength()), slog.Duration("took", time.Since(start)),
+		slog.Int64("from_peers", st2.PeerConns.BytesReadUsefulData.Int64()),
+		slog.Int64("from_webseeds", st2.WebSeeds.BytesReadUsefulData.Int64()))
+	return nil
+}
+
+// waitComplete waits until every piece of t is complete and recorded, reporting progress as it goes.
+func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []torrent.PeerInfo,
+	progress func(done, total int64)) error {
+	sub := t.SubscribePieceStateChanges()
+	defer sub.Close()
+	tick := time.NewTicker(verifyPoll)
+	defer tick.Stop()
+	total := t.Length()
+	lastDone := int64(-1)
+	lastAdd := time.Now()
+	for {
+		if progress != nil {
+			if done := t.BytesCompleted(); done != lastDone {
+				lastDone = done
+				progress(min(done, total), total)
+			}
+		}
+		if allVerified(t) {
+			return nil
+		}
+		if time.Since(lastAdd) >= reAddPeers && len(pis) > 0 && t.Stats().ActivePeers == 0 {
+			t.AddPeers(pis)
+			lastAdd = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.ctx.Done():
+			return ErrClosed
+		case <-sub.Values:
+		case <-tick.C:
+		}
+	}
+}
+
+// allVerified reports whether every piece of t is complete, with no check or mark under way.
+func allVerified(t *torrent.Torrent) bool {
+	for _, run := range t.PieceStateRuns() {
+		if !run.Ok || !run.Complete || run.Checking || run.Marking {
+			return false
+		}
+	}
+	return true
+}
+
+// peerInfos parses "host:port" peer addresses, resolving host names.
+func peerInfos(ctx context.Context, peers []string) ([]torrent.PeerInfo, error) {
+	out := make([]torrent.PeerInfo, 0, len(peers))
+	for _, p := range peers {
+		host, port, err := net.SplitHostPort(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q", ErrBadPeerAddr, p)
+		}
+		pn, err := net.LookupPort("tcp", port)
+		if err != nil || pn == 0 {
+			return nil, fmt.Errorf("%w: %q", ErrBadPeerAddr, p)
+		}
+		addrs := []netip.Addr{}
+		if a, err := netip.ParseAddr(host); err == nil {
+			addrs = append(addrs, a)
+		} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+			return nil, fmt.Errorf("%w: %q: %w", ErrBadPeerAddr, p, err)
+		}
+		for _, a := range addrs {
+			out = append(out, torrent.PeerInfo{
+				Addr:   netip.AddrPortFrom(a.Unmap(), uint16(pn)),
+				Source: torrent.PeerSourceDirect,
+			})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,444 @@
+package webseed
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/swarmgate/swarmgate/gateway/seeder"
+)
+
+// Phase is where a job stands.
+type Phase string
+
+// The phases of a job: it is fetched, then ready (served and seeded) until released; a fetch that fails
+// leaves the job failed, holding no data, until it is released or accepted again.
+const (
+	PhaseFetching Phase = "fetching"
+	PhaseReady    Phase = "ready"
+	PhaseFailed   Phase = "failed"
+)
+
+// State is a job's progress.
+type State struct {
+	Phase Phase
+	// Done and Total are the bytes verified so far and the bytes in the version (padding included).
+	Done, Total int64
+	// Err says why the job failed.
+	Err error
+	// Accepted is when Accept took the job; ReadyAt when it became ready (zero until then).
+	Accepted, ReadyAt time.Time
+}
+
+// JobInfo describes a job for a dashboard.
+type JobInfo struct {
+	Site     string
+	Version  string
+	InfoHash metainfo.Hash
+	State
+	// Served is what this job has served so far.
+	Served Served
+}
+
+// errReleased is the cause of a fetch cancelled by Release or Close.
+var errReleased = errors.New("released")
+
+// job is one accepted Job.
+type job struct {
+	Job
+	v        *version
+	dir      string
+	accepted time.Time
+	cancel   context.CancelCauseFunc
+	done     chan struct{}          // closed when the fetch goroutine has ended
+	rp       *httputil.ReverseProxy // to the job's origin
+	verified atomic.Int64           // bytes verified, from the seeder's progress reports
+	served   counters
+
+	// Guarded by Helper.mu.
+	phase   Phase
+	err     error
+	readyAt time.Time
+}
+
+func (j *job) stateLocked() State {
+	s := State{Phase: j.phase, Done: j.verified.Load(), Total: j.v.size, Err: j.err, Accepted: j.accepted, ReadyAt: j.readyAt}
+	if s.Phase == PhaseReady {
+		s.Done = s.Total
+	}
+	return s
+}
+
+// Helper is a server's helping role: it accepts jobs, fetches their versions through the shared seeder,
+// and serves them over HTTP (it is an http.Handler). It is safe for concurrent use.
+type Helper struct {
+	cfg       Config
+	log       *slog.Logger
+	transport http.RoundTripper
+	closeIdle func() // the transport's CloseIdleConnections when New made it
+	cache     *cache
+	stats     counters
+	origin    atomic.Int64 // bytes read from origins
+
+	ctx    context.Context // parent of every fetch; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // fetch goroutines
+
+	flightMu sync.Mutex
+	flights  map[string]*flight // cache fills under way, by cache key
+
+	mu     sync.Mutex
+	closed bool
+	jobs   map[metainfo.Hash]*job
+}
+
+var _ http.Handler = (*Helper)(nil)
+
+// New makes a Helper. It deletes job directories an earlier run left in Config.DataDir.
+func New(cfg Config) (*Helper, error) {
+	if err := cfg.fillDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("webseed: data dir: %w", err)
+	}
+	if err := removeStaleJobs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	h := &Helper{
+		cfg: cfg, log: cfg.Logger, transport: cfg.Transport,
+		cache:   newCache(cfg.CacheBytes),
+		flights: make(map[string]*flight),
+		jobs:    make(map[metainfo.Hash]*job),
+	}
+	if h.transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = cfg.OriginTimeout
+		h.transport, h.closeIdle = t, t.CloseIdleConnections
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	return h, nil
+}
+
+// removeStaleJobs deletes the directories in dir named like a job's (an infohash in hex).
+func removeStaleJobs(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("webseed: data dir: %w", err)
+	}
+	for _, e := range ents {
+		if b, err := hex.DecodeString(e.Name()); err == nil && len(b) == len(metainfo.Hash{}) && e.IsDir() {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("webseed: removing stale job: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Accept takes on a job and starts fetching its version in the background; State and Wait follow it. It
+// refuses a malformed job (ErrBadJob), one whose info dictionary does not hash to its infohash
+// (ErrInfoHashMismatch), any job while this server's own site is in a crowd (ErrInCrowd), and a job that
+// does not fit (ErrNoCapacity). Accepting a job already held is a no-op, unless it failed: then it is
+// fetched again.
+func (h *Helper) Accept(j Job) error {
+	ih := j.InfoHash
+	dir := filepath.Join(h.cfg.DataDir, ih.HexString())
+	v, err := checkJob(&j, dir)
+	if err != nil {
+		return err
+	}
+	if h.cfg.InCrowd != nil && h.cfg.InCrowd() {
+		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrInCrowd)
+	}
+	load := h.load()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrClosed)
+	}
+	if old, ok := h.jobs[ih]; ok {
+		if old.phase != PhaseFailed {
+			return nil
+		}
+		<-old.done // its data is already gone; the goroutine is only returning
+		delete(h.jobs, ih)
+	}
+	n, held := h.usageLocked()
+	if n >= h.cfg.MaxJobs || held+v.size > h.cfg.MaxBytes || load >= 1 {
+		return fmt.Errorf("webseed: job %s: %d jobs, %d+%d bytes, load %.2f: %w", ih.HexString(), n, held, v.size, load,
+			ErrNoCapacity)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), err)
+	}
+	ctx, cancel := context.WithCancelCause(h.ctx)
+	jb := &job{Job: j, v: v, dir: dir, accepted: time.Now(), cancel: cancel, done: make(chan struct{}),
+		rp: h.reverseProxy(j.Origin), phase: PhaseFetching}
+	h.jobs[ih] = jb
+	h.wg.Add(1)
+	go h.fetch(ctx, jb)
+	h.log.Info("webseed: accepted", slog.String("site", j.Site), slog.String("version", j.Version),
+		slog.String("infohash", ih.HexString()), slog.Int64("bytes", v.size), slog.Int("peers", len(j.Peers)),
+		slog.Int("webseeds", len(j.Webseeds)))
+	return nil
+}
+
+// usageLocked returns the jobs holding (or fetching) data and their total size.
+func (h *Helper) usageLocked() (n int, bytes int64) {
+	for _, j := range h.jobs {
+		if j.phase != PhaseFailed {
+			n++
+			bytes += j.v.size
+		}
+	}
+	return n, bytes
+}
+
+func (h *Helper) load() float64 {
+	if h.cfg.Load == nil {
+		return 0
+	}
+	return h.cfg.Load()
+}
+
+// fetch fetches a job's version, checks its files, and records the outcome.
+func (h *Helper) fetch(ctx context.Context, jb *job) {
+	defer h.wg.Done()
+	defer close(jb.done)
+	ih := jb.InfoHash
+	ctx, cancel := context.WithTimeoutCause(ctx, h.cfg.FetchTimeout,
+		fmt.Errorf("not complete after %v", h.cfg.FetchTimeout))
+	defer cancel()
+	mi := &metainfo.MetaInfo{InfoBytes: jb.InfoBytes}
+	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, jb.Peers, jb.Webseeds, func(done, _ int64) { jb.verified.Store(done) })
+	if err == nil {
+		if err = checkFiles(ctx, jb.v); err != nil {
+			_ = h.cfg.Seeder.RemoveTorrent(ih)
+		}
+	}
+	if err != nil {
+		if rerr := os.RemoveAll(jb.dir); rerr != nil {
+			h.log.Warn("webseed: removing job data", slog.String("infohash", ih.HexString()), slog.Any("err", rerr))
+		}
+	}
+	h.mu.Lock()
+	if err != nil {
+		jb.phase, jb.err = PhaseFailed, fmt.Errorf("webseed: fetching %s: %w", ih.HexString(), err)
+	} else {
+		jb.phase, jb.readyAt = PhaseReady, time.Now()
+	}
+	took := time.Since(jb.accepted)
+	h.mu.Unlock()
+	switch {
+	case errors.Is(context.Cause(ctx), errReleased):
+		h.log.Debug("webseed: fetch stopped", slog.String("infohash", ih.HexString()))
+	case err != nil:
+		h.log.Warn("webseed: fetch failed", slog.String("site", jb.Site), slog.String("infohash", ih.HexString()),
+			slog.Any("err", err))
+	default:
+		h.log.Info("webseed: ready", slog.String("site", jb.Site), slog.String("version", jb.Version),
+			slog.String("infohash", ih.HexString()), slog.Duration("took", took))
+	}
+}
+
+// checkFiles confirms that every file of a fetched version is on disk at its size, hashes it for its ETag,
+// and compares the hash with the one the job gave.
+func checkFiles(ctx context.Context, v *version) error {
+	buf := make([]byte, 256<<10)
+	for _, f := range v.order {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fh, err := os.Open(f.disk)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, fh, buf)
+		fh.Close()
+		if err != nil {
+			return err
+		}
+		if n != f.size {
+			return fmt.Errorf("%s: %d bytes on disk, want %d", f.urlPath, n, f.size)
+		}
+		var sum [32]byte
+		h.Sum(sum[:0])
+		if f.want != ([32]byte{}) && sum != f.want {
+			return fmt.Errorf("%s: %w", f.urlPath, ErrVerify)
+		}
+		f.etag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	}
+	return nil
+}
+
+// State returns a job's state, and false when no job has that infohash.
+func (h *Helper) State(ih metainfo.Hash) (State, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	j, ok := h.jobs[ih]
+	if !ok {
+		return State{}, false
+	}
+	return j.stateLocked(), true
+}
+
+// Ready reports whether a job is ready: its version is complete, verified, served and seeded.
+func (h *Helper) Ready(ih metainfo.Hash) bool {
+	s, ok := h.State(ih)
+	return ok && s.Phase == PhaseReady
+}
+
+// Wait waits until a job is ready or has failed, and returns its state; it returns an error when ctx ends
+// first or no such job is held.
+func (h *Helper) Wait(ctx context.Context, ih metainfo.Hash) (State, error) {
+	h.mu.Lock()
+	j, ok := h.jobs[ih]
+	h.mu.Unlock()
+	if !ok {
+		return State{}, fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrUnknownJob)
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return State{}, fmt.Errorf("webseed: waiting for %s: %w", ih.HexString(), context.Cause(ctx))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return j.stateLocked(), nil
+}
+
+// Release ends a job: it stops serving and seeding the version (cancelling its fetch if under way) and
+// deletes its data. Requests for the site are refused once no ready version of it remains.
+func (h *Helper) Release(ih metainfo.Hash) error {
+	h.mu.Lock()
+	j, ok := h.jobs[ih]
+	if !ok {
+		h.mu.Unlock()
+		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrUnknownJob)
+	}
+	delete(h.jobs, ih)
+	siteLeft := false
+	for _, o := range h.jobs {
+		siteLeft = siteLeft || o.Site == j.Site
+	}
+	h.mu.Unlock()
+	h.end(j)
+	if !siteLeft {
+		h.cache.purgeSite(j.Site)
+	}
+	h.log.Info("webseed: released", slog.String("site", j.Site), slog.String("infohash", ih.HexString()))
+	return nil
+}
+
+// end stops a job removed from h.jobs and deletes its data.
+func (h *Helper) end(j *job) {
+	j.cancel(errReleased)
+	<-j.done
+	if err := h.cfg.Seeder.RemoveTorrent(j.InfoHash); err != nil && !errors.Is(err, seeder.ErrUnknownTorrent) {
+		h.log.Warn("webseed: unseeding", slog.String("infohash", j.InfoHash.HexString()), slog.Any("err", err))
+	}
+	if err := os.RemoveAll(j.dir); err != nil {
+		h.log.Warn("webseed: removing job data", slog.String("infohash", j.InfoHash.HexString()), slog.Any("err", err))
+	}
+}
+
+// Spare is the share of the helper's capacity still free, from 0 to 1: what is left of MaxJobs, of
+// MaxBytes and of the server's own Load, whichever is least, and 0 while its own site is in a crowd. DNS
+// weights helpers by it.
+func (h *Helper) Spare() float64 {
+	if h.cfg.InCrowd != nil && h.cfg.InCrowd() {
+		return 0
+	}
+	load := h.load()
+	h.mu.Lock()
+	n, held := h.usageLocked()
+	h.mu.Unlock()
+	used := max(float64(n)/float64(h.cfg.MaxJobs), float64(held)/float64(h.cfg.MaxBytes), load)
+	return min(max(1-used, 0), 1)
+}
+
+// Jobs returns the jobs held, oldest first.
+func (h *Helper) Jobs() []JobInfo {
+	h.mu.Lock()
+	out := make([]JobInfo, 0, len(h.jobs))
+	for _, j := range h.jobs {
+		out = append(out, JobInfo{Site: j.Site, Version: j.Version, InfoHash: j.InfoHash, State: j.stateLocked(),
+			Served: j.served.snapshot()})
+	}
+	h.mu.Unlock()
+	slices.SortFunc(out, func(a, b JobInfo) int { return a.Accepted.Compare(b.Accepted) })
+	return out
+}
+
+// Serves reports whether the helper holds a ready version of the site named by host (a Host header: the
+// port, if any, is ignored), so a server that is also a gateway can send such requests to the Helper.
+func (h *Helper) Serves(host string) bool { return len(h.readyFor(normalizeHost(host))) > 0 }
+
+// readyFor returns the ready jobs of a site, the most recently ready first.
+func (h *Helper) readyFor(site string) []*job {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*job
+	for _, j := range h.jobs {
+		if j.Site == site && j.phase == PhaseReady {
+			out = append(out, j)
+		}
+	}
+	slices.SortFunc(out, func(a, b *job) int { return b.readyAt.Compare(a.readyAt) })
+	return out
+}
+
+// readyVersion returns a ready job whose version has the given name.
+func (h *Helper) readyVersion(name string) *job {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, j := range h.jobs {
+		if j.Version == name && j.phase == PhaseReady {
+			return j
+		}
+	}
+	return nil
+}
+
+// Close releases every job (deleting its data) and waits for the helper's goroutines. Calling it again
+// does nothing. The seeder stays open.
+func (h *Helper) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	jobs := h.jobs
+	h.jobs = make(map[metainfo.Hash]*job)
+	h.mu.Unlock()
+	for _, j := range jobs {
+		j.cancel(errReleased) // all at once; end then waits for each
+	}
+	for _, j := range jobs {
+		h.end(j)
+	}
+	h.cancel()
+	h.wg.Wait()
+	if h.closeIdle != nil {
+		h.closeIdle()
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package webseed
+
+import (
+	"fmt"
+	"mime"
+	"net"
+	"net/url"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// Job is one site version a gateway asks this server to help serve.
+type Job struct {
+	// Site is the site's host name, as clients send it in Host and DNS publishes it, e.g. "launch.example".
+	Site string
+	// Version is the site version's name: the torrent's name.
+	Version string
+	// InfoHash is the torrent's v1 infohash, as the (signed) help request named it.
+	InfoHash metainfo.Hash
+	// InfoBytes is the torrent's bencoded info dictionary, which the gateway sends along; it must hash to
+	// InfoHash, and every piece fetched is then checked against it.
+	InfoBytes []byte
+	// Origin is where requests for the site that the version does not answer are proxied (pages, small
+	// resources, other methods). The site's gateway is the best choice: it also answers /.swarm/ paths and
+	// adds the loader to pages. It must not be a name that DNS steers to helpers.
+	Origin *url.URL
+	// Peers are "host:port" addresses of BitTorrent TCP/uTP listeners that hold the version: the gateway's
+	// seeder and other helpers.
+	Peers []string
+	// Webseeds are BEP 19 webseed URLs (ending in "/") that serve the version, such as the gateway's
+	// /.swarm/seed/.
+	Webseeds []string
+	// Trackers are the swarm's trackers. They are kept for the record: the shared seeder announces every
+	// torrent it holds to the trackers it was configured with.
+	Trackers []string
+	// Files describes the version's files by URL path (with query, as the manifest lists them). Optional:
+	// a file without an entry gets a type from its extension and no SHA-256 check.
+	Files map[string]FileMeta
+}
+
+// FileMeta is what the gateway's manifest says of one file.
+type FileMeta struct {
+	// ContentType is sent as the file's Content-Type.
+	ContentType string
+	// SHA256 is the file's SHA-256; when not zero, a fetched file that differs fails the job.
+	SHA256 [32]byte
+}
+
+// version is a job's torrent, checked and indexed.
+type version struct {
+	info  metainfo.Info
+	size  int64            // bytes in the torrent, padding included
+	files map[string]*file // by URL path
+	paths map[string]*file // by torrent path below the name, as a webseed request names it
+	pads  map[string]int64 // BEP 47 padding files by torrent path, with their lengths
+	order []*file          // in torrent order
+}
+
+// file is one of a version's files.
+type file struct {
+	urlPath     string // "/a/b.js?v=2"
+	torrentPath string // "a/b.js?v=2"
+	disk        string // where the seeder writes it
+	size        int64
+	contentType string
+	want        [32]byte // FileMeta.SHA256
+	etag        string   // quoted, set once the file is verified
+}
+
+// normalizeHost lower-cases a host name and drops a port and a trailing dot.
+func normalizeHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimPrefix(strings.TrimSuffix(h, "]"), "[")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// validSite reports whether s (normalized) can be a host name or IP address.
+func validSite(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkJob validates a job (normalizing its site) and indexes its version, whose files the seeder writes
+// under dir. It is pure apart from reading its arguments.
+func checkJob(j *Job, dir string) (*version, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("webseed: job %s: %s: %w", j.InfoHash.HexString(), fmt.Sprintf(format, args...), ErrBadJob)
+	}
+	j.Site = normalizeHost(j.Site)
+	if !validSite(j.Site) {
+		return nil, bad("site %q is not a host name", j.Site)
+	}
+	if j.Version == "" {
+		return nil, bad("no version")
+	}
+	if j.Origin == nil || (j.Origin.Scheme != "http" && j.Origin.Scheme != "https") || j.Origin.Host == "" {
+		return nil, bad("origin must be an http or https URL")
+	}
+	origin := *j.Origin // the caller's stays theirs
+	j.Origin = &origin
+	if len(j.Peers) > maxPeerAddrs || len(j.Webseeds) > maxWebseeds {
+		return nil, bad("%d peers and %d webseeds; at most %d and %d", len(j.Peers), len(j.Webseeds), maxPeerAddrs, maxWebseeds)
+	}
+	for _, w := range j.Webseeds {
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, bad("webseed %q is not an http or https URL", w)
+		}
+	}
+	if len(j.InfoBytes) == 0 || len(j.InfoBytes) > maxInfoBytes {
+		return nil, bad("info dictionary of %d bytes; want 1 to %d", len(j.InfoBytes), maxInfoBytes)
+	}
+	if metainfo.HashBytes(j.InfoBytes) != j.InfoHash {
+		return nil, fmt.Errorf("webseed: job %s: %w", j.InfoHash.HexString(), ErrInfoHashMismatch)
+	}
+	v := &version{files: make(map[string]*file), paths: make(map[string]*file), pads: make(map[string]int64)}
+	if err := bencode.Unmarshal(j.InfoBytes, &v.info); err != nil {
+		return nil, bad("info dictionary: %v", err)
+	}
+	info := &v.info
+	if info.Name != j.Version {
+		return nil, bad("torrent name %q is not the version %q", info.Name, j.Version)
+	}
+	if !validComponent(info.Name) {
+		return nil, bad("torrent name %q cannot be a directory name", info.Name)
+	}
+	if info.PieceLength <= 0 || len(info.Pieces) == 0 || len(info.Pieces)%20 != 0 {
+		return nil, bad("piece length %d and %d bytes of piece hashes", info.PieceLength, len(info.Pieces))
+	}
+	if len(info.Files) == 0 || len(info.Files) > maxFiles {
+		return nil, bad("%d files; want a multi-file torrent of at most %d", len(info.Files), maxFiles)
+	}
+	for _, fi := range info.Files {
+		if fi.Length < 0 || len(fi.Path) == 0 {
+			return nil, bad("file %q", fi.Path)
+		}
+		for _, c := range fi.Path {
+			if !validComponent(c) {
+				return nil, bad("file path %q has an unsafe component", fi.Path)
+			}
+		}
+		tp := strings.Join(fi.Path, "/")
+		if _, dup := v.paths[tp]; dup {
+			return nil, bad("file %q listed twice", tp)
+		}
+		if _, dup := v.pads[tp]; dup {
+			return nil, bad("file %q listed twice", tp)
+		}
+		v.size += fi.Length
+		if strings.Contains(fi.Attr, "p") {
+			v.pads[tp] = fi.Length
+			continue
+		}
+		if fi.Path[0] == ".pad" {
+			return nil, bad("file %q is in the padding directory but not padding", tp)
+		}
+		f := &file{
+			urlPath: "/" + tp, torrentPath: tp, size: fi.Length,
+			disk: filepath.Join(append([]string{dir, info.Name}, fi.Path...)...),
+		}
+		meta := j.Files[f.urlPath]
+		f.contentType, f.want = meta.ContentType, meta.SHA256
+		if f.contentType == "" {
+			p, _, _ := strings.Cut(f.urlPath, "?")
+			f.contentType = mime.TypeByExtension(path.Ext(p))
+		}
+		v.files[f.urlPath] = f
+		v.paths[tp] = f
+		v.order = append(v.order, f)
+	}
+	if v.size != info.TotalLength() || (v.size+info.PieceLength-1)/info.PieceLength != int64(info.NumPieces()) {
+		return nil, bad("%d bytes do not fill %d pieces of %d", v.size, info.NumPieces(), info.PieceLength)
+	}
+	return v, nil
+}
+
+// validComponent reports whether s can be one component of a path on disk.
+func validComponent(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}

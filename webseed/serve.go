@@ -1,0 +1,124 @@
+package webseed
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// PathSeed is the root of the BEP 19 webseed, as on the gateway: PathSeed + version name + "/" + the file's
+// path in the torrent. A job's webseed URL for BitTorrent clients is "http://HELPER" + PathSeed.
+const PathSeed = "/.swarm/seed/"
+
+// viaToken marks requests a helper forwards (in Via), so that a loop back into a helper is refused.
+const viaToken = "swarmgate-helper"
+
+// ServeHTTP serves webseed requests (PathSeed) for any ready version, and requests whose Host is a site
+// with a ready version: files the version holds from disk, anything else through the origin proxy.
+func (h *Helper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, PathSeed); ok {
+		h.serveSeed(w, r, rest)
+		return
+	}
+	for _, via := range r.Header.Values("Via") {
+		if strings.Contains(via, viaToken) {
+			h.fail(w, r, fmt.Errorf("webseed: %s%s: %w", r.Host, r.URL.Path, ErrLoop))
+			return
+		}
+	}
+	site := normalizeHost(r.Host)
+	jobs := h.readyFor(site)
+	if len(jobs) == 0 {
+		h.fail(w, r, fmt.Errorf("webseed: site %q: %w", site, ErrNotServed))
+		return
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		key := r.URL.RequestURI() // the catalogue's key: escaped path and query
+		for _, j := range jobs {
+			if f, ok := j.v.files[key]; ok {
+				h.serveFile(w, r, j, f)
+				return
+			}
+		}
+	}
+	h.proxy(w, r, jobs[0])
+}
+
+// serveFile serves one file of a ready version to a steered client.
+func (h *Helper) serveFile(w http.ResponseWriter, r *http.Request, j *job, f *file) {
+	fh, err := os.Open(f.disk)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("webseed: %s: %w", f.urlPath, err))
+		return
+	}
+	defer fh.Close()
+	hd := w.Header()
+	if f.contentType != "" {
+		hd.Set("Content-Type", f.contentType)
+	}
+	hd.Set("ETag", f.etag)
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, fh)
+	j.served.steered.add(cw.n)
+	h.stats.steered.add(cw.n)
+}
+
+// serveSeed is the BEP 19 webseed: byte ranges of a version's files, padding files as zeros.
+func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "swarmgate: method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name, tp, _ := strings.Cut(rest, "/")
+	j := h.readyVersion(name)
+	if j == nil {
+		h.fail(w, r, fmt.Errorf("webseed: version %q: %w", name, ErrNotServed))
+		return
+	}
+	var content io.ReadSeeker
+	if n, ok := j.v.pads[tp]; ok {
+		content = io.NewSectionReader(zeros{}, 0, n)
+	} else if f, ok := j.v.paths[tp]; ok {
+		fh, err := os.Open(f.disk)
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("webseed: %s/%s: %w", name, tp, err))
+			return
+		}
+		defer fh.Close()
+		content = fh
+	} else {
+		h.fail(w, r, fmt.Errorf("webseed: %s/%s: %w", name, tp, ErrNotServed))
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // a version never changes
+	w.Header().Set("Content-Type", "application/octet-stream")
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, content)
+	j.served.webseed.add(cw.n)
+	h.stats.webseed.add(cw.n)
+}
+
+// fail answers a request that cannot be served.
+func (h *Helper) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	level := slog.LevelDebug
+	if code >= 500 {
+		level = slog.LevelWarn
+	}
+	h.log.Log(r.Context(), level, "webseed: request failed", slog.String("host", r.Host),
+		slog.String("path", r.URL.Path), slog.Int("status", code), slog.Any("err", err))
+	http.Error(w, "swarmgate: "+http.StatusText(code), code)
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) ReadAt(p []byte, _ int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
