@@ -1,8 +1,11 @@
 package tracker
 
 import (
+	"bufio"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,36 +22,99 @@ type pendingOffer struct {
 	expires time.Time
 }
 
-// conn is one client socket. Its reads happen on the goroutine serving the HTTP request; its writes on a
-// goroutine started when a message is queued and ended when the queue is empty, so an idle socket costs one
-// goroutine.
-type conn struct {
-	t   *Tracker
-	ws  *websocket.Conn
-	log *slog.Logger
+// Read states of a socket. An idle socket is owned by nobody: it waits in the poller, armed for one readiness
+// event. Whoever moves it from idle to busy (the poller on readiness, the sweeper or Close to reap it) owns its
+// reads until it returns it to idle and re-arms it, or drops it as dead.
+const (
+	stIdle int32 = iota
+	stBusy
+	stDead
+)
 
-	// Guarded by Tracker.mu.
-	peers   map[peerKey]*peer // this socket's peers: one per torrent, or several where clients share a socket
+// conn is one client socket. An idle socket holds no goroutine and no read or write buffer: its reads run on a
+// short-lived goroutine started when the poller sees it readable (poll_linux.go), or, where it cannot be
+// polled, on a goroutine of its own (serveBlocking). Its replies are written by that reading goroutine; messages
+// from other sockets' goroutines (relayed offers and answers, pings) by a goroutine started when one is queued
+// and ended when the queue is empty.
+type conn struct {
+	t      *Tracker
+	ws     *websocket.Conn
+	br     *bufio.Reader // ws's read buffer; holds a buffer only while lent (see lend)
+	polled bool          // registered with the poller
+
+	state atomic.Int32 // stIdle, stBusy or stDead
+	slot  uint32       // the poller's handle for the socket
+	gen   uint32
+
+	// Liveness, in nanoseconds since the Unix epoch: when a frame last arrived, when the write under way began
+	// (zero when none). lastPing is the sweeper's.
+	lastRead   atomic.Int64
+	writeSince atomic.Int64
+	lastPing   int64
+
+	// Guarded by Tracker.mu. This socket's peers (one per torrent, or several where clients share a socket):
+	// the first in peer1, the others in peers. Maps are allocated on first use: most sockets hold one peer and
+	// no offers.
+	peer1   *peer
+	peers   map[peerKey]*peer
 	pending map[pendingKey]pendingOffer
+	gone    bool // dropped: takes no more peers
 
 	wmu     sync.Mutex
 	queue   [][]byte
 	writing bool
+	pingDue bool          // a ping waits for the writer
 	closing bool          // refused: queue no more messages
 	idle    chan struct{} // closed when the write loop stops, if someone waits for it
 	closed  bool
 
-	// Read side, touched only by the reading goroutine.
+	// Read side, touched only by the goroutine that owns the reads.
 	tokens     float64
-	lastRefill time.Time
+	lastRefill int64 // nanoseconds since the Unix epoch
 	violations int
+}
 
-	pingTimer *time.Timer
+func (c *conn) logger() *slog.Logger {
+	return c.t.log.With(slog.String("remote", c.ws.RemoteAddr().String()))
+}
+
+// peer returns the socket's peer of that key, or nil. Called with Tracker.mu held, as are the three below.
+func (c *conn) peer(k peerKey) *peer {
+	if p := c.peer1; p != nil && p.key() == k {
+		return p
+	}
+	return c.peers[k]
+}
+
+func (c *conn) numPeers() int {
+	if c.peer1 == nil {
+		return len(c.peers)
+	}
+	return 1 + len(c.peers)
+}
+
+func (c *conn) addPeer(p *peer) {
+	if c.peer1 == nil {
+		c.peer1 = p
+		return
+	}
+	if c.peers == nil {
+		c.peers = make(map[peerKey]*peer)
+	}
+	c.peers[p.key()] = p
+}
+
+func (c *conn) removePeer(p *peer) {
+	if c.peer1 == p {
+		c.peer1 = nil
+		return
+	}
+	delete(c.peers, p.key())
 }
 
 // allow takes a token from the socket's bucket.
-func (c *conn) allow(now time.Time) bool {
-	c.tokens += now.Sub(c.lastRefill).Seconds() * c.t.cfg.MessageRate
+func (c *conn) allow(now int64) bool {
+	c.tokens += float64(now-c.lastRefill) / float64(time.Second) * c.t.cfg.MessageRate
 	c.lastRefill = now
 	if c.tokens > c.t.cfg.MessageBurst {
 		c.tokens = c.t.cfg.MessageBurst
@@ -62,69 +128,121 @@ func (c *conn) allow(now time.Time) bool {
 }
 
 // send queues a message for the socket. A socket that lets MaxQueuedMessages pile up is closed.
-func (c *conn) send(msg []byte) {
+//
+// own is true when the caller is the goroutine that owns the socket's reads: it then writes the message itself
+// when no write is under way (msg may then be a scratch buffer, which is copied if it must wait). Other callers
+// hand msg over and a write goroutine is started, so that a slow socket never holds up another's goroutine.
+func (c *conn) send(msg []byte, own bool) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.closed || c.closing {
+		c.wmu.Unlock()
 		return
 	}
-	if len(c.queue) >= MaxQueuedMessages {
-		c.log.Warn("tracker: closing slow socket", slog.Int("queued", len(c.queue)))
-		c.closeLocked(websocket.ClosePolicyViolation, "too slow to read")
+	if c.writing {
+		if len(c.queue) >= MaxQueuedMessages {
+			c.logger().Warn("tracker: closing slow socket", slog.Int("queued", len(c.queue)))
+			c.closeLocked(websocket.ClosePolicyViolation, "too slow to read")
+			c.wmu.Unlock()
+			return
+		}
+		if own {
+			msg = append([]byte(nil), msg...)
+		}
+		c.queue = append(c.queue, msg)
+		c.wmu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, msg)
-	if !c.writing {
-		c.writing = true
-		go c.writeLoop()
+	c.writing = true
+	if !own {
+		c.queue = append(c.queue, msg)
+		c.wmu.Unlock()
+		go c.writeLoop(nil)
+		return
 	}
+	c.wmu.Unlock()
+	c.writeLoop(msg)
 }
 
-func (c *conn) writeLoop() {
+// ping queues a ping for the writer.
+func (c *conn) ping() {
+	c.wmu.Lock()
+	if c.closed || c.closing {
+		c.wmu.Unlock()
+		return
+	}
+	c.pingDue = true
+	if c.writing {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	go c.writeLoop(nil)
+}
+
+// writeLoop writes first, if not nil, then whatever is queued, until the queue is empty. The caller has set
+// c.writing. Writes carry no deadline of their own: the sweeper closes a socket whose write has been under way
+// for longer than Config.WriteTimeout, which ends the write.
+func (c *conn) writeLoop(first []byte) {
+	if first != nil && !c.write(websocket.TextMessage, first) {
+		return
+	}
+	var batch [][]byte
 	for {
 		c.wmu.Lock()
-		batch := c.queue
-		c.queue = nil
-		if len(batch) == 0 || c.closed {
+		ping := c.pingDue
+		c.pingDue = false
+		if c.closed || (!ping && len(c.queue) == 0) {
 			c.stopWritingLocked()
 			c.wmu.Unlock()
 			return
 		}
+		batch, c.queue = c.queue, batch[:0]
 		c.wmu.Unlock()
-		for _, msg := range batch {
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-				c.log.Debug("tracker: write failed", slog.Any("err", err))
-				c.wmu.Lock()
-				c.closeLocked(websocket.CloseAbnormalClosure, "")
-				c.stopWritingLocked()
-				c.wmu.Unlock()
+		if ping && !c.write(websocket.PingMessage, nil) {
+			return
+		}
+		for i, msg := range batch {
+			batch[i] = nil
+			if !c.write(websocket.TextMessage, msg) {
 				return
 			}
-			c.t.stats.messagesOut.Add(1)
 		}
 	}
 }
 
+// write writes one message; on failure it closes the socket, ends the writer's turn and reports false.
+func (c *conn) write(typ int, msg []byte) bool {
+	now := time.Now()
+	c.writeSince.Store(now.UnixNano())
+	var err error
+	if typ == websocket.PingMessage {
+		err = c.ws.WriteControl(websocket.PingMessage, nil, now.Add(c.t.cfg.WriteTimeout))
+	} else {
+		err = c.ws.WriteMessage(typ, msg)
+	}
+	c.writeSince.Store(0)
+	if err != nil {
+		c.logger().Debug("tracker: write failed", slog.Any("err", err))
+		c.wmu.Lock()
+		c.closeLocked(websocket.CloseAbnormalClosure, "")
+		c.stopWritingLocked()
+		c.wmu.Unlock()
+		return false
+	}
+	if typ == websocket.TextMessage {
+		c.t.stats.messagesOut.Add(1)
+	}
+	return true
+}
+
 func (c *conn) stopWritingLocked() {
 	c.writing = false
+	c.queue = nil
 	if c.idle != nil {
 		close(c.idle)
 		c.idle = nil
 	}
-}
-
-// ping keeps the socket's liveness check going: a socket that stops answering is closed by its read deadline.
-func (c *conn) ping() {
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.t.cfg.WriteTimeout)); err != nil {
-		c.close(websocket.CloseAbnormalClosure, "")
-		return
-	}
-	c.wmu.Lock()
-	if !c.closed {
-		c.pingTimer.Reset(c.t.cfg.PingInterval)
-	}
-	c.wmu.Unlock()
 }
 
 // close ends the socket, sending a close frame with the code and reason when code is one that may be sent.
@@ -134,10 +252,9 @@ func (c *conn) close(code int, reason string) {
 	c.closeLocked(code, reason)
 }
 
-// refuse closes the socket from its reading goroutine for misbehaving: it lets queued replies go out, sends
-// the close frame, then reads
-// and discards until the client's close arrives (or closeGrace passes), so the client receives the replies
-// already sent and the reason instead of a connection reset.
+// refuse closes the socket from the goroutine that owns its reads, for misbehaving: it lets queued replies go
+// out, sends the close frame, then reads and discards until the client's close arrives (or closeGrace passes),
+// so the client receives the replies already sent and the reason instead of a connection reset.
 func (c *conn) refuse(code int, reason string) {
 	c.wmu.Lock()
 	if c.closed || c.closing {
@@ -152,10 +269,12 @@ func (c *conn) refuse(code int, reason string) {
 		close(idle)
 	}
 	c.wmu.Unlock()
+	grace := time.NewTimer(closeGrace)
 	select { // let the replies already queued go out before the close frame
 	case <-idle:
-	case <-time.After(closeGrace):
+	case <-grace.C:
 	}
+	grace.Stop()
 	c.wmu.Lock()
 	if !c.closed {
 		c.markClosed()
@@ -177,9 +296,7 @@ const closeGrace = time.Second
 func (c *conn) markClosed() {
 	c.closed = true
 	c.queue = nil
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
-	}
+	c.pingDue = false
 }
 
 func (c *conn) closeLocked(code int, reason string) {
@@ -192,4 +309,31 @@ func (c *conn) closeLocked(code int, reason string) {
 			time.Now().Add(time.Second))
 	}
 	_ = c.ws.Close()
+}
+
+// reap has the socket, which its closer has closed, dropped: if no goroutine owns its reads, one is started,
+// whose first read fails.
+func (c *conn) reap() {
+	if c.state.CompareAndSwap(stIdle, stBusy) {
+		go c.serve()
+	}
+}
+
+// open reports whether the socket's file descriptor is still open: a socket closed by its net.Conn's owner
+// (not through the tracker) leaves the poller silently.
+func (c *conn) open() bool {
+	if !c.polled {
+		return true
+	}
+	raw, err := c.rawConn()
+	return err == nil && raw.Control(func(uintptr) {}) == nil
+}
+
+// rawConn returns the socket's file descriptor, for the poller. It is not kept: an idle socket would hold it.
+func (c *conn) rawConn() (syscall.RawConn, error) {
+	sc, ok := c.ws.NetConn().(syscall.Conn)
+	if !ok {
+		return nil, errNotPollable
+	}
+	return sc.SyscallConn()
 }

@@ -26,4 +26,6 @@ var (
 	ErrClosed            = errors.New("tracker: connection closed")
 	ErrTrackerFailure    = errors.New("tracker refused the request")
 	ErrUnexpectedMessage = errors.New("tracker: unexpected message")
+
+	errNotPollable = errors.New("tracker: connection has no file descriptor to poll")
 )

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -12,6 +13,13 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add([]byte(tc.in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Whatever the fast parser accepts, the reference parser accepts identically.
+		if fast, ok := parseFast(data, false); ok {
+			ref, err := parseRequestSlow(data)
+			if err != nil || !reflect.DeepEqual(fast, ref) {
+				t.Fatalf("fast parser accepted what the reference parser gives as %+v, %v:\n%+v\n%s", ref, err, fast, data)
+			}
+		}
 		r, err := ParseRequest(data)
 		if r == nil || (r.Action != ActionAnnounce && r.Action != ActionScrape) {
 			t.Fatalf("no action for the reply: %+v", r)

@@ -16,7 +16,7 @@ type ID [20]byte
 func (id ID) String() string { return fmt.Sprintf("%x", id[:]) }
 
 // MarshalJSON encodes the ID as a 20-character binary string.
-func (id ID) MarshalJSON() ([]byte, error) { return json.Marshal(binaryString(id[:])) }
+func (id ID) MarshalJSON() ([]byte, error) { return appendID(make([]byte, 0, 2*len(id)+2), id), nil }
 
 // binaryString maps each byte to the code point of the same value, the "binary string" of JavaScript clients.
 func binaryString(b []byte) string {
@@ -110,7 +110,19 @@ func isNull(raw json.RawMessage) bool { return len(raw) == 0 || bytes.Equal(raw,
 // ParseRequest parses one text frame from a peer. The returned action is set (to the request's action when it
 // is a known one) even when err is not nil, so that the failure reply can carry it, and so is the infohash when
 // it parsed, so that clients can match the failure to their torrent.
-func ParseRequest(data []byte) (*Request, error) {
+func ParseRequest(data []byte) (*Request, error) { return parseRequest(data, false) }
+
+// parseRequest is ParseRequest; with alias, raw session descriptions in the result may point into data.
+func parseRequest(data []byte, alias bool) (*Request, error) {
+	if r, ok := parseFast(data, alias); ok {
+		return r, nil
+	}
+	return parseRequestSlow(data)
+}
+
+// parseRequestSlow is the reference parser: it decodes each field for its type with encoding/json, and gives
+// every failure reason.
+func parseRequestSlow(data []byte) (*Request, error) {
 	r := &Request{Action: ActionAnnounce, Left: -1}
 	var w wireRequest
 	if err := json.Unmarshal(data, &w); err != nil {

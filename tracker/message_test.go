@@ -3,6 +3,7 @@ package tracker
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -146,5 +147,73 @@ func TestIDRoundTrip(t *testing.T) {
 	var back ID
 	if err := json.Unmarshal(b, &back); err != nil || back != id {
 		t.Fatalf("round trip: %x -> %s -> %x (%v)", id, b, back, err)
+	}
+}
+
+// TestFastParserCoversClientShapes: the shapes real clients send take the fast path, and give what the
+// reference parser gives.
+func TestFastParserCoversClientShapes(t *testing.T) {
+	for _, in := range []string{
+		parseCases[0].in, parseCases[1].in, parseCases[2].in, parseCases[3].in, parseCases[5].in,
+		// bittorrent-tracker's browser client, keys in its order, white space allowed
+		`{"numwant":50,"uploaded":0,"downloaded":0,"left":null,"event":"started","action":"announce","info_hash":` +
+			bin(0x80) + `,"peer_id":` + bin(0x1f) + `,"offers":[{"offer":` + offerSDP + `,"offer_id":` + bin('"') + `}]}`,
+		` { "action" : "announce" , "info_hash" : ` + bin('\\') + ` , "peer_id" : ` + bin(0xff) + ` , "offers" : [ ] } `,
+	} {
+		fast, ok := parseFast([]byte(in), false)
+		if !ok {
+			t.Fatalf("not on the fast path: %s", in)
+		}
+		ref, err := parseRequestSlow([]byte(in))
+		if err != nil || !reflect.DeepEqual(fast, ref) {
+			t.Fatalf("%s:\nfast %+v\nref  %+v %v", in, fast, ref, err)
+		}
+	}
+	// Shapes left to the reference parser.
+	for _, in := range []string{
+		`{"action":"scrape"}`,
+		`{"action":"announce","info_hash":` + bin(1) + `,"peer_id":` + bin(2) + `,"Left":1}`,
+		`{"action":"announce","info_hash":` + bin(1) + `,"peer_id":` + bin(2) + `,"left":1.5}`,
+		`{"action":"announce","info_hash":` + bin(1) + `,"peer_id":` + bin(2) + `,"left":1,"left":2}`,
+		`{"action":"announce","info_hash":` + bin(1) + `,"peer_id":` + bin(2) + `,"trackerid":"x"}`,
+		`{"action":"announce","info_hash":"\u0100aaaaaaaaaaaaaaaaaaa","peer_id":` + bin(2) + `}`,
+	} {
+		if _, ok := parseFast([]byte(in), false); ok {
+			t.Fatalf("fast path took %s", in)
+		}
+	}
+}
+
+// TestEncodersMatchEncodingJSON: the hand-written encoders produce what json.Marshal of the reply types
+// decodes to, for every byte value in the IDs.
+func TestEncodersMatchEncodingJSON(t *testing.T) {
+	same := func(t *testing.T, got []byte, want any) {
+		t.Helper()
+		wantJSON, _ := json.Marshal(want)
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		_ = json.Unmarshal(wantJSON, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("got  %s\nwant %s", got, wantJSON)
+		}
+	}
+	sdp := json.RawMessage(offerSDP)
+	for c := 0; c < 256; c += 20 {
+		var ih, peer, offer ID
+		for i := range ih {
+			ih[i], peer[i], offer[i] = byte(c+i), byte(255-c-i), byte(c*7+i)
+		}
+		same(t, appendAnnounceReply(nil, 120, ih, c, 3), &AnnounceReply{Action: ActionAnnounce, Interval: 120,
+			InfoHash: ih, Complete: c, Incomplete: 3})
+		same(t, appendOfferMessage(nil, sdp, offer, peer, ih), &OfferMessage{Action: ActionAnnounce, Offer: sdp,
+			OfferID: offer, PeerID: peer, InfoHash: ih})
+		same(t, appendAnswerMessage(nil, sdp, offer, peer, ih), &AnswerMessage{Action: ActionAnnounce, Answer: sdp,
+			OfferID: offer, PeerID: peer, InfoHash: ih})
+		var back ID
+		if b, _ := ih.MarshalJSON(); json.Unmarshal(b, &back) != nil || back != ih {
+			t.Fatalf("ID %x encodes as %s", ih, b)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import "math/rand/v2"
 
 // peer is one client in one swarm. All fields are guarded by Tracker.mu.
 type peer struct {
+	ih     ID // the swarm's infohash
 	id     ID
 	conn   *conn
 	seeder bool
@@ -17,6 +18,16 @@ type swarm struct {
 	list       []*peer // the same peers, for uniform random choice
 	seeders    int
 	downloaded int64 // completed events seen
+}
+
+func (p *peer) key() peerKey { return peerKey{p.ih, p.id} }
+
+// lookup returns the swarm's peer of that ID, or nil; s may be nil.
+func (s *swarm) lookup(id ID) *peer {
+	if s == nil {
+		return nil
+	}
+	return s.peers[id]
 }
 
 func newSwarm() *swarm { return &swarm{peers: make(map[ID]*peer)} }
@@ -60,12 +71,11 @@ func eligible(from, p *peer) bool {
 	return p != from && !p.paused && !(from.seeder && p.seeder)
 }
 
-// pick chooses up to n distinct random peers that may receive offers from `from`.
-func (s *swarm) pick(from *peer, n int) []*peer {
+// pick chooses up to n distinct random peers that may receive offers from `from`, appending them to out.
+func (s *swarm) pick(from *peer, n int, out []*peer) []*peer {
 	if n <= 0 || len(s.list) <= 1 {
-		return nil
+		return out
 	}
-	out := make([]*peer, 0, n)
 	chosen := func(p *peer) bool {
 		for _, q := range out {
 			if q == p {

@@ -1,8 +1,8 @@
 package tracker
 
 import (
+	"bufio"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -72,6 +72,7 @@ type Tracker struct {
 	mu     sync.Mutex
 	swarms map[ID]*swarm
 	conns  map[*conn]struct{}
+	poll   *poller // started with the first socket
 	closed bool
 }
 
@@ -84,8 +85,9 @@ func New(cfg Config) *Tracker {
 		cfg: cfg,
 		log: cfg.Logger,
 		upgrader: websocket.Upgrader{
-			// Zero buffer sizes reuse the HTTP server's buffers for reading; the pool lends write buffers only
-			// while a write is under way, so an idle socket holds none.
+			// Zero buffer sizes reuse the hijacked connection's reader (whose buffer the tracker lends only
+			// while reading, see hijackWriter); the pool lends write buffers only while a write is under way, so
+			// an idle socket holds none.
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     cfg.CheckOrigin,
 		},
@@ -94,111 +96,100 @@ func New(cfg Config) *Tracker {
 	}
 }
 
-// ServeHTTP upgrades the request to a WebSocket and serves the tracker protocol on it until it closes.
+// ServeHTTP upgrades the request to a WebSocket and returns; the socket is served until it closes (by the
+// poller's goroutines, see poll_linux.go).
 func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		http.Error(w, "tracker: this is a WebSocket tracker; connect with a WebSocket client", http.StatusUpgradeRequired)
 		return
 	}
+	s := getScratch()
+	var hw *hijackWriter
+	if _, ok := w.(http.Hijacker); ok {
+		hw = &hijackWriter{ResponseWriter: w, s: s}
+		w = hw
+	}
 	ws, err := t.upgrader.Upgrade(w, r, nil)
+	if hw != nil && hw.br != nil {
+		// The handshake is done; the reader holds no bytes (gorilla refuses data sent before it ends).
+		s.rd = *hw.br
+		s.rd.Reset(nil)
+		*hw.br = bufio.Reader{}
+	}
+	putScratch(s)
 	if err != nil {
 		t.log.Debug("tracker: upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
 		return
 	}
-	c := &conn{
-		t:          t,
-		ws:         ws,
-		log:        t.log.With(slog.String("remote", r.RemoteAddr)),
-		peers:      make(map[peerKey]*peer),
-		pending:    make(map[pendingKey]pendingOffer),
-		tokens:     t.cfg.MessageBurst,
-		lastRefill: time.Now(),
+	now := time.Now().UnixNano()
+	c := &conn{t: t, ws: ws, tokens: t.cfg.MessageBurst, lastRefill: now, lastPing: now}
+	if hw != nil && hw.br != nil {
+		c.br = hw.br
 	}
+	c.lastRead.Store(now)
+	c.state.Store(stBusy)
+	ws.SetReadLimit(MaxMessageSize)
+	// Pings and pongs between messages are served by readControl; gorilla's default handlers serve those that
+	// arrive between the frames of a fragmented message.
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		c.close(websocket.CloseGoingAway, "tracker shutting down")
 		return
 	}
+	if t.poll == nil {
+		if t.poll, err = newPoller(t); err != nil {
+			t.mu.Unlock()
+			t.log.Error("tracker: cannot serve sockets", slog.Any("err", err))
+			c.close(websocket.CloseInternalServerErr, "tracker failure")
+			return
+		}
+	}
+	p := t.poll
 	t.conns[c] = struct{}{}
 	t.mu.Unlock()
 	t.stats.connsTotal.Add(1)
-	defer t.drop(c)
-
-	ws.SetReadLimit(MaxMessageSize)
-	alive := func() { _ = ws.SetReadDeadline(time.Now().Add(t.cfg.PongWait)) }
-	alive()
-	ws.SetPongHandler(func(string) error { alive(); return nil })
-	ws.SetPingHandler(func(data string) error {
-		alive()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(t.cfg.WriteTimeout))
-		if errors.Is(err, websocket.ErrCloseSent) {
-			return nil
-		}
-		return err
-	})
-	c.wmu.Lock()
-	c.pingTimer = time.AfterFunc(t.cfg.PingInterval, c.ping)
-	c.wmu.Unlock()
-
-	for {
-		typ, data, err := ws.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				t.stats.refused.Add(1)
-				c.refuse(websocket.CloseMessageTooBig, "message larger than the tracker accepts")
-			}
-			return
-		}
-		alive()
-		t.stats.messagesIn.Add(1)
-		if typ != websocket.TextMessage {
-			t.stats.refused.Add(1)
-			c.refuse(websocket.CloseUnsupportedData, ErrBinaryFrame.Error())
-			return
-		}
-		if !c.allow(time.Now()) {
-			t.stats.refused.Add(1)
-			if c.violations > MaxRateViolations {
-				c.log.Warn("tracker: closing flooding socket")
-				c.refuse(websocket.ClosePolicyViolation, "flooding")
-				return
-			}
-			c.sendJSON(failure(nil, ErrRateLimited))
-			continue
-		}
-		t.handle(c, data)
+	if c.br == nil || !p.add(c) {
+		go c.serveBlocking()
 	}
 }
 
+// arm returns an idle socket to the poller.
+func (t *Tracker) arm(c *conn) error {
+	t.mu.Lock()
+	p := t.poll
+	t.mu.Unlock()
+	return p.arm(c)
+}
+
 // handle serves one message.
-func (t *Tracker) handle(c *conn, data []byte) {
-	req, err := ParseRequest(data)
+func (t *Tracker) handle(c *conn, s *scratch, data []byte) {
+	req, err := parseRequest(data, true)
 	if err != nil {
-		t.refuse(c, req, err)
+		t.refuse(c, s, req, err)
 		return
 	}
 	switch {
 	case req.Action == ActionScrape:
 		t.stats.scrapes.Add(1)
-		c.sendJSON(t.scrape(req))
+		c.sendJSON(s, t.scrape(req))
 	case req.IsAnswer():
 		t.stats.answers.Add(1)
 		if err := t.answer(c, req); err != nil {
-			t.refuse(c, req, err)
+			t.refuse(c, s, req, err)
 		}
 	default:
 		t.stats.announces.Add(1)
-		if err := t.announce(c, req); err != nil {
-			t.refuse(c, req, err)
+		if err := t.announce(c, s, req); err != nil {
+			t.refuse(c, s, req, err)
 		}
 	}
 }
 
-func (t *Tracker) refuse(c *conn, req *Request, err error) {
+func (t *Tracker) refuse(c *conn, s *scratch, req *Request, err error) {
 	t.stats.refused.Add(1)
-	c.log.Debug("tracker: refused", slog.String("action", req.Action), slog.Any("err", err))
-	c.sendJSON(failure(req, err))
+	c.logRefused(req, err)
+	c.sendFailure(s, req, err)
 }
 
 func failure(req *Request, err error) *FailureReply {
@@ -212,85 +203,115 @@ func failure(req *Request, err error) *FailureReply {
 	return f
 }
 
-func (c *conn) sendJSON(v any) {
+// sendJSON sends one of the tracker's replies to the socket whose reads the caller serves.
+func (c *conn) sendJSON(s *scratch, v any) {
 	msg, err := json.Marshal(v)
 	if err != nil { // only our own reply types are marshalled; they always encode
-		c.log.Error("tracker: encoding reply", slog.Any("err", err))
+		c.logger().Error("tracker: encoding reply", slog.Any("err", err))
 		return
 	}
-	c.send(msg)
+	c.send(msg, true)
 }
 
 // announce registers or updates the socket's peer in a swarm and relays its offers.
-func (t *Tracker) announce(c *conn, req *Request) error {
+func (t *Tracker) announce(c *conn, s *scratch, req *Request) error {
 	ih := req.InfoHashes[0]
-	now := time.Now()
 	type delivery struct {
-		to  *conn
-		msg *OfferMessage
+		to    *conn
+		offer int
 	}
-	var out []delivery
+	var buf [MaxOffersPerAnnounce]delivery
+	out := buf[:0]
+	var complete, incomplete int
+	var stale *conn // a socket found closed, to drop
+	defer func() {
+		if stale != nil {
+			stale.reap()
+		}
+	}()
 
 	t.mu.Lock()
-	s := t.swarms[ih]
+	if c.gone {
+		t.mu.Unlock()
+		return nil // closed under us: nobody to answer
+	}
+	sw := t.swarms[ih]
 	k := peerKey{ih, req.PeerID}
-	p := c.peers[k]
+	p := c.peer(k)
 	if req.Event == EventStopped {
 		if p != nil {
 			t.leave(c, k, p)
 		}
-		reply := t.announceReply(ih, s)
+		if sw = t.swarms[ih]; sw != nil {
+			complete, incomplete = sw.counts()
+		}
 		t.mu.Unlock()
-		c.sendJSON(reply)
+		c.sendAnnounceReply(s, ih, complete, incomplete)
 		return nil
 	}
 	if p == nil {
-		if len(c.peers) >= MaxTorrentsPerConn {
+		if c.numPeers() >= MaxTorrentsPerConn {
 			t.mu.Unlock()
 			return ErrTooManyTorrents
 		}
-		if s != nil && s.peers[req.PeerID] != nil {
-			t.mu.Unlock()
-			return ErrPeerIDInUse
+		if q := sw.lookup(req.PeerID); q != nil {
+			if q.conn.open() {
+				t.mu.Unlock()
+				return ErrPeerIDInUse
+			}
+			// Its socket was closed under the tracker (the sweeper would find out within a tick): the client
+			// is back on a new socket, as when it lost the old one.
+			t.leave(q.conn, q.key(), q)
+			stale = q.conn
+			sw = t.swarms[ih]
 		}
-		if s == nil {
-			s = newSwarm()
-			t.swarms[ih] = s
+		if sw == nil {
+			sw = newSwarm()
+			t.swarms[ih] = sw
 		}
-		p = &peer{id: req.PeerID, conn: c}
-		s.add(p)
-		c.peers[k] = p
+		p = &peer{ih: ih, id: req.PeerID, conn: c}
+		sw.add(p)
+		c.addPeer(p)
 	}
 	switch {
 	case req.Event == EventCompleted:
 		if !p.seeder {
-			s.downloaded++
+			sw.downloaded++
 		}
-		s.setSeeder(p, true)
+		sw.setSeeder(p, true)
 	case req.Left == 0:
-		s.setSeeder(p, true)
+		sw.setSeeder(p, true)
 	case req.Left > 0:
-		s.setSeeder(p, false)
+		sw.setSeeder(p, false)
 	}
 	p.paused = req.Event == EventPaused
-	for i, target := range s.pick(p, len(req.Offers)) {
-		o := req.Offers[i]
-		if !target.conn.expectAnswer(pendingKey{ih, o.ID, p.id}, pendingOffer{from: c, expires: now.Add(t.cfg.OfferTTL)}, now) {
-			continue
+	if len(req.Offers) > 0 {
+		now := time.Now()
+		var picked [MaxOffersPerAnnounce]*peer
+		for i, target := range sw.pick(p, len(req.Offers), picked[:0]) {
+			o := req.Offers[i]
+			if !target.conn.expectAnswer(pendingKey{ih, o.ID, p.id}, pendingOffer{from: c, expires: now.Add(t.cfg.OfferTTL)}, now) {
+				continue
+			}
+			out = append(out, delivery{target.conn, i})
 		}
-		out = append(out, delivery{target.conn, &OfferMessage{
-			Action: ActionAnnounce, Offer: o.SDP, OfferID: o.ID, PeerID: p.id, InfoHash: ih,
-		}})
 	}
-	reply := t.announceReply(ih, s)
+	complete, incomplete = sw.counts()
 	t.mu.Unlock()
 
-	c.sendJSON(reply)
+	c.sendAnnounceReply(s, ih, complete, incomplete)
 	for _, d := range out {
-		d.to.sendJSON(d.msg)
+		o := req.Offers[d.offer]
+		msg := appendOfferMessage(make([]byte, 0, len(o.SDP)+offerMessageOverhead), o.SDP, o.ID, p.id, ih)
+		d.to.send(msg, false)
 	}
 	t.stats.offersRelayed.Add(int64(len(out)))
 	return nil
+}
+
+func (c *conn) sendAnnounceReply(s *scratch, ih ID, complete, incomplete int) {
+	s.out = appendAnnounceReply(s.out[:0], int(c.t.cfg.Interval/time.Second), ih, complete, incomplete)
+	c.send(s.out, true)
 }
 
 // expectAnswer records an offer relayed to c. It reports false when c has too many offers unanswered. Called
@@ -306,23 +327,18 @@ func (c *conn) expectAnswer(k pendingKey, po pendingOffer, now time.Time) bool {
 			return false
 		}
 	}
+	if c.pending == nil {
+		c.pending = make(map[pendingKey]pendingOffer)
+	}
 	c.pending[k] = po
 	return true
-}
-
-func (t *Tracker) announceReply(ih ID, s *swarm) *AnnounceReply {
-	r := &AnnounceReply{Action: ActionAnnounce, Interval: int(t.cfg.Interval / time.Second), InfoHash: ih}
-	if s != nil {
-		r.Complete, r.Incomplete = s.counts()
-	}
-	return r
 }
 
 // leave removes the socket's peer from a swarm, and the swarm when it empties. Called with Tracker.mu held.
 func (t *Tracker) leave(c *conn, k peerKey, p *peer) {
 	s := t.swarms[k.infoHash]
 	s.remove(p)
-	delete(c.peers, k)
+	c.removePeer(p)
 	if len(s.list) == 0 {
 		delete(t.swarms, k.infoHash)
 	}
@@ -332,7 +348,7 @@ func (t *Tracker) leave(c *conn, k peerKey, p *peer) {
 func (t *Tracker) answer(c *conn, req *Request) error {
 	ih := req.InfoHashes[0]
 	t.mu.Lock()
-	if c.peers[peerKey{ih, req.PeerID}] == nil {
+	if c.peer(peerKey{ih, req.PeerID}) == nil {
 		t.mu.Unlock()
 		return ErrNotInSwarm
 	}
@@ -347,9 +363,8 @@ func (t *Tracker) answer(c *conn, req *Request) error {
 	if !ok || time.Now().After(po.expires) || offerer == nil || offerer.conn != po.from {
 		return ErrNoSuchOffer
 	}
-	po.from.sendJSON(&AnswerMessage{
-		Action: ActionAnnounce, Answer: req.Answer, OfferID: req.OfferID, PeerID: req.PeerID, InfoHash: ih,
-	})
+	po.from.send(appendAnswerMessage(make([]byte, 0, len(req.Answer)+offerMessageOverhead), req.Answer,
+		req.OfferID, req.PeerID, ih), false)
 	t.stats.answersRelayed.Add(1)
 	return nil
 }
@@ -381,19 +396,28 @@ func (t *Tracker) scrape(req *Request) *ScrapeReply {
 	return r
 }
 
-// drop forgets a socket that closed: its peers leave their swarms and its pending offers are discarded.
+// drop forgets a socket that closed: its peers leave their swarms and its pending offers are discarded. Only
+// the goroutine that owns the socket's reads drops it, once they are over.
 func (t *Tracker) drop(c *conn) {
 	c.close(websocket.CloseAbnormalClosure, "")
 	t.mu.Lock()
+	if p := c.peer1; p != nil {
+		t.leave(c, p.key(), p)
+	}
 	for k, p := range c.peers {
 		t.leave(c, k, p)
 	}
 	c.pending = nil
+	c.gone = true
 	delete(t.conns, c)
+	p := t.poll
 	t.mu.Unlock()
+	if p != nil {
+		p.remove(c)
+	}
 }
 
-// Close closes every socket. Requests served after Close are refused.
+// Close closes every socket and stops the tracker's goroutines. Requests served after Close are refused.
 func (t *Tracker) Close() error {
 	t.mu.Lock()
 	t.closed = true
@@ -401,9 +425,14 @@ func (t *Tracker) Close() error {
 	for c := range t.conns {
 		conns = append(conns, c)
 	}
+	p := t.poll
 	t.mu.Unlock()
 	for _, c := range conns {
 		c.close(websocket.CloseGoingAway, "tracker shutting down")
+		c.reap()
+	}
+	if p != nil {
+		p.stop()
 	}
 	return nil
 }
