@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
@@ -95,8 +96,14 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// processFlags are serve's settings for the process rather than the gateway.
+type processFlags struct {
+	logLevel  string
+	gcPercent int
+}
+
 // serveConfig parses serve's flags into the gateway's configuration.
-func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error) {
+func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg gateway.Config
@@ -127,44 +134,48 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	dnsNS := fs.String("dns-ns", "", "the zone's name server host name (its addresses: this member's in the federation file)")
 	rfc2136 := fs.String("rfc2136", "", "instead of the embedded server, send RFC 2136 updates to this DNS server (host:port)")
 	tsig := fs.String("tsig", "", "TSIG key for --rfc2136 as NAME:BASE64SECRET (hmac-sha256)")
+	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go GC target (GOGC); lower holds less memory per idle tracker socket for a little more CPU")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, "", err
+			return cfg, processFlags{}, err
 		}
-		return cfg, "", errUsage
+		return cfg, processFlags{}, errUsage
+	}
+	if *gcPercent <= 0 {
+		return cfg, processFlags{}, fmt.Errorf("%w: --gc-percent must be positive", errBadFlag)
 	}
 	if err := federationConfig(&cfg, *fedFile); err != nil {
-		return cfg, "", err
+		return cfg, processFlags{}, err
 	}
 	if err := dnsConfig(&cfg, *dnsListen, *dnsZone, *dnsNS, *rfc2136, *tsig); err != nil {
-		return cfg, "", err
+		return cfg, processFlags{}, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", fmt.Errorf("%w: unexpected argument %q", errBadFlag, fs.Arg(0))
+		return cfg, processFlags{}, fmt.Errorf("%w: unexpected argument %q", errBadFlag, fs.Arg(0))
 	}
 	if *origin != "" {
 		u, err := url.Parse(*origin)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, "", fmt.Errorf("%w: --origin %q: want an http:// or https:// URL with a host", errBadFlag, *origin)
+			return cfg, processFlags{}, fmt.Errorf("%w: --origin %q: want an http:// or https:// URL with a host", errBadFlag, *origin)
 		}
 		cfg.Origin = u
 	}
 	if cfg.MinSwarmSize <= 0 {
-		return cfg, "", fmt.Errorf("%w: --min-swarm-size must be positive", errBadFlag)
+		return cfg, processFlags{}, fmt.Errorf("%w: --min-swarm-size must be positive", errBadFlag)
 	}
 	if cfg.Fallback <= 0 {
-		return cfg, "", fmt.Errorf("%w: --fallback must be positive", errBadFlag)
+		return cfg, processFlags{}, fmt.Errorf("%w: --fallback must be positive", errBadFlag)
 	}
 	if cfg.UploadRatio <= 0 || cfg.UploadCeiling <= 0 {
-		return cfg, "", fmt.Errorf("%w: --upload-ratio and --upload-ceiling must be positive", errBadFlag)
+		return cfg, processFlags{}, fmt.Errorf("%w: --upload-ratio and --upload-ceiling must be positive", errBadFlag)
 	}
 	switch *stunAddr {
 	case "off":
 	case "auto":
 		host, port, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
-			return cfg, "", fmt.Errorf("%w: --listen %q: %v", errBadFlag, cfg.Listen, err)
+			return cfg, processFlags{}, fmt.Errorf("%w: --listen %q: %v", errBadFlag, cfg.Listen, err)
 		}
 		if port != "0" {
 			port = "3478"
@@ -175,23 +186,23 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, string, error
 	}
 	tlsCfg, err := tlsConfig(*tlsCert, *tlsKey, *acmeHost, cfg.DataDir)
 	if err != nil {
-		return cfg, "", err
+		return cfg, processFlags{}, err
 	}
 	cfg.TLS = tlsCfg
 	cfg.NoServiceWorker = !*sw
 	cfg.PublicPaths = splitList(*public)
 	for _, p := range cfg.PublicPaths {
 		if !strings.HasPrefix(p, "/") {
-			return cfg, "", fmt.Errorf("%w: --public %q: paths start with /", errBadFlag, p)
+			return cfg, processFlags{}, fmt.Errorf("%w: --public %q: paths start with /", errBadFlag, p)
 		}
 	}
 	for _, u := range splitList(*ice) {
 		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-			return cfg, "", fmt.Errorf("%w: --ice %q: want stun:, turn: or turns: URLs", errBadFlag, u)
+			return cfg, processFlags{}, fmt.Errorf("%w: --ice %q: want stun:, turn: or turns: URLs", errBadFlag, u)
 		}
 		cfg.ICEServers = append(cfg.ICEServers, gateway.ICEServer{URLs: []string{u}})
 	}
-	return cfg, *logLevel, nil
+	return cfg, processFlags{logLevel: *logLevel, gcPercent: *gcPercent}, nil
 }
 
 // tlsConfig builds the TLS configuration from a certificate and key, or for automatic certificates.
@@ -228,11 +239,17 @@ func splitList(s string) []string {
 	return out
 }
 
+// defaultGCPercent is the daemon's GC target. A gateway in a crowd holds tens of thousands of idle tracker
+// sockets whose live state is small (about 1.2 KB each); with Go's default of 100 the heap's headroom more than
+// doubles their resident memory. At 25, measured with `swarmgate bench tracker -n 10000`: 2.2 KiB per idle
+// socket instead of 3.1, for about 10% more CPU per announce.
+const defaultGCPercent = 25
+
 // errBadFlag marks a flag value that parsed but makes no sense.
 var errBadFlag = errors.New("bad flag")
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, level, err := serveConfig(args, stderr)
+	cfg, pf, err := serveConfig(args, stderr)
 	if err != nil {
 		if errors.Is(err, errBadFlag) {
 			fmt.Fprintln(stderr, "swarmgate serve:", err)
@@ -240,10 +257,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	log, err := newLogger(stderr, level)
+	log, err := newLogger(stderr, pf.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "swarmgate:", err)
 		return errUsage
+	}
+	if os.Getenv("GOGC") == "" { // an explicit GOGC in the environment wins
+		debug.SetGCPercent(pf.gcPercent)
 	}
 	cfg.Logger = log
 	srv, err := gateway.New(cfg)
