@@ -5,6 +5,8 @@ package jsbuild
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -52,17 +54,13 @@ func Build(jsDir string) ([]Bundle, error) {
 	index := Index{}
 	var out []Bundle
 	for _, e := range entries {
-		names := "[name]"
-		if e.hashed {
-			names = "[name]-[hash]"
-		}
 		res := api.Build(api.BuildOptions{
 			AbsWorkingDir:     abs,
 			EntryPoints:       []string{e.src},
 			Bundle:            true,
 			Write:             false,
 			Outdir:            "dist",
-			EntryNames:        names,
+			EntryNames:        "[name]",
 			Format:            e.format,
 			Platform:          api.PlatformBrowser,
 			Target:            api.ES2020,
@@ -80,6 +78,12 @@ func Build(jsDir string) ([]Bundle, error) {
 		}
 		for _, f := range res.OutputFiles {
 			name := filepath.Base(f.Path)
+			if e.hashed {
+				// Our own content hash, not esbuild's [hash]: that one also covers the inputs' paths, so the
+				// same bundle got another name wherever node_modules lives elsewhere (a symlink, say).
+				sum := sha256.Sum256(f.Contents)
+				name = strings.TrimSuffix(name, ".js") + "-" + strings.ToUpper(base32.StdEncoding.EncodeToString(sum[:5])) + ".js"
+			}
 			index[e.name] = name
 			out = append(out, Bundle{Name: name, Contents: f.Contents})
 		}

@@ -2,9 +2,19 @@
 // version's swarm through the gateway's tracker with the WebTorrent protocol (so real WebTorrent peers
 // interoperate), downloads the files the page needs, verifies every piece against the manifest's torrent,
 // drops peers that send bad pieces, falls back to the webseeds (HTTP Range) when the swarm makes no progress
-// for a while, and shares what it holds with later visitors while the page stays open.
+// for a while, and shares what it holds with later visitors while the page stays open, as far as the page's
+// policy and the operator's upload caps allow (uploads.ts).
+//
+// It talks to no host the manifest does not name: the torrent is marked private so that WebTorrent adds no
+// tracker of its own (nor DHT, PEX or local discovery), and ICE gets the manifest's servers only, an empty
+// list included, since WebTorrent's WebRTC layer would otherwise use public STUN servers (Google's, Twilio's).
 import WebTorrent from 'webtorrent/dist/webtorrent.min.js'
-import type { Engine, EngineStats, Manifest } from './manifest'
+import type { Engine, EngineReport, EngineStats, Manifest, Policy } from './manifest'
+import { gateUploads } from './uploads'
+
+// Bytes that move after the last report (endgame duplicates arriving after a file completed, uploads to later
+// visitors) are reported once traffic has paused this long, not only when the page goes away.
+const REPORT_IDLE_MS = 1000
 
 function base64Bytes(s: string): Uint8Array {
   const bin = atob(s)
@@ -13,9 +23,23 @@ function base64Bytes(s: string): Uint8Array {
   return out
 }
 
-export function start(m: Manifest): Engine {
-  const client = new WebTorrent({ tracker: { rtcConfig: { iceServers: m.iceServers } }, dht: false, lsd: false, utPex: false })
-  const torrent = client.add(base64Bytes(m.torrent), { announce: [m.tracker], deselect: true })
+// What an engine started by a loader that predates policies goes by: the operator's switch alone.
+const operatorOnly = (m: Manifest): Policy => ({
+  mode: () => (m.uploads === 'off' ? { mode: 'download-only', reason: 'operator' } : { mode: 'p2p', reason: '' }),
+  watch: () => {},
+})
+
+export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
+  const client = new WebTorrent({
+    tracker: { rtcConfig: { iceServers: m.iceServers ?? [] } },
+    dht: false, lsd: false, utPex: false, natUpnp: false, natPmp: false,
+  })
+  // Rarest first: the page uses a file only once it is complete, so the order of its pieces does not matter to
+  // it, while visitors that arrive together then hold different pieces and trade them, instead of all taking
+  // the same next piece from the first visitor (whose upload caps would leave the rest to the site).
+  const torrent = client.add(base64Bytes(m.torrent), {
+    announce: [m.tracker], deselect: true, private: true, strategy: 'rarest',
+  })
   const stats: EngineStats = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0 }
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
@@ -30,6 +54,12 @@ export function start(m: Manifest): Engine {
     if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
   }
   addEventListener('pagehide', report)
+  let idle: ReturnType<typeof setTimeout> | undefined
+  const reportWhenIdle = () => {
+    clearTimeout(idle)
+    idle = setTimeout(report, REPORT_IDLE_MS)
+  }
+  const gate = gateUploads(torrent, m, policy, () => stats.uploadedBytes)
   const banned = new Set<string>()
   const sources = new Map<number, Set<any>>() // piece index -> wires that sent blocks of it
   let lastProgress = Date.now()
@@ -58,12 +88,16 @@ export function start(m: Manifest): Engine {
     }
     if (!web) stats.peers++
     wire.on('download', (n: number) => {
+      reportWhenIdle()
       lastProgress = Date.now()
       if (web) stats.webseedBytes += n
       else if (seeder) stats.seederBytes += n
       else stats.peerBytes += n
     })
-    wire.on('upload', (n: number) => { stats.uploadedBytes += n })
+    wire.on('upload', (n: number) => {
+      stats.uploadedBytes += n
+      reportWhenIdle()
+    })
     wire.on('piece', (index: number) => {
       let s = sources.get(index)
       if (!s) sources.set(index, (s = new Set()))
@@ -105,6 +139,18 @@ export function start(m: Manifest): Engine {
   }, 250)
   torrent.on('done', () => clearInterval(timer))
 
+  // The visitor opted out while the page was open: leave the swarm; files not yet complete load over HTTP.
+  let stopped = false
+  policy.watch(() => {
+    if (stopped || policy.mode().mode !== 'off') return
+    stopped = true
+    clearInterval(timer)
+    for (const reject of wanted.values()) reject(new Error('swarmgate: the visitor opted out'))
+    wanted.clear()
+    report()
+    client.destroy()
+  })
+
   const ready = new Promise<void>(resolve => (torrent.ready ? resolve() : torrent.once('ready', () => resolve())))
   const urls = new Map<string, Promise<string>>()
 
@@ -112,6 +158,7 @@ export function start(m: Manifest): Engine {
     url(path: string): Promise<string> {
       let p = urls.get(path)
       if (p) return p
+      if (stopped) return Promise.reject(new Error('swarmgate: the visitor opted out'))
       const meta = m.files[path]
       if (!meta) return Promise.reject(new Error(`swarmgate: ${path} is not in the swarm`))
       p = ready.then(() => new Promise<string>((resolve, reject) => {
@@ -133,6 +180,13 @@ export function start(m: Manifest): Engine {
       urls.set(path, p)
       return p
     },
-    stats: () => ({ ...stats }),
+    stats: () => {
+      const { mode, reason } = gate.mode()
+      const capReason = gate.capReason()
+      const hidden = { mode, reason, uploadCapped: capReason !== '', capReason }
+      const out = { ...stats }
+      for (const [k, value] of Object.entries(hidden)) Object.defineProperty(out, k, { value, enumerable: false })
+      return out as EngineReport
+    },
   }
 }

@@ -4,7 +4,16 @@
 // with a <noscript> copy for browsers without JavaScript). This loader gives each such element its bytes:
 // from the swarm through the lazily loaded engine when the browser can do WebRTC, else, or on any failure,
 // from HTTP exactly as the page would have loaded without swarmgate. It never blocks rendering.
-import type { Engine, Manifest } from './manifest'
+//
+// It owns the page's policy (policy.ts) and the visitor's switches, window.swarmgate (docs/privacy.md):
+//   swarmgate.mode()         -> { mode: "p2p" | "download-only" | "off", reason }
+//   swarmgate.optOut()       no engine from the next page view on (plain HTTP); this one stops sharing now
+//   swarmgate.downloadOnly() take from peers, serve no one (now, and on later page views)
+//   swarmgate.optIn()        forget the visitor's choice
+//   swarmgate.stats()        the engine's byte counts once it runs, else null
+// The choice is stored in this site's localStorage; each switch returns the mode it leads to.
+import type { Engine, Manifest, Mode } from './manifest'
+import { CHOICE_KEY, pagePolicy } from './policy'
 
 const SRC = 'data-swarm-src'
 const SRCSET = 'data-swarm-srcset'
@@ -12,15 +21,30 @@ const SRCSET = 'data-swarm-srcset'
 // engine runs it owns the timing (it falls back to webseeds, and gives up on a file that stops progressing).
 const START_TIMEOUT_MS = 10000
 
-const script = document.currentScript as HTMLScriptElement | null
+// The engine waits at most this long for the browser's battery state before it may serve anyone.
+const BATTERY_WAIT_MS = 1000
 
-function disabled(): boolean {
+const policy = pagePolicy(document.currentScript as HTMLScriptElement | null)
+const disabled = () => policy.mode().mode === 'off'
+let running: Engine | undefined
+
+const choose = (choice: string | null): Mode => {
   try {
-    if (script?.dataset.swarm === 'off' || localStorage.getItem('swarmgate') === 'off') return true
+    if (choice) localStorage.setItem(CHOICE_KEY, choice)
+    else localStorage.removeItem(CHOICE_KEY)
   } catch {
-    // storage may be blocked; that is no reason to give up on the swarm
+    // storage blocked: the choice holds for this page only
   }
-  return typeof RTCPeerConnection !== 'function'
+  policy.changed()
+  return policy.mode()
+}
+
+;(window as any).swarmgate = {
+  mode: policy.mode,
+  optOut: () => choose('off'),
+  downloadOnly: () => choose('download-only'),
+  optIn: () => choose(null),
+  stats: () => running?.stats() ?? null,
 }
 
 // Puts back the URL the page had, so the browser loads it over HTTP.
@@ -62,16 +86,18 @@ let engine: Promise<Engine> | undefined
 function getManifest(): Promise<Manifest> {
   return (manifest ??= fetch('/.swarm/manifest.json', { cache: 'no-cache' }).then(res => {
     if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
-    return res.json()
+    return res.json().then((m: Manifest) => (policy.setManifest(m), m))
   }))
 }
 
 // The engine starts at most once per page, for the elements or for the service worker, whichever asks first.
 function getEngine(m: Manifest): Promise<Engine> {
-  return (engine ??= import(/* @vite-ignore */ m.engine).then(mod => {
-    const e: Engine = mod.start(m)
-    ;(window as any).swarmgate = e
-    return e
+  return (engine ??= Promise.all([
+    import(/* @vite-ignore */ m.engine),
+    Promise.race([policy.ready, new Promise(r => setTimeout(r, BATTERY_WAIT_MS))]),
+  ]).then(([mod]) => {
+    if (disabled()) throw new Error('swarmgate: off')
+    return (running = mod.start(m, policy) as Engine)
   }))
 }
 

@@ -19,11 +19,11 @@ export interface Manifest {
   engine: string // URL of the engine bundle
   fallbackMs: number // take pieces from webseeds after this long without progress
   mode: string
-  serviceWorker: boolean
+  serviceWorker: boolean // whether the loader installs /.swarm/sw.js for scope /
   uploads: string // "off": the operator made every engine download-only
   uploadRatio: number // a page view uploads at most this multiple of what it downloaded...
   uploadCeiling: number // ...and at most this many bytes
-  ignoreGPC: boolean // when false, browsers sending GPC or DNT are download-only // whether the loader installs /.swarm/sw.js for scope /
+  ignoreGPC: boolean // when false, browsers sending GPC or DNT are download-only
   seederPeerId?: string // hex peer ID of the gateway's own seeder, to tell its bytes from other browsers'
 }
 
@@ -37,8 +37,31 @@ export interface EngineStats {
   files: number
 }
 
+// What stats() returns: the byte counts above, and (as non-enumerable properties, so that the counts stay a
+// flat map of numbers for code that sums or serializes them) the page's mode and the upload caps' state.
+export interface EngineReport extends EngineStats {
+  readonly mode: Mode['mode']
+  readonly reason: string
+  readonly uploadCapped: boolean // this page view reached an upload cap and serves no one
+  readonly capReason: string // "ratio" or "ceiling" while capped, else ""
+}
+
+// The effective mode of a page view. "p2p": downloads from peers and serves them; "download-only": downloads
+// from peers, serves no one; "off": no engine, plain HTTP. reason says which switch decided it (empty for
+// p2p): see docs/privacy.md.
+export interface Mode {
+  mode: 'p2p' | 'download-only' | 'off'
+  reason: string
+}
+
+// The page's policy, owned by the loader: the engine asks it before serving and re-checks when told.
+export interface Policy {
+  mode(): Mode
+  watch(f: () => void): void
+}
+
 export interface Engine {
   // Resolves to an object URL holding the verified bytes of the file at a URL path.
   url(path: string): Promise<string>
-  stats(): EngineStats
+  stats(): EngineReport
 }
