@@ -81,6 +81,9 @@ const (
 	// maxInfoBytes bounds a job's info dictionary: 20 bytes of hash per piece, so 8 MiB covers a 25 GB
 	// version at 64 KiB pieces, far above any site.
 	maxInfoBytes = 8 << 20
+	// maxVersionBytes bounds a version's size (and keeps the sum of its file lengths from overflowing): a
+	// terabyte is far beyond any site, and beyond what a helper lends.
+	maxVersionBytes = 1 << 40
 	// maxFiles bounds the files of one version, padding included, so one job cannot make the helper build
 	// huge indexes.
 	maxFiles = 100_000

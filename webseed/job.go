@@ -151,7 +151,7 @@ func checkJob(j *Job, dir string) (*version, error) {
 		return nil, bad("%d files; want a multi-file torrent of at most %d", len(info.Files), maxFiles)
 	}
 	for _, fi := range info.Files {
-		if fi.Length < 0 || len(fi.Path) == 0 {
+		if fi.Length < 0 || fi.Length > maxVersionBytes-v.size || len(fi.Path) == 0 {
 			return nil, bad("file %q", fi.Path)
 		}
 		for _, c := range fi.Path {

@@ -18,10 +18,11 @@ const PathSeed = "/.swarm/seed/"
 const viaToken = "swarmgate-helper"
 
 // ServeHTTP serves webseed requests (PathSeed) for any ready version, and requests whose Host is a site
-// with a ready version: files the version holds from disk, anything else through the origin proxy.
+// with a ready version: files the version holds from disk, anything else through the origin proxy (webseed
+// requests for a version this helper does not hold included, so a page's engine that reached the helper by
+// the site's name still finds every version the gateway offers).
 func (h *Helper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if rest, ok := strings.CutPrefix(r.URL.Path, PathSeed); ok {
-		h.serveSeed(w, r, rest)
+	if rest, ok := strings.CutPrefix(r.URL.Path, PathSeed); ok && h.serveSeed(w, r, rest) {
 		return
 	}
 	for _, via := range r.Header.Values("Via") {
@@ -67,18 +68,18 @@ func (h *Helper) serveFile(w http.ResponseWriter, r *http.Request, j *job, f *fi
 	h.stats.steered.add(cw.n)
 }
 
-// serveSeed is the BEP 19 webseed: byte ranges of a version's files, padding files as zeros.
-func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "swarmgate: method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
+// serveSeed is the BEP 19 webseed: byte ranges of a version's files, padding files as zeros. It reports
+// false, having written nothing, when no ready version has the name.
+func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) bool {
 	name, tp, _ := strings.Cut(rest, "/")
 	j := h.readyVersion(name)
 	if j == nil {
-		h.fail(w, r, fmt.Errorf("webseed: version %q: %w", name, ErrNotServed))
-		return
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "swarmgate: method not allowed", http.StatusMethodNotAllowed)
+		return true
 	}
 	var content io.ReadSeeker
 	if n, ok := j.v.pads[tp]; ok {
@@ -87,13 +88,13 @@ func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) 
 		fh, err := os.Open(f.disk)
 		if err != nil {
 			h.fail(w, r, fmt.Errorf("webseed: %s/%s: %w", name, tp, err))
-			return
+			return true
 		}
 		defer fh.Close()
 		content = fh
 	} else {
 		h.fail(w, r, fmt.Errorf("webseed: %s/%s: %w", name, tp, ErrNotServed))
-		return
+		return true
 	}
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // a version never changes
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -101,6 +102,7 @@ func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) 
 	http.ServeContent(cw, r, "", time.Time{}, content)
 	j.served.webseed.add(cw.n)
 	h.stats.webseed.add(cw.n)
+	return true
 }
 
 // fail answers a request that cannot be served.

@@ -11,20 +11,30 @@ import (
 
 	g "github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"github.com/anacrolix/torrent/storage"
 )
 
 // ErrBadPeerAddr means a peer address given to Fetch is not host:port or its host does not resolve.
 var ErrBadPeerAddr = errors.New("peer address must be host:port")
 
+// stallNudge is how long Fetch lets the engine go without receiving any data while it has peers before it
+// nudges every connection (see waitComplete). anacrolix/torrent v1.59.1's connection writer can miss the
+// wake-up that tells it to act (peerConnMsgWriter.run asks for its condition channel only after releasing the
+// client lock, so a broadcast in between is lost): a fresh connection then never declares interest, or a
+// seeder never sends data it has read, until the one-minute keep-alive. On loopback 10 MB arrives in under a
+// second, so a second with no byte at all means a stall, not a slow link worth waiting for.
+const stallNudge = time.Second
+
 // reAddPeers is how often Fetch gives the engine its peers again while it has no connection at all: the
 // engine forgets an address whose dial failed, and a gateway that restarts is back in seconds.
 const reAddPeers = 5 * time.Second
 
 // Fetch downloads a torrent into dir (Config.DataDir when empty), at the paths AddTorrent expects, from the
-// given ordinary BitTorrent peers ("host:port" of TCP/uTP listeners; dialing them needs Config.ListenAddr)
-// and BEP 19 webseed URLs. It returns once every piece is verified against the torrent's hashes, and the
+// given ordinary BitTorrent peers ("host:port" of their listeners, dialed over TCP, which needs
+// Config.ListenAddr) and BEP 19 webseed URLs. It returns once every piece is verified against the torrent's hashes, and the
 // torrent is then seeded like one added with AddTorrent (RemoveTorrent stops it). progress, if not nil, is
 // called from Fetch's goroutine with the bytes verified so far and the torrent's length.
 //
@@ -106,7 +116,7 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []tor
 	defer tick.Stop()
 	total := t.Length()
 	lastDone := int64(-1)
-	lastAdd := time.Now()
+	lastAdd, lastData, lastRead := time.Now(), time.Now(), int64(0)
 	for {
 		if progress != nil {
 			if done := t.BytesCompleted(); done != lastDone {
@@ -117,9 +127,18 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []tor
 		if allVerified(t) {
 			return nil
 		}
-		if time.Since(lastAdd) >= reAddPeers && len(pis) > 0 && t.Stats().ActivePeers == 0 {
+		st := t.Stats()
+		now := time.Now()
+		if read := st.BytesReadData.Int64(); read != lastRead {
+			lastRead, lastData = read, now
+		} else if now.Sub(lastData) >= stallNudge && st.ActivePeers > 0 {
+			nudge(t)
+			lastData = now
+			s.log.Debug("seeder: fetch stalled; nudged", slog.String("infohash", t.InfoHash().HexString()))
+		}
+		if now.Sub(lastAdd) >= reAddPeers && len(pis) > 0 && st.ActivePeers == 0 {
 			t.AddPeers(pis)
-			lastAdd = time.Now()
+			lastAdd = now
 		}
 		select {
 		case <-ctx.Done():
@@ -129,6 +148,20 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []tor
 		case <-sub.Values:
 		case <-tick.C:
 		}
+	}
+}
+
+// nudge wakes every connection of t and, through them, their peers (see stallNudge). Dis- and re-allowing
+// download has each connection cancel its requests and work them out again; the peer answers the cancels
+// (it must reject each, BEP 6), which wakes its writer too. A connection that lost its wake-up with an
+// update already pending ignores that, so each also gets a message written, which always wakes its writer:
+// a ut_metadata reject, which a peer that has the metadata ignores.
+func nudge(t *torrent.Torrent) {
+	t.DisallowDataDownload()
+	t.AllowDataDownload()
+	reject := bencode.MustMarshal(pp.ExtendedMetadataRequestMsg{Type: pp.RejectMetadataExtensionMsgType})
+	for _, pc := range t.PeerConns() {
+		_ = pc.WriteExtendedMessage(pp.ExtensionNameMetadata, reject) // fails only if the peer lacks it
 	}
 }
 

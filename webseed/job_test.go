@@ -1,0 +1,156 @@
+package webseed
+
+import (
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+const testPieceLength = 16 << 10
+
+// infoBytes bencodes a multi-file info dictionary with as many (zero) piece hashes as the files need.
+func infoBytes(t testing.TB, name string, files ...metainfo.FileInfo) []byte {
+	t.Helper()
+	info := metainfo.Info{Name: name, PieceLength: testPieceLength, Files: files}
+	var total int64
+	for _, f := range files {
+		total += f.Length
+	}
+	info.Pieces = make([]byte, 20*max(1, (total+testPieceLength-1)/testPieceLength))
+	b, err := bencode.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func fileInfo(length int64, path ...string) metainfo.FileInfo {
+	return metainfo.FileInfo{Length: length, Path: path}
+}
+
+func pad(length int64) metainfo.FileInfo {
+	f := fileInfo(length, ".pad", itoa(length))
+	f.Attr = "p"
+	return f
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// jobFor is a job carrying info, named as info says.
+func jobFor(info []byte, version string) Job {
+	origin, _ := url.Parse("https://origin.example")
+	return Job{Site: "Launch.Example.", Version: version, InfoHash: metainfo.HashBytes(info), InfoBytes: info, Origin: origin}
+}
+
+// checkJobCases are info dictionaries checkJob must accept or refuse; the fuzz corpus starts from them.
+func checkJobCases(t testing.TB) []struct {
+	name, version string
+	info          []byte
+	ok            bool
+} {
+	v := "site-1"
+	return []struct {
+		name, version string
+		info          []byte
+		ok            bool
+	}{
+		{"valid", v, infoBytes(t, v, fileInfo(100, "js", "app.js"), pad(testPieceLength-100), fileInfo(10, "img.png?v=2")), true},
+		{"dot-dot", v, infoBytes(t, v, fileInfo(100, "..", "etc")), false},
+		{"empty component", v, infoBytes(t, v, fileInfo(100, "a", "", "b")), false},
+		{"slash in component", v, infoBytes(t, v, fileInfo(100, "a/b")), false},
+		{"backslash in component", v, infoBytes(t, v, fileInfo(100, `..\b`)), false},
+		{"nul in component", v, infoBytes(t, v, fileInfo(100, "a\x00")), false},
+		{"not padding in .pad", v, infoBytes(t, v, fileInfo(100, ".pad", "100")), false},
+		{"twice", v, infoBytes(t, v, fileInfo(100, "a"), fileInfo(100, "a")), false},
+		{"no files", v, infoBytes(t, v), false},
+		{"name is not the version", v, infoBytes(t, "site-2", fileInfo(100, "a")), false},
+		{"name climbs", "..", infoBytes(t, "..", fileInfo(100, "a")), false},
+		{"negative length", v, infoBytes(t, v, fileInfo(-5, "a")), false},
+		{"not bencode", v, []byte("d4:name"), false},
+	}
+}
+
+func TestCheckJob(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range checkJobCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			j := jobFor(tc.info, tc.version)
+			_, err := checkJob(&j, dir)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err %v, want ok %v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadJob) {
+				t.Fatalf("err %v is not ErrBadJob", err)
+			}
+		})
+	}
+
+	// What a valid job becomes.
+	info := infoBytes(t, "site-1", fileInfo(100, "js", "app.js"), pad(testPieceLength-100), fileInfo(10, "img.png?v=2"),
+		fileInfo(10, "data"))
+	j := jobFor(info, "site-1")
+	j.Files = map[string]FileMeta{"/data": {ContentType: "application/json"}}
+	v, err := checkJob(&j, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Site != "launch.example" {
+		t.Fatalf("site %q", j.Site)
+	}
+	if v.size != testPieceLength+20 || len(v.files) != 3 || v.pads[".pad/"+itoa(testPieceLength-100)] != testPieceLength-100 {
+		t.Fatalf("version %+v", v)
+	}
+	for p, ct := range map[string]string{"/js/app.js": "text/javascript; charset=utf-8", "/img.png?v=2": "image/png",
+		"/data": "application/json"} {
+		f := v.files[p]
+		if f == nil || f.contentType != ct {
+			t.Fatalf("%s: %+v, want type %q", p, f, ct)
+		}
+		if v.paths[strings.TrimPrefix(p, "/")] != f {
+			t.Fatalf("%s not indexed by torrent path", p)
+		}
+	}
+	if got := v.files["/js/app.js"].disk; got != filepath.Join(dir, "site-1", "js", "app.js") {
+		t.Fatalf("disk path %q", got)
+	}
+}
+
+// FuzzCheckJob: whatever info dictionary a gateway sends, checkJob does not panic, and what it accepts stays
+// inside the job's directory and adds up.
+func FuzzCheckJob(f *testing.F) {
+	for _, tc := range checkJobCases(f) {
+		f.Add(tc.info)
+	}
+	const dir = "/data/job"
+	f.Fuzz(func(t *testing.T, info []byte) {
+		var probe struct {
+			Name string `bencode:"name"`
+		}
+		_ = bencode.Unmarshal(info, &probe)
+		j := jobFor(info, probe.Name)
+		v, err := checkJob(&j, dir)
+		if err != nil {
+			return
+		}
+		var sum int64
+		for _, f := range v.order {
+			if !strings.HasPrefix(f.disk, dir+string(os.PathSeparator)) || filepath.Clean(f.disk) != f.disk {
+				t.Fatalf("file %q lands at %q", f.urlPath, f.disk)
+			}
+			sum += f.size
+		}
+		for _, n := range v.pads {
+			sum += n
+		}
+		if sum != v.size || v.size != v.info.TotalLength() {
+			t.Fatalf("sizes: %d, %d, %d", sum, v.size, v.info.TotalLength())
+		}
+	})
+}
