@@ -59,7 +59,7 @@ type Manifest struct {
 	Mode        string                  `json:"mode"`
 	// Visitor policy, the operator's switches (see docs/privacy.md): Uploads "off" makes every engine
 	// download-only; UploadRatio and UploadCeiling cap what one page view uploads (a multiple of what it
-	// downloaded, and an absolute number of bytes); IgnoreGPC lets engines of browsers that send Global Privacy
+	// holds, and an absolute number of bytes); IgnoreGPC lets engines of browsers that send Global Privacy
 	// Control or Do Not Track upload (by default they are download-only).
 	Uploads       string  `json:"uploads"`
 	UploadRatio   float64 `json:"uploadRatio"`

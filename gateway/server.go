@@ -41,7 +41,7 @@ const (
 // Defaults for Config.
 const (
 	DefaultFallback = 1500 * time.Millisecond
-	// DefaultUploadRatio and DefaultUploadCeiling cap one page view's uploads: twice what it downloaded
+	// DefaultUploadRatio and DefaultUploadCeiling cap one page view's uploads: twice what it holds
 	// keeps a swarm healthy while no visitor gives much more than it took; the ceiling bounds a long visit.
 	DefaultUploadRatio   = 2
 	DefaultUploadCeiling = 50 << 20
@@ -64,7 +64,7 @@ type Config struct {
 	PublicPaths []string
 	// NoUploads makes every visitor's engine download-only (the operator's global switch).
 	NoUploads bool
-	// UploadRatio caps one page view's uploads at this multiple of what it downloaded (default 2);
+	// UploadRatio caps one page view's uploads at this multiple of what it holds (default 2);
 	// UploadCeiling at this many bytes (default 50 MB).
 	UploadRatio   float64
 	UploadCeiling int64

@@ -113,7 +113,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	fs.StringVar(&cfg.Root, "root", "", "the site's document root, to swarm its assets from the first visitor on")
 	fs.BoolVar(&cfg.Inject, "inject", false, "add the loader's script tag to proxied HTML pages")
 	fs.BoolVar(&cfg.NoUploads, "no-uploads", false, "make every visitor download-only (no browser uploads to others)")
-	fs.Float64Var(&cfg.UploadRatio, "upload-ratio", gateway.DefaultUploadRatio, "cap a page view's uploads at this multiple of its downloads")
+	fs.Float64Var(&cfg.UploadRatio, "upload-ratio", gateway.DefaultUploadRatio, "cap a page view's uploads at this multiple of what it holds")
 	fs.Int64Var(&cfg.UploadCeiling, "upload-ceiling", gateway.DefaultUploadCeiling, "cap a page view's uploads at this many bytes")
 	fs.BoolVar(&cfg.IgnoreGPC, "ignore-gpc", false, "let browsers that send Global Privacy Control or Do Not Track upload")
 	sw := fs.Bool("service-worker", true, "let the loader install swarmgate's service worker for repeat views (never over a site's own)")
