@@ -182,7 +182,11 @@ func (c *coordinator) recruit(ctx context.Context) {
 		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now()}
 		c.helpers[m.Name] = h
 		c.mu.Unlock()
-		go c.ask(ctx, h)
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			c.ask(ctx, h)
+		}()
 	}
 }
 

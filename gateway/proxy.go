@@ -255,6 +255,16 @@ func (s *Server) startLearning(path string) bool {
 	if t, ok := s.learning[path]; ok && time.Since(t) < relearnInterval {
 		return false
 	}
+	if len(s.learning) >= catalog.DefaultMaxResources { // forget what is past its interval, so the map stays bounded
+		for p, t := range s.learning {
+			if time.Since(t) >= relearnInterval {
+				delete(s.learning, p)
+			}
+		}
+		if len(s.learning) >= catalog.DefaultMaxResources {
+			return false
+		}
+	}
 	s.learning[path] = time.Now()
 	return true
 }

@@ -24,6 +24,10 @@ const (
 	DefaultPieceLength = 64 << 10
 	// DefaultMaxResourceSize bounds one resource the catalogue stores.
 	DefaultMaxResourceSize = 1 << 30
+	// DefaultMaxResources bounds the resources one catalogue holds. Every distinct URL (query strings
+	// included) is a resource, so without a bound a client requesting /big.jpg?1, ?2, ... would grow the store
+	// and every version; a site's heavy assets number in the hundreds or thousands.
+	DefaultMaxResources = 10000
 	// DefaultKeepVersions is how many site versions stay seedable after a newer one is built, so that pages
 	// loaded before a change still find their assets in a swarm.
 	DefaultKeepVersions = 4
@@ -41,6 +45,8 @@ type Config struct {
 	MaxResourceSize int64
 	// KeepVersions is how many versions are kept besides the newest.
 	KeepVersions int
+	// MaxResources bounds the resources held (default DefaultMaxResources); new paths beyond it are not stored.
+	MaxResources int
 	// Logger receives the catalogue's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -57,6 +63,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.KeepVersions <= 0 {
 		c.KeepVersions = DefaultKeepVersions
+	}
+	if c.MaxResources <= 0 {
+		c.MaxResources = DefaultMaxResources
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -191,6 +200,10 @@ func (c *Catalog) put(r Resource) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old, had := c.resources[r.Path]
+	if !had && len(c.resources) >= c.cfg.MaxResources {
+		c.log.Warn("catalog: full, not storing", slog.String("path", r.Path), slog.Int("resources", len(c.resources)))
+		return false
+	}
 	c.resources[r.Path] = r
 	if had && old.SHA256 == r.SHA256 && old.ContentType == r.ContentType {
 		return false

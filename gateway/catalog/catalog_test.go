@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -185,5 +186,22 @@ func TestReadPieceMatchesPieceHashes(t *testing.T) {
 	}
 	if _, err := ReadPiece(&v.Info, v.Dir, n); !errors.Is(err, ErrNotInVersion) {
 		t.Fatalf("piece past the end: %v", err)
+	}
+}
+
+func TestResourcesAreBounded(t *testing.T) {
+	c, err := Open(Config{Dir: t.TempDir(), MinSize: 1000, PieceLength: 16 << 10, MaxResources: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		learn(t, c, fmt.Sprintf("/photo.png?v=%d", i), testData(2000, 1))
+	}
+	v, _, err := c.Build()
+	if err != nil || len(v.Files) != 3 {
+		t.Fatalf("with MaxResources 3: %v files, %v", len(v.Files), err)
+	}
+	if !learn(t, c, "/photo.png?v=0", testData(2000, 2)) {
+		t.Fatal("a path already held must still be updated when the catalogue is full")
 	}
 }
