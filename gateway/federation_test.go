@@ -23,6 +23,7 @@ import (
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
@@ -238,6 +239,13 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	})
 	helpers, took := alpha.g.Helpers()
 	t.Logf("crowd start to first helper in DNS: %v; helpers %+v", took, helpers)
+
+	// The helpers also joined the site's swarm on alpha's tracker, to seed visitors' browsers over WebRTC.
+	v := alpha.g.Catalog().Current()
+	waitUntil(t, 10*time.Second, "helpers in the site's swarm", func() bool {
+		seeders, _ := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
+		return seeders >= 3 // alpha's seeder, beta's and gamma's
+	})
 
 	// A client without P2P that resolves through our DNS gets the same bytes from each helper.
 	get := func(ip netip.Addr, path string) []byte {

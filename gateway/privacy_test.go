@@ -464,7 +464,7 @@ func (v *visitor) checkHosts(t *testing.T, gateway string) {
 // connections so far against the manifest's.
 func (v *visitor) state(t *testing.T) engineState {
 	t.Helper()
-	st, err := browsertest.Eval[engineState](v.page, 5*time.Second, stateJS)
+	st, err := browsertest.Eval[engineState](v.page, 20*time.Second, stateJS) // generous: a loaded CI machine
 	if err != nil {
 		t.Errorf("%s: %v", v.name, err)
 	}

@@ -232,6 +232,12 @@ func (h *Helper) fetch(ctx context.Context, jb *job) {
 			_ = h.cfg.Seeder.RemoveTorrent(ih)
 		}
 	}
+	if err == nil && len(jb.Trackers) > 0 {
+		// Join the site's swarm, so that its visitors' browsers get pieces from this copy over WebRTC.
+		if aerr := h.cfg.Seeder.AnnounceTo(ih, jb.Trackers...); aerr != nil {
+			h.log.Warn("webseed: not announcing to the site's tracker", slog.String("infohash", ih.HexString()), slog.Any("err", aerr))
+		}
+	}
 	if err != nil {
 		if rerr := os.RemoveAll(jb.dir); rerr != nil {
 			h.log.Warn("webseed: removing job data", slog.String("infohash", ih.HexString()), slog.Any("err", rerr))

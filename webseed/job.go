@@ -34,8 +34,8 @@ type Job struct {
 	// Webseeds are BEP 19 webseed URLs (ending in "/") that serve the version, such as the gateway's
 	// /.swarm/seed/.
 	Webseeds []string
-	// Trackers are the swarm's trackers. They are kept for the record: the shared seeder announces every
-	// torrent it holds to the trackers it was configured with.
+	// Trackers are the site swarm's WebSocket trackers: once the version is verified the helper announces it
+	// there too, so the site's browsers get pieces from it over WebRTC.
 	Trackers []string
 	// Files describes the version's files by URL path (with query, as the manifest lists them). Optional:
 	// a file without an entry gets a type from its extension and no SHA-256 check.

@@ -70,9 +70,8 @@ func (c *Config) fillDefaults() error {
 		return fmt.Errorf("seeder: %w", ErrNoDataDir)
 	}
 	for _, u := range c.TrackerURLs {
-		pu, err := url.Parse(u)
-		if err != nil || (pu.Scheme != "ws" && pu.Scheme != "wss") || pu.Host == "" {
-			return fmt.Errorf("seeder: %w: %q", ErrBadTrackerURL, u)
+		if err := checkTrackerURL(u); err != nil {
+			return err
 		}
 	}
 	if c.ListenAddr != "" {
@@ -123,4 +122,13 @@ func NewAPI(logger *slog.Logger) *webrtc.API {
 		se.LoggerFactory = pionLoggerFactory{logger.With(slog.String("component", "webrtc"))}
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// checkTrackerURL accepts ws:// and wss:// URLs with a host.
+func checkTrackerURL(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "ws" && pu.Scheme != "wss") || pu.Host == "" {
+		return fmt.Errorf("seeder: %w: %q", ErrBadTrackerURL, u)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,11 @@ type Seeder struct {
 	peers    map[*peer]struct{}
 	creating int // peer connections being made, counted against MaxPeers
 	sessions map[*session]struct{}
+	// extra are trackers beyond Config.TrackerURLs that some torrents announce to (AnnounceTo); runCtx and
+	// runWG carry the sessions Run starts for them while it runs.
+	extra  map[string]bool
+	runCtx context.Context
+	runWG  *sync.WaitGroup
 
 	adding sync.WaitGroup // AddTorrent calls under way
 	runs   sync.WaitGroup // Run calls under way
@@ -65,6 +71,7 @@ type Seeder struct {
 type entry struct {
 	t     *torrent.Torrent
 	ready bool
+	extra []string // trackers besides Config.TrackerURLs this torrent is announced to
 }
 
 // New starts the BitTorrent engine. Tracker connections start with Run.
@@ -115,6 +122,7 @@ func New(cfg Config) (*Seeder, error) {
 		torrents:    make(map[metainfo.Hash]*entry),
 		peers:       make(map[*peer]struct{}),
 		sessions:    make(map[*session]struct{}),
+		extra:       make(map[string]bool),
 		minAnnounce: minAnnounceInterval,
 	}
 	cl.AddListener(s.ln)
@@ -282,11 +290,12 @@ func (s *Seeder) RemoveTorrent(ih metainfo.Hash) error {
 }
 
 // seeding returns the torrents ready to serve, with their bytes uploaded so far.
-func (s *Seeder) seeding() map[tracker.ID]int64 {
+func (s *Seeder) seeding(url string) map[tracker.ID]int64 {
 	s.mu.Lock()
 	ts := make(map[tracker.ID]*torrent.Torrent, len(s.torrents))
+	configured := slices.Contains(s.cfg.TrackerURLs, url)
 	for ih, e := range s.torrents {
-		if e.ready {
+		if e.ready && (configured || slices.Contains(e.extra, url)) {
 			ts[tracker.ID(ih)] = e.t
 		}
 	}
@@ -343,11 +352,52 @@ func (s *Seeder) Run(ctx context.Context) error {
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	var wg sync.WaitGroup
+	s.mu.Lock()
+	s.runCtx, s.runWG = ctx, &wg
 	for _, u := range s.cfg.TrackerURLs {
 		wg.Go(func() { s.runTracker(ctx, u) })
 	}
+	for u := range s.extra {
+		wg.Go(func() { s.runTracker(ctx, u) })
+	}
+	s.mu.Unlock()
 	<-ctx.Done()
+	s.mu.Lock()
+	s.runCtx, s.runWG = nil, nil
+	s.mu.Unlock()
 	wg.Wait()
+	return nil
+}
+
+// AnnounceTo announces a torrent being seeded to more trackers than Config.TrackerURLs (a helper joins the
+// swarm of the site it helps, so that browsers get pieces from it over WebRTC). Sessions to trackers not yet
+// connected start at once when Run is running, else when it starts.
+func (s *Seeder) AnnounceTo(ih metainfo.Hash, urls ...string) error {
+	for _, u := range urls {
+		if err := checkTrackerURL(u); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.torrents[ih]
+	if !ok {
+		return fmt.Errorf("seeder: announce %s: %w", ih.HexString(), ErrUnknownTorrent)
+	}
+	for _, u := range urls {
+		if slices.Contains(s.cfg.TrackerURLs, u) || slices.Contains(e.extra, u) {
+			continue
+		}
+		e.extra = append(e.extra, u)
+		if !s.extra[u] {
+			s.extra[u] = true
+			if s.runWG != nil {
+				ctx := s.runCtx
+				s.runWG.Go(func() { s.runTracker(ctx, u) })
+			}
+		}
+	}
+	s.notifySessionsLocked()
 	return nil
 }
 

@@ -32,6 +32,7 @@ const (
 // to the answering code.
 type session struct {
 	s       *Seeder
+	url     string
 	c       *tracker.Client
 	log     *slog.Logger
 	changed chan struct{} // the set of torrents changed
@@ -79,7 +80,7 @@ func (s *Seeder) runSession(ctx context.Context, url string, log *slog.Logger) e
 		return err
 	}
 	defer c.Close()
-	ss := &session{s: s, c: c, log: log, changed: make(chan struct{}, 1), announced: make(map[tracker.ID]*announceState)}
+	ss := &session{s: s, url: url, c: c, log: log, changed: make(chan struct{}, 1), announced: make(map[tracker.ID]*announceState)}
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
 	s.mu.Unlock()
@@ -146,7 +147,7 @@ func (ss *session) handle(ctx context.Context, m *tracker.Message) {
 
 // reconcile announces torrents added since the last call ("started") and those removed ("stopped").
 func (ss *session) reconcile() error {
-	current := ss.s.seeding()
+	current := ss.s.seeding(ss.url)
 	for ih, uploaded := range current {
 		if ss.announced[ih] == nil {
 			ss.announced[ih] = &announceState{interval: tracker.DefaultInterval}
@@ -178,7 +179,7 @@ func (ss *session) announceDue() error {
 	if len(due) == 0 {
 		return nil
 	}
-	current := ss.s.seeding()
+	current := ss.s.seeding(ss.url)
 	for _, ih := range due {
 		if err := ss.announce(ih, "", current[ih]); err != nil {
 			return err
