@@ -217,7 +217,7 @@ func testSwitches(t *testing.T, b *browsertest.Browser, s *site, origin *url.URL
 			if c.then == "" {
 				return
 			}
-			if m, err := browsertest.Eval[pageMode](v.page, 5*time.Second, c.then); err != nil || m.Mode != "p2p" {
+			if m, err := browsertest.Eval[pageMode](v.page, 20*time.Second, c.then); err != nil || m.Mode != "p2p" {
 				t.Errorf("%s: after %s, swarmgate.mode() = %+v (%v), want p2p", c.name, c.then, m, err)
 			}
 		}()
@@ -263,7 +263,7 @@ func testSwitches(t *testing.T, b *browsertest.Browser, s *site, origin *url.URL
 	}
 
 	// The last visitor opts out with the page open: its engine leaves the swarm there and then.
-	m, err := browsertest.Eval[pageMode](last.page, 5*time.Second, "swarmgate.optOut()")
+	m, err := browsertest.Eval[pageMode](last.page, 20*time.Second, "swarmgate.optOut()")
 	if err != nil || m != (pageMode{"off", "visitor"}) {
 		t.Errorf("swarmgate.optOut() = %+v (%v)", m, err)
 	}
