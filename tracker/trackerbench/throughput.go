@@ -84,10 +84,11 @@ func (r *runner) throughput(ctx context.Context, res *Result) error {
 		}
 	}
 
+	// Copy before sorting: the progress goroutine may still be reading r.lat atomically.
 	nLat := min(r.nLat.Load(), int64(len(r.lat)))
-	lat := r.lat[:nLat]
+	lat := make([]uint32, nLat)
 	for i := range lat {
-		lat[i] = atomic.LoadUint32(&lat[i])
+		lat[i] = atomic.LoadUint32(&r.lat[i])
 	}
 	slices.Sort(lat)
 	res.Announces = nLat
