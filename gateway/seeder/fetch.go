@@ -55,19 +55,10 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
 	}
 
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), ErrClosed)
+	e, err := s.reserve(ih, "fetch")
+	if err != nil {
+		return err
 	}
-	if _, dup := s.torrents[ih]; dup {
-		s.mu.Unlock()
-		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), ErrDuplicateTorrent)
-	}
-	e := &entry{}
-	s.torrents[ih] = e
-	s.adding.Add(1)
-	s.mu.Unlock()
 	defer s.adding.Done()
 	unreserve := func() {
 		s.mu.Lock()

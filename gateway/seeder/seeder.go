@@ -160,19 +160,10 @@ func (s *Seeder) AddTorrent(mi *metainfo.MetaInfo, dir string) error {
 		return fmt.Errorf("seeder: torrent %s: %w", ih.HexString(), err)
 	}
 
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return fmt.Errorf("seeder: add torrent %s: %w", ih.HexString(), ErrClosed)
+	e, err := s.reserve(ih, "add torrent")
+	if err != nil {
+		return err
 	}
-	if _, dup := s.torrents[ih]; dup {
-		s.mu.Unlock()
-		return fmt.Errorf("seeder: torrent %s: %w", ih.HexString(), ErrDuplicateTorrent)
-	}
-	e := &entry{}
-	s.torrents[ih] = e
-	s.adding.Add(1)
-	s.mu.Unlock()
 	defer s.adding.Done()
 
 	t, err := s.load(ih, mi.InfoBytes, dir)
@@ -188,6 +179,23 @@ func (s *Seeder) AddTorrent(mi *metainfo.MetaInfo, dir string) error {
 	s.log.Info("seeder: seeding", slog.String("infohash", ih.HexString()), slog.String("name", info.BestName()),
 		slog.Int64("bytes", info.TotalLength()))
 	return nil
+}
+
+// reserve claims an infohash for a torrent being added (op names the caller in errors). The caller must call
+// s.adding.Done when the add is over, whatever its outcome.
+func (s *Seeder) reserve(ih metainfo.Hash, op string) (*entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("seeder: %s %s: %w", op, ih.HexString(), ErrClosed)
+	}
+	if _, dup := s.torrents[ih]; dup {
+		return nil, fmt.Errorf("seeder: %s %s: %w", op, ih.HexString(), ErrDuplicateTorrent)
+	}
+	e := &entry{}
+	s.torrents[ih] = e
+	s.adding.Add(1)
+	return e, nil
 }
 
 // load adds the torrent to the engine and waits until every piece has been hashed, dropping it again when
