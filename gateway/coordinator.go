@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -445,36 +446,19 @@ func (s *Server) Helpers() ([]HelperStatus, time.Duration) {
 		}
 		out = append(out, hs)
 	}
-	slices.SortFunc(out, func(a, b HelperStatus) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b HelperStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out, c.firstReady
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // wsURL turns an http(s) base URL into the ws(s) one.
 func wsURL(u string) string {
-	if rest, ok := cutPrefix(u, "https://"); ok {
+	if rest, ok := strings.CutPrefix(u, "https://"); ok {
 		return "wss://" + rest
 	}
-	if rest, ok := cutPrefix(u, "http://"); ok {
+	if rest, ok := strings.CutPrefix(u, "http://"); ok {
 		return "ws://" + rest
 	}
 	return u
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return s, false
 }
 
 // declined takes a helper's notice that it stops helping (its own site got a crowd): it is withdrawn.

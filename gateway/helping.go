@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -204,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // helpingSeed reports whether a webseed path names a version this server helps with (not one of its own).
 func (s *Server) helpingSeed(p string) bool {
-	rest, ok := cutPrefix(p, PathSeed)
+	rest, ok := strings.CutPrefix(p, PathSeed)
 	if !ok {
 		return false
 	}

@@ -9,10 +9,10 @@ import "strconv"
 // offerMessageOverhead is the length of an offer or answer message without its session description.
 const offerMessageOverhead = 200
 
-// appendID appends id as a JSON string of one character per byte, the "binary string" of JavaScript clients:
+// AppendID appends id as a JSON string of one character per byte, the "binary string" of JavaScript clients:
 // bytes 0x80–0xFF become two-byte UTF-8 characters; control characters, the quote and the backslash become
 // \u00XX escapes.
-func appendID(dst []byte, id ID) []byte {
+func AppendID(dst []byte, id ID) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for _, c := range id {
@@ -33,7 +33,7 @@ func appendAnnounceReply(dst []byte, interval int, ih ID, complete, incomplete i
 	dst = append(dst, `{"action":"announce","interval":`...)
 	dst = strconv.AppendInt(dst, int64(interval), 10)
 	dst = append(dst, `,"info_hash":`...)
-	dst = appendID(dst, ih)
+	dst = AppendID(dst, ih)
 	dst = append(dst, `,"complete":`...)
 	dst = strconv.AppendInt(dst, int64(complete), 10)
 	dst = append(dst, `,"incomplete":`...)
@@ -55,10 +55,10 @@ func appendAnswerMessage(dst, answer []byte, offerID, peerID, ih ID) []byte {
 
 func appendRelayTail(dst []byte, offerID, peerID, ih ID) []byte {
 	dst = append(dst, `,"offer_id":`...)
-	dst = appendID(dst, offerID)
+	dst = AppendID(dst, offerID)
 	dst = append(dst, `,"peer_id":`...)
-	dst = appendID(dst, peerID)
+	dst = AppendID(dst, peerID)
 	dst = append(dst, `,"info_hash":`...)
-	dst = appendID(dst, ih)
+	dst = AppendID(dst, ih)
 	return append(dst, '}')
 }

@@ -16,7 +16,7 @@ type ID [20]byte
 func (id ID) String() string { return fmt.Sprintf("%x", id[:]) }
 
 // MarshalJSON encodes the ID as a 20-character binary string.
-func (id ID) MarshalJSON() ([]byte, error) { return appendID(make([]byte, 0, 2*len(id)+2), id), nil }
+func (id ID) MarshalJSON() ([]byte, error) { return AppendID(make([]byte, 0, 2*len(id)+2), id), nil }
 
 // binaryString maps each byte to the code point of the same value, the "binary string" of JavaScript clients.
 func binaryString(b []byte) string {

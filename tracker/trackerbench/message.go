@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"strconv"
+
+	"github.com/swarmgate/swarmgate/tracker"
 )
 
 // The messages the load generator sends and recognises. They are built by appending to a per-socket buffer
@@ -18,25 +20,6 @@ const offerSDP = `{"type":"offer","sdp":"v=0\r\no=- 4215716367958455736 2 IN IP4
 	`a=ice-ufrag:Oy3l\r\na=ice-pwd:LBm2t2oX2jV9VPr3Ce3f6Ea5\r\na=ice-options:trickle\r\n` +
 	`a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:4C:D3:B0:6F:6E:D8:D1:0E\r\n` +
 	`a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n"}`
-
-// appendBinaryString appends b as a JSON string of one character per byte, the "binary string" encoding of
-// bittorrent-tracker: bytes 0x80–0xFF become two-byte UTF-8 characters, control characters and the two JSON
-// metacharacters become \u00XX escapes.
-func appendBinaryString(dst, b []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for _, c := range b {
-		switch {
-		case c < 0x20 || c == '"' || c == '\\':
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		case c < 0x80:
-			dst = append(dst, c)
-		default:
-			dst = append(dst, 0xC0|c>>6, 0x80|c&0x3F)
-		}
-	}
-	return append(dst, '"')
-}
 
 func randomID() (id [20]byte) {
 	for i := 0; i < len(id); i += 8 {
@@ -60,9 +43,9 @@ type announcer struct {
 
 func newAnnouncer(infoHash, peerID [20]byte, seeder bool) announcer {
 	p := []byte(`{"action":"announce","info_hash":`)
-	p = appendBinaryString(p, infoHash[:])
+	p = tracker.AppendID(p, infoHash)
 	p = append(p, `,"peer_id":`...)
-	p = appendBinaryString(p, peerID[:])
+	p = tracker.AppendID(p, peerID)
 	p = append(p, `,"numwant":5`...)
 	a := announcer{prefix: p, seeder: seeder}
 	if !seeder {
@@ -94,7 +77,7 @@ func (a *announcer) appendAnnounce(dst []byte, event string, withOffer bool) []b
 	if withOffer {
 		id := randomID()
 		dst = append(dst, `,"offers":[{"offer_id":`...)
-		dst = appendBinaryString(dst, id[:])
+		dst = tracker.AppendID(dst, tracker.ID(id))
 		dst = append(dst, `,"offer":`...)
 		dst = append(dst, offerSDP...)
 		dst = append(dst, `}]`...)
