@@ -25,12 +25,16 @@ func (s *Server) startSeeder() error {
 		s.internalLn = ln
 		trackerURL = "ws://" + ln.Addr().String() + PathAnnounce
 	}
-	sd, err := seeder.New(seeder.Config{
+	scfg := seeder.Config{
 		TrackerURLs: []string{trackerURL},
 		DataDir:     s.cfg.DataDir + "/seeder",
 		ListenAddr:  s.cfg.PeerListen,
 		Logger:      s.log,
-	})
+	}
+	if s.cfg.Uplink != nil {
+		scfg.UploadLimiter = s.cfg.Uplink.Limiter()
+	}
+	sd, err := seeder.New(scfg)
 	if err != nil {
 		if s.internalLn != nil {
 			s.internalLn.Close()

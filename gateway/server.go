@@ -21,6 +21,7 @@ import (
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/gateway/seeder"
+	"github.com/swarmgate/swarmgate/gateway/uplink"
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/web"
@@ -94,6 +95,9 @@ type Config struct {
 	// TLS, if set, makes the gateway serve HTTPS (browsers need a secure context for service workers, and
 	// for WebRTC on anything but localhost).
 	TLS *tls.Config
+	// Uplink, if set, shapes everything the gateway sends (HTTP responses, and the seeder's pieces to
+	// browsers and BitTorrent peers) to the uplink's rate, as this machine's link would.
+	Uplink *uplink.Uplink
 	// SiteName is the site's host name, as the dashboard and DNS know it.
 	SiteName string
 	// DashboardToken, if set, opens the dashboard (/.swarm/dashboard) to requests that carry it; without it
@@ -229,6 +233,9 @@ func New(cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.Uplink != nil {
+		ln = cfg.Uplink.Listener(ln)
 	}
 	s.ln = ln
 	if cfg.STUNListen != "" {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/gateway/uplink"
 )
 
 const usage = `swarmgate turns a flash crowd into the CDN for a web site.
@@ -134,6 +135,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	dnsNS := fs.String("dns-ns", "", "the zone's name server host name (its addresses: this member's in the federation file)")
 	rfc2136 := fs.String("rfc2136", "", "instead of the embedded server, send RFC 2136 updates to this DNS server (host:port)")
 	tsig := fs.String("tsig", "", "TSIG key for --rfc2136 as NAME:BASE64SECRET (hmac-sha256)")
+	uplinkRate := fs.String("uplink", "", "cap what this machine sends (HTTP and seeding) at this rate, e.g. 20Mbit or 2.5MB; empty: no cap")
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go GC target (GOGC); lower holds less memory per idle tracker socket for a little more CPU")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -190,6 +192,15 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	}
 	cfg.TLS = tlsCfg
 	cfg.NoServiceWorker = !*sw
+	if *uplinkRate != "" {
+		r, err := uplink.ParseRate(*uplinkRate)
+		if err != nil {
+			return cfg, processFlags{}, fmt.Errorf("%w: --uplink: %v", errBadFlag, err)
+		}
+		if cfg.Uplink, err = uplink.New(r); err != nil {
+			return cfg, processFlags{}, fmt.Errorf("%w: --uplink: %v", errBadFlag, err)
+		}
+	}
 	cfg.PublicPaths = splitList(*public)
 	for _, p := range cfg.PublicPaths {
 		if !strings.HasPrefix(p, "/") {

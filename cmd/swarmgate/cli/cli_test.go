@@ -70,6 +70,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--ice", "http://stun.example"}, false},
 		{[]string{"--min-swarm-size", "0"}, false},
 		{[]string{"--fallback", "-1s"}, false},
+		{[]string{"--uplink", "20Mbit"}, true},
+		{[]string{"--uplink", "20Mbps"}, false},
 		{[]string{"extra"}, false},
 		{[]string{"--no-such-flag"}, false},
 	} {

@@ -1,0 +1,108 @@
+package uplink
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{
+		"20Mbit": 2.5e6, "2.5MB": 2.5e6, "800kbit": 1e5, "1000000": 1e6, "1Gbit/s": 1.25e8, "64 kB": 64e3,
+	} {
+		got, err := ParseRate(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1Mbit", "fast", "20Mbps", "1.2.3MB"} {
+		if _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) accepted", in)
+		}
+	}
+}
+
+// TestListenerShapesWrites sends through a shaped listener on loopback and checks the bytes arrive whole,
+// are counted, and take at least as long as the bucket allows (a lower bound only: never flaky on a busy
+// machine).
+func TestListenerShapesWrites(t *testing.T) {
+	const rate, size = 1 << 20, 1 << 20 // 1 MiB/s, 1 MiB: at least (size-Burst)/rate
+	u, err := New(rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := u.Listener(ln)
+	defer sl.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := sl.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		_, err = c.Write(make([]byte, size))
+		done <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	n, err := io.Copy(io.Discard, c)
+	took := time.Since(start)
+	if err != nil || n != size {
+		t.Fatalf("read %d bytes, %v; want %d", n, err, size)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if min := time.Duration(float64(size-Burst) / rate * float64(time.Second)); took < min {
+		t.Errorf("%d bytes took %v at %d B/s; the bucket allows no less than %v", size, took, rate, min)
+	}
+	if u.Sent() != size {
+		t.Errorf("Sent = %d, want %d", u.Sent(), size)
+	}
+}
+
+// TestCloseReleasesAWaitingWrite: a write queued behind a slow bucket returns once its connection closes.
+func TestCloseReleasesAWaitingWrite(t *testing.T) {
+	u, err := New(1000) // 1 kB/s: a 1 MiB write would take 17 minutes
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := u.Listener(ln)
+	defer sl.Close()
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.Write(make([]byte, 1<<20)); done <- err }()
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("write to a closed connection succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("write still waiting after Close")
+	}
+}
