@@ -2,31 +2,22 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/swarmgate/swarmgate/gateway"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/examplesite"
+	"github.com/swarmgate/swarmgate/gateway/loopfed"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/webseed/federation"
 )
-
-// The demo federation: three members on three loopback addresses (distinct hosts to Linux), one site.
-var demoMembers = []struct{ name, ip string }{{"alpha", "127.0.0.1"}, {"beta", "127.0.0.2"}, {"gamma", "127.0.0.3"}}
 
 const (
 	demoZone = "demo.test"
@@ -61,11 +52,6 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	if *port == 0 {
-		if *port, err = commonFreePort(); err != nil {
-			return err
-		}
-	}
 	siteDir := filepath.Join(*dir, "site")
 	if _, err := examplesite.Write(siteDir); err != nil {
 		return err
@@ -80,53 +66,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer origin.Close()
 	originURL := &url.URL{Scheme: "http", Host: originLn.Addr().String()}
 
-	// Keys, made on first start in each member's data directory, and the federation file naming them.
-	keys := map[string]ed25519.PrivateKey{}
-	var members []string
-	for _, m := range demoMembers {
-		k, err := federation.LoadOrCreateKey(filepath.Join(*dir, m.name))
-		if err != nil {
-			return err
-		}
-		keys[m.name] = k
-		members = append(members, fmt.Sprintf(`{"name":%q,"url":"http://%s:%d","key":%q,"addresses":[%q]}`,
-			m.name, m.ip, *port, federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), m.ip))
-	}
-	fedFile := filepath.Join(*dir, "federation.json")
-	if err := os.WriteFile(fedFile, []byte(`{"members":[`+strings.Join(members, ",")+"]}\n"), 0o644); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	fed, err := federation.LoadFederation(fedFile)
+	fed, err := loopfed.New(loopfed.Config{
+		Port: *port, DNSAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(*dnsPort)), Zone: demoZone, Site: demoSite,
+		Origin: originURL, Root: siteDir, Dir: *dir, Monitor: monitor.Config{Threshold: *threshold}, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	dnsSrv, err := steer.NewServer(steer.ServerConfig{Zone: demoZone, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(*dnsPort)),
-		NameServers: []steer.NameServer{{Name: "ns1." + demoZone, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
-		Logger:      log})
-	if err != nil {
-		return err
-	}
-
-	var servers []*gateway.Server
-	for i, m := range demoMembers {
-		cfg := gateway.Config{
-			Listen:     net.JoinHostPort(m.ip, strconv.Itoa(*port)),
-			DataDir:    filepath.Join(*dir, m.name),
-			SiteName:   demoSite,
-			PeerListen: net.JoinHostPort(m.ip, "0"),
-			Federation: &gateway.FederationConfig{Key: keys[m.name], Members: fed},
-			Logger:     log.With("member", m.name),
-			Monitor:    monitor.Config{Threshold: *threshold},
-		}
-		if i == 0 { // alpha fronts the site and runs its DNS
-			cfg.Origin, cfg.Root, cfg.DNS = originURL, siteDir, dnsSrv
-		}
-		g, err := gateway.New(cfg)
-		if err != nil {
-			return err
-		}
-		servers = append(servers, g)
-	}
+	*port = fed.Port
+	dnsSrv := fed.DNS
 	a := fmt.Sprintf("127.0.0.1:%d", *port)
 	fmt.Fprintf(stdout, `swarmgate demo: a site behind its gateway, two cooperating servers, embedded DNS
   origin (the example site):  %s
@@ -145,43 +93,5 @@ The gateway enters the crowd state, beta and gamma fetch the site over BitTorren
 load stops, the records are withdrawn and the helpers released. Ctrl-C stops.
 `, originURL, a, a, *port, *port, demoSite, dnsSrv.Addr().Port(), demoSite, a)
 
-	var wg sync.WaitGroup
-	errs := make([]error, len(servers))
-	for i, g := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = g.Run(ctx)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// commonFreePort finds a TCP port free on all three demo addresses.
-func commonFreePort() (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", demoMembers[0].ip+":0")
-		if err != nil {
-			return 0, fmt.Errorf("demo: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{ln}
-		ok := true
-		for _, m := range demoMembers[1:] {
-			l, err := net.Listen("tcp", net.JoinHostPort(m.ip, strconv.Itoa(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if ok {
-			return port, nil
-		}
-	}
-	return 0, errors.New("demo: no TCP port is free on 127.0.0.1, .2 and .3")
+	return fed.Run(ctx)
 }
