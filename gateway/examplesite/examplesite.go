@@ -31,7 +31,7 @@ var Heavy = []string{ImagePNG, AudioWAV}
 
 // Files returns the site's files by URL path.
 func Files() (map[string][]byte, error) {
-	img, err := noisePNG(imageSide, 1)
+	img, err := NoisePNG(imageSide, 1)
 	if err != nil {
 		return nil, fmt.Errorf("examplesite: %w", err)
 	}
@@ -62,7 +62,8 @@ func Write(dir string) (map[string][]byte, error) {
 	return files, nil
 }
 
-func noisePNG(side int, seed uint64) ([]byte, error) {
+// NoisePNG returns a side×side PNG of random pixels (about 4·side² bytes, incompressible), the same for the same seed.
+func NoisePNG(side int, seed uint64) ([]byte, error) {
 	r := rand.New(rand.NewPCG(seed, seed))
 	img := image.NewNRGBA(image.Rect(0, 0, side, side))
 	for y := 0; y < side; y++ {

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/swarmgate/swarmgate/tracker/trackerbench"
@@ -18,14 +16,19 @@ import (
 
 const benchUsage = `Usage:
   swarmgate bench tracker [flags]    load swarmgate's tracker and bittorrent-tracker alike, print both
+  swarmgate bench crowd [flags]      a flash crowd of headless Chromium visitors on a capped uplink,
+                                     without and with swarmgate; prints a table, writes JSON and a chart
 
-Run 'swarmgate bench tracker -h' for its flags.
+Run 'swarmgate bench tracker -h' or 'swarmgate bench crowd -h' for their flags.
 `
 
 // bench runs a benchmark: `bench tracker` starts swarmgate's tracker (this executable, `serve`) and the
 // bittorrent-tracker npm server as child processes, one after the other, loads each with the same sockets and
 // announces, and prints their figures side by side.
-func bench(args []string, stdout, stderr io.Writer) error {
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "crowd" {
+		return benchCrowd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "tracker" {
 		fmt.Fprint(stderr, benchUsage)
 		return errUsage
@@ -66,10 +69,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	var oursCmd *trackerbench.Command
+		var oursCmd *trackerbench.Command
 	if *url == "" {
 		exe, err := os.Executable()
 		if err != nil {

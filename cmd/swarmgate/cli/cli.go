@@ -31,6 +31,7 @@ Usage:
   swarmgate load [flags] URL send a steady, bounded stream of requests (to make a crowd on your own servers)
   swarmgate serve [flags]    run the gateway in front of a site's origin
   swarmgate bench tracker    measure the tracker against the bittorrent-tracker npm server
+  swarmgate bench crowd      a flash crowd of browsers on a capped uplink, without and with swarmgate
   swarmgate version          print the version
 
 Run 'swarmgate COMMAND -h' for a command's flags.
@@ -58,7 +59,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "load":
 		err = load(ctx, args[1:], stdout, stderr)
 	case "bench":
-		err = bench(args[1:], stdout, stderr)
+		err = bench(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "swarmgate", version())
 	case "help", "-h", "--help":

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway/crowdbench"
+	"github.com/swarmgate/swarmgate/gateway/uplink"
+)
+
+// benchCrowd runs `bench crowd`: see package crowdbench.
+func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench crowd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg crowdbench.Config
+	fs.IntVar(&cfg.Browsers, "browsers", crowdbench.DefaultBrowsers, "N: headless Chromium visitors")
+	fs.DurationVar(&cfg.Arrival, "arrival", crowdbench.DefaultArrival, "time between browser arrivals")
+	fs.IntVar(&cfg.Plain, "plain", crowdbench.DefaultPlain, "M: plain HTTP visitors (no scripts, no P2P), resolving the site through its DNS")
+	rate := fs.String("uplink", "20Mbit", "what each machine (the site's, each helper's) can send per second")
+	fs.IntVar(&cfg.Images, "images", crowdbench.DefaultImages, "heavy images on the site's page")
+	fs.IntVar(&cfg.ImageSide, "image-side", crowdbench.DefaultImageSide, "their side in pixels (noise PNG: about 4·side² bytes)")
+	fs.DurationVar(&cfg.PageTimeout, "timeout", crowdbench.DefaultPageTimeout, "a visit not complete by then failed")
+	fs.Float64Var(&cfg.Threshold, "threshold", crowdbench.DefaultThreshold, "requests per second at which the gateway declares a crowd")
+	fs.BoolVar(&cfg.SharedBrowser, "shared-browser", false, "run every browser visitor in one Chromium process (less memory; its browser process then carries all WebRTC traffic)")
+	modes := fs.String("modes", "without,with", "runs, in order: without (the bare origin), with (swarmgate and two helpers)")
+	out := fs.String("out", ".", "directory for crowd.json and crowd.svg")
+	jsonOut := fs.Bool("json", false, "print the figures as JSON instead of a table")
+	logLevel := fs.String("log-level", "error", "servers' log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	bad := func(err error) error {
+		fmt.Fprintln(stderr, "swarmgate:", err)
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return bad(fmt.Errorf("bench crowd: unexpected argument %q", fs.Arg(0)))
+	}
+	r, err := uplink.ParseRate(*rate)
+	if err != nil {
+		return bad(err)
+	}
+	cfg.Uplink = r
+	if *modes == "" {
+		return bad(errors.New("bench crowd: -modes is empty"))
+	}
+	for _, m := range strings.Split(*modes, ",") {
+		cfg.Modes = append(cfg.Modes, crowdbench.Mode(strings.TrimSpace(m)))
+	}
+	if cfg.Plain == 0 {
+		cfg.Plain = -1 // Config's zero means the default
+	}
+	if err := crowdbench.Defaults(cfg).Validate(); err != nil {
+		return bad(err)
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return bad(err)
+	}
+	cfg.Logger, cfg.Progress = log, stderr
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("bench crowd: %w", err)
+	}
+
+	start := time.Now()
+	res, err := crowdbench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench crowd: %w", err)
+	}
+	jsonPath, svgPath := filepath.Join(*out, "crowd.json"), filepath.Join(*out, "crowd.svg")
+	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench crowd: %w", err)
+	}
+	if err := os.WriteFile(svgPath, res.SVG(), 0o644); err != nil {
+		return fmt.Errorf("bench crowd: %w", err)
+	}
+	if *jsonOut {
+		_, err := fmt.Fprintf(stdout, "%s\n", js)
+		return err
+	}
+	if err := res.WriteTable(stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nfigures in %s, chart in %s (%s in all)\n", jsonPath, svgPath, time.Since(start).Round(time.Second))
+	return nil
+}

@@ -1,0 +1,494 @@
+// Package crowdbench is `swarmgate bench crowd`: a flash crowd on one machine, bounded in time. A site
+// whose machine has a capped uplink (a token bucket, 20 Mbit/s by default) gets N headless Chromium visitors
+// arriving at a steady rate and M plain HTTP clients that resolve the site's name through its DNS. The same
+// arrivals run twice: against the bare origin, and with swarmgate (the site's gateway beside the origin
+// and two cooperating servers, each on a machine of its own with the same uplink). It measures each visit
+// from the visitor's side (page-complete time, failures, where the bytes came from) and each machine's
+// egress from the servers' side, and writes a table, JSON and an SVG chart.
+package crowdbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/gateway/examplesite"
+	"github.com/swarmgate/swarmgate/gateway/loopfed"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/gateway/uplink"
+	"github.com/swarmgate/swarmgate/internal/browsertest"
+)
+
+// Mode is one run's setup.
+type Mode string
+
+// The two runs: the bare origin, and the origin behind swarmgate with two cooperating servers.
+const (
+	Without Mode = "without"
+	With    Mode = "with"
+)
+
+func (m Mode) String() string {
+	if m == With {
+		return "with swarmgate"
+	}
+	return "without swarmgate"
+}
+
+// The site's names: what DNS publishes and plain clients send in Host.
+const (
+	Zone = "bench.test"
+	Site = "launch." + Zone
+)
+
+// Defaults for Config.
+const (
+	DefaultBrowsers    = 20
+	DefaultArrival     = time.Second
+	DefaultPlain       = 4
+	DefaultUplink      = 20e6 / 8 // 20 Mbit/s
+	DefaultImages      = 5
+	DefaultImageSide   = 724 // about 2 MB of incompressible PNG each
+	DefaultPageTimeout = 3 * time.Minute
+	DefaultThreshold   = 4 // requests per second
+	DefaultInterval    = 250 * time.Millisecond
+	maxBrowsers        = 100
+	maxPlain           = 500
+)
+
+// Config configures a benchmark.
+type Config struct {
+	// Browsers is N, the headless Chromium visitors; one arrives every Arrival.
+	Browsers int           `json:"browsers"`
+	Arrival  time.Duration `json:"arrival"`
+	// Plain is M, the plain HTTP visitors (no JavaScript, no P2P), spread over the same span. With swarmgate
+	// each resolves the site's name through the federation's DNS and fetches from the address it gets.
+	Plain int `json:"plain"`
+	// Uplink is what each machine (the site's, and each helper's) can send, in bytes per second.
+	Uplink float64 `json:"uplinkBytesPerSecond"`
+	// Images and ImageSide make the site: a page with that many noise PNGs of ImageSide² pixels.
+	Images    int `json:"images"`
+	ImageSide int `json:"imageSide"`
+	// PageTimeout bounds each visit; a visit not complete by then failed.
+	PageTimeout time.Duration `json:"pageTimeout"`
+	// Threshold is the request rate (per second) at which the gateway declares a crowd.
+	Threshold float64 `json:"threshold"`
+	// Modes are the runs, in order (default Without, With).
+	Modes []Mode `json:"modes"`
+	// Interval is how often the timeline is sampled.
+	Interval time.Duration `json:"interval"`
+	// SharedBrowser runs every browser visitor in one Chromium process (each in a browser context of its
+	// own) instead of one process each.
+	SharedBrowser bool `json:"sharedBrowser"`
+	// Dir is scratch space (default a temporary directory, removed at the end).
+	Dir string `json:"-"`
+	// Logger receives the servers' logs; nil discards them.
+	Logger *slog.Logger `json:"-"`
+	// Progress, if set, gets a progress line, rewritten in place, while a run goes.
+	Progress io.Writer `json:"-"`
+}
+
+// Defaults returns cfg with its zero fields set to the defaults.
+func Defaults(cfg Config) Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&cfg.Browsers, DefaultBrowsers)
+	def(&cfg.Images, DefaultImages)
+	def(&cfg.ImageSide, DefaultImageSide)
+	if cfg.Plain == 0 {
+		cfg.Plain = DefaultPlain
+	} else if cfg.Plain < 0 {
+		cfg.Plain = 0
+	}
+	if cfg.Arrival == 0 {
+		cfg.Arrival = DefaultArrival
+	}
+	if cfg.Uplink == 0 {
+		cfg.Uplink = DefaultUplink
+	}
+	if cfg.PageTimeout == 0 {
+		cfg.PageTimeout = DefaultPageTimeout
+	}
+	if cfg.Threshold == 0 {
+		cfg.Threshold = DefaultThreshold
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if len(cfg.Modes) == 0 {
+		cfg.Modes = []Mode{Without, With}
+	}
+	return cfg
+}
+
+// Validate reports a configuration the benchmark cannot run.
+func (c Config) Validate() error {
+	switch {
+	case c.Browsers < 1 || c.Browsers > maxBrowsers:
+		return fmt.Errorf("crowdbench: %d browsers; want 1 to %d", c.Browsers, maxBrowsers)
+	case c.Plain < 0 || c.Plain > maxPlain:
+		return fmt.Errorf("crowdbench: %d plain clients; want 0 to %d", c.Plain, maxPlain)
+	case c.Arrival < 0:
+		return fmt.Errorf("crowdbench: arrival interval %v is negative", c.Arrival)
+	case !(c.Uplink > 0):
+		return fmt.Errorf("crowdbench: uplink %v bytes/s is not positive", c.Uplink)
+	case c.Images < 1 || c.Images > 50:
+		return fmt.Errorf("crowdbench: %d images; want 1 to 50", c.Images)
+	case c.ImageSide < 16 || c.ImageSide > 4096:
+		return fmt.Errorf("crowdbench: image side %d; want 16 to 4096 pixels", c.ImageSide)
+	case c.PageTimeout < time.Second:
+		return fmt.Errorf("crowdbench: page timeout %v; want at least 1s", c.PageTimeout)
+	case !(c.Threshold > 0):
+		return fmt.Errorf("crowdbench: threshold %v is not positive", c.Threshold)
+	case c.Interval <= 0:
+		return fmt.Errorf("crowdbench: sampling interval %v is not positive", c.Interval)
+	}
+	for _, m := range c.Modes {
+		if m != With && m != Without {
+			return fmt.Errorf("crowdbench: unknown mode %q (want %q or %q)", m, Without, With)
+		}
+	}
+	return nil
+}
+
+// Run runs the benchmark: each mode in turn, with the same arrivals.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = Defaults(cfg)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dir == "" {
+		d, err := os.MkdirTemp("", "swarmgate-crowdbench-")
+		if err != nil {
+			return nil, fmt.Errorf("crowdbench: %w", err)
+		}
+		defer os.RemoveAll(d)
+		cfg.Dir = d
+	}
+	s, err := writeSite(filepath.Join(cfg.Dir, "site"), cfg.Images, cfg.ImageSide)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Config: cfg, SiteBytes: s.size}
+	for _, m := range cfg.Modes {
+		r, err := runOne(ctx, cfg, m, s)
+		if err != nil {
+			return nil, fmt.Errorf("crowdbench: %s: %w", m, err)
+		}
+		res.Runs = append(res.Runs, r)
+	}
+	return res, nil
+}
+
+// site is the benchmark's web site: a page, a stylesheet and heavy images.
+type site struct {
+	dir    string
+	files  map[string][]byte // by URL path
+	assets []string          // what a visitor fetches after the page: stylesheet and images
+	size   int64             // all files' bytes: what one visitor needs
+}
+
+func writeSite(dir string, images, side int) (*site, error) {
+	s := &site{dir: dir, files: map[string][]byte{}}
+	body := ""
+	for i := range images {
+		p := fmt.Sprintf("/media/photo-%d.png", i+1)
+		img, err := examplesite.NoisePNG(side, uint64(i+1))
+		if err != nil {
+			return nil, err
+		}
+		s.files[p] = img
+		body += fmt.Sprintf("<img src=%q width=\"%d\" height=\"%d\" alt=\"photo %d\">\n", p, side, side, i+1)
+	}
+	s.files["/style.css"] = []byte("body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:48rem}\nimg{max-width:100%;height:auto;display:block;margin:1rem 0}\n")
+	s.files["/index.html"] = []byte(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Launch day</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/style.css">
+<script src="/.swarm/loader.js" async></script>
+</head>
+<body>
+<h1>Launch day</h1>
+` + body + `</body>
+</html>
+`)
+	for p, b := range s.files {
+		s.size += int64(len(b))
+		if p != "/index.html" {
+			s.assets = append(s.assets, p)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, fmt.Errorf("crowdbench: %w", err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return nil, fmt.Errorf("crowdbench: %w", err)
+		}
+	}
+	slices.Sort(s.assets)
+	return s, nil
+}
+
+// machines are the servers of one run and the uplinks they send through.
+type machines struct {
+	site    *uplink.Uplink   // the site's machine: origin, and gateway when there is one
+	helpers []*uplink.Uplink // one per cooperating server
+	fed     *loopfed.Federation
+	front   string                                        // the URL browsers visit
+	resolve func(context.Context) (netip.AddrPort, error) // a plain client's address for the site
+}
+
+// siteSent is what has left the site's machine: HTTP from origin and gateway, and the seeder's pieces.
+func (m *machines) siteSent() int64 {
+	n := m.site.Sent()
+	if m.fed != nil {
+		n += m.fed.Servers[0].Bytes()[gateway.SourceSeeder]
+	}
+	return n
+}
+
+// helpersSent is what has left the cooperating servers' machines.
+func (m *machines) helpersSent() int64 {
+	var n int64
+	for i, u := range m.helpers {
+		n += u.Sent() + m.fed.Servers[i+1].Bytes()[gateway.SourceSeeder]
+	}
+	return n
+}
+
+// start brings up the run's servers; they stop when ctx ends, and wait returns once they have.
+func start(ctx context.Context, cfg Config, mode Mode, s *site, dir string) (m *machines, wait func(), err error) {
+	m = &machines{}
+	if m.site, err = uplink.New(cfg.Uplink); err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("origin: %w", err)
+	}
+	origin := &http.Server{Handler: http.FileServer(http.Dir(s.dir)), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = origin.Serve(m.site.Listener(ln))
+	}()
+	stopOrigin := func() {
+		_ = origin.Close()
+		wg.Wait()
+	}
+	originAddr := netip.MustParseAddrPort(ln.Addr().String())
+	if mode == Without {
+		m.front = "http://" + originAddr.String()
+		m.resolve = func(context.Context) (netip.AddrPort, error) { return originAddr, nil }
+		go func() { <-ctx.Done(); stopOrigin() }()
+		return m, stopOrigin, nil
+	}
+
+	fed, err := loopfed.New(loopfed.Config{
+		DNSAddr: "127.0.0.1:0", Zone: Zone, Site: Site, Origin: &url.URL{Scheme: "http", Host: originAddr.String()},
+		Root: s.dir, Dir: dir, Logger: cfg.Logger,
+		Monitor:    monitor.Config{Threshold: cfg.Threshold, Window: 5 * time.Second, EnterAfter: time.Second},
+		Federation: gateway.FederationConfig{HealthInterval: time.Second},
+		Uplink: func(i int) *uplink.Uplink {
+			if i == 0 {
+				return m.site
+			}
+			u, _ := uplink.New(cfg.Uplink) // the rate was checked above
+			m.helpers = append(m.helpers, u)
+			return u
+		},
+	})
+	if err != nil {
+		stopOrigin()
+		return nil, nil, err
+	}
+	m.fed = fed
+	m.front = fed.URL(0)
+	dnsAddr := fed.DNS.Addr()
+	m.resolve = func(ctx context.Context) (netip.AddrPort, error) {
+		a, err := lookup(ctx, dnsAddr, Site)
+		return netip.AddrPortFrom(a, uint16(fed.Port)), err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := fed.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			cfg.Logger.Error("crowdbench: federation", slog.Any("err", err))
+		}
+	}()
+	go func() { <-ctx.Done(); _ = origin.Close() }()
+	if err := waitReady(ctx, m.front); err != nil {
+		return nil, wg.Wait, err
+	}
+	return m, wg.Wait, nil
+}
+
+// waitReady waits until the gateway serves its manifest: the site's first version is built.
+func waitReady(ctx context.Context, front string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front+gateway.PathManifest, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway at %s not ready: %w", front, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// runOne runs the arrivals once against mode's setup.
+func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, error) {
+	dir, err := os.MkdirTemp(cfg.Dir, string(mode)+"-")
+	if err != nil {
+		return ModeResult{}, err
+	}
+	srvCtx, stopServers := context.WithCancel(ctx)
+	m, waitServers, err := start(srvCtx, cfg, mode, s, dir)
+	if err != nil {
+		stopServers()
+		if waitServers != nil {
+			waitServers()
+		}
+		return ModeResult{}, err
+	}
+	defer func() { stopServers(); waitServers() }()
+
+	// Each visitor gets a browser of its own, as real visitors have: in one shared Chromium, the browser
+	// process would carry every visitor's WebRTC packets and become the bottleneck no real crowd has.
+	// SharedBrowser puts them all in one (as separate browser contexts) to save memory.
+	var shared context.Context
+	if cfg.SharedBrowser {
+		bctx, stopBrowser, err := browsertest.Launch(filepath.Join(dir, "chromium"))
+		if err != nil {
+			return ModeResult{}, err
+		}
+		defer stopBrowser()
+		shared = bctx
+	}
+	browser := func(i int) (context.Context, func(), error) {
+		if shared != nil {
+			ctx, cancel := chromedp.NewContext(shared, chromedp.WithNewBrowserContext())
+			return ctx, cancel, nil
+		}
+		return browsertest.Launch(filepath.Join(dir, fmt.Sprintf("chromium-%d", i)))
+	}
+
+	run := ModeResult{Mode: mode, Label: mode.String()}
+	tl := newTimeline(m, cfg)
+	t0 := time.Now()
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tl.sample(sampleCtx, t0, cfg.Interval, cfg.Progress, mode)
+	}()
+
+	visits := make([]Visit, cfg.Browsers+cfg.Plain)
+	pages := make([]*tab, cfg.Browsers)
+	var wg sync.WaitGroup
+	span := time.Duration(cfg.Browsers) * cfg.Arrival
+	for i := range cfg.Browsers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !sleepUntil(ctx, t0.Add(time.Duration(i)*cfg.Arrival)) {
+				visits[i] = Visit{Kind: KindBrowser, Failed: true, Error: ctx.Err().Error()}
+				return
+			}
+			tl.arrive()
+			arrived := time.Since(t0).Seconds()
+			visits[i], pages[i] = visitBrowser(ctx, func() (context.Context, func(), error) { return browser(i) },
+				m.front+"/", cfg.PageTimeout)
+			visits[i].Arrived = arrived
+			tl.leave(visits[i].Failed)
+		}()
+	}
+	for j := range cfg.Plain {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Spread over the browsers' span, half an interval after the browser arriving then.
+			at := t0.Add(span*time.Duration(j)/time.Duration(cfg.Plain) + cfg.Arrival/2)
+			if !sleepUntil(ctx, at) {
+				visits[cfg.Browsers+j] = Visit{Kind: KindPlain, Failed: true, Error: ctx.Err().Error()}
+				return
+			}
+			tl.arrive()
+			v := visitPlain(ctx, m.resolve, s, cfg.PageTimeout)
+			v.Arrived = at.Sub(t0).Seconds()
+			visits[cfg.Browsers+j] = v
+			tl.leave(v.Failed)
+		}()
+	}
+	wg.Wait()
+	// Visitors stay on the page until the last one is done, sharing what they hold; what they uploaded is
+	// read now.
+	for i, p := range pages {
+		if p != nil {
+			visits[i].Uploaded = p.uploaded()
+			p.close()
+		}
+	}
+	stopSampling()
+	<-sampled
+	if cfg.Progress != nil {
+		fmt.Fprintln(cfg.Progress)
+	}
+	if err := ctx.Err(); err != nil {
+		return ModeResult{}, err
+	}
+	run.Duration = time.Since(t0).Seconds()
+	run.Visits = visits
+	run.Timeline = tl.samples()
+	run.SiteSent = m.siteSent()
+	if m.fed != nil {
+		run.HelpersSent = m.helpersSent()
+	}
+	run.summarize(s.size, cfg.PageTimeout, tl)
+	return run, nil
+}
+
+// sleepUntil waits for t or ctx, and says whether t came.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
