@@ -183,6 +183,7 @@ func (m *Ready) Validate() error {
 const (
 	ReasonNoCapacity = "no spare capacity"
 	ReasonInCrowd    = "in a crowd myself"
+	ReasonNoTLS      = "cannot serve HTTPS: no ACME directory or no HTTPS listener"
 )
 
 // Decline refuses a HelpRequest, or, sent on its own, tells the gateway that a helper stops helping.
