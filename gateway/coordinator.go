@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/webseed/certs"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
@@ -34,12 +37,31 @@ type FederationConfig struct {
 	HelpCapacity int
 	// HealthInterval is how often ready helpers are checked; a failing one is withdrawn at once.
 	HealthInterval time.Duration
+
+	// ACME, if set, lets this server help sites served over HTTPS: for each, it gets a certificate of its
+	// own for the site's name from this ACME CA by DNS-01, asking the site's gateway to publish the
+	// challenge. It also needs an HTTPS listener (Config.TLSListen, or Config.TLS on Listen). Dir defaults
+	// to the "certs" directory under Config.DataDir.
+	ACME *certs.Config
+	// HelperRoots are the CAs a helper's certificate for this site must chain to before the helper is
+	// published in DNS (the health check speaks HTTPS to it as browsers will); nil: the system's roots.
+	HelperRoots *x509.CertPool
+	// ChallengeTimeout is how long an ACME challenge record published for a helper stays at most; a helper
+	// removes its own as soon as the CA has validated it. Default DefaultChallengeTimeout.
+	ChallengeTimeout time.Duration
 }
 
 // Defaults for FederationConfig.
 const (
 	DefaultHelpCapacity   = 100
 	DefaultHealthInterval = 2 * time.Second
+	// DefaultChallengeTimeout: a CA validates a DNS-01 challenge within seconds of being told to, and the
+	// helper removes the record itself; five minutes allows for slow CAs and retries, and bounds how long a
+	// vanished helper's record stays.
+	DefaultChallengeTimeout = 5 * time.Minute
+	// maxChallengesPerHelper bounds the challenge records one helper may have published at once: an order
+	// for the site's name needs one, a retried order a second.
+	maxChallengesPerHelper = 4
 	// helpLease is how long a help request holds without renewal (HelpRequest.Until): a helper whose site
 	// owner vanished stops on its own.
 	helpLease = 30 * time.Minute
@@ -62,7 +84,9 @@ type helperState struct {
 	member    federation.Member
 	state     string
 	reason    string
+	tls       bool           // asked to serve over HTTPS
 	addr      netip.AddrPort // where it serves, once ready
+	tlsAddr   netip.AddrPort // where it serves HTTPS, once ready
 	capacity  int
 	challenge []byte
 	version   *catalog.Version
@@ -81,9 +105,11 @@ type coordinator struct {
 	dns    steer.Publisher
 	log    *slog.Logger
 	http   *http.Client
+	https  *http.Client // health checks of helpers serving HTTPS: verifies their certificate for the site
 
 	mu         sync.Mutex
 	helpers    map[string]*helperState
+	challenges map[string]*challengeRecord // by TXT value
 	crowdStart time.Time
 	firstReady time.Duration // from crowd start to the first helper in DNS
 	published  []steer.Weighted
@@ -101,12 +127,18 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = DefaultHealthInterval
 	}
+	if cfg.ChallengeTimeout <= 0 {
+		cfg.ChallengeTimeout = DefaultChallengeTimeout
+	}
 	return &coordinator{
 		s: s, cfg: cfg, self: self, dns: dns, log: s.log.With(slog.String("component", "coordinator")),
-		client:  &federation.Client{Key: cfg.Key, Name: self.Name, Verifier: v},
-		http:    &http.Client{Timeout: healthTimeout},
-		helpers: map[string]*helperState{},
-		wake:    make(chan struct{}, 1),
+		client: &federation.Client{Key: cfg.Key, Name: self.Name, Verifier: v},
+		http:   &http.Client{Timeout: healthTimeout},
+		https: &http.Client{Timeout: healthTimeout, Transport: &http.Transport{DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{RootCAs: cfg.HelperRoots, ServerName: s.cfg.SiteName, MinVersion: tls.VersionTLS12}}},
+		helpers:    map[string]*helperState{},
+		challenges: map[string]*challengeRecord{},
+		wake:       make(chan struct{}, 1),
 	}, nil
 }
 
@@ -137,6 +169,7 @@ func (c *coordinator) onState(from, to monitor.State) {
 func (c *coordinator) run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.HealthInterval)
 	defer tick.Stop()
+	defer c.dropChallenges(context.WithoutCancel(ctx), func(*challengeRecord) bool { return true })
 	for {
 		c.reconcile(ctx)
 		select {
@@ -160,6 +193,7 @@ func (c *coordinator) reconcile(ctx context.Context) {
 		c.release(ctx)
 	}
 	c.publish(ctx, state)
+	c.expireChallenges(ctx, time.Now())
 }
 
 // recruit asks every member not yet asked for the current version to help.
@@ -180,7 +214,7 @@ func (c *coordinator) recruit(ctx context.Context) {
 		}
 		challenge := make([]byte, 32)
 		_, _ = rand.Read(challenge)
-		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now()}
+		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now(), tls: c.s.cfg.TLS != nil}
 		c.helpers[m.Name] = h
 		c.mu.Unlock()
 		c.s.wg.Add(1)
@@ -212,6 +246,7 @@ func (c *coordinator) ask(ctx context.Context, h *helperState) {
 		Site: c.s.cfg.SiteName, Version: h.version.Name, InfoHash: h.version.InfoHash.HexString(),
 		Origin: c.self.URL, Webseeds: []string{c.self.URL + PathSeed}, Tracker: wsURL(c.self.URL) + PathAnnounce,
 		Capacity: c.cfg.HelpCapacity, Until: time.Now().Add(helpLease), Challenge: hex.EncodeToString(h.challenge),
+		TLS: h.tls,
 	}
 	var acc federation.Accept
 	err := c.client.Send(ctx, h.member.URL, federation.KindHelpRequest, req, &acc)
@@ -249,11 +284,14 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 	if federation.ProofOf(h.challenge, piece) != r.Proof {
 		return fmt.Errorf("gateway: ready from %s: %w", from, ErrBadProof)
 	}
-	if err := c.healthy(ctx, r.Address, h.version); err != nil {
+	if h.tls && !r.TLSAddress.IsValid() {
+		return fmt.Errorf("gateway: ready from %s: %w: no HTTPS address", from, ErrUnhealthy)
+	}
+	if err := c.healthy(ctx, r.Address, r.TLSAddress, h.version); err != nil {
 		return fmt.Errorf("gateway: ready from %s: %w", from, err)
 	}
 	c.mu.Lock()
-	h.state, h.addr, h.readyAt, h.reason = helperReady, r.Address, time.Now(), ""
+	h.state, h.addr, h.tlsAddr, h.readyAt, h.reason = helperReady, r.Address, r.TLSAddress, time.Now(), ""
 	if c.firstReady == 0 && !c.crowdStart.IsZero() {
 		c.firstReady = time.Since(c.crowdStart)
 	}
@@ -264,19 +302,30 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 }
 
 // healthy fetches the start of the version's smallest file from a helper, as a steered client would (Host:
-// the site), and compares it with our copy.
-func (c *coordinator) healthy(ctx context.Context, addr netip.AddrPort, v *catalog.Version) error {
+// the site), and compares it with our copy: over HTTP at addr, and over HTTPS at tlsAddr when that is
+// valid, where the helper's certificate must be valid for the site under HelperRoots.
+func (c *coordinator) healthy(ctx context.Context, addr, tlsAddr netip.AddrPort, v *catalog.Version) error {
+	if err := c.probe(ctx, c.http, "http://"+addr.String(), v); err != nil {
+		return err
+	}
+	if tlsAddr.IsValid() {
+		return c.probe(ctx, c.https, "https://"+tlsAddr.String(), v)
+	}
+	return nil
+}
+
+func (c *coordinator) probe(ctx context.Context, hc *http.Client, base string, v *catalog.Version) error {
 	f := slices.MinFunc(v.Files, func(a, b catalog.File) int { return int(a.Size - b.Size) })
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+f.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+f.Path, nil)
 	if err != nil {
 		return err
 	}
 	req.Host = c.s.cfg.SiteName
 	const probe = 4096
 	req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", probe-1))
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
 	}
@@ -308,7 +357,7 @@ func (c *coordinator) checkHealth(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, h := range ready {
-		err := c.healthy(ctx, h.addr, h.version)
+		err := c.healthy(ctx, h.addr, h.tlsAddr, h.version)
 		if err == nil {
 			continue
 		}
@@ -413,6 +462,13 @@ func (c *coordinator) release(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
+	if len(engaged) > 0 {
+		released := map[string]bool{}
+		for _, h := range engaged {
+			released[h.member.Name] = true
+		}
+		c.dropChallenges(ctx, func(r *challengeRecord) bool { return released[r.member] })
+	}
 	for _, h := range engaged {
 		err := c.client.Send(ctx, h.member.URL, federation.KindRelease,
 			&federation.Release{Site: c.s.cfg.SiteName, InfoHash: h.version.InfoHash.HexString()}, nil)
@@ -472,6 +528,7 @@ func (c *coordinator) declined(from string, d *federation.Decline) {
 	wasReady := h.state == helperReady
 	h.state, h.reason = helperDeclined, d.Reason
 	c.mu.Unlock()
+	c.dropChallenges(context.Background(), func(r *challengeRecord) bool { return r.member == from })
 	c.log.Info("coordinator: helper stops helping", slog.String("member", from), slog.String("reason", d.Reason))
 	if wasReady && c.dns != nil {
 		if err := c.dns.Withdraw(context.Background(), c.s.cfg.SiteName, h.addr.Addr()); err != nil {

@@ -52,6 +52,8 @@ func (s *Server) onFederation(ctx context.Context, env *federation.Envelope) (fe
 	case *federation.Decline:
 		s.coord.declined(env.From, m)
 		return nil, nil
+	case *federation.Challenge:
+		return nil, s.coord.challenge(ctx, env.From, m)
 	}
 	return nil, fmt.Errorf("gateway: %w: %s", federation.ErrUnexpectedKind, env.Kind)
 }

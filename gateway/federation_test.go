@@ -133,28 +133,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
 
-	// Keys and the federation file.
-	names := []string{"alpha", "beta", "gamma"}
-	keys := map[string]ed25519.PrivateKey{}
-	var file bytes.Buffer
-	file.WriteString(`{"members":[`)
-	for i, n := range names {
-		k, err := federation.LoadOrCreateKey(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[n] = k
-		if i > 0 {
-			file.WriteString(",")
-		}
-		fmt.Fprintf(&file, `{"name":%q,"url":"http://127.0.0.%d:%d","key":%q,"addresses":["127.0.0.%d"]}`,
-			n, i+1, port, federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), i+1)
-	}
-	file.WriteString("]}")
-	fed, err := federation.ParseFederation(file.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys, fed := newFederation(t, port, "alpha", "beta", "gamma")
 
 	dnsSrv, err := steer.NewServer(steer.ServerConfig{Zone: "example.test", Addr: "127.0.0.1:0", TTL: time.Second,
 		NameServers: []steer.NameServer{{Name: "ns1.example.test", Addrs: addrs("127.0.0.1")}}, Logger: testLogger(t)})
@@ -212,27 +191,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 		}
 	}
 
-	// A bounded load on alpha: at most 60 s and 20,000 requests, from 8 clients.
-	var stopLoad atomic.Bool
-	var sent atomic.Int64
-	var lwg sync.WaitGroup
-	loadDeadline := time.Now().Add(60 * time.Second)
-	for range 8 {
-		lwg.Add(1)
-		go func() {
-			defer lwg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for !stopLoad.Load() && time.Now().Before(loadDeadline) && sent.Add(1) <= 20000 {
-				resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	defer func() { stopLoad.Store(true); lwg.Wait() }()
+	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
 
 	waitUntil(t, 45*time.Second, "both helpers in DNS", func() bool {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1", "127.0.0.2", "127.0.0.3"))
@@ -287,8 +246,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	}
 
 	// The load stops: ending withdraws the helpers' records; after the TTL the crowd is over and beta is released.
-	stopLoad.Store(true)
-	lwg.Wait()
+	stopLoad()
 	waitUntil(t, 30*time.Second, "records withdrawn", func() bool {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1"))
 	})
@@ -301,6 +259,59 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// newFederation makes a key for each name and a federation file listing member i as http://127.0.0.<i+1>:port
+// with that address.
+func newFederation(t *testing.T, port int, names ...string) (map[string]ed25519.PrivateKey, *federation.Federation) {
+	t.Helper()
+	keys := map[string]ed25519.PrivateKey{}
+	var file bytes.Buffer
+	file.WriteString(`{"members":[`)
+	for i, n := range names {
+		k, err := federation.LoadOrCreateKey(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[n] = k
+		if i > 0 {
+			file.WriteString(",")
+		}
+		fmt.Fprintf(&file, `{"name":%q,"url":"http://127.0.0.%d:%d","key":%q,"addresses":["127.0.0.%d"]}`,
+			n, i+1, port, federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), i+1)
+	}
+	file.WriteString("]}")
+	fed, err := federation.ParseFederation(file.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, fed
+}
+
+// startLoad puts a bounded load on url, enough for a crowd: at most 60 s and 20,000 requests, from 8
+// clients. stop ends it and waits for the clients; it also runs when the test ends.
+func startLoad(t *testing.T, url string) (stop func()) {
+	var done atomic.Bool
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(60 * time.Second)
+	for range 8 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 5 * time.Second}
+			for !done.Load() && time.Now().Before(deadline) && sent.Add(1) <= 20000 {
+				resp, err := c.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			c.CloseIdleConnections()
+		})
+	}
+	stop = func() { done.Store(true); wg.Wait() }
+	t.Cleanup(stop)
+	return stop
 }
 
 func mustHelpers(g *gateway.Server) []gateway.HelperStatus {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/webseed"
+	"github.com/swarmgate/swarmgate/webseed/certs"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
@@ -41,8 +43,34 @@ func (s *Server) startHelping() error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	if acme := s.coord.cfg.ACME; acme != nil {
+		cfg := *acme
+		if cfg.Dir == "" {
+			cfg.Dir = filepath.Join(s.cfg.DataDir, "certs")
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = s.log
+		}
+		if s.certs, err = certs.New(cfg); err != nil {
+			_ = h.Close()
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
 	s.helping = h
 	return nil
+}
+
+// servesHTTPS reports whether this server can help sites served over HTTPS: it gets certificates and has
+// an HTTPS listener.
+func (s *Server) servesHTTPS() bool { return s.certs != nil && (s.tlsLn != nil || s.cfg.TLS != nil) }
+
+// helpingCert is the certificate for a TLS handshake that asks for name (SNI) when this server helps the
+// site of that name and holds a certificate for it, else nil.
+func (s *Server) helpingCert(name string) *tls.Certificate {
+	if s.helping == nil || s.certs == nil || name == "" || !s.helping.Serves(name) {
+		return nil
+	}
+	return s.certs.Get(name)
 }
 
 // help answers a member's help request: it fetches the job description from the member, hands the job to
@@ -54,6 +82,9 @@ func (s *Server) help(ctx context.Context, from string, r *federation.HelpReques
 	}
 	if s.helping == nil {
 		return decline("not helping: no BitTorrent listener (--peer-listen)")
+	}
+	if r.TLS && !s.servesHTTPS() {
+		return decline(federation.ReasonNoTLS)
 	}
 	member, ok := s.coord.cfg.Members.Member(from)
 	if !ok {
@@ -124,14 +155,38 @@ func (s *Server) fetchJob(ctx context.Context, memberURL string, ih metainfo.Has
 	return &job, nil
 }
 
-// reportReady waits for the fetch and tells the member where this server serves its site.
+// reportReady waits for the fetch and, for a site served over HTTPS, for this server's certificate for the
+// site's name, then tells the member where this server serves its site. If either fails it declines.
 func (s *Server) reportReady(member federation.Member, r *federation.HelpRequest, ih metainfo.Hash, challenge []byte, job *Job) {
 	ctx := s.runCtx
+	start := time.Now()
+	var certErr error
+	var certTook time.Duration
+	certDone := make(chan struct{})
+	if r.TLS {
+		go func() {
+			defer close(certDone)
+			_, certErr = s.certs.Obtain(ctx, r.Site, s.publishVia(member))
+			certTook = time.Since(start)
+		}()
+	} else {
+		close(certDone)
+	}
 	st, err := s.helping.Wait(ctx, ih)
+	<-certDone
+	decline := func(reason string) {
+		_ = s.coord.client.Send(ctx, member.URL, federation.KindDecline,
+			&federation.Decline{Site: r.Site, InfoHash: r.InfoHash, Reason: reason}, nil)
+	}
 	if err != nil || st.Phase != webseed.PhaseReady {
 		s.log.Warn("gateway: help failed", slog.String("site", r.Site), slog.Any("err", errors.Join(err, st.Err)))
-		_ = s.coord.client.Send(ctx, member.URL, federation.KindDecline,
-			&federation.Decline{Site: r.Site, InfoHash: r.InfoHash, Reason: "fetch failed"}, nil)
+		decline("fetch failed")
+		return
+	}
+	if certErr != nil {
+		s.log.Warn("gateway: no certificate for the helped site", slog.String("site", r.Site), slog.Any("err", certErr))
+		_ = s.helping.Release(ih)
+		decline("no certificate for " + r.Site)
 		return
 	}
 	var info metainfo.Info
@@ -144,24 +199,47 @@ func (s *Server) reportReady(member federation.Member, r *federation.HelpRequest
 		s.log.Error("gateway: reading proof piece", slog.Any("err", err))
 		return
 	}
-	addr, err := s.servingAddr()
+	addr, err := s.servingAddr(s.ln)
 	if err != nil {
 		s.log.Error("gateway: cannot report ready", slog.Any("err", err))
 		return
 	}
 	ready := &federation.Ready{Site: r.Site, InfoHash: r.InfoHash, Address: addr, Proof: federation.ProofOf(challenge, piece)}
+	if r.TLS {
+		ln := s.tlsLn
+		if ln == nil {
+			ln = s.ln // Config.TLS on Listen
+		}
+		if ready.TLSAddress, err = s.servingAddr(ln); err != nil {
+			s.log.Error("gateway: cannot report ready", slog.Any("err", err))
+			return
+		}
+	}
 	if err := s.coord.client.Send(ctx, member.URL, federation.KindReady, ready, nil); err != nil {
 		s.log.Warn("gateway: ready refused", slog.String("member", member.Name), slog.Any("err", err))
 		return
 	}
-	s.log.Info("gateway: helping", slog.String("site", r.Site), slog.String("for", member.Name), slog.String("addr", addr.String()),
-		slog.Duration("fetch", st.ReadyAt.Sub(st.Accepted)))
+	attrs := []any{slog.String("site", r.Site), slog.String("for", member.Name), slog.String("addr", addr.String()),
+		slog.Duration("fetch", st.ReadyAt.Sub(st.Accepted)), slog.Duration("to_ready", time.Since(start))}
+	if r.TLS {
+		attrs = append(attrs, slog.String("https", ready.TLSAddress.String()), slog.Duration("certificate", certTook))
+	}
+	s.log.Info("gateway: helping", attrs...)
 }
 
-// servingAddr is where steered clients reach this server: its listener, or, when that is on every
-// interface, the first address the federation file gives for it.
-func (s *Server) servingAddr() (netip.AddrPort, error) {
-	ap, err := netip.ParseAddrPort(s.ln.Addr().String())
+// publishVia has member, the site's gateway that recruited this server, publish and remove the ACME DNS-01
+// challenges of this server's certificate for the site.
+func (s *Server) publishVia(member federation.Member) certs.Publish {
+	return func(ctx context.Context, name, value string, present bool) error {
+		return s.coord.client.Send(ctx, member.URL, federation.KindChallenge,
+			&federation.Challenge{Site: name, Value: value, Remove: !present}, nil)
+	}
+}
+
+// servingAddr is where steered clients reach this server on listener ln: its address, or, when that is on
+// every interface, the federation file's first address for this server with ln's port.
+func (s *Server) servingAddr(ln net.Listener) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(ln.Addr().String())
 	if err != nil {
 		return ap, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/web"
 	"github.com/swarmgate/swarmgate/webseed"
+	"github.com/swarmgate/swarmgate/webseed/certs"
 )
 
 // Paths the gateway serves itself; everything else goes to the origin.
@@ -93,11 +94,16 @@ type Config struct {
 	// TrackerURL, if set, is the tracker browsers announce to instead of the gateway's own (ws:// or wss://).
 	TrackerURL string
 	// TLS, if set, makes the gateway serve HTTPS (browsers need a secure context for service workers, and
-	// for WebRTC on anything but localhost).
+	// for WebRTC on anything but localhost): on Listen, or on TLSListen when that is set. The site is then
+	// served over HTTPS, and helpers recruited for it must serve it so too.
 	TLS *tls.Config
 	// Uplink, if set, shapes everything the gateway sends (HTTP responses, and the seeder's pieces to
 	// browsers and BitTorrent peers) to the uplink's rate, as this machine's link would.
 	Uplink *uplink.Uplink
+	// TLSListen, if set, is a TCP address to serve HTTPS on beside plain HTTP on Listen. A helper needs it
+	// (or TLS on Listen) to help sites served over HTTPS. The certificate is chosen by the name the client
+	// asks for (SNI): the helper's own certificate for a site it helps (FederationConfig.ACME), else TLS's.
+	TLSListen string
 	// SiteName is the site's host name, as the dashboard and DNS know it.
 	SiteName string
 	// DashboardToken, if set, opens the dashboard (/.swarm/dashboard) to requests that carry it; without it
@@ -136,11 +142,13 @@ type Server struct {
 	proxy    http.Handler
 	mux      *http.ServeMux
 	ln       net.Listener
+	tlsLn    net.Listener // TLSListen's; nil without one
 	counters counters
 	mon      *monitor.Monitor
 	seeder   *seeder.Seeder
 	coord    *coordinator    // nil outside a federation
 	helping  *webseed.Helper // nil unless in a federation with a BitTorrent listener
+	certs    *certs.Manager  // the helper's certificates for sites it helps; nil without FederationConfig.ACME
 	// runCtx ends when Run does; wg counts the goroutines Run waits for besides its loops.
 	runCtx context.Context
 	wg     sync.WaitGroup
@@ -238,16 +246,31 @@ func New(cfg Config) (*Server, error) {
 		ln = cfg.Uplink.Listener(ln)
 	}
 	s.ln = ln
+	closeListeners := func() {
+		ln.Close()
+		if s.tlsLn != nil {
+			s.tlsLn.Close()
+		}
+	}
+	if cfg.TLSListen != "" {
+		if s.tlsLn, err = net.Listen("tcp", cfg.TLSListen); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("gateway: listen %s: %w", cfg.TLSListen, err)
+		}
+		if cfg.Uplink != nil {
+			s.tlsLn = cfg.Uplink.Listener(s.tlsLn)
+		}
+	}
 	if cfg.STUNListen != "" {
 		srv, addr, err := startSTUN(cfg.STUNListen, s.log)
 		if err != nil {
-			ln.Close()
+			closeListeners()
 			return nil, err
 		}
 		s.stun, s.stunPort = srv, addr.Port
 	}
 	if err := s.startSeeder(); err != nil {
-		ln.Close()
+		closeListeners()
 		if s.stun != nil {
 			s.stun.Close()
 		}
@@ -259,7 +282,7 @@ func New(cfg Config) (*Server, error) {
 			err = s.startHelping()
 		}
 		if err != nil {
-			ln.Close()
+			closeListeners()
 			_ = s.seeder.Close()
 			if s.stun != nil {
 				s.stun.Close()
@@ -268,6 +291,37 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// TLSAddr is the address of the HTTPS listener of Config.TLSListen, nil without one.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
+// serverTLS is the TLS configuration HTTPS is served with: Config.TLS, with the certificates of helped
+// sites chosen first by SNI.
+func (s *Server) serverTLS() *tls.Config {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.cfg.TLS != nil {
+		cfg = s.cfg.TLS.Clone()
+	}
+	if s.certs == nil {
+		return cfg
+	}
+	own := cfg.GetCertificate
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if c := s.helpingCert(hello.ServerName); c != nil {
+			return c, nil
+		}
+		if own != nil {
+			return own(hello)
+		}
+		return nil, nil // crypto/tls falls back to cfg.Certificates
+	}
+	return cfg
 }
 
 // STUNPort is the UDP port of the gateway's STUN server, 0 when it runs none.
@@ -358,6 +412,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.helping != nil {
 			_ = s.helping.Close()
 		}
+		if s.certs != nil {
+			s.certs.Close()
+		}
 		_ = s.seeder.Close()
 		_ = s.tracker.Close()
 		s.dash.Close()
@@ -365,15 +422,28 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = s.stun.Close()
 		}
 	}()
-	ln := s.ln
-	if s.cfg.TLS != nil {
-		ln = tls.NewListener(ln, s.cfg.TLS)
+	listeners := []net.Listener{s.ln}
+	switch {
+	case s.tlsLn != nil:
+		listeners = append(listeners, tls.NewListener(s.tlsLn, s.serverTLS()))
+	case s.cfg.TLS != nil:
+		listeners[0] = tls.NewListener(s.ln, s.serverTLS())
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("gateway: serving", slog.String("addr", s.ln.Addr().String()))
+	errc := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	attrs := []any{slog.String("addr", s.ln.Addr().String())}
+	if s.tlsLn != nil {
+		attrs = append(attrs, slog.String("https", s.tlsLn.Addr().String()))
+	}
+	s.log.Info("gateway: serving", attrs...)
 	select {
 	case err := <-errc:
+		_ = hs.Close()
+		for range len(listeners) - 1 {
+			<-errc
+		}
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -383,8 +453,10 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := hs.Shutdown(shutdownCtx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
+	for range listeners {
+		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)

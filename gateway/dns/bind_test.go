@@ -221,6 +221,40 @@ func digLookup(t *testing.T, server, name string) ([]netip.Addr, bool) {
 	return out, true
 }
 
+// digTXT asks server for name's TXT values with BIND's dig, when it is installed.
+func digTXT(t *testing.T, server, name string) ([]string, bool) {
+	t.Helper()
+	dig, err := exec.LookPath("dig")
+	if err != nil {
+		return nil, false
+	}
+	host, port, _ := net.SplitHostPort(server)
+	b, err := exec.Command(dig, "@"+host, "-p", port, "+short", "+norecurse", "+time=2", "+tries=1", name, "TXT").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %s TXT: %v\n%s", name, err, b)
+	}
+	var out []string
+	for _, line := range strings.Fields(string(b)) {
+		v, err := strconv.Unquote(line)
+		if err != nil {
+			t.Fatalf("dig %s TXT printed %q", name, b)
+		}
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out, true
+}
+
+// narrowUpdater uses the test zone's key that may only change only.example.test's addresses.
+func narrowUpdater(t *testing.T, server, secret string) *Updater {
+	t.Helper()
+	u, err := NewUpdater(UpdaterConfig{Server: server, Zone: "example.test", KeyName: "narrow", Secret: secret, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // TestUpdaterBIND publishes through RFC 2136 + TSIG to a real BIND 9 primary and reads the records back
 // with real DNS queries.
 func TestUpdaterBIND(t *testing.T) {
@@ -288,6 +322,45 @@ ns1	IN A 127.0.0.1
 		t.Errorf("apex: %v", got)
 	}
 
+	// ACME challenge values: two helpers validating at once, each removed on its own.
+	const challenge = "_acme-challenge.www.example.test"
+	checkTXT := func(step string, want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		got, ttls := txtValues(t, server, challenge)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: BIND answers TXT %v, want %v", step, got, want)
+		}
+		for _, ttl := range ttls {
+			if ttl != uint32(TXTTTL.Seconds()) {
+				t.Errorf("%s: TXT TTL %d, want %v", step, ttl, TXTTTL)
+			}
+		}
+		if got, ok := digTXT(t, server, challenge); ok && !slices.Equal(got, want) {
+			t.Errorf("%s: dig shows TXT %v, want %v", step, got, want)
+		}
+	}
+	for _, v := range []string{txtA, txtB} {
+		if err := u.AddTXT(ctx, challenge, v); err != nil {
+			t.Fatalf("AddTXT: %v", err)
+		}
+	}
+	checkTXT("two challenges", txtA, txtB)
+	if err := u.RemoveTXT(ctx, challenge, txtA); err != nil {
+		t.Fatalf("RemoveTXT: %v", err)
+	}
+	checkTXT("one removed", txtB)
+	if err := u.RemoveTXT(ctx, challenge, txtB); err != nil {
+		t.Fatalf("RemoveTXT: %v", err)
+	}
+	checkTXT("both removed")
+	if err := narrowUpdater(t, server, narrowSecret).AddTXT(ctx, challenge, txtA); !errors.Is(err, ErrRefused) {
+		t.Errorf("TXT with a key granted only addresses: %v, want %v", err, ErrRefused)
+	}
+	if err := u.AddTXT(ctx, "_acme-challenge.www.example.com", txtA); !errors.Is(err, ErrOutsideZone) {
+		t.Errorf("TXT outside the zone: %v", err)
+	}
+
 	failures := []struct {
 		name string
 		mod  func(*UpdaterConfig)
@@ -320,8 +393,7 @@ ns1	IN A 127.0.0.1
 		})
 	}
 	// The narrow key may do what its policy grants.
-	narrow, _ := NewUpdater(UpdaterConfig{Server: server, Zone: "example.test", KeyName: "narrow", Secret: narrowSecret})
-	mustSet(t, narrow, "only.example.test", Weighted{helperA, 1})
+	mustSet(t, narrowUpdater(t, server, narrowSecret), "only.example.test", Weighted{helperA, 1})
 	if got := lookup(t, server, "only.example.test"); !slices.Equal(got, []netip.Addr{helperA}) {
 		t.Errorf("narrow key's record: %v", got)
 	}

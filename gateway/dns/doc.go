@@ -3,8 +3,10 @@
 // cooperating servers ("helpers") that are ready and healthy, in proportion to their spare capacity.
 //
 // Publisher is the whole contract with the gateway's crowd logic: Set the complete address set of a name,
-// Withdraw single addresses at once (a failing helper), and TTL, the time a withdrawn address may still be
-// used by clients that resolved it earlier. Two backends implement it:
+// Withdraw single addresses at once (a failing helper), TTL, the time a withdrawn address may still be
+// used by clients that resolved it earlier, and AddTXT and RemoveTXT for the ACME DNS-01 challenges that let
+// helpers get certificates for the site's name (_acme-challenge.<site>, several values at once, short TTL).
+// Two backends implement it:
 //
 //   - Server, the default: an embedded authoritative DNS server (github.com/miekg/dns) for one zone, over
 //     UDP and TCP. It answers A and AAAA from the current set, ordered by a weighted random draw so that a

@@ -24,6 +24,11 @@ var (
 	ErrTooManyAddrs = errors.New("too many addresses for one name")
 	// ErrTooManyNames means publishing one more name would exceed MaxNames.
 	ErrTooManyNames = errors.New("too many names in the zone")
+	// ErrBadTXT means a TXT value is empty, longer than MaxTXTLen, or holds other than printable ASCII
+	// without space, quote and backslash.
+	ErrBadTXT = errors.New("invalid TXT value")
+	// ErrTooManyTXT means a name already holds MaxTXTPerName TXT values.
+	ErrTooManyTXT = errors.New("too many TXT values for one name")
 	// ErrBadConfig means a configuration field is invalid; the message names it.
 	ErrBadConfig = errors.New("invalid configuration")
 	// ErrRunning is returned by a second call to Server.Run.

@@ -46,6 +46,8 @@ func FuzzRespond(f *testing.F) {
 		"a.b.example.test.": {{helperB, 1}},
 		"example.test.":     {{origin4, 1}},
 		"big.example.test.": bigSet(200),
+	}, map[string][]string{
+		"_acme-challenge.www.example.test.": {"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0", "x"},
 	})
 	pick := newPicker(nil).pick
 	f.Fuzz(func(t *testing.T, b []byte, udp bool) {

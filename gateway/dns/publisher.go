@@ -25,6 +25,14 @@ type Publisher interface {
 	// TTL is the time to live of published records: resolvers may hand out an address for this long after
 	// it was withdrawn, so a helper must keep serving at least that long after its withdrawal.
 	TTL() time.Duration
+	// AddTXT adds value to the TXT records of name (a name in the publisher's zone, such as an ACME DNS-01
+	// challenge's _acme-challenge.<site>), beside the values already there: helpers validating at once each
+	// publish their own. Adding a value already published changes nothing. The records have the short TTL
+	// TXTTTL. It returns once the record is live on the serving DNS server.
+	AddTXT(ctx context.Context, name, value string) error
+	// RemoveTXT removes value from name's TXT records and leaves the others; a value not published is
+	// ignored.
+	RemoveTXT(ctx context.Context, name, value string) error
 }
 
 // Weighted is an address to publish with its weight.
@@ -48,7 +56,16 @@ const (
 	// MaxNames bounds the names published in one zone (a site needs one or two: example.com and
 	// www.example.com). The zone is copied on every change, so it must stay small.
 	MaxNames = 1024
+	// MaxTXTPerName bounds one name's TXT values. An ACME challenge name holds one value per helper
+	// validating at that moment, and a federation lends a site a few dozen members at most.
+	MaxTXTPerName = 64
+	// MaxTXTLen bounds one TXT value: one DNS character-string (RFC 1035 3.3). An ACME DNS-01 value is 43.
+	MaxTXTLen = 255
 )
+
+// TXTTTL is the time to live of TXT records. They carry ACME challenges, which live for one validation:
+// resolvers need not keep them, and a removed value should be gone from caches soon.
+const TXTTTL = 10 * time.Second
 
 // canonicalZone checks a zone origin and returns it lowercase and fully qualified.
 func canonicalZone(zone string) (string, error) {
@@ -95,6 +112,24 @@ func isHostName(n string) bool {
 		}
 	}
 	return true
+}
+
+// checkTXT checks a TXT value: 1 to MaxTXTLen bytes of printable ASCII without space, quote or backslash,
+// so that it reads the same in zone files, dig's output and every DNS library.
+func checkTXT(value string) error {
+	if value == "" || len(value) > MaxTXTLen {
+		return fmt.Errorf("steer: %w: %d bytes, want 1 to %d", ErrBadTXT, len(value), MaxTXTLen)
+	}
+	for _, c := range []byte(value) {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return fmt.Errorf("steer: %w: %q", ErrBadTXT, value)
+		}
+	}
+	return nil
+}
+
+func txtRR(owner, value string, ttl uint32) *dns.TXT {
+	return &dns.TXT{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: []string{value}}
 }
 
 // canonicalAddr unmaps IPv4-mapped addresses and rejects invalid and zoned ones.

@@ -75,7 +75,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	// The serial starts at the Unix time, so a restarted server's serial is above the one its
 	// secondaries hold (they ignore a zone whose serial went back) as long as it changed less than once
 	// a second on average. It fits a uint32 until 2106.
-	s.snap.Store(newSnapshot(z, uint32(time.Now().Unix()), map[string][]Weighted{}))
+	s.snap.Store(newSnapshot(z, uint32(time.Now().Unix()), map[string][]Weighted{}, map[string][]string{}))
 	s.changed <- struct{}{} // NOTIFY secondaries once Run starts
 
 	if s.udp, s.tcp, err = listenPair(z.addr); err != nil {
@@ -115,7 +115,8 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 // Zone is the zone's origin, canonical (lowercase, fully qualified).
 func (s *Server) Zone() string { return s.z.origin }
 
-// Serial is the zone's current SOA serial. It grows by one with every change of the published addresses.
+// Serial is the zone's current SOA serial. It grows by one with every change of the published addresses
+// and TXT values.
 func (s *Server) Serial() uint32 { return s.snap.Load().serial }
 
 // TTL is the time to live of published records (ServerConfig.TTL).
@@ -302,7 +303,7 @@ func (s *Server) Set(ctx context.Context, name string, addrs []Weighted) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.snap.Load()
-	if _, exists := old.records[n]; !exists && len(set) > 0 && len(old.records) >= MaxNames {
+	if _, exists := old.records[n]; !exists && len(set) > 0 && len(old.records)+len(old.txt) >= MaxNames {
 		return fmt.Errorf("steer: set %s: %w (%d)", n, ErrTooManyNames, MaxNames)
 	}
 	s.replace(old, n, set)
@@ -358,18 +359,85 @@ func (s *Server) replace(old *snapshot, name string, set []Weighted) {
 	} else {
 		records[name] = set
 	}
-	serial := old.serial
-	if !sameAddrs {
-		serial++
-	}
-	s.snap.Store(newSnapshot(s.z, serial, records))
 	if sameAddrs {
+		s.snap.Store(newSnapshot(s.z, old.serial, records, old.txt))
 		s.log.Debug("weights changed", slog.String("name", name))
 		return
 	}
-	s.log.Info("records changed", slog.String("name", name), slog.Int("addrs", len(set)), slog.Uint64("serial", uint64(serial)))
+	s.commit(newSnapshot(s.z, old.serial+1, records, old.txt))
+	s.log.Info("records changed", slog.String("name", name), slog.Int("addrs", len(set)), slog.Uint64("serial", uint64(old.serial+1)))
+}
+
+// commit makes snap, whose zone data changed, the served one and has secondaries notified. Callers hold s.mu.
+func (s *Server) commit(snap *snapshot) {
+	s.snap.Store(snap)
 	select {
 	case s.changed <- struct{}{}:
 	default: // a NOTIFY is pending already; it will carry the newest serial
 	}
+}
+
+// AddTXT adds value to name's TXT records; it is answered from the next query on.
+func (s *Server) AddTXT(ctx context.Context, name, value string) error {
+	n, err := s.txtName(ctx, "add TXT to", name, value)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snap.Load()
+	values := old.txt[n]
+	i, found := slices.BinarySearch(values, value)
+	switch {
+	case found:
+		return nil
+	case len(values) >= MaxTXTPerName:
+		return fmt.Errorf("steer: add TXT to %s: %w (%d)", n, ErrTooManyTXT, MaxTXTPerName)
+	case len(values) == 0 && len(old.records)+len(old.txt) >= MaxNames:
+		return fmt.Errorf("steer: add TXT to %s: %w (%d)", n, ErrTooManyNames, MaxNames)
+	}
+	txt := maps.Clone(old.txt)
+	txt[n] = slices.Insert(slices.Clone(values), i, value)
+	s.commit(newSnapshot(s.z, old.serial+1, old.records, txt))
+	s.log.Info("TXT added", slog.String("name", n), slog.Int("values", len(txt[n])), slog.Uint64("serial", uint64(old.serial+1)))
+	return nil
+}
+
+// RemoveTXT removes value from name's TXT records; removing the last one removes the name.
+func (s *Server) RemoveTXT(ctx context.Context, name, value string) error {
+	n, err := s.txtName(ctx, "remove TXT from", name, value)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snap.Load()
+	i, found := slices.BinarySearch(old.txt[n], value)
+	if !found {
+		return nil
+	}
+	txt := maps.Clone(old.txt)
+	if rest := slices.Delete(slices.Clone(old.txt[n]), i, i+1); len(rest) > 0 {
+		txt[n] = rest
+	} else {
+		delete(txt, n)
+	}
+	s.commit(newSnapshot(s.z, old.serial+1, old.records, txt))
+	s.log.Info("TXT removed", slog.String("name", n), slog.Int("values", len(txt[n])), slog.Uint64("serial", uint64(old.serial+1)))
+	return nil
+}
+
+// txtName checks the arguments of AddTXT and RemoveTXT and returns the canonical name.
+func (s *Server) txtName(ctx context.Context, op, name, value string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("steer: %s %s: %w", op, name, err)
+	}
+	n, err := s.publishable(name)
+	if err != nil {
+		return "", err
+	}
+	if err := checkTXT(value); err != nil {
+		return "", fmt.Errorf("%w (name %s)", err, n)
+	}
+	return n, nil
 }

@@ -186,6 +186,47 @@ func (u *Updater) Withdraw(ctx context.Context, name string, addrs ...netip.Addr
 	return nil
 }
 
+// AddTXT adds value to name's TXT records in one update; the server ignores a value already there.
+func (u *Updater) AddTXT(ctx context.Context, name, value string) error {
+	n, err := u.txtName(name, value)
+	if err != nil {
+		return err
+	}
+	m := u.newUpdate()
+	m.Insert([]dns.RR{txtRR(n, value, uint32(TXTTTL/time.Second))})
+	if err := u.send(ctx, m); err != nil {
+		return fmt.Errorf("steer: add TXT to %s at %s: %w", n, u.server, err)
+	}
+	u.log.Info("TXT added", slog.String("name", n))
+	return nil
+}
+
+// RemoveTXT deletes value from name's TXT records in one update; the server ignores an absent one.
+func (u *Updater) RemoveTXT(ctx context.Context, name, value string) error {
+	n, err := u.txtName(name, value)
+	if err != nil {
+		return err
+	}
+	m := u.newUpdate()
+	m.Remove([]dns.RR{txtRR(n, value, 0)})
+	if err := u.send(ctx, m); err != nil {
+		return fmt.Errorf("steer: remove TXT from %s at %s: %w", n, u.server, err)
+	}
+	u.log.Info("TXT removed", slog.String("name", n))
+	return nil
+}
+
+func (u *Updater) txtName(name, value string) (string, error) {
+	n, err := canonicalName(u.zone, name)
+	if err != nil {
+		return "", err
+	}
+	if err := checkTXT(value); err != nil {
+		return "", fmt.Errorf("%w (name %s)", err, n)
+	}
+	return n, nil
+}
+
 func (u *Updater) newUpdate() *dns.Msg {
 	m := new(dns.Msg)
 	m.SetUpdate(u.zone)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -25,7 +26,8 @@ const (
 )
 
 // zoneRRs returns the zone in transfer order, without the closing SOA: SOA, NS, the name servers'
-// addresses, then every published address (all of them, unweighted: secondaries cannot weigh).
+// addresses, then every published address (all of them, unweighted: secondaries cannot weigh), then every
+// TXT value.
 func (z *zoneConfig) zoneRRs(s *snapshot) []dns.RR {
 	rrs := []dns.RR{z.soaRR(s.serial, infraTTL)}
 	rrs = append(rrs, z.nsRRs(z.origin)...)
@@ -38,6 +40,11 @@ func (z *zoneConfig) zoneRRs(s *snapshot) []dns.RR {
 	for _, n := range names {
 		for _, w := range s.records[n] {
 			rrs = append(rrs, addrRR(n, w.Addr, z.ttl))
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.txt)) {
+		for _, v := range s.txt[n] {
+			rrs = append(rrs, txtRR(n, v, uint32(TXTTTL/time.Second)))
 		}
 	}
 	return rrs

@@ -36,6 +36,9 @@ func TestTransfer(t *testing.T) {
 	s := startServer(t, cfg)
 	mustSet(t, s, "www.example.test", Weighted{origin4, 1}, Weighted{helperA, 9}, Weighted{origin6, 2})
 	mustSet(t, s, "example.test", Weighted{origin4, 1})
+	if err := s.AddTXT(context.Background(), "_acme-challenge.www.example.test", txtA); err != nil {
+		t.Fatal(err)
+	}
 	addr := s.Addr().String()
 
 	axfr := new(dns.Msg)
@@ -54,6 +57,7 @@ func TestTransfer(t *testing.T) {
 		"www.example.test.\t30\tIN\tA\t192.0.2.1",
 		"www.example.test.\t30\tIN\tA\t198.51.100.2",
 		"www.example.test.\t30\tIN\tAAAA\t2001:db8::1",
+		"_acme-challenge.www.example.test.\t10\tIN\tTXT\t\"" + txtA + "\"",
 		"example.test.\t3600\tIN\tSOA\tns1.example.test. hostmaster.example.test. SERIAL 3600 600 1209600 30",
 	}
 	serial := s.Serial()

@@ -3,6 +3,7 @@ package steer
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -24,13 +25,15 @@ type snapshot struct {
 	serial uint32
 	// records are the published names (canonical) and their sorted address sets.
 	records map[string][]Weighted
+	// txt are the names (canonical) with TXT records and their sorted values.
+	txt map[string][]string
 	// nodes are every name that exists in the zone: the apex, in-zone name servers, published names and
 	// the names between them and the apex (empty non-terminals, which answer NODATA, not NXDOMAIN).
 	nodes map[string]bool
 }
 
-func newSnapshot(z *zoneConfig, serial uint32, records map[string][]Weighted) *snapshot {
-	s := &snapshot{serial: serial, records: records, nodes: map[string]bool{z.origin: true}}
+func newSnapshot(z *zoneConfig, serial uint32, records map[string][]Weighted, txt map[string][]string) *snapshot {
+	s := &snapshot{serial: serial, records: records, txt: txt, nodes: map[string]bool{z.origin: true}}
 	add := func(name string) {
 		for n := name; n != z.origin && !s.nodes[n]; {
 			s.nodes[n] = true
@@ -42,6 +45,9 @@ func newSnapshot(z *zoneConfig, serial uint32, records map[string][]Weighted) *s
 		add(n)
 	}
 	for n := range records {
+		add(n)
+	}
+	for n := range txt {
 		add(n)
 	}
 	return s
@@ -172,6 +178,10 @@ func (z *zoneConfig) respond(req *dns.Msg, s *snapshot, pick pickFunc, udp bool)
 		}
 		for _, a := range addrs {
 			resp.Answer = append(resp.Answer, addrRR(q.Name, a, ttl))
+		}
+	case dns.TypeTXT:
+		for _, v := range s.txt[name] {
+			resp.Answer = append(resp.Answer, txtRR(q.Name, v, uint32(TXTTTL/time.Second)))
 		}
 	case dns.TypeSOA:
 		if apex {

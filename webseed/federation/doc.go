@@ -2,7 +2,8 @@
 // capacity: each server's Ed25519 key (made on first start in its data directory), the federation file that
 // lists the members (name, URL, public key, addresses to publish in DNS), and the signed, time-stamped,
 // replay-proof envelopes in which members ask for help (HelpRequest), accept or decline (Accept, Decline),
-// report readiness (Ready) and release helpers (Release).
+// report readiness (Ready), have the site's DNS publish a helper's ACME DNS-01 challenge so it gets its own
+// certificate for the site's name (Challenge), and release helpers (Release).
 //
 // Seal makes an envelope; a Verifier opens one, refusing it unless it comes from a known member, is addressed
 // to this member, carries that member's signature, is recent (within MaxSkew) and has a nonce not seen before.

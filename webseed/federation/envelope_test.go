@@ -301,6 +301,36 @@ func TestSealTooLarge(t *testing.T) {
 	}
 }
 
+// challengeValue is an ACME DNS-01 TXT value.
+const challengeValue = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+
+// TestOldMessagesParse: bodies as members that predate TLS helping send them still open, with TLS off.
+func TestOldMessagesParse(t *testing.T) {
+	old := map[Kind]string{
+		KindHelpRequest: string(mustJSON(testHelpRequest())),
+		KindReady:       `{"site":"www.example.org","infohash":"` + testInfoHash + `","address":"127.0.0.2:8080","proof":"` + ProofOf(nil, nil) + `"}`,
+	}
+	for kind, body := range old {
+		m, err := decodeBody(kind, []byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		switch m := m.(type) {
+		case *HelpRequest:
+			if m.TLS {
+				t.Errorf("old help request reads as TLS")
+			}
+		case *Ready:
+			if m.TLSAddress.IsValid() {
+				t.Errorf("old ready has a TLS address %v", m.TLSAddress)
+			}
+		}
+		if again := mustJSON(m); string(again) != body {
+			t.Errorf("%s: a plain-HTTP message changed on the wire:\n%s\n%s", kind, again, body)
+		}
+	}
+}
+
 func TestMessageValidate(t *testing.T) {
 	ok := testHelpRequest()
 	mod := func(f func(r *HelpRequest)) *HelpRequest { r := *testHelpRequest(); f(&r); return &r }
@@ -337,6 +367,17 @@ func TestMessageValidate(t *testing.T) {
 		{"ready on port 0", ready(func(r *Ready) { r.Address = netip.MustParseAddrPort("127.0.0.2:0") }), false},
 		{"ready on 0.0.0.0", ready(func(r *Ready) { r.Address = netip.MustParseAddrPort("0.0.0.0:80") }), false},
 		{"ready without proof", ready(func(r *Ready) { r.Proof = "" }), false},
+		{"ready with TLS", ready(func(r *Ready) { r.TLSAddress = netip.MustParseAddrPort("127.0.0.2:443") }), true},
+		{"ready with TLS on port 0", ready(func(r *Ready) { r.TLSAddress = netip.MustParseAddrPort("127.0.0.2:0") }), false},
+		{"ready with TLS on ::", ready(func(r *Ready) { r.TLSAddress = netip.MustParseAddrPort("[::]:443") }), false},
+		{"help request with TLS", mod(func(r *HelpRequest) { r.TLS = true }), true},
+		{"challenge", &Challenge{Site: "s", Value: challengeValue}, true},
+		{"challenge removal", &Challenge{Site: "s", Value: challengeValue, Remove: true}, true},
+		{"challenge without site", &Challenge{Value: challengeValue}, false},
+		{"challenge, short value", &Challenge{Site: "s", Value: challengeValue[1:]}, false},
+		{"challenge, long value", &Challenge{Site: "s", Value: challengeValue + "A"}, false},
+		{"challenge, padded value", &Challenge{Site: "s", Value: challengeValue[1:] + "="}, false},
+		{"challenge, space in value", &Challenge{Site: "s", Value: challengeValue[1:] + " "}, false},
 		{"decline", &Decline{Reason: ReasonNoCapacity}, true},
 		{"decline without reason", &Decline{Site: "s"}, false},
 		{"decline with bad infohash", &Decline{Reason: "r", InfoHash: "x"}, false},

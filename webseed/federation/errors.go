@@ -28,6 +28,9 @@ var (
 	ErrUnknownMember  = errors.New("no member of the federation has this URL")
 	ErrRefused        = errors.New("member refused the message")
 	ErrDeclined       = errors.New("member declined")
+	// ErrForbidden is for a HandlerFunc to wrap when an authentic, valid message asks for what its sender may
+	// not have (a challenge for a site it was not recruited for): the sender gets 403.
+	ErrForbidden = errors.New("not allowed for this member")
 )
 
 // Errors from the key file and the federation file.

@@ -21,13 +21,15 @@ var bodyCases = map[string]string{
 	"body-decline":      `{"reason":"in a crowd myself"}`,
 	"body-release":      `{"site":"www.example.org","infohash":"` + testInfoHash + `"}`,
 	"body-empty":        `{}`,
+	"body-challenge":    `{"site":"www.example.org","value":"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0","remove":true}`,
+	"body-ready-tls":    `{"site":"www.example.org","infohash":"` + testInfoHash + `","address":"127.0.0.2:8080","tls_address":"127.0.0.2:8443","proof":"` + ProofOf(nil, nil) + `"}`,
 }
 
 // sentinels are the errors Open may wrap; every refusal must wrap one, so that the HTTP layer can map it.
 var sentinels = []error{ErrTooLarge, ErrMalformed, ErrUnsupportedVersion, ErrUnknownSender, ErrWrongRecipient,
 	ErrUnsigned, ErrBadSignature, ErrStale, ErrUnknownKind, ErrBadBody, ErrReplay, ErrReplayCacheFull}
 
-var allKinds = []Kind{KindHelpRequest, KindAccept, KindReady, KindDecline, KindRelease, KindAck}
+var allKinds = []Kind{KindHelpRequest, KindAccept, KindReady, KindDecline, KindRelease, KindChallenge, KindAck}
 
 // FuzzOpen checks that no input panics Open; that every refusal wraps a sentinel that maps to a 4xx status;
 // that whatever opens is from a member, to beta, with a valid body, opens only once, and survives being

@@ -102,7 +102,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, env *Envelope, er
 }
 
 // statusOf maps an error to the HTTP status that answers it: 401 for a message that cannot be shown to come,
-// fresh, from a member; 400 for one that is authentic or unreadable but not a valid request; 413 and 429
+// fresh, from a member; 400 for one that is authentic or unreadable but not a valid request; 403 for one
+// that asks for what its sender may not have; 413 and 429
 // for the limits; 500 for anything else.
 func statusOf(err error) int {
 	switch {
@@ -112,6 +113,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrReplayCacheFull):
 		return http.StatusTooManyRequests
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, ErrUnknownSender), errors.Is(err, ErrWrongRecipient), errors.Is(err, ErrUnsigned),
 		errors.Is(err, ErrBadSignature), errors.Is(err, ErrStale), errors.Is(err, ErrReplay):
 		return http.StatusUnauthorized

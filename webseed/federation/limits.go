@@ -31,6 +31,10 @@ const (
 	// a DNS name (253 bytes), not for smuggling data.
 	MaxTextLen = 256
 
+	// ChallengeValueLen is the length of Challenge.Value: an ACME DNS-01 TXT value is a SHA-256 digest in
+	// unpadded base64url (RFC 8555 8.4), always 43 characters; nothing else may be published.
+	ChallengeValueLen = 43
+
 	// maxFederationFileSize bounds the federation file: about 300 bytes per member leaves room for thousands.
 	maxFederationFileSize = 1 << 20
 )

@@ -17,13 +17,16 @@ type Kind string
 // The kinds of message the federation exchanges. A gateway in a crowd sends HelpRequest; the member answers
 // Accept or Decline. An accepting helper, once it holds and has verified the content, sends Ready; a helper
 // that can no longer help (its own site has a crowd) sends Decline. The gateway ends help with Release.
-// Ready, Release and an unsolicited Decline are answered with Ack.
+// For a site served over HTTPS, the helper first gets a certificate for the site's name by ACME DNS-01,
+// asking the gateway with Challenge to publish (and later remove) the challenge's TXT record.
+// Ready, Release, Challenge and an unsolicited Decline are answered with Ack.
 const (
 	KindHelpRequest Kind = "help-request"
 	KindAccept      Kind = "accept"
 	KindReady       Kind = "ready"
 	KindDecline     Kind = "decline"
 	KindRelease     Kind = "release"
+	KindChallenge   Kind = "acme-challenge"
 	KindAck         Kind = "ack"
 )
 
@@ -47,6 +50,8 @@ func newMessage(kind Kind) (Message, bool) {
 		return new(Decline), true
 	case KindRelease:
 		return new(Release), true
+	case KindChallenge:
+		return new(Challenge), true
 	case KindAck:
 		return new(Ack), true
 	}
@@ -74,6 +79,10 @@ type HelpRequest struct {
 	Until time.Time `json:"until"`
 	// Challenge is random bytes, in hex, that the helper mixes into Ready.Proof (see ProofOf).
 	Challenge string `json:"challenge,omitempty"`
+	// TLS says the site is served over HTTPS: the helper must also serve it so, with a certificate of its
+	// own for Site (see Challenge), before it reports Ready. Omitted when false, so requests for plain-HTTP
+	// sites read as before to members that predate it.
+	TLS bool `json:"tls,omitempty"`
 }
 
 func (*HelpRequest) Kind() Kind { return KindHelpRequest }
@@ -142,6 +151,9 @@ type Ready struct {
 	InfoHash string `json:"infohash"`
 	// Address is where the helper serves the site over HTTP, "ip:port".
 	Address netip.AddrPort `json:"address"`
+	// TLSAddress is where the helper serves the site over HTTPS, with a certificate for Site; set when the
+	// request asked for TLS.
+	TLSAddress netip.AddrPort `json:"tls_address,omitzero"`
 	// Proof shows the helper holds the data: ProofOf the request's challenge and the piece it selects, in hex.
 	Proof string `json:"proof"`
 }
@@ -158,6 +170,9 @@ func (m *Ready) Validate() error {
 	if !m.Address.IsValid() || m.Address.Port() == 0 || m.Address.Addr().IsUnspecified() {
 		return fmt.Errorf("address %q: want a specific ip:port: %w", m.Address, ErrBadBody)
 	}
+	if m.TLSAddress.IsValid() && (m.TLSAddress.Port() == 0 || m.TLSAddress.Addr().IsUnspecified()) {
+		return fmt.Errorf("tls_address %q: want a specific ip:port: %w", m.TLSAddress, ErrBadBody)
+	}
 	if b, err := hex.DecodeString(m.Proof); err != nil || len(b) != sha256.Size {
 		return fmt.Errorf("proof: want %d bytes in hex: %w", sha256.Size, ErrBadBody)
 	}
@@ -168,6 +183,7 @@ func (m *Ready) Validate() error {
 const (
 	ReasonNoCapacity = "no spare capacity"
 	ReasonInCrowd    = "in a crowd myself"
+	ReasonNoTLS      = "cannot serve HTTPS: no ACME directory or no HTTPS listener"
 )
 
 // Decline refuses a HelpRequest, or, sent on its own, tells the gateway that a helper stops helping.
@@ -204,6 +220,34 @@ func (m *Release) Validate() error {
 		return err
 	}
 	return validInfoHash(m.InfoHash)
+}
+
+// Challenge asks the gateway that recruited the sender to publish (or, with Remove, to remove) the TXT record
+// of an ACME DNS-01 challenge for the site's name: Value at _acme-challenge.<Site>. The helper gets its own
+// certificate for the site this way; the site's private key never leaves it. The gateway answers Ack once the
+// record is live, and removes it on request, when it releases the helper, and after a timeout.
+type Challenge struct {
+	Site string `json:"site"`
+	// Value is the TXT record's content: the base64url SHA-256 of the key authorization (RFC 8555 8.4).
+	Value  string `json:"value"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+func (*Challenge) Kind() Kind { return KindChallenge }
+
+func (m *Challenge) Validate() error {
+	if err := validText("site", m.Site, true); err != nil {
+		return err
+	}
+	if len(m.Value) != ChallengeValueLen {
+		return fmt.Errorf("value: want %d characters of base64url: %w", ChallengeValueLen, ErrBadBody)
+	}
+	for i := 0; i < len(m.Value); i++ {
+		if c := m.Value[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("value: want %d characters of base64url: %w", ChallengeValueLen, ErrBadBody)
+		}
+	}
+	return nil
 }
 
 // Ack acknowledges a message that needs no other answer.

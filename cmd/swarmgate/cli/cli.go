@@ -126,6 +126,11 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
 	acmeHost := fs.String("acme-host", "", "public host name to get a certificate for automatically (ACME, TLS-ALPN-01 on the listen port)")
+	fs.StringVar(&cfg.TLSListen, "tls-listen", "", "also serve HTTPS on this address (e.g. :443), --listen staying plain HTTP; needed to help HTTPS sites")
+	var acme acmeFlags
+	fs.StringVar(&acme.directory, "acme-directory", "", "ACME directory URL; with --federation, help HTTPS sites with certificates of our own for their names (DNS-01 through the site's DNS)")
+	fs.StringVar(&acme.roots, "acme-ca-roots", "", "PEM file of the CAs trusted for the ACME server's HTTPS (a private CA such as pebble's); default: the system's")
+	fs.StringVar(&acme.email, "acme-email", "", "contact address of the ACME account for --acme-directory")
 	ice := fs.String("ice", "", "comma-separated STUN/TURN URLs for browsers (only servers you run: a third party would learn who visits)")
 	fs.StringVar(&cfg.DashboardToken, "dashboard-token", "", "open /.swarm/dashboard to requests carrying this token (?token=); without it, loopback only")
 	fs.StringVar(&cfg.SiteName, "site", "", "the site's host name (as DNS publishes it and helpers see it in Host)")
@@ -154,6 +159,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	if err := dnsConfig(&cfg, *dnsListen, *dnsZone, *dnsNS, *rfc2136, *tsig); err != nil {
 		return cfg, processFlags{}, err
 	}
+
 	if fs.NArg() > 0 {
 		return cfg, processFlags{}, fmt.Errorf("%w: unexpected argument %q", errBadFlag, fs.Arg(0))
 	}
@@ -192,6 +198,9 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 		return cfg, processFlags{}, err
 	}
 	cfg.TLS = tlsCfg
+	if err := acmeConfig(&cfg, acme); err != nil {
+		return cfg, processFlags{}, err
+	}
 	cfg.NoServiceWorker = !*sw
 	if *uplinkRate != "" {
 		r, err := uplink.ParseRate(*uplinkRate)

@@ -3,14 +3,20 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
 // TestDemo runs README's first command, `swarmgate demo`, and loads the page it prints.
@@ -57,6 +63,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestServeFlags(t *testing.T) {
+	fed := federationFlags(t)
 	for _, tc := range []struct {
 		args []string
 		ok   bool
@@ -73,6 +80,13 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--uplink", "20Mbit"}, true},
 		{[]string{"--uplink", "20Mbps"}, false},
 		{[]string{"extra"}, false},
+		{[]string{"--tls-listen", "127.0.0.1:8443"}, true},
+		{[]string{"--acme-directory", "https://127.0.0.1:14000/dir"}, false},    // needs --federation
+		{[]string{"--acme-email", "ops@example.org"}, false},                    // needs --acme-directory
+		{[]string{"--acme-ca-roots", "/nonexistent.pem"}, false},                // needs --acme-directory
+		{append(fed, "--acme-directory", "https://127.0.0.1:14000/dir"), false}, // needs an HTTPS listener
+		{append(fed, "--acme-directory", "https://127.0.0.1:14000/dir", "--tls-listen", ":8443"), true},
+		{append(fed, "--acme-directory", "https://127.0.0.1:14000/dir", "--tls-listen", ":8443", "--acme-ca-roots", "/nonexistent.pem"), false},
 		{[]string{"--no-such-flag"}, false},
 	} {
 		_, _, err := serveConfig(tc.args, io.Discard)
@@ -103,4 +117,21 @@ func TestLoadIsBoundedAndReports(t *testing.T) {
 			t.Fatalf("%v: exit %d", bad, code)
 		}
 	}
+}
+
+// federationFlags are serve's flags for a member of a one-member federation, its key in a fresh data dir.
+func federationFlags(t *testing.T) []string {
+	t.Helper()
+	data := t.TempDir()
+	key, err := federation.LoadOrCreateKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "federation.json")
+	body := fmt.Sprintf(`{"members":[{"name":"alpha","url":"http://127.0.0.1:8000","key":%q}]}`,
+		federation.FormatPublicKey(key.Public().(ed25519.PublicKey)))
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--data", data, "--federation", file}
 }

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/swarmgate/swarmgate/gateway"
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
+	"github.com/swarmgate/swarmgate/webseed/certs"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
@@ -70,5 +73,38 @@ func dnsConfig(cfg *gateway.Config, listen, zone, ns, server, tsig string) error
 		return fmt.Errorf("%w: --dns-listen: %v", errBadFlag, err)
 	}
 	cfg.DNS = srv
+	return nil
+}
+
+// acmeFlags are the flags of a helper's certificates for the sites it helps.
+type acmeFlags struct {
+	directory, roots, email string
+}
+
+// acmeConfig lets a federation member help sites served over HTTPS, with certificates of its own from an
+// ACME CA (stored under --data).
+func acmeConfig(cfg *gateway.Config, f acmeFlags) error {
+	switch {
+	case f.directory == "" && (f.roots != "" || f.email != ""):
+		return fmt.Errorf("%w: --acme-ca-roots and --acme-email go with --acme-directory", errBadFlag)
+	case f.directory == "":
+		return nil
+	case cfg.Federation == nil:
+		return fmt.Errorf("%w: --acme-directory is for helping other members' HTTPS sites: it needs --federation", errBadFlag)
+	case cfg.TLSListen == "" && cfg.TLS == nil:
+		return fmt.Errorf("%w: --acme-directory needs an HTTPS listener: --tls-listen (or --tls-cert/--acme-host)", errBadFlag)
+	}
+	c := &certs.Config{Directory: f.directory, Email: f.email}
+	if f.roots != "" {
+		pem, err := os.ReadFile(f.roots)
+		if err != nil {
+			return fmt.Errorf("%w: --acme-ca-roots: %v", errBadFlag, err)
+		}
+		c.Roots = x509.NewCertPool()
+		if !c.Roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: --acme-ca-roots %s: no PEM certificate", errBadFlag, f.roots)
+		}
+	}
+	cfg.Federation.ACME = c
 	return nil
 }
