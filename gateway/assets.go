@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -20,7 +21,8 @@ import (
 )
 
 // serveAsset serves the browser bundles: the loader with a short cache life (its URL is fixed in the site's
-// pages), the content-hashed engine as immutable.
+// pages), the content-hashed engine as immutable; gzipped to browsers that accept it (the engine shrinks
+// from 225 KB to under 70 KB, which matters most when the site's uplink is full in a crowd).
 func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	b, err := fs.ReadFile(s.assets.FS, name)
@@ -41,7 +43,55 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
+	h.Add("Vary", "Accept-Encoding")
+	if r.Header.Get("Range") == "" && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if gz, err := s.gzipAsset(name, b); err == nil {
+			h.Set("Content-Encoding", "gzip")
+			h.Set("ETag", `"`+base64.RawURLEncoding.EncodeToString(sum[:12])+`-gz"`)
+			b = gz
+		} else {
+			s.log.Warn("gateway: gzip", slog.String("asset", name), slog.Any("err", err))
+		}
+	}
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+}
+
+// gzipAsset returns the bundle's gzipped bytes, compressed once per server.
+func (s *Server) gzipAsset(name string, b []byte) ([]byte, error) {
+	s.gzMu.Lock()
+	defer s.gzMu.Unlock()
+	if gz, ok := s.gzAssets[name]; ok {
+		return gz, nil
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	if s.gzAssets == nil {
+		s.gzAssets = map[string][]byte{}
+	}
+	s.gzAssets[name] = buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+// acceptsGzip reports whether an Accept-Encoding header admits gzip (and does not refuse it with q=0).
+func acceptsGzip(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 // Manifest is what the browser engine needs to join a site version's swarm and verify what it gets.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -405,5 +406,54 @@ func TestLoadDrivesTheCrowdState(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `swarmgate_crowd_transitions_total{from="crowd",to="ending"} 1`) ||
 		!strings.Contains(string(b), `swarmgate_crowd_state{state="normal"} 1`) {
 		t.Fatalf("metrics:\n%s", b)
+	}
+}
+
+// TestBundlesAreGzippedToBrowsersThatAcceptIt: the engine, the biggest thing the gateway itself sends to
+// every P2P visitor, goes gzipped when the browser accepts it, and decompresses to the very bundle; clients
+// that do not accept gzip, or ask for a range, get it as it is.
+func TestBundlesAreGzippedToBrowsersThatAcceptIt(t *testing.T) {
+	g := startGateway(t, Config{Origin: mustURL(newOrigin(t).URL)})
+	engine := PathPrefix + g.assets.Engine
+	tr := &http.Transport{DisableCompression: true} // see the encoding as sent
+	defer tr.CloseIdleConnections()
+	fetch := func(accept, rng string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, g.url(engine), nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	_, plain := fetch("", "")
+	resp, gz := fetch("gzip, deflate, br", "")
+	if resp.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+		t.Fatalf("engine to a gzip browser: Content-Encoding %q, Vary %q", resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(unzipped, plain) {
+		t.Fatalf("gzipped engine decompresses to %d bytes (%v), want the %d-byte bundle", len(unzipped), err, len(plain))
+	}
+	if len(gz)*2 > len(plain) {
+		t.Errorf("gzipped engine is %d bytes of %d", len(gz), len(plain))
+	}
+	t.Logf("engine: %d bytes, %d gzipped", len(plain), len(gz))
+	for _, c := range []struct{ accept, rng string }{{"gzip;q=0", ""}, {"br", ""}, {"gzip", "bytes=0-99"}} {
+		resp, b := fetch(c.accept, c.rng)
+		if resp.Header.Get("Content-Encoding") != "" || !bytes.HasPrefix(plain, b) || len(b) == 0 {
+			t.Errorf("Accept-Encoding %q, Range %q: Content-Encoding %q, %d bytes", c.accept, c.rng, resp.Header.Get("Content-Encoding"), len(b))
+		}
 	}
 }

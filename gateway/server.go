@@ -139,6 +139,8 @@ type Server struct {
 	tracker  *tracker.Tracker
 	cat      *catalog.Catalog
 	assets   *js.Assets
+	gzMu     sync.Mutex
+	gzAssets map[string][]byte // gzipped bundles by name, made on first request
 	proxy    http.Handler
 	mux      *http.ServeMux
 	ln       net.Listener
