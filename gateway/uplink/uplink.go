@@ -12,14 +12,22 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// Burst is the bucket's depth: the most one write may send at once. It is at least a BitTorrent block
-// (16 KiB), which the engine's limiter must grant in one piece, and small enough that a full bucket is
-// a few milliseconds at the rates a site's uplink has.
+// Burst is the bucket's depth. It is at least a BitTorrent block (16 KiB), which the engine's limiter must
+// grant in one piece, and small enough that a full bucket is a few milliseconds at the rates a site's uplink
+// has.
 const Burst = 64 << 10
+
+// chunk is the most one write takes from the bucket at once: a BitTorrent block, so that HTTP writes and the
+// engine's blocks compete on equal terms.
+const chunk = 16 << 10
+
+// maxPoll bounds how long a waiting write sleeps before it asks the bucket again.
+const maxPoll = 20 * time.Millisecond
 
 // Uplink is one machine's shared send capacity.
 type Uplink struct {
@@ -72,8 +80,8 @@ type conn struct {
 func (c *conn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		n := min(len(p), Burst)
-		if err := c.u.lim.WaitN(c.ctx, n); err != nil {
+		n := min(len(p), chunk)
+		if err := c.u.take(c.ctx, n); err != nil {
 			return written, net.ErrClosed
 		}
 		m, err := c.Conn.Write(p[:n])
@@ -85,6 +93,28 @@ func (c *conn) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// take waits until the bucket holds n tokens and takes them. It asks the way the BitTorrent engine does
+// (a reservation, cancelled when it would have to wait) rather than queueing a reservation for the future:
+// a queue of HTTP writes would otherwise hold the bucket in debt for good, and the engine, which never
+// queues, would never send again.
+func (u *Uplink) take(ctx context.Context, n int) error {
+	for {
+		r := u.lim.ReserveN(time.Now(), n)
+		d := r.Delay()
+		if d == 0 {
+			return nil
+		}
+		r.Cancel()
+		t := time.NewTimer(min(d, maxPoll))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func (c *conn) Close() error {

@@ -3,6 +3,7 @@ package uplink
 import (
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -104,5 +105,76 @@ func TestCloseReleasesAWaitingWrite(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("write still waiting after Close")
+	}
+}
+
+// TestEngineIsNotStarvedByHTTP: the BitTorrent engine asks the shared bucket for a block and, when it would
+// have to wait, cancels and asks again later. HTTP writes streaming through the uplink at the same time
+// must leave it a fair share; a queue of HTTP reservations would leave it none.
+func TestEngineIsNotStarvedByHTTP(t *testing.T) {
+	const rate = 2 << 20
+	u, err := New(rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := u.Listener(ln)
+	defer sl.Close()
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	for range 4 { // four HTTP streams
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}()
+		c, err := sl.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			defer c.Close()
+			buf := make([]byte, 256<<10)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// The engine's way: anacrolix/torrent's PeerConn.upload reserves a block and cancels on any delay.
+	var engine int64
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		r := u.Limiter().ReserveN(time.Now(), 16<<10)
+		if d := r.Delay(); d > 0 {
+			r.Cancel()
+			time.Sleep(d)
+			continue
+		}
+		engine += 16 << 10
+	}
+	close(stop)
+	http := u.Sent()
+	writers.Wait()
+	share := float64(engine) / float64(engine+http)
+	t.Logf("engine %d bytes, HTTP %d bytes: engine share %.2f", engine, http, share)
+	if share < 0.05 {
+		t.Errorf("the engine got %.1f%% of the uplink beside four HTTP streams", 100*share)
 	}
 }
