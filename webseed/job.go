@@ -34,8 +34,8 @@ type Job struct {
 	// Webseeds are BEP 19 webseed URLs (ending in "/") that serve the version, such as the gateway's
 	// /.swarm/seed/.
 	Webseeds []string
-	// Trackers are the site swarm's WebSocket trackers: once the version is verified the helper announces it
-	// there too, so the site's browsers get pieces from it over WebRTC.
+	// Trackers are the site swarm's WebSocket trackers: the helper joins the swarm there while it fetches
+	// (taking pieces from the site's browsers over WebRTC) and seeds to them once verified.
 	Trackers []string
 	// Files describes the version's files by URL path (with query, as the manifest lists them). Optional:
 	// a file without an entry gets a type from its extension and no SHA-256 check.
@@ -163,13 +163,18 @@ func checkJob(j *Job, dir string) (*version, error) {
 		if _, dup := v.paths[tp]; dup {
 			return nil, bad("file %q listed twice", tp)
 		}
-		if _, dup := v.pads[tp]; dup {
-			return nil, bad("file %q listed twice", tp)
-		}
 		v.size += fi.Length
 		if strings.Contains(fi.Attr, "p") {
+			// BEP 47 names padding by its length (.pad/N), so files that need as much padding share a name:
+			// the same zeros, served once. Two lengths under one name would be ambiguous.
+			if n, dup := v.pads[tp]; dup && n != fi.Length {
+				return nil, bad("padding file %q listed with lengths %d and %d", tp, n, fi.Length)
+			}
 			v.pads[tp] = fi.Length
 			continue
+		}
+		if _, dup := v.pads[tp]; dup {
+			return nil, bad("file %q listed twice", tp)
 		}
 		if fi.Path[0] == ".pad" {
 			return nil, bad("file %q is in the padding directory but not padding", tp)

@@ -35,6 +35,13 @@ func fileInfo(length int64, path ...string) metainfo.FileInfo {
 	return metainfo.FileInfo{Length: length, Path: path}
 }
 
+// padNamed is padding of length under the name of padding of another length.
+func padNamed(length, named int64) metainfo.FileInfo {
+	f := pad(length)
+	f.Path = []string{".pad", itoa(named)}
+	return f
+}
+
 func pad(length int64) metainfo.FileInfo {
 	f := fileInfo(length, ".pad", itoa(length))
 	f.Attr = "p"
@@ -69,6 +76,12 @@ func checkJobCases(t testing.TB) []struct {
 		{"nul in component", v, infoBytes(t, v, fileInfo(100, "a\x00")), false},
 		{"not padding in .pad", v, infoBytes(t, v, fileInfo(100, ".pad", "100")), false},
 		{"twice", v, infoBytes(t, v, fileInfo(100, "a"), fileInfo(100, "a")), false},
+		// Files ending alike need as much padding: BEP 47 names both pads alike.
+		{"same padding twice", v, infoBytes(t, v, fileInfo(100, "a"), pad(testPieceLength-100), fileInfo(100, "b"),
+			pad(testPieceLength-100), fileInfo(10, "c")), true},
+		{"one padding name, two lengths", v, infoBytes(t, v, fileInfo(100, "a"), pad(testPieceLength-100), fileInfo(50, "b"),
+			padNamed(testPieceLength-50, testPieceLength-100), fileInfo(10, "c")), false},
+		{"padding name as a file", v, infoBytes(t, v, fileInfo(100, "a"), pad(testPieceLength-100), fileInfo(testPieceLength-100, ".pad", itoa(testPieceLength-100))), false},
 		{"no files", v, infoBytes(t, v), false},
 		{"name is not the version", v, infoBytes(t, "site-2", fileInfo(100, "a")), false},
 		{"name climbs", "..", infoBytes(t, "..", fileInfo(100, "a")), false},
@@ -146,8 +159,13 @@ func FuzzCheckJob(f *testing.F) {
 			}
 			sum += f.size
 		}
-		for _, n := range v.pads {
-			sum += n
+		for _, fi := range v.info.Files { // padding, each occurrence (names repeat: v.pads holds each once)
+			if strings.Contains(fi.Attr, "p") {
+				if v.pads[strings.Join(fi.Path, "/")] != fi.Length {
+					t.Fatalf("padding %q of %d bytes served as %d", fi.Path, fi.Length, v.pads[strings.Join(fi.Path, "/")])
+				}
+				sum += fi.Length
+			}
 		}
 		if sum != v.size || v.size != v.info.TotalLength() {
 			t.Fatalf("sizes: %d, %d, %d", sum, v.size, v.info.TotalLength())
