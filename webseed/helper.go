@@ -226,16 +226,10 @@ func (h *Helper) fetch(ctx context.Context, jb *job) {
 		fmt.Errorf("not complete after %v", h.cfg.FetchTimeout))
 	defer cancel()
 	mi := &metainfo.MetaInfo{InfoBytes: jb.InfoBytes}
-	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, jb.Peers, jb.Webseeds, func(done, _ int64) { jb.verified.Store(done) })
+	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, jb.Peers, jb.Webseeds, jb.Trackers, func(done, _ int64) { jb.verified.Store(done) })
 	if err == nil {
 		if err = checkFiles(ctx, jb.v); err != nil {
 			_ = h.cfg.Seeder.RemoveTorrent(ih)
-		}
-	}
-	if err == nil && len(jb.Trackers) > 0 {
-		// Join the site's swarm, so that its visitors' browsers get pieces from this copy over WebRTC.
-		if aerr := h.cfg.Seeder.AnnounceTo(ih, jb.Trackers...); aerr != nil {
-			h.log.Warn("webseed: not announcing to the site's tracker", slog.String("infohash", ih.HexString()), slog.Any("err", aerr))
 		}
 	}
 	if err != nil {

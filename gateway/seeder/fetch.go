@@ -34,13 +34,15 @@ const reAddPeers = 5 * time.Second
 
 // Fetch downloads a torrent into dir (Config.DataDir when empty), at the paths AddTorrent expects, from the
 // given ordinary BitTorrent peers ("host:port" of their listeners, dialed over TCP, which needs
-// Config.ListenAddr) and BEP 19 webseed URLs. It returns once every piece is verified against the torrent's hashes, and the
-// torrent is then seeded like one added with AddTorrent (RemoveTorrent stops it). progress, if not nil, is
-// called from Fetch's goroutine with the bytes verified so far and the torrent's length.
+// Config.ListenAddr) and BEP 19 webseed URLs, and from the browsers in the swarm on trackers (WebSocket
+// trackers it joins at once, as a leecher, and stays on to seed, as with AnnounceTo). It returns once every
+// piece is verified against the torrent's hashes, and the torrent is then seeded like one added with
+// AddTorrent (RemoveTorrent stops it). progress, if not nil, is called from Fetch's goroutine with the bytes
+// verified so far and the torrent's length.
 //
 // When ctx ends or the seeder closes first, the torrent is dropped and the error says why; whatever was
 // written under dir stays there for the caller to remove.
-func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, peers, webseeds []string,
+func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, peers, webseeds, trackers []string,
 	progress func(done, total int64)) error {
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
@@ -54,6 +56,11 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 	if err != nil {
 		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
 	}
+	for _, u := range trackers {
+		if err := checkTrackerURL(u); err != nil {
+			return err
+		}
+	}
 
 	e, err := s.reserve(ih, "fetch")
 	if err != nil {
@@ -63,6 +70,7 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 	unreserve := func() {
 		s.mu.Lock()
 		delete(s.torrents, ih)
+		s.notifySessionsLocked() // leave the swarms it joined while fetching
 		s.mu.Unlock()
 	}
 
@@ -77,6 +85,12 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 		unreserve()
 		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), ErrDuplicateTorrent)
 	}
+	// Join the swarm on the trackers while fetching: browsers that hold pieces connect over WebRTC and
+	// give them, sparing the peers and webseeds (often a site whose link is full in a crowd).
+	s.mu.Lock()
+	e.t = t
+	s.announceToLocked(e, trackers)
+	s.mu.Unlock()
 	start := time.Now()
 	t.AddPeers(pis)
 	t.AddWebSeeds(webseeds)
@@ -93,7 +107,7 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 	st2 := t.Stats()
 	s.log.Info("seeder: fetched; seeding", slog.String("infohash", ih.HexString()), slog.String("name", info.BestName()),
 		slog.Int64("bytes", info.TotalLength()), slog.Duration("took", time.Since(start)),
-		slog.Int64("from_peers", st2.PeerConns.BytesReadUsefulData.Int64()),
+		slog.Int64("from_peers", st2.PeerConns.BytesReadUsefulData.Int64()), // browsers included
 		slog.Int64("from_webseeds", st2.WebSeeds.BytesReadUsefulData.Int64()))
 	return nil
 }

@@ -300,30 +300,46 @@ func (s *Seeder) RemoveTorrent(ih metainfo.Hash) error {
 	return nil
 }
 
-// seeding returns the torrents ready to serve, with their bytes uploaded so far.
-func (s *Seeder) seeding(url string) map[tracker.ID]int64 {
+// swarmState is what the seeder announces for one torrent: bytes uploaded so far, and bytes it still lacks
+// (0 once it seeds).
+type swarmState struct {
+	uploaded, left int64
+}
+
+// swarms returns the torrents to announce to the tracker at url: those being seeded, and those being
+// fetched with that tracker (Fetch), which announce what they still lack.
+func (s *Seeder) swarms(url string) map[tracker.ID]swarmState {
+	type item struct {
+		t     *torrent.Torrent
+		ready bool
+	}
 	s.mu.Lock()
-	ts := make(map[tracker.ID]*torrent.Torrent, len(s.torrents))
+	ts := make(map[tracker.ID]item, len(s.torrents))
 	configured := slices.Contains(s.cfg.TrackerURLs, url)
 	for ih, e := range s.torrents {
-		if e.ready && (configured || slices.Contains(e.extra, url)) {
-			ts[tracker.ID(ih)] = e.t
+		if e.t != nil && (configured && e.ready || slices.Contains(e.extra, url)) {
+			ts[tracker.ID(ih)] = item{e.t, e.ready}
 		}
 	}
 	s.mu.Unlock()
-	out := make(map[tracker.ID]int64, len(ts))
-	for id, t := range ts {
-		st := t.Stats()
-		out[id] = st.BytesWrittenData.Int64()
+	out := make(map[tracker.ID]swarmState, len(ts))
+	for id, it := range ts {
+		stats := it.t.Stats()
+		st := swarmState{uploaded: stats.BytesWrittenData.Int64()}
+		if !it.ready {
+			st.left = max(it.t.BytesMissing(), 1) // complete but not yet verified to the end: still leeching
+		}
+		out[id] = st
 	}
 	return out
 }
 
-func (s *Seeder) isSeeding(ih tracker.ID) bool {
+// inSwarm says whether the seeder answers offers for a torrent: one it seeds or one it is fetching.
+func (s *Seeder) inSwarm(ih tracker.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.torrents[metainfo.Hash(ih)]
-	return ok && e.ready
+	return ok && e.t != nil
 }
 
 func (s *Seeder) notifySessionsLocked() {
@@ -395,6 +411,12 @@ func (s *Seeder) AnnounceTo(ih metainfo.Hash, urls ...string) error {
 	if !ok {
 		return fmt.Errorf("seeder: announce %s: %w", ih.HexString(), ErrUnknownTorrent)
 	}
+	s.announceToLocked(e, urls)
+	return nil
+}
+
+// announceToLocked adds trackers to a torrent's and starts sessions with those new to the seeder.
+func (s *Seeder) announceToLocked(e *entry, urls []string) {
 	for _, u := range urls {
 		if slices.Contains(s.cfg.TrackerURLs, u) || slices.Contains(e.extra, u) {
 			continue
@@ -409,7 +431,6 @@ func (s *Seeder) AnnounceTo(ih metainfo.Hash, urls ...string) error {
 		}
 	}
 	s.notifySessionsLocked()
-	return nil
 }
 
 // Stats are the seeder's counters.

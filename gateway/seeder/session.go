@@ -42,6 +42,7 @@ type session struct {
 }
 
 type announceState struct {
+	left     int64 // as last announced
 	interval time.Duration
 	sent     time.Time // last announce
 	next     time.Time // when the next one is due
@@ -130,7 +131,7 @@ func (ss *session) handle(ctx context.Context, m *tracker.Message) {
 		}
 	case m.Offer != nil:
 		s := ss.s
-		if !s.isSeeding(m.InfoHash) {
+		if !s.inSwarm(m.InfoHash) {
 			s.offersRefused.Add(1)
 			return
 		}
@@ -145,13 +146,19 @@ func (ss *session) handle(ctx context.Context, m *tracker.Message) {
 	}
 }
 
-// reconcile announces torrents added since the last call ("started") and those removed ("stopped").
+// reconcile announces torrents added since the last call ("started"), those fetched to the end since
+// ("completed") and those removed ("stopped").
 func (ss *session) reconcile() error {
-	current := ss.s.seeding(ss.url)
-	for ih, uploaded := range current {
-		if ss.announced[ih] == nil {
+	current := ss.s.swarms(ss.url)
+	for ih, st := range current {
+		switch a := ss.announced[ih]; {
+		case a == nil:
 			ss.announced[ih] = &announceState{interval: tracker.DefaultInterval}
-			if err := ss.announce(ih, tracker.EventStarted, uploaded); err != nil {
+			if err := ss.announce(ih, tracker.EventStarted, st); err != nil {
+				return err
+			}
+		case a.left > 0 && st.left == 0:
+			if err := ss.announce(ih, tracker.EventCompleted, st); err != nil {
 				return err
 			}
 		}
@@ -159,7 +166,7 @@ func (ss *session) reconcile() error {
 	for ih := range ss.announced {
 		if _, ok := current[ih]; !ok {
 			delete(ss.announced, ih)
-			if err := ss.announce(ih, tracker.EventStopped, 0); err != nil {
+			if err := ss.announce(ih, tracker.EventStopped, swarmState{}); err != nil {
 				return err
 			}
 		}
@@ -179,7 +186,7 @@ func (ss *session) announceDue() error {
 	if len(due) == 0 {
 		return nil
 	}
-	current := ss.s.seeding(ss.url)
+	current := ss.s.swarms(ss.url)
 	for _, ih := range due {
 		if err := ss.announce(ih, "", current[ih]); err != nil {
 			return err
@@ -188,15 +195,16 @@ func (ss *session) announceDue() error {
 	return nil
 }
 
-// announce tells the tracker the seeder holds the whole torrent. It makes no offers: browsers offer, the
-// seeder answers.
-func (ss *session) announce(ih tracker.ID, event string, uploaded int64) error {
-	if st := ss.announced[ih]; st != nil {
-		st.sent = time.Now()
-		st.next = st.sent.Add(st.interval)
+// announce tells the tracker what the seeder holds: the whole torrent, or all but st.left bytes while it
+// fetches. It makes no offers: browsers offer, the seeder answers.
+func (ss *session) announce(ih tracker.ID, event string, st swarmState) error {
+	if a := ss.announced[ih]; a != nil {
+		a.sent = time.Now()
+		a.next = a.sent.Add(a.interval)
+		a.left = st.left
 	}
 	err := ss.c.Announce(tracker.Announce{
-		InfoHash: ih, PeerID: ss.s.peerID, Event: event, Uploaded: uploaded, Left: 0,
+		InfoHash: ih, PeerID: ss.s.peerID, Event: event, Uploaded: st.uploaded, Left: st.left,
 	})
 	if err != nil {
 		return fmt.Errorf("seeder: announce %s: %w", ih, err)
