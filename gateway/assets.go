@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
 )
 
 // serveAsset serves the browser bundles: the loader with a short cache life (its URL is fixed in the site's
@@ -106,7 +107,10 @@ type Manifest struct {
 	ICEServers  []ICEServer             `json:"iceServers"`
 	Engine      string                  `json:"engine"`
 	FallbackMs  int64                   `json:"fallbackMs"`
-	Mode        string                  `json:"mode"`
+	// WebseedsNow tells engines the webseeds have capacity to spare (ready helpers in a crowd): take pieces
+	// from them at once rather than after FallbackMs without progress.
+	WebseedsNow bool   `json:"webseedsNow,omitempty"`
+	Mode        string `json:"mode"`
 	// Visitor policy, the operator's switches (see docs/privacy.md): Uploads "off" makes every engine
 	// download-only; UploadRatio and UploadCeiling cap what one page view uploads (a multiple of what it
 	// holds, and an absolute number of bytes); IgnoreGPC lets engines of browsers that send Global Privacy
@@ -130,11 +134,22 @@ type ManifestFile struct {
 	SHA256 string `json:"sha256"`
 }
 
+// crowdFallbackFactor multiplies Config.Fallback in the manifests served during a crowd.
+const crowdFallbackFactor = 4
+
 // manifest describes a version for a browser that reached the gateway at base.
 func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error) {
 	var torrent bytes.Buffer
 	if err := v.MetaInfo(nil, nil).Write(&torrent); err != nil {
 		return nil, fmt.Errorf("gateway: encoding torrent: %w", err)
+	}
+	state := s.mon.Status().State
+	fallback := s.cfg.Fallback
+	if state != monitor.Normal {
+		// In a crowd the site's link is the scarce resource: its webseed and an HTTP fallback compete for
+		// the very bytes the seeder needs to give the swarm pieces it lacks. Engines wait longer for the
+		// swarm before they use them (and the engine's give-up, 5 fallbacks, grows with it).
+		fallback *= crowdFallbackFactor
 	}
 	m := &Manifest{
 		Version: v.Name, InfoHash: v.InfoHash.HexString(), Torrent: torrent.Bytes(), PieceLength: v.Info.PieceLength,
@@ -143,8 +158,8 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		Webseeds:   []string{base.http + PathSeed},
 		ICEServers: s.cfg.ICEServers,
 		Engine:     PathPrefix + s.assets.Engine,
-		FallbackMs: s.cfg.Fallback.Milliseconds(),
-		Mode:       s.mon.Status().State.String(),
+		FallbackMs: fallback.Milliseconds(),
+		Mode:       state.String(),
 
 		ServiceWorker: !s.cfg.NoServiceWorker,
 		Uploads:       map[bool]string{true: "off", false: "on"}[s.cfg.NoUploads],
@@ -157,7 +172,10 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		m.Tracker = s.cfg.TrackerURL
 	}
 	if s.coord != nil {
-		m.Webseeds = append(m.Webseeds, s.coord.webseeds()...)
+		// Ready helpers' webseeds, in a crowd, take the place of the site's own: they have the capacity.
+		if hw := s.coord.webseeds(); len(hw) > 0 {
+			m.Webseeds, m.WebseedsNow = hw, true
+		}
 	}
 	if m.ICEServers == nil && s.stunPort != 0 {
 		m.ICEServers = []ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}

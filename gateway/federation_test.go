@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -205,6 +206,23 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 		seeders, _ := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
 		return seeders >= 3 // alpha's seeder, beta's and gamma's
 	})
+
+	// Browsers arriving now are told the crowd: they wait longer for the swarm before using webseeds, and the
+	// webseeds are the helpers' (the site's own link is the one that is full).
+	var m gateway.Manifest
+	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, gateway.PathManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(mresp.Body).Decode(&m)
+	mresp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeeds := []string{fmt.Sprintf("http://127.0.0.2:%d%s", port, gateway.PathSeed), fmt.Sprintf("http://127.0.0.3:%d%s", port, gateway.PathSeed)}
+	if m.Mode != "crowd" || !slices.Equal(m.Webseeds, wantSeeds) || m.FallbackMs != 4*gateway.DefaultFallback.Milliseconds() || !m.WebseedsNow {
+		t.Errorf("manifest in a crowd: mode %q, webseeds %v (want %v, now %v), fallback %d ms", m.Mode, m.Webseeds, wantSeeds, m.WebseedsNow, m.FallbackMs)
+	}
 
 	// A client without P2P that resolves through our DNS gets the same bytes from each helper.
 	get := func(ip netip.Addr, path string) []byte {

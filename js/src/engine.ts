@@ -16,6 +16,9 @@ import { gateUploads } from './uploads'
 // visitors) are reported once traffic has paused this long, not only when the page goes away.
 const REPORT_IDLE_MS = 1000
 
+// The most memory the store's piece cache may take.
+const MAX_CACHE_BYTES = 128 << 20
+
 function base64Bytes(s: string): Uint8Array {
   const bin = atob(s)
   const out = new Uint8Array(bin.length)
@@ -37,8 +40,12 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   // Rarest first: the page uses a file only once it is complete, so the order of its pieces does not matter to
   // it, while visitors that arrive together then hold different pieces and trade them, instead of all taking
   // the same next piece from the first visitor (whose upload caps would leave the rest to the site).
+  // The page's files are small next to memory: keep every piece in the store's memory cache, so that serving
+  // later visitors never reads back from the browser's storage (which costs as much CPU as the transfer).
+  const pieces = Math.ceil(m.pieceLength > 0 ? Object.values(m.files).reduce((n, f) => Math.max(n, f.offset + f.size), 0) / m.pieceLength : 0)
   const torrent = client.add(base64Bytes(m.torrent), {
     announce: [m.tracker], deselect: true, private: true, strategy: 'rarest',
+    storeCacheSlots: Math.min(Math.max(pieces, 20), Math.floor(MAX_CACHE_BYTES / Math.max(m.pieceLength, 1))),
   })
   const stats: EngineStats = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0 }
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
@@ -64,6 +71,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   const sources = new Map<number, Set<any>>() // piece index -> wires that sent blocks of it
   let lastProgress = Date.now()
   let webseeded = false
+  let stalled = false // the swarm made no progress for fallbackMs: the seeder serves every piece it holds
 
   // The gateway's seeder is the seed of last resort: a piece that an unchoking browser peer holds is not
   // taken from it, so the site's own upload goes to pieces the crowd lacks (and to the first visitors).
@@ -74,7 +82,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     const bf = wire.peerPieces
     if (!bf || bf.swarmgate) return
     const get = bf.get.bind(bf)
-    bf.get = (i: number) => get(i) && (webseeded || !othersHave(wire, i))
+    bf.get = (i: number) => get(i) && (stalled || !othersHave(wire, i))
     bf.swarmgate = true
   }
 
@@ -118,17 +126,26 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     sources.delete(index)
   })
 
-  // HTTP fallback: when nothing arrives for fallbackMs while files are wanted, add the webseeds; they then
-  // fetch missing pieces by Range alongside any peers.
+  // HTTP fallback: when nothing arrives for fallbackMs while files are wanted, add the webseeds (at once when
+  // the gateway says they have capacity to spare); they then fetch missing pieces by Range alongside any peers.
   // A file that makes no progress even from the webseeds is given up, so the page loads it over HTTP.
   const wanted = new Map<any, (err: Error) => void>() // file -> its url() rejecter
   const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
+  const addWebseeds = () => {
+    for (const url of m.webseeds) torrent.addWebSeed(url)
+  }
+  if (m.webseedsNow && m.webseeds.length > 0) {
+    webseeded = true
+    if (torrent.ready) addWebseeds()
+    else torrent.once('ready', addWebseeds)
+  }
   const timer = setInterval(() => {
     if (wanted.size === 0) return
     const idle = Date.now() - lastProgress
+    if (idle >= m.fallbackMs) stalled = true
     if (!webseeded && idle >= m.fallbackMs) {
       webseeded = true
-      for (const url of m.webseeds) torrent.addWebSeed(url)
+      addWebseeds()
     } else if (webseeded && idle >= giveUpMs) {
       for (const [file, reject] of wanted) {
         file.deselect()

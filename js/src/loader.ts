@@ -20,6 +20,9 @@ const SRCSET = 'data-swarm-srcset'
 // Last resort: if the manifest and engine are not up within this time, every element loads over HTTP. Once the
 // engine runs it owns the timing (it falls back to webseeds, and gives up on a file that stops progressing).
 const START_TIMEOUT_MS = 10000
+// In a crowd (the manifest says so) the site's link is full: the engine may take longer to arrive, and an HTTP
+// fallback would compete for the same link, so the loader waits this long instead.
+const CROWD_START_TIMEOUT_MS = 30000
 
 // The engine waits at most this long for the browser's battery state before it may serve anyone.
 const BATTERY_WAIT_MS = 1000
@@ -139,9 +142,15 @@ async function main(): Promise<void> {
     if (pending.delete(el)) restore(el)
   }
   let started = false
-  setTimeout(() => started || pending.forEach(fallback), START_TIMEOUT_MS)
+  const giveUp = () => started || pending.forEach(fallback)
+  let timer = setTimeout(giveUp, START_TIMEOUT_MS)
+  const t0 = Date.now()
   try {
     const m = await getManifest()
+    if (m.mode && m.mode !== 'normal') {
+      clearTimeout(timer)
+      timer = setTimeout(giveUp, Math.max(0, CROWD_START_TIMEOUT_MS - (Date.now() - t0)))
+    }
     const want = els.map(el => {
       const u = chosenURL(el)
       const url = u === null ? null : new URL(u, location.href)

@@ -18,6 +18,7 @@ export interface Manifest {
   iceServers: RTCIceServer[]
   engine: string // URL of the engine bundle
   fallbackMs: number // take pieces from webseeds after this long without progress
+  webseedsNow?: boolean // the webseeds have capacity to spare (helpers in a crowd): take pieces from them at once
   mode: string
   serviceWorker: boolean // whether the loader installs /.swarm/sw.js for scope /
   uploads: string // "off": the operator made every engine download-only
