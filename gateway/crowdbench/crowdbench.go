@@ -64,7 +64,7 @@ const (
 	DefaultImages      = 5
 	DefaultImageSide   = 724 // about 2 MB of incompressible PNG each
 	DefaultPageTimeout = 3 * time.Minute
-	DefaultThreshold   = 4 // requests per second
+	DefaultThreshold   = 1 // site requests (pages and assets, not /.swarm/) per second: the default arrivals make about 3
 	DefaultInterval    = 250 * time.Millisecond
 	maxBrowsers        = 100
 	maxPlain           = 500
