@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ const maxPoll = 20 * time.Millisecond
 // Uplink is one machine's shared send capacity.
 type Uplink struct {
 	lim  *rate.Limiter
+	mu   sync.Mutex // serializes take's use of lim
 	sent atomic.Int64
 }
 
@@ -96,18 +98,21 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 // take waits until the bucket holds n tokens and takes them. It asks the way the BitTorrent engine does
-// (a reservation, cancelled when it would have to wait) rather than queueing a reservation for the future:
-// a queue of HTTP writes would otherwise hold the bucket in debt for good, and the engine, which never
-// queues, would never send again.
+// (take now, or wait and ask again) rather than queueing a reservation for the future: a queue of HTTP writes
+// would hold the bucket in debt for good, and the engine, which never queues, would never send again. Calls
+// are serialized and read the clock under the lock: rate.Limiter credits an interval twice when the times
+// it is given go backwards, which concurrent callers on a busy machine do all the time.
 func (u *Uplink) take(ctx context.Context, n int) error {
 	for {
-		r := u.lim.ReserveN(time.Now(), n)
-		d := r.Delay()
-		if d == 0 {
+		u.mu.Lock()
+		now := time.Now()
+		if u.lim.AllowN(now, n) {
+			u.mu.Unlock()
 			return nil
 		}
-		r.Cancel()
-		t := time.NewTimer(min(d, maxPoll))
+		wait := time.Duration((float64(n) - u.lim.TokensAt(now)) / float64(u.lim.Limit()) * float64(time.Second))
+		u.mu.Unlock()
+		t := time.NewTimer(min(max(wait, time.Millisecond), maxPoll))
 		select {
 		case <-ctx.Done():
 			t.Stop()

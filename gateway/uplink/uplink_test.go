@@ -180,3 +180,63 @@ func TestEngineIsNotStarvedByHTTP(t *testing.T) {
 		t.Errorf("the engine got %d bytes (%.1f%% of the uplink) beside four HTTP streams", engine, 100*share)
 	}
 }
+
+// TestNeverExceedsTheRate: however many connections write at once, the uplink sends no more than its rate
+// allows over the time taken, plus one bucket. (An upper bound: a busy machine only sends less.)
+func TestNeverExceedsTheRate(t *testing.T) {
+	const rate = 1 << 20
+	u, err := New(rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := u.Listener(ln)
+	defer sl.Close()
+	const writers = 24
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range writers {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}()
+		c, err := sl.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			buf := make([]byte, 100<<10)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	sent, took := u.Sent(), time.Since(start)
+	close(stop)
+	sl.Close()
+	wg.Wait()
+	if limit := int64(rate*took.Seconds()) + Burst; sent > limit {
+		t.Errorf("%d writers sent %d bytes in %v; the uplink allows %d", writers, sent, took, limit)
+	}
+	t.Logf("%d writers: %.0f bytes/s at a rate of %d", writers, float64(sent)/took.Seconds(), rate)
+}
