@@ -19,9 +19,9 @@ import (
 )
 
 // Burst is the bucket's depth. It is at least a BitTorrent block (16 KiB), which the engine's limiter must
-// grant in one piece, and small enough that a full bucket is a few milliseconds at the rates a site's uplink
-// has.
-const Burst = 64 << 10
+// grant in one piece, and deep enough (100 ms at 20 Mbit/s) that writers woken late on a busy machine find
+// the tokens that accrued meanwhile instead of losing them to a full bucket.
+const Burst = 256 << 10
 
 // chunk is the most one write takes from the bucket at once: a BitTorrent block, so that HTTP writes and the
 // engine's blocks compete on equal terms.
@@ -97,22 +97,25 @@ func (c *conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// take waits until the bucket holds n tokens and takes them. It asks the way the BitTorrent engine does
-// (take now, or wait and ask again) rather than queueing a reservation for the future: a queue of HTTP writes
-// would hold the bucket in debt for good, and the engine, which never queues, would never send again. Calls
-// are serialized and read the clock under the lock: rate.Limiter credits an interval twice when the times
-// it is given go backwards, which concurrent callers on a busy machine do all the time.
+// take waits until the bucket holds n tokens and takes them. It asks exactly the way the BitTorrent engine
+// does (a reservation, cancelled when it would have to wait), so that both get their share: a queue of HTTP
+// reservations would hold the bucket in debt for good and starve the engine, which never queues, and asking
+// without reserving (AllowN) loses nearly every race to HTTP writes too. Calls are serialized and read the
+// clock under the lock: rate.Limiter credits an interval twice when the times it is given go backwards,
+// which concurrent callers on a busy machine do all the time.
 func (u *Uplink) take(ctx context.Context, n int) error {
 	for {
 		u.mu.Lock()
 		now := time.Now()
-		if u.lim.AllowN(now, n) {
+		r := u.lim.ReserveN(now, n)
+		wait := r.DelayFrom(now)
+		if wait == 0 {
 			u.mu.Unlock()
 			return nil
 		}
-		wait := time.Duration((float64(n) - u.lim.TokensAt(now)) / float64(u.lim.Limit()) * float64(time.Second))
+		r.CancelAt(time.Now())
 		u.mu.Unlock()
-		t := time.NewTimer(min(max(wait, time.Millisecond), maxPoll))
+		t := time.NewTimer(min(wait, maxPoll))
 		select {
 		case <-ctx.Done():
 			t.Stop()
