@@ -10,7 +10,7 @@ import (
 
 // Chart geometry, in SVG user units.
 const (
-	chartWidth  = 960
+	chartWidth  = 1010
 	plotLeft    = 64
 	plotRight   = 900
 	panelHeight = 330

@@ -151,8 +151,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("crowdbench: uplink %v bytes/s is not positive", c.Uplink)
 	case c.Images < 1 || c.Images > 50:
 		return fmt.Errorf("crowdbench: %d images; want 1 to 50", c.Images)
-	case c.ImageSide < 16 || c.ImageSide > 4096:
-		return fmt.Errorf("crowdbench: image side %d; want 16 to 4096 pixels", c.ImageSide)
+	case c.ImageSide < 160 || c.ImageSide > 4096:
+		// Under 160 pixels an image is under the gateway's 64 KiB swarm minimum: there would be no swarm.
+		return fmt.Errorf("crowdbench: image side %d; want 160 to 4096 pixels", c.ImageSide)
 	case c.PageTimeout < time.Second:
 		return fmt.Errorf("crowdbench: page timeout %v; want at least 1s", c.PageTimeout)
 	case !(c.Threshold > 0):
