@@ -408,13 +408,13 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	}
 
 	run := ModeResult{Mode: mode, Label: mode.String()}
-	tl := newTimeline(m, cfg)
 	t0 := time.Now()
+	tl := newTimeline(m, cfg, t0)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		tl.sample(sampleCtx, t0, cfg.Interval, cfg.Progress, mode)
+		tl.sample(sampleCtx, cfg.Interval, cfg.Progress, mode)
 	}()
 
 	visits := make([]Visit, cfg.Browsers+cfg.Plain)
@@ -478,7 +478,11 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	if m.fed != nil {
 		run.HelpersSent = m.helpersSent()
 	}
-	run.summarize(s.size, cfg.PageTimeout, tl)
+	var siteIP netip.Addr
+	if m.fed != nil {
+		siteIP = m.fed.IPs[0]
+	}
+	run.summarize(s.size, cfg.PageTimeout, tl, siteIP)
 	return run, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -50,7 +51,7 @@ type ModeResult struct {
 	Timeline       []Sample `json:"timeline"`
 }
 
-func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeline) {
+func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeline, site netip.Addr) {
 	var browser, plain []float64
 	for _, v := range r.Visits {
 		t := v.Seconds
@@ -63,7 +64,7 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 			r.PeersSent += v.Uploaded
 		} else {
 			plain = append(plain, t)
-			if v.Server != "" && !v.Failed && r.Mode == With && !isSiteAddr(v.Server) {
+			if ap, err := netip.ParseAddrPort(v.Server); err == nil && !v.Failed && r.Mode == With && ap.Addr() != site {
 				r.PlainToHelpers++
 			}
 		}
@@ -80,20 +81,16 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 	}
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if r.Mode == With && len(tl.list) > 0 {
-		t0 := time.Now().Add(-time.Duration(tl.list[len(tl.list)-1].T * float64(time.Second)))
+	if r.Mode == With {
 		r.CrowdAfter, r.RecruitSeconds = -1, -1
 		if !tl.crowdAt.IsZero() {
-			r.CrowdAfter = tl.crowdAt.Sub(t0).Seconds()
+			r.CrowdAfter = tl.crowdAt.Sub(tl.t0).Seconds()
 			if !tl.helperAt.IsZero() {
 				r.RecruitSeconds = tl.helperAt.Sub(tl.crowdAt).Seconds()
 			}
 		}
 	}
 }
-
-// isSiteAddr says whether a plain visitor's server is the site's own machine (127.0.0.1).
-func isSiteAddr(s string) bool { return len(s) > 10 && s[:10] == "127.0.0.1:" }
 
 // percentile is the p-th percentile of xs (nearest rank); 0 for none.
 func percentile(xs []float64, p float64) float64 {

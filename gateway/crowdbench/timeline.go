@@ -31,7 +31,8 @@ type Sample struct {
 
 // timeline samples a run.
 type timeline struct {
-	m *machines
+	m  *machines
+	t0 time.Time // the run's start
 
 	mu       sync.Mutex
 	active   int
@@ -41,14 +42,12 @@ type timeline struct {
 	crowdAt  time.Time // when the gateway declared the crowd
 	helperAt time.Time // when DNS first published a helper
 	arrivals int
-	total    int
-	browsers int
-	plain    int
+	total    int // visitors to come
 	lineLen  int // of the last progress line, to blank it out
 }
 
-func newTimeline(m *machines, cfg Config) *timeline {
-	return &timeline{m: m, total: cfg.Browsers + cfg.Plain}
+func newTimeline(m *machines, cfg Config, t0 time.Time) *timeline {
+	return &timeline{m: m, t0: t0, total: cfg.Browsers + cfg.Plain}
 }
 
 func (tl *timeline) arrive() {
@@ -75,13 +74,18 @@ func (tl *timeline) samples() []Sample {
 }
 
 // sample records a Sample every interval until ctx ends, and rewrites a progress line on progress.
-func (tl *timeline) sample(ctx context.Context, t0 time.Time, interval time.Duration, progress io.Writer, mode Mode) {
+func (tl *timeline) sample(ctx context.Context, interval time.Duration, progress io.Writer, mode Mode) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	lastLine := time.Time{}
-	for {
+	for final := false; ; {
+		select {
+		case <-ctx.Done():
+			final = true // one last sample: the timeline ends with the run's final state
+		default:
+		}
 		now := time.Now()
-		s := Sample{T: now.Sub(t0).Seconds(), Site: tl.m.siteSent()}
+		s := Sample{T: now.Sub(tl.t0).Seconds(), Site: tl.m.siteSent()}
 		if f := tl.m.fed; f != nil {
 			g := f.Servers[0]
 			snap := g.Snapshot()
@@ -121,9 +125,11 @@ func (tl *timeline) sample(ctx context.Context, t0 time.Time, interval time.Dura
 			fmt.Fprintf(progress, "\r%-*s", tl.lineLen, line)
 			tl.lineLen = len(line)
 		}
+		if final {
+			return
+		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-tick.C:
 		}
 	}
