@@ -19,9 +19,12 @@ const (
 	// DefaultMinSize is the smallest resource put in a torrent. Smaller ones load faster over HTTP than a
 	// swarm can be joined, and padding them to a piece boundary would waste more than they weigh.
 	DefaultMinSize = 64 << 10
-	// DefaultPieceLength balances the manifest's size (20 bytes of hash per piece) against the padding wasted
-	// per file (less than one piece) and the granularity of fallback to HTTP.
-	DefaultPieceLength = 64 << 10
+	// DefaultPieceLength is the smallest piece length a version gets, and DefaultMaxPieceLength the largest:
+	// each version takes the largest between them that wastes little on padding and leaves enough pieces to
+	// trade (see pieceLengthFor). Fewer, larger pieces cost browsers less CPU (a storage write, a hash and a
+	// have message each); smaller ones waste less padding per file.
+	DefaultPieceLength    = 64 << 10
+	DefaultMaxPieceLength = 1 << 20
 	// DefaultMaxResourceSize bounds one resource the catalogue stores.
 	DefaultMaxResourceSize = 1 << 30
 	// DefaultMaxResources bounds the resources one catalogue holds. Every distinct URL (query strings
@@ -39,8 +42,11 @@ type Config struct {
 	Dir string
 	// MinSize is the smallest resource that goes into a torrent.
 	MinSize int64
-	// PieceLength is the torrents' piece length; a power of two of at least 16 KiB.
-	PieceLength int64
+	// PieceLength is the torrents' piece length, a power of two of at least 16 KiB; with MaxPieceLength
+	// above it, the smallest one a version may get. When neither is set they default to DefaultPieceLength
+	// and DefaultMaxPieceLength; a PieceLength set alone is used for every version.
+	PieceLength    int64
+	MaxPieceLength int64
 	// MaxResourceSize bounds one stored resource.
 	MaxResourceSize int64
 	// KeepVersions is how many versions are kept besides the newest.
@@ -57,7 +63,11 @@ func (c *Config) fillDefaults() {
 	}
 	if c.PieceLength <= 0 {
 		c.PieceLength = DefaultPieceLength
+		if c.MaxPieceLength <= 0 {
+			c.MaxPieceLength = DefaultMaxPieceLength
+		}
 	}
+	c.MaxPieceLength = max(c.MaxPieceLength, c.PieceLength)
 	if c.MaxResourceSize <= 0 {
 		c.MaxResourceSize = DefaultMaxResourceSize
 	}
@@ -106,8 +116,10 @@ func Open(cfg Config) (*Catalog, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("catalog: no directory configured")
 	}
-	if cfg.PieceLength < 16<<10 || cfg.PieceLength&(cfg.PieceLength-1) != 0 {
-		return nil, fmt.Errorf("catalog: piece length %d is not a power of two of at least 16 KiB", cfg.PieceLength)
+	for _, pl := range []int64{cfg.PieceLength, cfg.MaxPieceLength} {
+		if pl < 16<<10 || pl&(pl-1) != 0 {
+			return nil, fmt.Errorf("catalog: piece length %d is not a power of two of at least 16 KiB", pl)
+		}
 	}
 	for _, d := range []string{"blobs", "versions", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {

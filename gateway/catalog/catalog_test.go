@@ -205,3 +205,60 @@ func TestResourcesAreBounded(t *testing.T) {
 		t.Fatal("a path already held must still be updated when the catalogue is full")
 	}
 }
+
+func TestPieceLengthFor(t *testing.T) {
+	sized := func(sizes ...int64) []Resource {
+		var res []Resource
+		for _, n := range sizes {
+			res = append(res, Resource{Size: n})
+		}
+		return res
+	}
+	many := make([]int64, 100)
+	for i := range many {
+		many[i] = 100_000
+	}
+	for _, tc := range []struct {
+		name string
+		res  []Resource
+		want int64
+	}{
+		// Five 2.1 MB photos: 256 KiB pads 10% (512 KiB would pad 20%), in 41 pieces.
+		{"photos", sized(2_100_000, 2_100_000, 2_100_000, 2_100_000, 2_100_000), 256 << 10},
+		// A hundred 100 kB images: anything above 64 KiB pads over a quarter.
+		{"many small", sized(many...), 64 << 10},
+		// One 100 MB file has no padding: the largest, still 100 pieces.
+		{"one big file", sized(100 << 20), 1 << 20},
+		// One small file: too few pieces for anything larger.
+		{"one small file", sized(70_000), 64 << 10},
+		{"nothing", nil, 64 << 10},
+	} {
+		if got := pieceLengthFor(tc.res, 64<<10, 1<<20); got != tc.want {
+			t.Errorf("%s: piece length %d KiB, want %d KiB", tc.name, got>>10, tc.want>>10)
+		}
+	}
+}
+
+// TestVersionsGetTheirOwnPieceLength: a catalogue left to its defaults lays out a version of big files in
+// larger pieces, with every file still starting on a piece boundary.
+func TestVersionsGetTheirOwnPieceLength(t *testing.T) {
+	c, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // 6 MB: 256 KiB would leave fewer than minPieces pieces
+		learn(t, c, fmt.Sprintf("/photo-%d.png", i), testData(2_000_000+i, uint64(i)))
+	}
+	v, _, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Info.PieceLength != 128<<10 {
+		t.Errorf("piece length %d KiB, want 128", v.Info.PieceLength>>10)
+	}
+	for _, f := range v.Files {
+		if f.Offset%v.Info.PieceLength != 0 {
+			t.Errorf("%s starts at %d, not on a piece boundary", f.Path, f.Offset)
+		}
+	}
+}
