@@ -69,7 +69,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 
-		var oursCmd *trackerbench.Command
+	var oursCmd *trackerbench.Command
 	if *url == "" {
 		exe, err := os.Executable()
 		if err != nil {
