@@ -119,46 +119,7 @@ func TestEngineIsNotStarvedByHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := u.Listener(ln)
-	defer sl.Close()
-	stop := make(chan struct{})
-	var writers sync.WaitGroup
-	for range 4 { // four HTTP streams
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			_, _ = io.Copy(io.Discard, c)
-		}()
-		c, err := sl.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			defer c.Close()
-			buf := make([]byte, 256<<10)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := c.Write(buf); err != nil {
-					return
-				}
-			}
-		}()
-	}
+	stopHTTP := streams(t, u, 4) // four HTTP streams
 	// The engine's way: each of anacrolix/torrent's peer connections (eight here) reserves a block in
 	// PeerConn.upload, cancels it on any delay and tries again once the delay has passed.
 	var engine atomic.Int64
@@ -180,9 +141,8 @@ func TestEngineIsNotStarvedByHTTP(t *testing.T) {
 		}()
 	}
 	conns.Wait()
-	close(stop)
 	http := u.Sent()
-	writers.Wait()
+	stopHTTP()
 	share := float64(engine.Load()) / float64(engine.Load()+http)
 	t.Logf("engine %d bytes, HTTP %d bytes: engine share %.2f", engine.Load(), http, share)
 	// Its share depends on scheduling: against writers as fast as these (readers that never wait) it is small,
@@ -202,16 +162,34 @@ func TestNeverExceedsTheRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const writers = 24
+	stop := streams(t, u, writers)
+	time.Sleep(2 * time.Second)
+	sent, took := u.Sent(), time.Since(start)
+	stop()
+	if limit := int64(rate*took.Seconds()) + Burst; sent > limit {
+		t.Errorf("%d writers sent %d bytes in %v; the uplink allows %d", writers, sent, took, limit)
+	}
+	t.Logf("%d writers: %.0f bytes/s at a rate of %d", writers, float64(sent)/took.Seconds(), rate)
+}
+
+// streams opens n connections through the uplink's listener on loopback, each written to as fast as the
+// uplink lets it and read by a client that never waits, until stop is called (which waits for them all).
+func streams(t *testing.T, u *Uplink, n int) (stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sl := u.Listener(ln)
-	defer sl.Close()
-	const writers = 24
+	done := make(chan struct{})
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for range writers {
+	stop = func() {
+		close(done)
+		sl.Close()
+		wg.Wait()
+	}
+	for range n {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -224,15 +202,16 @@ func TestNeverExceedsTheRate(t *testing.T) {
 		}()
 		c, err := sl.Accept()
 		if err != nil {
+			stop()
 			t.Fatal(err)
 		}
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			buf := make([]byte, 100<<10)
+			buf := make([]byte, 128<<10)
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -242,13 +221,5 @@ func TestNeverExceedsTheRate(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second)
-	sent, took := u.Sent(), time.Since(start)
-	close(stop)
-	sl.Close()
-	wg.Wait()
-	if limit := int64(rate*took.Seconds()) + Burst; sent > limit {
-		t.Errorf("%d writers sent %d bytes in %v; the uplink allows %d", writers, sent, took, limit)
-	}
-	t.Logf("%d writers: %.0f bytes/s at a rate of %d", writers, float64(sent)/took.Seconds(), rate)
+	return stop
 }
