@@ -19,6 +19,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/webseed"
 )
 
 // serveAsset serves the browser bundles: the loader with a short cache life (its URL is fixed in the site's
@@ -155,7 +156,6 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		Version: v.Name, InfoHash: v.InfoHash.HexString(), Torrent: torrent.Bytes(), PieceLength: v.Info.PieceLength,
 		Files:      make(map[string]ManifestFile, len(v.Files)),
 		Tracker:    base.ws + PathAnnounce,
-		Webseeds:   []string{base.http + PathSeed},
 		ICEServers: s.cfg.ICEServers,
 		Engine:     PathPrefix + s.assets.Engine,
 		FallbackMs: fallback.Milliseconds(),
@@ -171,12 +171,7 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 	if s.cfg.TrackerURL != "" {
 		m.Tracker = s.cfg.TrackerURL
 	}
-	if s.coord != nil {
-		// Ready helpers' webseeds, in a crowd, take the place of the site's own: they have the capacity.
-		if hw := s.coord.webseeds(); len(hw) > 0 {
-			m.Webseeds, m.WebseedsNow = hw, true
-		}
-	}
+	m.Webseeds, m.WebseedsNow = s.webseedsFor(v, base)
 	if m.ICEServers == nil && s.stunPort != 0 {
 		m.ICEServers = []ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}
 	}
@@ -188,6 +183,45 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 			SHA256: fmt.Sprintf("%x", f.SHA256)}
 	}
 	return m, nil
+}
+
+// webseedsFor is where engines may take v's pieces over HTTP: the site's own webseed, or in a crowd (for the
+// current version) the ready helpers' webseeds in its place, which have the capacity to spare (now).
+func (s *Server) webseedsFor(v *catalog.Version, base *pageBase) (urls []string, now bool) {
+	if s.coord != nil && v == s.cat.Current() {
+		if hw := s.coord.webseeds(); len(hw) > 0 {
+			return hw, true
+		}
+	}
+	return []string{base.http + PathSeed}, false
+}
+
+// Webseeds is what PathWebseeds serves: a version's webseeds as a manifest would give them now. Engines that
+// are still loading ask for it, so that helpers that became ready after the page loaded take their load.
+type Webseeds struct {
+	Version  string   `json:"version"`
+	Webseeds []string `json:"webseeds"`
+	Now      bool     `json:"now,omitempty"`
+}
+
+func (s *Server) serveWebseeds(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("version")
+	if name == "" {
+		http.Error(w, "swarmgate: want ?version=", http.StatusBadRequest)
+		return
+	}
+	v, err := s.cat.Version(name)
+	if err != nil {
+		http.Error(w, "swarmgate: no such version", http.StatusNotFound)
+		return
+	}
+	ws := Webseeds{Version: v.Name}
+	ws.Webseeds, ws.Now = s.webseedsFor(v, baseOf(r))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := json.NewEncoder(w).Encode(ws); err != nil {
+		s.log.Debug("gateway: writing webseeds", slog.Any("err", err))
+	}
 }
 
 // pageBase holds the gateway's URLs as the browser reached it.
@@ -231,6 +265,9 @@ func (s *Server) serveSeed(w http.ResponseWriter, r *http.Request) {
 	v, err := s.cat.Version(r.PathValue("version"))
 	if err != nil {
 		http.NotFound(w, r)
+		return
+	}
+	if webseed.CrossOrigin(w, r) {
 		return
 	}
 	f, size, err := v.Open(r.PathValue("path"))

@@ -142,6 +142,26 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 	}, nil
 }
 
+// favoured reports whether a connection's remote address belongs to the member recruited first among those
+// still fetching: the site's uplink sends to it before anyone else (Config.Uplink). Every copy a helper holds
+// adds a whole uplink of capacity, so the first helper is ready in the time its copy takes on the full link,
+// then the next; what the crowd's browsers miss meanwhile they get from one another. (Favouring all of them
+// at once would make the first wait for them all.)
+func (c *coordinator) favoured(a netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first *helperState
+	for _, h := range c.helpers {
+		if h.state != helperAsked && h.state != helperAccepted {
+			continue
+		}
+		if first == nil || h.asked.Before(first.asked) || (h.asked.Equal(first.asked) && h.member.Name < first.member.Name) {
+			first = h
+		}
+	}
+	return first != nil && slices.Contains(first.member.Addresses, a)
+}
+
 func (c *coordinator) kick() {
 	select {
 	case c.wake <- struct{}{}:
@@ -400,15 +420,24 @@ func (c *coordinator) publish(ctx context.Context, state monitor.State) {
 	if c.dns == nil || c.s.cfg.SiteName == "" {
 		return
 	}
-	var set []steer.Weighted
-	for _, a := range c.self.Addresses {
-		set = append(set, steer.Weighted{Addr: a, Weight: uint32(c.cfg.HelpCapacity)})
-	}
+	var helpers []steer.Weighted
 	if state == monitor.Crowd {
 		for _, h := range c.readyHelpers() {
-			set = append(set, steer.Weighted{Addr: h.addr.Addr(), Weight: uint32(max(h.capacity, 1))})
+			helpers = append(helpers, steer.Weighted{Addr: h.addr.Addr(), Weight: uint32(max(h.capacity, 1))})
 		}
 	}
+	// Weights are spare capacity, and in a crowd the site has none: once helpers are ready the site's own
+	// addresses stay in the answers (a client that tries several still finds it) with the least weight, so
+	// that nearly every new client goes to a helper instead of the full link.
+	own := uint32(c.cfg.HelpCapacity)
+	if len(helpers) > 0 {
+		own = 1
+	}
+	var set []steer.Weighted
+	for _, a := range c.self.Addresses {
+		set = append(set, steer.Weighted{Addr: a, Weight: own})
+	}
+	set = append(set, helpers...)
 	c.mu.Lock()
 	same := slices.Equal(set, c.published)
 	c.mu.Unlock()

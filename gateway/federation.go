@@ -35,6 +35,9 @@ func (s *Server) joinFederation(cfg FederationConfig) error {
 		return err
 	}
 	s.coord = c
+	if s.cfg.Uplink != nil {
+		s.cfg.Uplink.SetPriority(c.favoured)
+	}
 	s.mux.Handle("POST "+federation.Path, federation.Handler(v, cfg.Key, s.log, s.onFederation))
 	s.mux.HandleFunc("GET "+PathJob+"{infohash}", s.serveJob)
 	return nil

@@ -24,6 +24,8 @@ import (
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/gateway/uplink"
+	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
@@ -112,6 +114,45 @@ func resolve(t *testing.T, server netip.AddrPort) []netip.Addr {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
+}
+
+// firstAnswer is the first address a client gets for the site: the one it connects to.
+func firstAnswer(t *testing.T, server netip.AddrPort) netip.Addr {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(siteName), dns.TypeA)
+	r, err := dns.Exchange(m, server.String())
+	if err != nil {
+		t.Fatalf("dns: %v", err)
+	}
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			addr, _ := netip.AddrFromSlice(a.A.To4())
+			return addr
+		}
+	}
+	t.Fatalf("dns: no address in %v", r)
+	return netip.Addr{}
+}
+
+// webseedsNow asks the gateway on 127.0.0.1:port for a version's webseeds and checks the status.
+func webseedsNow(t *testing.T, port int, version string, status int) gateway.Webseeds {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?version=%s", port, gateway.PathWebseeds, url.QueryEscape(version)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var w gateway.Webseeds
+	if resp.StatusCode != status {
+		t.Fatalf("webseeds of %q: status %d, want %d", version, resp.StatusCode, status)
+	}
+	if status == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
 }
 
 func addrs(s ...string) []netip.Addr {
@@ -223,6 +264,25 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	if m.Mode != "crowd" || !slices.Equal(m.Webseeds, wantSeeds) || m.FallbackMs != 4*gateway.DefaultFallback.Milliseconds() || !m.WebseedsNow {
 		t.Errorf("manifest in a crowd: mode %q, webseeds %v (want %v, now %v), fallback %d ms", m.Mode, m.Webseeds, wantSeeds, m.WebseedsNow, m.FallbackMs)
 	}
+	// Engines of pages that loaded before the helpers were ready learn of them by asking again.
+	if w := webseedsNow(t, port, v.Name, http.StatusOK); !w.Now || !slices.Equal(w.Webseeds, wantSeeds) || w.Version != v.Name {
+		t.Errorf("webseeds in a crowd: %+v, want %v now", w, wantSeeds)
+	}
+	webseedsNow(t, port, "no-such-version", http.StatusNotFound)
+	webseedsNow(t, port, "", http.StatusBadRequest)
+
+	// The site's own address stays in the answers, but with helpers ready it has the least weight: it has no
+	// capacity to spare in a crowd, so nearly every new client goes to a helper.
+	originFirst := 0
+	const queries = 200
+	for range queries {
+		if firstAnswer(t, dnsSrv.Addr()) == netip.MustParseAddr("127.0.0.1") {
+			originFirst++
+		}
+	}
+	if originFirst > queries/10 {
+		t.Errorf("the origin came first in %d of %d answers during the crowd; want few (weight 1 against the helpers' capacity)", originFirst, queries)
+	}
 
 	// A client without P2P that resolves through our DNS gets the same bytes from each helper.
 	get := func(ip netip.Addr, path string) []byte {
@@ -269,6 +329,10 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1"))
 	})
 	waitUntil(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
+	ownSeed := []string{fmt.Sprintf("http://127.0.0.1:%d%s", port, gateway.PathSeed)}
+	if w := webseedsNow(t, port, v.Name, http.StatusOK); w.Now || !slices.Equal(w.Webseeds, ownSeed) {
+		t.Errorf("webseeds after the crowd: %+v, want the site's own %v", w, ownSeed)
+	}
 	waitUntil(t, 10*time.Second, "beta released", func() bool {
 		for _, h := range mustHelpers(alpha.g) {
 			if h.Name == "beta" && h.State != "released" {
@@ -345,5 +409,58 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLoadingPageTakesAHelpersWebseed: a page whose engine began loading before the crowd, and so before any
+// helper was ready, takes the rest of the site from a helper's webseed once one is: the engine asks the gateway
+// for webseeds while it loads, and the helper's webseed, another origin than the page's, allows the reads.
+// The site's uplink (1 MiB/s) goes to the helper first while it fetches, so the page cannot finish from the
+// site meanwhile; the fallback is long enough that the engine never turns to the site's own webseed.
+func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
+	port := samePort(t, "127.0.0.1", "127.0.0.2")
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	keys, fed := newFederation(t, port, "alpha", "beta")
+	fedCfg := func(n string) *gateway.FederationConfig {
+		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: 300 * time.Millisecond}
+	}
+	up, err := uplink.New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
+		SiteName: siteName, Federation: fedCfg("alpha"), PeerListen: "127.0.0.1:0", Uplink: up, Fallback: 10 * time.Minute,
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
+	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0"})
+	waitUntil(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
+	v := alpha.g.Catalog().Current()
+
+	p := browsertest.Start(t).NewPage()
+	loaded := make(chan pageResult, 1)
+	go func() { loaded <- loadPage(t, p, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML)) }()
+	// Once the page's engine has joined the swarm, the crowd comes.
+	waitUntil(t, 30*time.Second, "the page's engine in the swarm", func() bool {
+		_, leechers := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
+		return leechers >= 1
+	})
+	if alpha.g.Monitor().Status().State != monitor.Normal {
+		t.Fatal("crowd before the load began")
+	}
+	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
+	defer stopLoad()
+
+	res := <-loaded
+	checkHashes(t, s, "the page", res)
+	t.Logf("engine stats: %v", res.Stats)
+	helpers, took := alpha.g.Helpers()
+	t.Logf("helpers %+v, first ready %v after the crowd began", helpers, took)
+	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" {
+		t.Fatalf("the page fell back to HTTP: %v (console %v)", res.Via, p.Console())
+	}
+	// The site's own webseed never came into use (the fallback is ten minutes), so these bytes are the helper's.
+	if res.Stats["webseedBytes"] == 0 {
+		t.Errorf("the page took nothing from the helper's webseed; console %v", p.Console())
 	}
 }

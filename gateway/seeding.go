@@ -32,7 +32,7 @@ func (s *Server) startSeeder() error {
 		Logger:      s.log,
 	}
 	if s.cfg.Uplink != nil {
-		scfg.UploadLimiter = s.cfg.Uplink.Limiter()
+		scfg.Shape = s.cfg.Uplink.Conn
 	}
 	sd, err := seeder.New(scfg)
 	if err != nil {

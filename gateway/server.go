@@ -36,8 +36,9 @@ const (
 	PathMetrics  = PathPrefix + "metrics"
 	PathManifest = PathPrefix + "manifest.json"
 	PathLoader   = PathPrefix + "loader.js"
-	PathSeed     = PathPrefix + "seed/" // BEP 19 webseed root: PathSeed + version name + "/" + file path
-	PathStats    = PathPrefix + "stats" // engines report bytes by source here
+	PathSeed     = PathPrefix + "seed/"    // BEP 19 webseed root: PathSeed + version name + "/" + file path
+	PathStats    = PathPrefix + "stats"    // engines report bytes by source here
+	PathWebseeds = PathPrefix + "webseeds" // ?version=: a version's webseeds now, for engines still loading
 )
 
 // Defaults for Config.
@@ -98,7 +99,8 @@ type Config struct {
 	// served over HTTPS, and helpers recruited for it must serve it so too.
 	TLS *tls.Config
 	// Uplink, if set, shapes everything the gateway sends (HTTP responses, and the seeder's pieces to
-	// browsers and BitTorrent peers) to the uplink's rate, as this machine's link would.
+	// browsers and BitTorrent peers) to the uplink's rate, as this machine's link would. During a crowd,
+	// helpers still fetching the site go first on it.
 	Uplink *uplink.Uplink
 	// TLSListen, if set, is a TCP address to serve HTTPS on beside plain HTTP on Listen. A helper needs it
 	// (or TLS on Listen) to help sites served over HTTPS. The certificate is chosen by the name the client
@@ -229,7 +231,9 @@ func New(cfg Config) (*Server, error) {
 	s.mux.Handle("GET "+PathAnnounce, s.tracker)
 	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET "+PathManifest, s.serveManifest)
+	s.mux.HandleFunc("GET "+PathWebseeds, s.serveWebseeds)
 	s.mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", s.serveSeed)
+	s.mux.HandleFunc("OPTIONS "+PathSeed+"{version}/{path...}", s.serveSeed)
 	s.mux.HandleFunc("GET "+PathPrefix+"{file}", s.serveAsset)
 	s.mux.HandleFunc("POST "+PathStats, s.serveStats)
 	s.dash = web.New(web.Config{Snapshot: s.Snapshot, Token: cfg.DashboardToken, Logger: cfg.Logger})

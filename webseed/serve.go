@@ -68,6 +68,25 @@ func (h *Helper) serveFile(w http.ResponseWriter, r *http.Request, j *job, f *fi
 	h.stats.steered.add(cw.n)
 }
 
+// CrossOrigin lets pages of any origin read a webseed's responses: the bytes are a site's public assets,
+// and a page's engine reaches a helper's webseed by the helper's address, another origin than the page's.
+// WebTorrent's webseed requests carry headers that are not CORS-safelisted (Cache-Control, and Range when
+// it is not a single range), so browsers send a preflight first; CrossOrigin answers it, for a couple of hours
+// at a time, and reports that the request is done.
+func CrossOrigin(w http.ResponseWriter, r *http.Request) (done bool) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Content-Range, Content-Length, Accept-Ranges, ETag")
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+	h.Set("Access-Control-Allow-Headers", "Range, Cache-Control, User-Agent")
+	h.Set("Access-Control-Max-Age", "7200") // Chromium's ceiling
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
 // serveSeed is the BEP 19 webseed: byte ranges of a version's files, padding files as zeros. It reports
 // false, having written nothing, when no ready version has the name.
 func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) bool {
@@ -76,8 +95,11 @@ func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) 
 	if j == nil {
 		return false
 	}
+	if CrossOrigin(w, r) {
+		return true
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		http.Error(w, "swarmgate: method not allowed", http.StatusMethodNotAllowed)
 		return true
 	}

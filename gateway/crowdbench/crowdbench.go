@@ -66,6 +66,7 @@ const (
 	DefaultPageTimeout = 3 * time.Minute
 	DefaultThreshold   = 1 // site requests (pages and assets, not /.swarm/) per second: the default arrivals make about 3
 	DefaultInterval    = 250 * time.Millisecond
+	DefaultBrowserNice = 10
 	maxBrowsers        = 100
 	maxPlain           = 500
 )
@@ -94,6 +95,11 @@ type Config struct {
 	// SharedBrowser runs every browser visitor in one Chromium process (each in a browser context of its
 	// own) instead of one process each.
 	SharedBrowser bool `json:"sharedBrowser"`
+	// BrowserNice is the scheduling niceness of the visitors' browsers (default DefaultBrowserNice; negative:
+	// none). The servers stand for machines of their own, and visitors' browsers for visitors' machines: on
+	// one machine, twenty browsers would otherwise leave the site and its helpers too little CPU to send at
+	// their uplinks' rate, which no real site suffers from its visitors' CPUs.
+	BrowserNice int `json:"browserNice"`
 	// Dir is scratch space (default a temporary directory, removed at the end).
 	Dir string `json:"-"`
 	// Logger receives the servers' logs; nil discards them.
@@ -132,6 +138,11 @@ func Defaults(cfg Config) Config {
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
 	}
+	if cfg.BrowserNice == 0 {
+		cfg.BrowserNice = DefaultBrowserNice
+	} else if cfg.BrowserNice < 0 {
+		cfg.BrowserNice = 0
+	}
 	if len(cfg.Modes) == 0 {
 		cfg.Modes = []Mode{Without, With}
 	}
@@ -160,6 +171,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("crowdbench: threshold %v is not positive", c.Threshold)
 	case c.Interval <= 0:
 		return fmt.Errorf("crowdbench: sampling interval %v is not positive", c.Interval)
+	case c.BrowserNice < 0 || c.BrowserNice > 19:
+		return fmt.Errorf("crowdbench: browser niceness %d; want 0 to 19", c.BrowserNice)
 	}
 	for _, m := range c.Modes {
 		if m != With && m != Without {
@@ -262,20 +275,15 @@ type machines struct {
 	resolve func(context.Context) (netip.AddrPort, error) // a plain client's address for the site
 }
 
-// siteSent is what has left the site's machine: HTTP from origin and gateway, and the seeder's pieces.
-func (m *machines) siteSent() int64 {
-	n := m.site.Sent()
-	if m.fed != nil {
-		n += m.fed.Servers[0].Bytes()[gateway.SourceSeeder]
-	}
-	return n
-}
+// siteSent is what has left the site's machine: everything origin and gateway sent through its uplink
+// (HTTP, and the seeder's peer connections).
+func (m *machines) siteSent() int64 { return m.site.Sent() }
 
 // helpersSent is what has left the cooperating servers' machines.
 func (m *machines) helpersSent() int64 {
 	var n int64
-	for i, u := range m.helpers {
-		n += u.Sent() + m.fed.Servers[i+1].Bytes()[gateway.SourceSeeder]
+	for _, u := range m.helpers {
+		n += u.Sent()
 	}
 	return n
 }
@@ -292,11 +300,18 @@ func start(ctx context.Context, cfg Config, mode Mode, s *site, dir string) (m *
 	}
 	origin := &http.Server{Handler: http.FileServer(http.Dir(s.dir)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	// Without swarmgate the origin faces the visitors, through the site's uplink. With it, the origin sits
+	// behind the gateway on the same machine: what it sends the gateway never leaves the machine, and only
+	// what the gateway sends on goes through the uplink (counting both would charge every proxied byte twice).
+	var public net.Listener = ln
+	if mode == Without {
+		public = m.site.Listener(ln)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = origin.Serve(m.site.Listener(ln))
+		_ = origin.Serve(public)
 	}()
 	stopOrigin := func() {
 		_ = origin.Close()
@@ -392,7 +407,7 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	// SharedBrowser puts them all in one (as separate browser contexts) to save memory.
 	var shared context.Context
 	if cfg.SharedBrowser {
-		bctx, stopBrowser, err := browsertest.Launch(filepath.Join(dir, "chromium"))
+		bctx, stopBrowser, err := browsertest.Launch(filepath.Join(dir, "chromium"), browsertest.Nice(cfg.BrowserNice))
 		if err != nil {
 			return ModeResult{}, err
 		}
@@ -404,7 +419,7 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 			ctx, cancel := chromedp.NewContext(shared, chromedp.WithNewBrowserContext())
 			return ctx, cancel, nil
 		}
-		return browsertest.Launch(filepath.Join(dir, fmt.Sprintf("chromium-%d", i)))
+		return browsertest.Launch(filepath.Join(dir, fmt.Sprintf("chromium-%d", i)), browsertest.Nice(cfg.BrowserNice))
 	}
 
 	run := ModeResult{Mode: mode, Label: mode.String()}
@@ -477,6 +492,8 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	run.SiteSent = m.siteSent()
 	if m.fed != nil {
 		run.HelpersSent = m.helpersSent()
+		run.SiteBySource = m.fed.Servers[0].Bytes()
+		delete(run.SiteBySource, gateway.SourcePeers) // not the site's bytes
 	}
 	var siteIP netip.Addr
 	if m.fed != nil {

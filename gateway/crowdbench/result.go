@@ -32,9 +32,12 @@ type ModeResult struct {
 	Failed   int     `json:"failed"`
 	// SiteSent is every byte the site's machine sent (origin and gateway: HTTP and seeding); HelpersSent the
 	// cooperating servers'; PeersSent what browsers sent each other (their engines' counts).
-	SiteSent    int64 `json:"siteSent"`
-	HelpersSent int64 `json:"helpersSent"`
-	PeersSent   int64 `json:"peersSent"`
+	SiteSent int64 `json:"siteSent"`
+	// SiteBySource splits what the gateway sent by source (its counters: proxied origin bodies, its own store
+	// and webseed, its seeder's piece data); with swarmgate only.
+	SiteBySource map[string]int64 `json:"siteBySource,omitempty"`
+	HelpersSent  int64            `json:"helpersSent"`
+	PeersSent    int64            `json:"peersSent"`
 	// SitePerVisitor is SiteSent over all visitors, and over the site's size.
 	SitePerVisitor      float64 `json:"sitePerVisitor"`
 	SitePerVisitorSites float64 `json:"sitePerVisitorSites"`

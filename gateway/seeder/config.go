@@ -10,7 +10,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
-	"golang.org/x/time/rate"
 )
 
 // Config configures a Seeder. Zero fields take the defaults below; DataDir is required.
@@ -37,9 +36,10 @@ type Config struct {
 	// MaxPeers bounds the browsers served at once, counting peer connections from answer to close; offers
 	// beyond it are not answered (the browser gets its pieces elsewhere). Default DefaultMaxPeers.
 	MaxPeers int
-	// UploadLimiter, if set, shapes every byte of piece data the engine sends (to browsers and to BitTorrent
-	// peers alike); its burst must be at least a block (16 KiB). Nil: unlimited.
-	UploadLimiter *rate.Limiter
+	// Shape, if set, wraps every peer connection (browsers' data channels, BitTorrent peers accepted and
+	// dialed) before the engine uses it, as uplink.Uplink.Conn does to shape what the machine sends. Nil:
+	// connections are used as they are.
+	Shape func(net.Conn) net.Conn
 	// GatherTimeout bounds ICE candidate gathering for one answer. Default DefaultGatherTimeout.
 	GatherTimeout time.Duration
 	// OpenTimeout is how long an answered peer connection may take to open its data channel before it is

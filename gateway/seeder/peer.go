@@ -173,7 +173,7 @@ func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 			return
 		}
 		p.log.Debug("seeder: data channel open", slog.String("remote", remote.String()))
-		if !p.s.ln.deliver(c, p.done) {
+		if !p.s.ln.deliver(p.s.shape(c), p.done) {
 			_ = c.Close()
 		}
 	})

@@ -93,9 +93,6 @@ func New(cfg Config) (*Seeder, error) {
 	cc.DisableAcceptRateLimiting = true // else one failed handshake blocks a whole /24 for 15 minutes
 	cc.MaxAllocPeerRequestDataPerConn = maxAllocPeerRequestData
 	cc.EstablishedConnsPerTorrent = cfg.MaxPeers // MaxPeers bounds browsers; do not drop them again
-	if cfg.UploadLimiter != nil {
-		cc.UploadRateLimiter = cfg.UploadLimiter
-	}
 	engineLog := levelHandler{
 		h: cfg.Logger.With(slog.String("component", "torrent")).Handler(), min: cfg.EngineLogLevel,
 	}

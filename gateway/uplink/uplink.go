@@ -1,7 +1,9 @@
 // Package uplink shapes what one machine sends to a token-bucket rate, as the machine's network uplink
-// would: connections accepted through its listeners wait for tokens before each write, and the BitTorrent
-// engine's upload limiter draws from the same bucket. An operator uses it to leave room for other services
-// on a shared link; the flash-crowd benchmark uses it to give a site's machine the uplink a real one has.
+// would: connections accepted through its listeners, and any connection given to Conn (the BitTorrent
+// engine's peer connections), wait for tokens before each write. Writes to addresses it is told to favour
+// (SetPriority: a site's cooperating servers while they fetch what they will serve) go first. An operator uses
+// it to leave room for other services on a shared link; the flash-crowd benchmark uses it to give a site's
+// machine the uplink a real one has.
 package uplink
 
 import (
@@ -9,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,13 +21,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Burst is the bucket's depth. It is at least a BitTorrent block (16 KiB), which the engine's limiter must
-// grant in one piece, and deep enough (100 ms at 20 Mbit/s) that writers woken late on a busy machine find
-// the tokens that accrued meanwhile instead of losing them to a full bucket.
+// Burst is the bucket's depth. It is at least a write's chunk (16 KiB), and deep enough (100 ms at 20 Mbit/s)
+// that writers woken late on a busy machine find the tokens that accrued meanwhile instead of losing them to
+// a full bucket.
 const Burst = 256 << 10
 
 // chunk is the most one write takes from the bucket at once: a BitTorrent block, so that HTTP writes and the
-// engine's blocks compete on equal terms.
+// engine's pieces compete on equal terms.
 const chunk = 16 << 10
 
 // maxPoll bounds how long a waiting write sleeps before it asks the bucket again.
@@ -32,9 +35,10 @@ const maxPoll = 20 * time.Millisecond
 
 // Uplink is one machine's shared send capacity.
 type Uplink struct {
-	lim  *rate.Limiter
-	mu   sync.Mutex // serializes take's use of lim
-	sent atomic.Int64
+	lim      *rate.Limiter
+	mu       sync.Mutex // serializes take's use of lim
+	sent     atomic.Int64
+	priority atomic.Pointer[func(netip.Addr) bool]
 }
 
 // New returns an uplink that sends bytesPerSecond on average.
@@ -48,12 +52,24 @@ func New(bytesPerSecond float64) (*Uplink, error) {
 // Rate is the uplink's rate in bytes per second.
 func (u *Uplink) Rate() float64 { return float64(u.lim.Limit()) }
 
-// Limiter is the token bucket, for the BitTorrent engine's upload limiter. Bytes it grants there are not
-// counted in Sent.
-func (u *Uplink) Limiter() *rate.Limiter { return u.lim }
-
-// Sent is the number of bytes written so far on connections accepted through the uplink's listeners.
+// Sent is the number of bytes written so far on the uplink's connections.
 func (u *Uplink) Sent() int64 { return u.sent.Load() }
+
+// SetPriority makes writes to the remote addresses f names go before all others, from their next write on:
+// while they have bytes to send, other connections send nothing. f is called for every write of up to 16 KiB,
+// concurrently, and must be quick. Nil removes it.
+func (u *Uplink) SetPriority(f func(remote netip.Addr) bool) {
+	if f == nil {
+		u.priority.Store(nil)
+		return
+	}
+	u.priority.Store(&f)
+}
+
+func (u *Uplink) favours(a netip.Addr) bool {
+	f := u.priority.Load()
+	return f != nil && a.IsValid() && (*f)(a)
+}
 
 // Listener returns ln with every accepted connection's writes shaped by the uplink.
 func (u *Uplink) Listener(ln net.Listener) net.Listener { return listener{ln, u} }
@@ -68,13 +84,35 @@ func (l listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.u.Conn(c), nil
+}
+
+// Conn returns c with its writes shaped by the uplink and counted in Sent. Closing it releases a write that
+// waits for tokens.
+func (u *Uplink) Conn(c net.Conn) net.Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{Conn: c, u: l.u, ctx: ctx, cancel: cancel}, nil
+	return &conn{Conn: c, u: u, remote: remoteAddr(c), ctx: ctx, cancel: cancel}
+}
+
+// remoteAddr is c's remote IP address, or the zero Addr when it has none (a pipe, a WebRTC data channel
+// without an address).
+func remoteAddr(c net.Conn) netip.Addr {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case interface{ AddrPort() netip.AddrPort }:
+		return a.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 type conn struct {
 	net.Conn
 	u      *Uplink
+	remote netip.Addr
 	ctx    context.Context // ends at Close, releasing a write that waits for tokens
 	cancel context.CancelFunc
 }
@@ -83,7 +121,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), chunk)
-		if err := c.u.take(c.ctx, n); err != nil {
+		if err := c.u.take(c.ctx, n, c.u.favours(c.remote)); err != nil {
 			return written, net.ErrClosed
 		}
 		m, err := c.Conn.Write(p[:n])
@@ -97,13 +135,16 @@ func (c *conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// take waits until the bucket holds n tokens and takes them. It asks exactly the way the BitTorrent engine
-// does (a reservation, cancelled when it would have to wait), so that both get their share: a queue of HTTP
-// reservations would hold the bucket in debt for good and starve the engine, which never queues, and asking
-// without reserving (AllowN) loses nearly every race to HTTP writes too. Calls are serialized and read the
-// clock under the lock: rate.Limiter credits an interval twice when the times it is given go backwards,
-// which concurrent callers on a busy machine do all the time.
-func (u *Uplink) take(ctx context.Context, n int) error {
+// take waits until the bucket holds n tokens and takes them.
+//
+// An ordinary write asks for a reservation and cancels it when it would have to wait, then asks again: a
+// queue of reservations would hold the bucket in debt, and whoever queues first would starve the rest. A
+// favoured write does exactly that on purpose: it reserves and waits its turn, so that while favoured
+// connections have bytes to send the bucket stays in debt to them and ordinary writes find no tokens.
+//
+// Calls are serialized and read the clock under the lock: rate.Limiter credits an interval twice when the
+// times it is given go backwards, which concurrent callers on a busy machine do all the time.
+func (u *Uplink) take(ctx context.Context, n int, favoured bool) error {
 	for {
 		u.mu.Lock()
 		now := time.Now()
@@ -112,6 +153,20 @@ func (u *Uplink) take(ctx context.Context, n int) error {
 		if wait == 0 {
 			u.mu.Unlock()
 			return nil
+		}
+		if favoured {
+			u.mu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				u.mu.Lock()
+				r.CancelAt(time.Now())
+				u.mu.Unlock()
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
 		}
 		r.CancelAt(time.Now())
 		u.mu.Unlock()

@@ -3,6 +3,7 @@ package uplink
 import (
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,46 +111,36 @@ func TestCloseReleasesAWaitingWrite(t *testing.T) {
 	}
 }
 
-// TestEngineIsNotStarvedByHTTP: the BitTorrent engine asks the shared bucket for a block and, when it would
-// have to wait, cancels and asks again later. HTTP writes streaming through the uplink at the same time
-// must leave it some; a queue of HTTP reservations would leave it none.
-func TestEngineIsNotStarvedByHTTP(t *testing.T) {
+// TestFavouredGoFirst: while a favoured connection has bytes to send it takes nearly all of the uplink from
+// four ordinary ones; once it is no longer favoured, they are not starved.
+func TestFavouredGoFirst(t *testing.T) {
 	const rate = 2 << 20
 	u, err := New(rate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopHTTP := streams(t, u, 4) // four HTTP streams
-	// The engine's way: each of anacrolix/torrent's peer connections (eight here) reserves a block in
-	// PeerConn.upload, cancels it on any delay and tries again once the delay has passed.
-	var engine atomic.Int64
-	var conns sync.WaitGroup
-	deadline := time.Now().Add(3 * time.Second)
-	for range 8 {
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			for time.Now().Before(deadline) {
-				r := u.Limiter().ReserveN(time.Now(), 16<<10)
-				if d := r.Delay(); d > 0 {
-					r.Cancel()
-					time.Sleep(d)
-					continue
-				}
-				engine.Add(16 << 10)
-			}
-		}()
+	fav := netip.MustParseAddr("127.0.0.2")
+	var favour atomic.Bool
+	favour.Store(true)
+	u.SetPriority(func(a netip.Addr) bool { return favour.Load() && a == fav })
+	ordinary, stopOrdinary := streamsFrom(t, u, "127.0.0.1", 4)
+	favoured, stopFavoured := streamsFrom(t, u, fav.String(), 1)
+	defer stopOrdinary()
+	defer stopFavoured()
+	time.Sleep(1500 * time.Millisecond)
+	f, o := favoured.Load(), ordinary.Load()
+	share := float64(f) / float64(f+o)
+	t.Logf("favoured %d bytes, four ordinary %d bytes: favoured share %.2f", f, o, share)
+	// A fair share would be 0.2. Only a busy machine's late wake-ups leave the ordinary ones any tokens.
+	if share < 0.5 {
+		t.Errorf("the favoured connection got %.0f%% of the uplink beside four ordinary ones", 100*share)
 	}
-	conns.Wait()
-	http := u.Sent()
-	stopHTTP()
-	share := float64(engine.Load()) / float64(engine.Load()+http)
-	t.Logf("engine %d bytes, HTTP %d bytes: engine share %.2f", engine.Load(), http, share)
-	// Its share depends on scheduling: against writers as fast as these (readers that never wait) it is small,
-	// against browsers' connections (slow readers) it is large, as the crowd benchmark's seeder figures show.
-	// What holds in every case is that it is not starved outright, as it is by a queue of HTTP reservations.
-	if engine.Load() < 16<<10 {
-		t.Errorf("the engine got %d bytes (%.1f%% of the uplink) beside four HTTP streams", engine.Load(), 100*share)
+	favour.Store(false)
+	time.Sleep(100 * time.Millisecond)
+	before := ordinary.Load()
+	time.Sleep(time.Second)
+	if got := ordinary.Load() - before; got < 64<<10 {
+		t.Errorf("once nothing is favoured, four ordinary connections got %d bytes in a second at %d B/s", got, rate)
 	}
 }
 
@@ -176,6 +167,12 @@ func TestNeverExceedsTheRate(t *testing.T) {
 // streams opens n connections through the uplink's listener on loopback, each written to as fast as the
 // uplink lets it and read by a client that never waits, until stop is called (which waits for them all).
 func streams(t *testing.T, u *Uplink, n int) (stop func()) {
+	_, stop = streamsFrom(t, u, "127.0.0.1", n)
+	return stop
+}
+
+// streamsFrom is streams with the clients dialing from the address from; read counts what they all read.
+func streamsFrom(t *testing.T, u *Uplink, from string, n int) (read *atomic.Int64, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -184,21 +181,33 @@ func streams(t *testing.T, u *Uplink, n int) (stop func()) {
 	sl := u.Listener(ln)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	var once sync.Once
 	stop = func() {
-		close(done)
-		sl.Close()
-		wg.Wait()
+		once.Do(func() {
+			close(done)
+			sl.Close()
+			wg.Wait()
+		})
 	}
+	read = new(atomic.Int64)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 	for range n {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := d.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				return
 			}
 			defer c.Close()
-			_, _ = io.Copy(io.Discard, c)
+			buf := make([]byte, 64<<10)
+			for {
+				m, err := c.Read(buf)
+				read.Add(int64(m))
+				if err != nil {
+					return
+				}
+			}
 		}()
 		c, err := sl.Accept()
 		if err != nil {
@@ -221,5 +230,5 @@ func streams(t *testing.T, u *Uplink, n int) (stop func()) {
 			}
 		}()
 	}
-	return stop
+	return read, stop
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -38,16 +39,41 @@ var Flags = []chromedp.ExecAllocatorOption{
 	chromedp.Flag("disable-sync", true),
 }
 
+// Option changes how Launch starts Chromium, never with a Chromium switch (Flags are the only ones).
+type Option func(*launch)
+
+type launch struct{ nice int }
+
+// Nice runs Chromium and every process it starts at the scheduling niceness n (1 to 19): on a machine that
+// also runs the servers a benchmark measures, visitors' browsers then take only the CPU the servers leave,
+// as they would on visitors' own machines.
+func Nice(n int) Option { return func(l *launch) { l.nice = min(max(n, 0), 19) } }
+
 // Launch starts Chromium with a fresh profile in dir and returns the context of its first tab; new browser
 // contexts (chromedp.WithNewBrowserContext) made from it are separate visitors. stop ends the browser.
-func Launch(dir string) (ctx context.Context, stop func(), err error) {
+func Launch(dir string, options ...Option) (ctx context.Context, stop func(), err error) {
 	if _, err := exec.LookPath(Path); err != nil {
 		return nil, nil, fmt.Errorf("browsertest: %s not found (bash .ci/test installs Debian chromium): %w", Path, err)
+	}
+	var l launch
+	for _, o := range options {
+		o(&l)
 	}
 	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(Path),
 		chromedp.UserDataDir(filepath.Join(dir, "profile")),
 	}, Flags...)
+	if l.nice > 0 {
+		nice, err := exec.LookPath("nice")
+		if err != nil {
+			return nil, nil, fmt.Errorf("browsertest: %w", err)
+		}
+		// nice execs Chromium in its own place: the process chromedp started and stops is Chromium's.
+		opts = append(opts, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{"nice", "-n", strconv.Itoa(l.nice), cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = nice
+		}))
+	}
 	if os.Getenv("BROWSERTEST_OUTPUT") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
 	}

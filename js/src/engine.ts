@@ -16,6 +16,10 @@ import { gateUploads } from './uploads'
 // visitors) are reported once traffic has paused this long, not only when the page goes away.
 const REPORT_IDLE_MS = 1000
 
+// While files are wanted, the engine asks the gateway this often which webseeds to use: helpers that became
+// ready after the page loaded take the place of the site's own webseed (see PathWebseeds).
+const WEBSEED_POLL_MS = 2000
+
 // The most memory the store's piece cache may take.
 const MAX_CACHE_BYTES = 128 << 20
 
@@ -73,6 +77,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   const sources = new Map<number, Set<any>>() // piece index -> wires that sent blocks of it
   let lastProgress = Date.now()
   let webseeded = false
+  let stopped = false // the visitor opted out (policy.watch below)
   let stalled = false // the swarm made no progress for fallbackMs: the seeder serves every piece it holds
 
   // The gateway's seeder is the seed of last resort: a piece that an unchoking browser peer holds is not
@@ -133,16 +138,49 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   // A file that makes no progress even from the webseeds is given up, so the page loads it over HTTP.
   const wanted = new Map<any, (err: Error) => void>() // file -> its url() rejecter
   const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
+  let webseeds = m.webseeds
+  const added = new Set<string>()
   const addWebseeds = () => {
-    for (const url of m.webseeds) torrent.addWebSeed(url)
+    for (const url of webseeds) {
+      if (!added.has(url)) torrent.addWebSeed(url)
+      added.add(url)
+    }
   }
-  if (m.webseedsNow && m.webseeds.length > 0) {
+  const useNow = () => {
     webseeded = true
     if (torrent.ready) addWebseeds()
     else torrent.once('ready', addWebseeds)
   }
+  if (m.webseedsNow && webseeds.length > 0) useNow()
+  // Webseeds with capacity to spare (helpers in a crowd) that appear while files are wanted replace the ones
+  // in use: the site's own webseed then stops competing for the site's full link.
+  let polling = false
+  let lastPoll = Date.now()
+  const poll = async () => {
+    polling = true
+    lastPoll = Date.now()
+    try {
+      const res = await fetch(`/.swarm/webseeds?version=${encodeURIComponent(m.version)}`, { cache: 'no-store' })
+      if (!res.ok) return
+      const w: { version: string, webseeds: string[], now?: boolean } = await res.json()
+      if (!w.now || w.version !== m.version || w.webseeds.length === 0 || stopped) return
+      for (const url of added) {
+        if (!w.webseeds.includes(url)) {
+          torrent.removePeer(url)
+          added.delete(url)
+        }
+      }
+      webseeds = w.webseeds
+      useNow()
+    } catch {
+      // The next poll tries again; the swarm and the fallbacks go on meanwhile.
+    } finally {
+      polling = false
+    }
+  }
   const timer = setInterval(() => {
     if (wanted.size === 0) return
+    if (!polling && Date.now() - lastPoll >= WEBSEED_POLL_MS) void poll()
     const idle = Date.now() - lastProgress
     if (idle >= m.fallbackMs) stalled = true
     if (!webseeded && idle >= m.fallbackMs) {
@@ -159,7 +197,6 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   torrent.on('done', () => clearInterval(timer))
 
   // The visitor opted out while the page was open: leave the swarm; files not yet complete load over HTTP.
-  let stopped = false
   policy.watch(() => {
     if (stopped || policy.mode().mode !== 'off') return
     stopped = true

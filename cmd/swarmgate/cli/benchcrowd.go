@@ -30,6 +30,7 @@ func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.PageTimeout, "timeout", crowdbench.DefaultPageTimeout, "a visit not complete by then failed")
 	fs.Float64Var(&cfg.Threshold, "threshold", crowdbench.DefaultThreshold, "requests per second at which the gateway declares a crowd")
 	fs.BoolVar(&cfg.SharedBrowser, "shared-browser", false, "run every browser visitor in one Chromium process (less memory; its browser process then carries all WebRTC traffic)")
+	fs.IntVar(&cfg.BrowserNice, "browser-nice", crowdbench.DefaultBrowserNice, "scheduling niceness of the browsers (0 to 19; -1: none), so that the servers, which stand for machines of their own, get the CPU they need")
 	modes := fs.String("modes", "without,with", "runs, in order: without (the bare origin), with (swarmgate and two helpers)")
 	out := fs.String("out", ".", "directory for crowd.json and crowd.svg")
 	jsonOut := fs.Bool("json", false, "print the figures as JSON instead of a table")
