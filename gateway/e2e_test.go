@@ -241,6 +241,42 @@ func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
 	t.Logf("site egress for 5 visitors: %d bytes = %.2fx the heavy assets", egress, float64(egress)/float64(heavy))
 }
 
+// TestReturningVisitorReadsItsStore: a second view of the same site version, in the same browser, takes its
+// files from the pieces the first view kept in the browser's storage (docs/privacy.md): nothing is downloaded
+// again, and the bytes are right.
+func TestReturningVisitorReadsItsStore(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+	p := browsertest.Start(t).NewPage()
+
+	first := loadPage(t, p, pageURL)
+	checkHashes(t, s, "first view", first)
+	if first.Via["photo"] != "p2p" || first.Via["tone"] != "p2p" {
+		t.Fatalf("first view did not use the engine: %v (console %v)", first.Via, p.Console())
+	}
+	got := first.Stats["peerBytes"] + first.Stats["seederBytes"] + first.Stats["webseedBytes"]
+	if got == 0 {
+		t.Fatalf("first view downloaded nothing: %v", first.Stats)
+	}
+	seeded := g.Bytes()[gateway.SourceSeeder]
+
+	again := loadPage(t, p, pageURL) // the same tab: the same browser storage
+	checkHashes(t, s, "second view", again)
+	if again.Via["photo"] != "p2p" || again.Via["tone"] != "p2p" {
+		t.Fatalf("second view did not use the engine: %v (console %v)", again.Via, p.Console())
+	}
+	t.Logf("first view %v; second view %v", first.Stats, again.Stats)
+	if n := again.Stats["peerBytes"] + again.Stats["seederBytes"] + again.Stats["webseedBytes"]; n != 0 {
+		t.Errorf("second view downloaded %.0f bytes again; want them from the browser's storage", n)
+	}
+	if n := g.Bytes()[gateway.SourceSeeder] - seeded; n != 0 {
+		t.Errorf("the seeder sent the second view %d bytes", n)
+	}
+}
+
 // TestWithoutWebRTCThePageLoadsOverHTTP: a browser without WebRTC, and one whose tracker is unreachable, still
 // show every asset with the right bytes, and the page's scripts log no error.
 func TestWithoutWebRTCThePageLoadsOverHTTP(t *testing.T) {
