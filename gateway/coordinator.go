@@ -62,6 +62,8 @@ const (
 	// maxChallengesPerHelper bounds the challenge records one helper may have published at once: an order
 	// for the site's name needs one, a retried order a second.
 	maxChallengesPerHelper = 4
+	// maxJobHelperPeers bounds the helpers a job lists as peers (a helper refuses a job with too many).
+	maxJobHelperPeers = 16
 	// helpLease is how long a help request holds without renewal (HelpRequest.Until): a helper whose site
 	// owner vanished stops on its own.
 	helpLease = 30 * time.Minute
@@ -88,6 +90,7 @@ type helperState struct {
 	addr      netip.AddrPort // where it serves, once ready
 	tlsAddr   netip.AddrPort // where it serves HTTPS, once ready
 	capacity  int
+	peer      netip.AddrPort // its BitTorrent listener, once it accepted (Accept.PeerAddress)
 	challenge []byte
 	version   *catalog.Version
 	asked     time.Time
@@ -142,14 +145,17 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 	}, nil
 }
 
-// favoured reports whether a connection's remote address belongs to the member recruited first among those
-// still fetching: the site's uplink sends to it before anyone else (Config.Uplink). Every copy a helper holds
-// adds a whole uplink of capacity, so the first helper is ready in the time its copy takes on the full link,
-// then the next; what the crowd's browsers miss meanwhile they get from one another. (Favouring all of them
-// at once would make the first wait for them all.)
+// favoured reports whether this server's uplink (Config.Uplink) sends to a connection's remote address before
+// anyone else. Every copy a helper holds adds a whole uplink of capacity, so:
+//
+//   - While this server recruits, it favours the member it recruited first among those still fetching: that
+//     helper is ready in the time its copy takes on the full link, then the next. (Favouring all of them at
+//     once would make the first wait for them all.) What the crowd's browsers miss meanwhile they get from
+//     one another.
+//   - Otherwise it favours every other member: a helper's fellow helpers fetch from it (a job lists the
+//     helpers recruited before), and they serve the crowd as soon as they hold the site.
 func (c *coordinator) favoured(a netip.Addr) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	var first *helperState
 	for _, h := range c.helpers {
 		if h.state != helperAsked && h.state != helperAccepted {
@@ -159,7 +165,16 @@ func (c *coordinator) favoured(a netip.Addr) bool {
 			first = h
 		}
 	}
-	return first != nil && slices.Contains(first.member.Addresses, a)
+	c.mu.Unlock()
+	if first != nil {
+		return slices.Contains(first.member.Addresses, a)
+	}
+	for _, m := range c.cfg.Members.Members() {
+		if m.Name != c.self.Name && slices.Contains(m.Addresses, a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *coordinator) kick() {
@@ -222,6 +237,7 @@ func (c *coordinator) recruit(ctx context.Context) {
 	if v == nil {
 		return
 	}
+	var asks []*helperState
 	for _, m := range c.cfg.Members.Members() {
 		if m.Name == c.self.Name {
 			continue
@@ -237,12 +253,36 @@ func (c *coordinator) recruit(ctx context.Context) {
 		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now(), tls: c.s.cfg.TLS != nil}
 		c.helpers[m.Name] = h
 		c.mu.Unlock()
-		c.s.wg.Add(1)
-		go func() {
-			defer c.s.wg.Done()
-			c.ask(ctx, h)
-		}()
+		asks = append(asks, h)
 	}
+	if len(asks) == 0 {
+		return
+	}
+	// One after another: a member asked later reads in its job the BitTorrent addresses of those that accepted
+	// before it, and fetches from them as well as from the site, so the site's link carries each piece to the
+	// helpers about once (an answer takes milliseconds; the fetches take seconds).
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		for _, h := range asks {
+			c.ask(ctx, h)
+		}
+	}()
+}
+
+// helperPeers are the BitTorrent addresses of the helpers that accepted version v (or are ready with it),
+// for jobs: a helper fetching v fetches from them too.
+func (c *coordinator) helperPeers(v *catalog.Version) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, h := range c.helpers {
+		if h.version == v && h.peer.IsValid() && (h.state == helperAccepted || h.state == helperReady) {
+			out = append(out, h.peer.String())
+		}
+	}
+	slices.Sort(out)
+	return out[:min(len(out), maxJobHelperPeers)]
 }
 
 // reaskAfter is how long a member that declined or failed is left alone before it is asked again in the
@@ -283,6 +323,10 @@ func (c *coordinator) ask(ctx context.Context, h *helperState) {
 		h.state, h.reason = helperFailed, err.Error()
 	default:
 		h.state, h.capacity = helperAccepted, acc.Capacity
+		// Only at an address the federation lists for the member: a job sends other helpers to dial it.
+		if ap, err := netip.ParseAddrPort(acc.PeerAddress); err == nil && slices.Contains(h.member.Addresses, ap.Addr().Unmap()) {
+			h.peer = ap
+		}
 	}
 	c.log.Info("coordinator: help request answered", slog.String("member", h.member.Name), slog.String("state", h.state),
 		slog.String("reason", h.reason))

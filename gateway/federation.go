@@ -93,6 +93,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 			}
 			job.Peers = []string{net.JoinHostPort(host, strconv.Itoa(port))}
 		}
+		job.Peers = append(job.Peers, s.coord.helperPeers(v)...)
 		for _, f := range v.Files {
 			job.Files[f.Path] = JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256)}
 		}

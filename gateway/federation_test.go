@@ -243,6 +243,31 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 
 	// The helpers also joined the site's swarm on alpha's tracker, to seed visitors' browsers over WebRTC.
 	v := alpha.g.Catalog().Current()
+
+	// Members were asked one after another, and a job lists the helpers that accepted: a helper asked later
+	// fetched from those before it too. Each is listed at its own address.
+	jresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s%s", port, gateway.PathJob, v.InfoHash.HexString()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job gateway.Job
+	err = json.NewDecoder(jresp.Body).Decode(&job)
+	jresp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	for _, p := range job.Peers {
+		h, _, err := net.SplitHostPort(p)
+		if err != nil {
+			t.Fatalf("job peer %q: %v", p, err)
+		}
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	if !slices.Equal(hosts, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
+		t.Errorf("job peers %v: want the site's seeder and both helpers'", job.Peers)
+	}
 	waitUntil(t, 10*time.Second, "helpers in the site's swarm", func() bool {
 		seeders, _ := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
 		return seeders >= 3 // alpha's seeder, beta's and gamma's

@@ -125,7 +125,26 @@ func (s *Server) help(ctx context.Context, from string, r *federation.HelpReques
 		defer s.wg.Done()
 		s.reportReady(member, r, ih, challenge, job)
 	}()
-	return &federation.Accept{InfoHash: r.InfoHash, Capacity: max(1, int(s.helping.Spare()*float64(s.coord.cfg.HelpCapacity)))}, nil
+	return &federation.Accept{InfoHash: r.InfoHash, Capacity: max(1, int(s.helping.Spare()*float64(s.coord.cfg.HelpCapacity))),
+		PeerAddress: s.peerAddress()}, nil
+}
+
+// peerAddress is where other members' seeders reach this one's BitTorrent listener: its listen address when
+// that names one, else the first address the federation lists for this member; empty when it has neither.
+func (s *Server) peerAddress() string {
+	port := s.seeder.ListenPort()
+	if port == 0 {
+		return ""
+	}
+	host, _, _ := net.SplitHostPort(s.cfg.PeerListen)
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.IsUnspecified() {
+		if len(s.coord.self.Addresses) == 0 {
+			return ""
+		}
+		ip = s.coord.self.Addresses[0]
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
 }
 
 // fetchJob gets a version's job description from the member that asks for help, and checks it against the

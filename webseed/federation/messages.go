@@ -130,6 +130,9 @@ type Accept struct {
 	InfoHash string `json:"infohash"`
 	// Capacity is the load the helper offers, in requests per second; DNS weights helpers by it.
 	Capacity int `json:"capacity"`
+	// PeerAddress, if set, is the helper's BitTorrent listener ("IP:port"): helpers recruited after it fetch
+	// from it too, so that the site's link carries each piece to the helpers about once.
+	PeerAddress string `json:"peerAddress,omitempty"`
 }
 
 func (*Accept) Kind() Kind { return KindAccept }
@@ -140,6 +143,11 @@ func (m *Accept) Validate() error {
 	}
 	if m.Capacity <= 0 {
 		return fmt.Errorf("capacity %d: must be positive: %w", m.Capacity, ErrBadBody)
+	}
+	if m.PeerAddress != "" {
+		if ap, err := netip.ParseAddrPort(m.PeerAddress); err != nil || ap.Port() == 0 || !ap.Addr().IsValid() {
+			return fmt.Errorf("peer address %q: want IP:port: %w", m.PeerAddress, ErrBadBody)
+		}
 	}
 	return nil
 }
