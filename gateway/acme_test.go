@@ -193,6 +193,22 @@ func TestHelperHTTPSByACME(t *testing.T) {
 	t.Logf("crowd start to beta in DNS, certificate from pebble included: %v (alpha's count from its crowd state: %v)",
 		time.Since(crowd).Round(time.Millisecond), took.Round(time.Millisecond))
 
+	// Pages served over HTTPS keep the site's own webseed: beta's is plain HTTP at its address, which such a
+	// page may not fetch (mixed content).
+	wreq, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s?version=%s", port, gateway.PathWebseeds,
+		url.QueryEscape(alpha.g.Catalog().Current().Name)), nil)
+	wreq.Header.Set("X-Forwarded-Proto", "https")
+	wresp, err := http.DefaultClient.Do(wreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws gateway.Webseeds
+	err = json.NewDecoder(wresp.Body).Decode(&ws)
+	wresp.Body.Close()
+	if want := fmt.Sprintf("https://127.0.0.1:%d%s", port, gateway.PathSeed); err != nil || ws.Now || !slices.Equal(ws.Webseeds, []string{want}) {
+		t.Errorf("webseeds for an HTTPS page in the crowd: %+v (%v); want only %s", ws, err, want)
+	}
+
 	// Recruited, beta still may not have challenges published for another name.
 	alphaURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if got := postEnvelope(t, alphaURL, sealed(t, keys["beta"], "beta", "alpha",

@@ -186,9 +186,11 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 }
 
 // webseedsFor is where engines may take v's pieces over HTTP: the site's own webseed, or in a crowd (for the
-// current version) the ready helpers' webseeds in its place, which have the capacity to spare (now).
+// current version) the ready helpers' webseeds in its place, which have the capacity to spare (now). Helpers'
+// webseeds are plain HTTP at their addresses, which a page served over HTTPS may not fetch (mixed content):
+// such pages keep the site's own.
 func (s *Server) webseedsFor(v *catalog.Version, base *pageBase) (urls []string, now bool) {
-	if s.coord != nil && v == s.cat.Current() {
+	if s.coord != nil && v == s.cat.Current() && !strings.HasPrefix(base.http, "https:") {
 		if hw := s.coord.webseeds(); len(hw) > 0 {
 			return hw, true
 		}
