@@ -62,6 +62,10 @@ const (
 	// maxChallengesPerHelper bounds the challenge records one helper may have published at once: an order
 	// for the site's name needs one, a retried order a second.
 	maxChallengesPerHelper = 4
+	// favourFor bounds how long after it was asked a recruit is favoured on the site's uplink: long enough for
+	// a copy on any link worth recruiting for, short enough that a member that never finishes (or fetches
+	// again and again) cannot hold the link.
+	favourFor = time.Minute
 	// maxJobHelperPeers bounds the helpers a job lists as peers (a helper refuses a job with too many).
 	maxJobHelperPeers = 16
 	// helpLease is how long a help request holds without renewal (HelpRequest.Until): a helper whose site
@@ -148,17 +152,23 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 // favoured reports whether this server's uplink (Config.Uplink) sends to a connection's remote address before
 // anyone else. Every copy a helper holds adds a whole uplink of capacity, so:
 //
-//   - While this server recruits, it favours the member it recruited first among those still fetching: that
-//     helper is ready in the time its copy takes on the full link, then the next. (Favouring all of them at
-//     once would make the first wait for them all.) What the crowd's browsers miss meanwhile they get from
-//     one another.
+//   - While this server recruits, it favours the member it recruited first among those still fetching (for
+//     favourFor at most): that helper is ready in the time its copy takes on the full link, then the next.
+//     (Favouring all of them at once would make the first wait for them all.) What the crowd's browsers miss
+//     meanwhile they get from one another.
 //   - Otherwise it favours every other member: a helper's fellow helpers fetch from it (a job lists the
 //     helpers recruited before), and they serve the crowd as soon as they hold the site.
 func (c *coordinator) favoured(a netip.Addr) bool {
 	c.mu.Lock()
 	var first *helperState
+	recruiting := false
+	now := time.Now()
 	for _, h := range c.helpers {
 		if h.state != helperAsked && h.state != helperAccepted {
+			continue
+		}
+		recruiting = true
+		if now.Sub(h.asked) > favourFor {
 			continue
 		}
 		if first == nil || h.asked.Before(first.asked) || (h.asked.Equal(first.asked) && h.member.Name < first.member.Name) {
@@ -166,8 +176,8 @@ func (c *coordinator) favoured(a netip.Addr) bool {
 		}
 	}
 	c.mu.Unlock()
-	if first != nil {
-		return slices.Contains(first.member.Addresses, a)
+	if recruiting {
+		return first != nil && slices.Contains(first.member.Addresses, a)
 	}
 	for _, m := range c.cfg.Members.Members() {
 		if m.Name != c.self.Name && slices.Contains(m.Addresses, a) {

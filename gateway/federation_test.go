@@ -96,8 +96,8 @@ func runMember(t *testing.T, cfg gateway.Config) *member {
 	return &member{g: g, stop: stop}
 }
 
-// resolve asks our DNS server for the site's A records.
-func resolve(t *testing.T, server netip.AddrPort) []netip.Addr {
+// answers asks our DNS server for the site's A records, in the order of the answer.
+func answers(t *testing.T, server netip.AddrPort) []netip.Addr {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(siteName), dns.TypeA)
@@ -112,6 +112,13 @@ func resolve(t *testing.T, server netip.AddrPort) []netip.Addr {
 			out = append(out, addr)
 		}
 	}
+	return out
+}
+
+// resolve is the site's A records, sorted.
+func resolve(t *testing.T, server netip.AddrPort) []netip.Addr {
+	t.Helper()
+	out := answers(t, server)
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
 }
@@ -119,20 +126,11 @@ func resolve(t *testing.T, server netip.AddrPort) []netip.Addr {
 // firstAnswer is the first address a client gets for the site: the one it connects to.
 func firstAnswer(t *testing.T, server netip.AddrPort) netip.Addr {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(siteName), dns.TypeA)
-	r, err := dns.Exchange(m, server.String())
-	if err != nil {
-		t.Fatalf("dns: %v", err)
+	out := answers(t, server)
+	if len(out) == 0 {
+		t.Fatal("dns: no address for the site")
 	}
-	for _, rr := range r.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			addr, _ := netip.AddrFromSlice(a.A.To4())
-			return addr
-		}
-	}
-	t.Fatalf("dns: no address in %v", r)
-	return netip.Addr{}
+	return out[0]
 }
 
 // webseedsNow asks the gateway on 127.0.0.1:port for a version's webseeds and checks the status.
