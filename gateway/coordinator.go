@@ -66,6 +66,10 @@ const (
 	// a copy on any link worth recruiting for, short enough that a member that never finishes (or fetches
 	// again and again) cannot hold the link.
 	favourFor = time.Minute
+	// askTimeout bounds one help request: the member fetches the job (10 s at most) and answers.
+	askTimeout = 30 * time.Second
+	// askStagger is the longest a member that has not answered yet holds back the next one's request.
+	askStagger = 2 * time.Second
 	// maxJobHelperPeers bounds the helpers a job lists as peers (a helper refuses a job with too many).
 	maxJobHelperPeers = 16
 	// helpLease is how long a help request holds without renewal (HelpRequest.Until): a helper whose site
@@ -270,12 +274,28 @@ func (c *coordinator) recruit(ctx context.Context) {
 	}
 	// One after another: a member asked later reads in its job the BitTorrent addresses of those that accepted
 	// before it, and fetches from them as well as from the site, so the site's link carries each piece to the
-	// helpers about once (an answer takes milliseconds; the fetches take seconds).
+	// helpers about once (an answer takes milliseconds; the fetches take seconds). A member that is slow to
+	// answer holds the next one back for askStagger at most.
 	c.s.wg.Add(1)
 	go func() {
 		defer c.s.wg.Done()
 		for _, h := range asks {
-			c.ask(ctx, h)
+			answered := make(chan struct{})
+			c.s.wg.Add(1)
+			go func() {
+				defer c.s.wg.Done()
+				defer close(answered)
+				actx, cancel := context.WithTimeout(ctx, askTimeout)
+				defer cancel()
+				c.ask(actx, h)
+			}()
+			t := time.NewTimer(askStagger)
+			select {
+			case <-answered:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 	}()
 }

@@ -487,3 +487,57 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 		t.Errorf("the page took nothing from the helper's webseed; console %v", p.Console())
 	}
 }
+
+// TestSilentMemberDoesNotHoldBackRecruiting: members are asked one after another, but one that accepts the
+// connection and never answers holds the next back for a moment only.
+func TestSilentMemberDoesNotHoldBackRecruiting(t *testing.T) {
+	port := samePort(t, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	keys, fed := newFederation(t, port, "alpha", "beta", "gamma")
+	// beta's address takes connections and never answers.
+	silent, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held sync.WaitGroup
+	defer held.Wait()
+	held.Go(func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	})
+	dnsSrv, err := steer.NewServer(steer.ServerConfig{Zone: "example.test", Addr: "127.0.0.1:0", TTL: time.Second,
+		NameServers: []steer.NameServer{{Name: "ns1.example.test", Addrs: addrs("127.0.0.1")}}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fedCfg := func(n string) *gateway.FederationConfig {
+		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: 300 * time.Millisecond}
+	}
+	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
+		SiteName: siteName, Federation: fedCfg("alpha"), DNS: dnsSrv, PeerListen: "127.0.0.1:0",
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
+	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.3:%d", port), Federation: fedCfg("gamma"), PeerListen: "127.0.0.3:0"})
+
+	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
+	defer stopLoad()
+	start := time.Now()
+	waitUntil(t, 20*time.Second, "gamma in DNS while beta says nothing", func() bool {
+		return slices.Contains(resolve(t, dnsSrv.Addr()), netip.MustParseAddr("127.0.0.3"))
+	})
+	t.Logf("gamma in DNS %v after the load began", time.Since(start).Round(time.Millisecond))
+	silent.Close() // ends beta's hanging request, and the accept loop
+}
