@@ -165,7 +165,8 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   }
   if (m.webseedsNow && webseeds.length > 0) useNow()
   // Webseeds with capacity to spare (helpers in a crowd) that appear while files are wanted replace the ones
-  // in use: the site's own webseed then stops competing for the site's full link.
+  // in use: the site's own webseed then stops competing for the site's full link. When they go (the crowd is
+  // over and helpers are released), an engine that was using them goes back to the site's own.
   let polling = false
   let lastPoll = Date.now()
   const poll = async () => {
@@ -175,7 +176,8 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
       const res = await fetch(`/.swarm/webseeds?version=${encodeURIComponent(m.version)}`, { cache: 'no-store' })
       if (!res.ok) return
       const w: { version: string, webseeds: string[], now?: boolean } = await res.json()
-      if (!w.now || w.version !== m.version || w.webseeds.length === 0 || stopped) return
+      if (w.version !== m.version || w.webseeds.length === 0 || stopped) return
+      if (!w.now && !webseeded) return // the site's own webseed waits for a stall, as before
       for (const url of added) {
         if (!w.webseeds.includes(url)) {
           torrent.removePeer(url)
