@@ -109,14 +109,17 @@ type helperState struct {
 // publishes them in DNS once they prove they hold the content and pass a health check, withdraws failing
 // ones at once, and releases them after the crowd, once withdrawn records have expired.
 type coordinator struct {
-	s      *Server
-	cfg    FederationConfig
-	self   federation.Member
-	client *federation.Client
-	dns    steer.Publisher
-	log    *slog.Logger
-	http   *http.Client
-	https  *http.Client // health checks of helpers serving HTTPS: verifies their certificate for the site
+	s    *Server
+	cfg  FederationConfig
+	self federation.Member
+	// fellows are the other members' addresses (the federation file does not change while the server runs):
+	// favoured looks them up for every write on the uplink.
+	fellows map[netip.Addr]bool
+	client  *federation.Client
+	dns     steer.Publisher
+	log     *slog.Logger
+	http    *http.Client
+	https   *http.Client // health checks of helpers serving HTTPS: verifies their certificate for the site
 
 	mu         sync.Mutex
 	helpers    map[string]*helperState
@@ -142,7 +145,7 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 		cfg.ChallengeTimeout = DefaultChallengeTimeout
 	}
 	return &coordinator{
-		s: s, cfg: cfg, self: self, dns: dns, log: s.log.With(slog.String("component", "coordinator")),
+		s: s, cfg: cfg, self: self, fellows: fellowAddrs(cfg.Members, self.Name), dns: dns, log: s.log.With(slog.String("component", "coordinator")),
 		client: &federation.Client{Key: cfg.Key, Name: self.Name, Verifier: v},
 		http:   &http.Client{Timeout: healthTimeout},
 		https: &http.Client{Timeout: healthTimeout, Transport: &http.Transport{DisableKeepAlives: true,
@@ -183,12 +186,21 @@ func (c *coordinator) favoured(a netip.Addr) bool {
 	if recruiting {
 		return first != nil && slices.Contains(first.member.Addresses, a)
 	}
-	for _, m := range c.cfg.Members.Members() {
-		if m.Name != c.self.Name && slices.Contains(m.Addresses, a) {
-			return true
+	return c.fellows[a]
+}
+
+// fellowAddrs are the addresses of every member but self.
+func fellowAddrs(fed *federation.Federation, self string) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, m := range fed.Members() {
+		if m.Name == self {
+			continue
+		}
+		for _, a := range m.Addresses {
+			out[a] = true
 		}
 	}
-	return false
+	return out
 }
 
 func (c *coordinator) kick() {

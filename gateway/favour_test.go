@@ -27,11 +27,12 @@ func TestFavoured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ip := netip.MustParseAddr
 	alpha, _ := fed.Member("alpha")
 	beta, _ := fed.Member("beta")
 	gamma, _ := fed.Member("gamma")
-	c := &coordinator{cfg: FederationConfig{Members: fed}, self: alpha, helpers: map[string]*helperState{}}
-	ip := netip.MustParseAddr
+	c := &coordinator{cfg: FederationConfig{Members: fed}, self: alpha, helpers: map[string]*helperState{},
+		fellows: fellowAddrs(fed, alpha.Name)}
 	check := func(when string, want map[string]bool) {
 		t.Helper()
 		for a, w := range want {

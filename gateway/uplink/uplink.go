@@ -97,10 +97,7 @@ func (u *Uplink) Conn(c net.Conn) net.Conn {
 // remoteAddr is c's remote IP address, or the zero Addr when it has none (a pipe, a WebRTC data channel
 // without an address).
 func remoteAddr(c net.Conn) netip.Addr {
-	switch a := c.RemoteAddr().(type) {
-	case *net.TCPAddr:
-		return a.AddrPort().Addr().Unmap()
-	case interface{ AddrPort() netip.AddrPort }:
+	if a, ok := c.RemoteAddr().(interface{ AddrPort() netip.AddrPort }); ok { // TCP, UDP, the seeder's data channels
 		return a.AddrPort().Addr().Unmap()
 	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
