@@ -35,11 +35,7 @@ func TestListenerShapesWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := u.Listener(ln)
+	sl := listen(t, u)
 	defer sl.Close()
 	done := make(chan error, 1)
 	go func() {
@@ -52,7 +48,7 @@ func TestListenerShapesWrites(t *testing.T) {
 		_, err = c.Write(make([]byte, size))
 		done <- err
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", sl.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,14 +77,10 @@ func TestCloseReleasesAWaitingWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := u.Listener(ln)
+	sl := listen(t, u)
 	defer sl.Close()
 	go func() {
-		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		if c, err := net.Dial("tcp", sl.Addr().String()); err == nil {
 			defer c.Close()
 			_, _ = io.Copy(io.Discard, c)
 		}
@@ -174,11 +166,7 @@ func streams(t *testing.T, u *Uplink, n int) (stop func()) {
 // streamsFrom is streams with the clients dialing from the address from; read counts what they all read.
 func streamsFrom(t *testing.T, u *Uplink, from string, n int) (read *atomic.Int64, stop func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := u.Listener(ln)
+	sl := listen(t, u)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -195,7 +183,7 @@ func streamsFrom(t *testing.T, u *Uplink, from string, n int) (read *atomic.Int6
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			c, err := d.Dial("tcp", ln.Addr().String())
+			c, err := d.Dial("tcp", sl.Addr().String())
 			if err != nil {
 				return
 			}
@@ -231,4 +219,14 @@ func streamsFrom(t *testing.T, u *Uplink, from string, n int) (read *atomic.Int6
 		}()
 	}
 	return read, stop
+}
+
+// listen opens a loopback listener whose connections the uplink shapes.
+func listen(t *testing.T, u *Uplink) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Listener(ln)
 }
