@@ -176,6 +176,16 @@ func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
 		t.Fatalf("browser 1 did not use the engine: %v (console %v)", res.Via, first.Console())
 	}
 	t.Logf("browser 1 engine stats: %v", res.Stats)
+	// The version pads each file but the last to a piece boundary (BEP 47); the engine fills padding in
+	// itself, so what it receives is the files' bytes and at most the one block per file that holds both a
+	// file's end and the start of its padding.
+	padding := versionPadding(t, g)
+	got := int64(res.Stats["peerBytes"] + res.Stats["seederBytes"] + res.Stats["webseedBytes"])
+	if limit := heavy + 2*16<<10; padding > 2*16<<10 && got > limit {
+		t.Errorf("browser 1 received %d bytes for %d bytes of files and %d of padding; want at most %d",
+			got, heavy, padding, limit)
+	}
+	t.Logf("browser 1 received %d bytes for %d bytes of files (the version holds %d bytes of padding)", got, heavy, padding)
 
 	var (
 		wg                        sync.WaitGroup
@@ -239,6 +249,35 @@ func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
 		t.Errorf("site egress %d bytes for five visitors; want at most 2x the heavy assets (%d)", egress, 2*heavy)
 	}
 	t.Logf("site egress for 5 visitors: %d bytes = %.2fx the heavy assets", egress, float64(egress)/float64(heavy))
+}
+
+// versionPadding is the BEP 47 padding in the gateway's current version, from its manifest: the bytes from
+// each file's end to the piece boundary the next file starts on.
+func versionPadding(t *testing.T, g *gateway.Server) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + g.Addr().String() + gateway.PathManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m gateway.Manifest
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	var starts []int64
+	for _, f := range m.Files {
+		starts = append(starts, f.Offset)
+	}
+	var pad int64
+	for _, f := range m.Files {
+		end := f.Offset + f.Size
+		for _, s := range starts {
+			if s > end && s-end < m.PieceLength && s%m.PieceLength == 0 {
+				pad += s - end
+			}
+		}
+	}
+	return pad
 }
 
 // TestReturningVisitorReadsItsStore: a second view of the same site version, in the same browser, takes its
