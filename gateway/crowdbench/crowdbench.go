@@ -414,12 +414,27 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 		defer stopBrowser()
 		shared = bctx
 	}
+	// A visitor's browser is running before the visitor follows the link: the browsers start before the
+	// clock does, since starting Chromium (about 1.7 CPU-s here) is work of the visitor's own machine, which
+	// twenty starts during the run would take from the crowd on this one.
+	var browsers []browserTab
+	if shared == nil {
+		var err error
+		if browsers, err = startBrowsers(ctx, dir, cfg); err != nil {
+			return ModeResult{}, err
+		}
+		defer func() {
+			for _, b := range browsers {
+				b.stop()
+			}
+		}()
+	}
 	browser := func(i int) (context.Context, func(), error) {
 		if shared != nil {
 			ctx, cancel := chromedp.NewContext(shared, chromedp.WithNewBrowserContext())
 			return ctx, cancel, nil
 		}
-		return browsertest.Launch(filepath.Join(dir, fmt.Sprintf("chromium-%d", i)), browsertest.Nice(cfg.BrowserNice))
+		return browsers[i].ctx, browsers[i].stop, nil
 	}
 
 	run := ModeResult{Mode: mode, Label: mode.String()}
@@ -501,6 +516,68 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	}
 	run.summarize(s.size, cfg.PageTimeout, tl, siteIP)
 	return run, nil
+}
+
+// browserTab is a running visitor's browser: the context of its first tab, and what stops it.
+type browserTab struct {
+	ctx  context.Context
+	stop func()
+}
+
+// launchers is how many browsers start at once: the machine's two cores are busy with two.
+const launchers = 2
+
+// startBrowsers starts a browser for each visitor, a few at a time, telling cfg.Progress how far it is.
+func startBrowsers(ctx context.Context, dir string, cfg Config) ([]browserTab, error) {
+	tabs := make([]browserTab, cfg.Browsers)
+	errs := make([]error, cfg.Browsers)
+	next := make(chan int)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		started int
+	)
+	for range launchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				bctx, stop, err := browsertest.Launch(filepath.Join(dir, fmt.Sprintf("chromium-%d", i)),
+					browsertest.Nice(cfg.BrowserNice))
+				tabs[i], errs[i] = browserTab{bctx, stop}, err
+				mu.Lock()
+				started++
+				if cfg.Progress != nil {
+					fmt.Fprintf(cfg.Progress, "\rstarting the visitors' browsers: %d of %d", started, cfg.Browsers)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range cfg.Browsers {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if cfg.Progress != nil {
+		fmt.Fprintln(cfg.Progress)
+	}
+	err := ctx.Err()
+	for _, e := range errs {
+		err = errors.Join(err, e)
+	}
+	if err != nil {
+		for _, t := range tabs {
+			if t.stop != nil {
+				t.stop()
+			}
+		}
+		return nil, fmt.Errorf("starting browsers: %w", err)
+	}
+	return tabs, nil
 }
 
 // sleepUntil waits for t or ctx, and says whether t came.
