@@ -301,6 +301,17 @@ func TestReturningVisitorReadsItsStore(t *testing.T) {
 		t.Fatalf("first view downloaded nothing: %v", first.Stats)
 	}
 	seeded := g.Bytes()[gateway.SourceSeeder]
+	// The engine writes a page view's pieces to storage once the page has its files: a visitor who comes back
+	// later finds them there.
+	heavy := len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV])
+	stored, err := browsertest.Eval[float64](p, 20*time.Second, fmt.Sprintf(`(async () => {
+		const deadline = Date.now() + 15000;
+		while (window.swarmgate.stats().storedBytes < %d && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+		return window.swarmgate.stats().storedBytes;
+	})()`, heavy))
+	if err != nil || stored < float64(heavy) {
+		t.Fatalf("first view stored %.0f bytes of %d (%v); console %v", stored, heavy, err, p.Console())
+	}
 
 	again := loadPage(t, p, pageURL) // the same tab: the same browser storage
 	checkHashes(t, s, "second view", again)

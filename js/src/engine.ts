@@ -11,6 +11,7 @@
 import WebTorrent from 'webtorrent/dist/webtorrent.min.js'
 import FSAChunkStore from 'fsa-chunk-store'
 import type { Engine, EngineReport, EngineStats, Manifest, Policy } from './manifest'
+import { PageStore } from './store'
 import { gateUploads } from './uploads'
 
 // Bytes that move after the last report (endgame duplicates arriving after a file completed, uploads to later
@@ -21,17 +22,30 @@ const REPORT_IDLE_MS = 1000
 // ready after the page loaded take the place of the site's own webseed (see PathWebseeds).
 const WEBSEED_POLL_MS = 2000
 
-// WebTorrent's browser store (fsa-chunk-store, in the origin-private file system) writes every piece twice: as a
-// file of its own, and again into a copy of each torrent file it spans. The engine never reads the second copy
-// (pages get their files from the pieces, and a later page view reads the pieces back), while the store's
-// writes were about a fifth of a visitor's renderer CPU in a profiled crowd: this store keeps the pieces alone.
+// A version larger than the engine keeps in memory (MAX_CACHE_BYTES, see store.ts for the others) goes to
+// WebTorrent's browser store (fsa-chunk-store, in the origin-private file system), which writes every piece
+// twice: as a file of its own, and again into a copy of each torrent file it spans. The engine never reads the
+// second copy (pages get their files from the pieces, and a later page view reads the pieces back), while the
+// store's writes were about a fifth of a visitor's renderer CPU in a profiled crowd: this store keeps the
+// pieces alone.
 class PieceStore extends FSAChunkStore {
+  private readonly onStored: (bytes: number) => void
+
   constructor(chunkLength: number, opts: Record<string, unknown>) {
     super(chunkLength, { ...opts, files: undefined })
+    this.onStored = (opts.onStored as (bytes: number) => void) ?? (() => {})
+  }
+
+  put(index: number, buf: Uint8Array, cb: (err: Error | null) => void = () => {}) {
+    return super.put(index, buf, (err: Error | null) => {
+      if (!err) this.onStored(buf.length)
+      cb(err)
+    })
   }
 }
 
-// The most memory the store's piece cache may take.
+// The most memory a page view's pieces may take: a version up to this size is kept in memory whole
+// (PageStore); a larger one in fsa-chunk-store, behind a memory cache of this size.
 const MAX_CACHE_BYTES = 128 << 20
 
 // A BitTorrent block: what a piece is requested and stored in (torrent-piece's BLOCK_LENGTH).
@@ -124,18 +138,23 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   // Rarest first: the page uses a file only once it is complete, so the order of its pieces does not matter to
   // it, while visitors that arrive together then hold different pieces and trade them, instead of all taking
   // the same next piece from the first visitor (whose upload caps would leave the rest to the site).
-  // A page's files are small next to memory: the store's memory cache holds every piece (up to
-  // MAX_CACHE_BYTES), so serving later visitors does not read pieces back from the browser's storage, which took
-  // about a tenth of a visitor's CPU in a profiled crowd.
+  // A page's files are small next to memory: the store holds every piece in memory (up to MAX_CACHE_BYTES), so
+  // serving later visitors does not read pieces back from the browser's storage, which took about a tenth of a
+  // visitor's CPU in a profiled crowd, and the page view's pieces are written to storage once it is complete.
   const pieceLength = Math.max(m.pieceLength, 1)
   const length = Object.values(m.files).reduce((n, f) => Math.max(n, f.offset + f.size), 0)
-  const cacheSlots = Math.min(Math.max(Math.ceil(length / pieceLength), 20), Math.floor(MAX_CACHE_BYTES / pieceLength))
+  const stats: EngineStats = {
+    peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
+  }
+  let pageStore: PageStore | undefined
+  const storeOpts = { onStore: (s: PageStore) => (pageStore = s), onStored: (n: number) => (stats.storedBytes += n) }
+  const store = length <= MAX_CACHE_BYTES
+    ? { store: PageStore, storeCacheSlots: 0, storeOpts }
+    : { store: PieceStore, storeCacheSlots: Math.floor(MAX_CACHE_BYTES / pieceLength), storeOpts }
   const torrent = client.add(base64Bytes(m.torrent), {
-    announce: [m.tracker], deselect: true, private: true, strategy: 'rarest', storeCacheSlots: cacheSlots,
-    store: PieceStore,
+    announce: [m.tracker], deselect: true, private: true, strategy: 'rarest', ...store,
   })
   const padding = skipPadding(torrent)
-  const stats: EngineStats = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0 }
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
   const report = () => {
@@ -306,6 +325,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
         if (!file || file.length !== meta.size) return reject(new Error(`swarmgate: manifest and torrent disagree on ${path}`))
         const finish = async () => {
           wanted.delete(file)
+          if (wanted.size === 0) void pageStore?.flush() // the page has what it asked for
           const blob: Blob = await file.blob()
           stats.files++
           report()

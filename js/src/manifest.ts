@@ -36,6 +36,7 @@ export interface EngineStats {
   peers: number
   droppedPeers: number
   files: number
+  storedBytes: number // of this page view's pieces, written to the browser's storage for later page views
 }
 
 // What stats() returns: the byte counts above, and (as non-enumerable properties, so that the counts stay a
