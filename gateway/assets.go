@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,17 +84,38 @@ func (s *Server) gzipAsset(name string, b []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// acceptsGzip reports whether an Accept-Encoding header admits gzip (and does not refuse it with q=0).
+// acceptsGzip reports whether an Accept-Encoding value lets a response be gzipped (RFC 9110, section 12.5.3):
+// it names gzip (or x-gzip) with a weight above 0, or names neither and has "*" with a weight above 0. A weight
+// that does not parse counts as 0: the response then goes uncompressed, which every client takes.
 func acceptsGzip(accept string) bool {
+	star := false
 	for _, part := range strings.Split(accept, ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+		coding, params, _ := strings.Cut(part, ";")
+		switch strings.ToLower(strings.TrimSpace(coding)) {
+		case "gzip", "x-gzip":
+			return weight(params) > 0
+		case "*":
+			star = weight(params) > 0
+		}
+	}
+	return star
+}
+
+// weight is the q parameter among a coding's parameters ("q=0.5"), 1 when it has none, and 0 when it does not
+// parse as a number from 0 to 1.
+func weight(params string) float64 {
+	for _, p := range strings.Split(params, ";") {
+		name, value, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(name), "q") {
 			continue
 		}
-		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
-		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || q < 0 || q > 1 {
+			return 0
+		}
+		return q
 	}
-	return false
+	return 1
 }
 
 // Manifest is what the browser engine needs to join a site version's swarm and verify what it gets.
