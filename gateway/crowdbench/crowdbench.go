@@ -2,7 +2,8 @@
 // whose machine has a capped uplink (a token bucket, 20 Mbit/s by default) gets N headless Chromium visitors
 // arriving at a steady rate and M plain HTTP clients that resolve the site's name through its DNS. The same
 // arrivals run twice: against the bare origin, and with swarmgate (the site's gateway beside the origin
-// and two cooperating servers, each on a machine of its own with the same uplink). It measures each visit
+// and two cooperating servers, each on a machine of its own with the same uplink). The visitors' browsers are
+// running before the clock starts, and a visit is timed from the visitor's arrival. It measures each visit
 // from the visitor's side (page-complete time, failures, where the bytes came from) and each machine's
 // egress from the servers' side, and writes a table, JSON and an SVG chart.
 package crowdbench

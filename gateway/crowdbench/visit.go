@@ -28,8 +28,9 @@ type Visit struct {
 	Kind string `json:"kind"`
 	// Arrived is when the visit began, in seconds from the run's start.
 	Arrived float64 `json:"arrived"`
-	// Seconds is the page-complete time: from navigation start until the page and every image on it are
-	// loaded and decoded (a browser), or every file is fetched and verified (a plain client).
+	// Seconds is the page-complete time: from navigation start (the visitor's arrival: its browser is
+	// already running) until the page and every image on it are loaded and decoded (a browser), or every file
+	// is fetched and verified (a plain client).
 	Seconds float64 `json:"seconds"`
 	Failed  bool    `json:"failed,omitempty"`
 	Error   string  `json:"error,omitempty"`
