@@ -435,12 +435,21 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestLoadingPageTakesAHelpersWebseed: a page whose engine began loading before the crowd, and so before any
-// helper was ready, takes the rest of the site from a helper's webseed once one is: the engine asks the gateway
-// for webseeds while it loads, and the helper's webseed, another origin than the page's, allows the reads.
-// The site's uplink (1 MiB/s) goes to the helper first while it fetches, so the page cannot finish from the
-// site meanwhile; the fallback is long enough that the engine never turns to the site's own webseed.
-func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
+// crowdAfterPageLoads is the setup of the tests of a page that is loading when a crowd comes: alpha serves the
+// site on an uplink of 1 MiB/s, which goes to the helper beta first while it fetches, so the page cannot finish
+// from the site meanwhile; the fallback is long enough that the engine never turns to the site's own webseed
+// on its own. beta sends through betaUplink (nil: unshaped). The page's engine joins the swarm, then a load on
+// alpha makes the crowd; the crowd ends exitAfter after the load stops.
+type loadingPage struct {
+	s        *site
+	alpha    *member
+	page     *browsertest.Page
+	loaded   chan pageResult
+	stopLoad func()
+}
+
+func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time.Duration) *loadingPage {
+	t.Helper()
 	port := samePort(t, "127.0.0.1", "127.0.0.2")
 	dir := t.TempDir()
 	s := newSite(t, dir)
@@ -455,14 +464,14 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 	}
 	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
 		SiteName: siteName, Federation: fedCfg("alpha"), PeerListen: "127.0.0.1:0", Uplink: up, Fallback: 10 * time.Minute,
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0"})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter}})
+	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0",
+		Uplink: betaUplink})
 	waitUntil(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 
-	p := browsertest.Start(t).NewPage()
-	loaded := make(chan pageResult, 1)
-	go func() { loaded <- loadPage(t, p, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML)) }()
+	lp := &loadingPage{s: s, alpha: alpha, page: browsertest.Start(t).NewPage(), loaded: make(chan pageResult, 1)}
+	go func() { lp.loaded <- loadPage(t, lp.page, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML)) }()
 	// Once the page's engine has joined the swarm, the crowd comes.
 	waitUntil(t, 30*time.Second, "the page's engine in the swarm", func() bool {
 		_, leechers := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
@@ -471,20 +480,67 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 	if alpha.g.Monitor().Status().State != monitor.Normal {
 		t.Fatal("crowd before the load began")
 	}
-	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
-	defer stopLoad()
+	lp.stopLoad = startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
+	return lp
+}
 
-	res := <-loaded
-	checkHashes(t, s, "the page", res)
+// result waits for the page and checks that it shows the site's bytes through the engine.
+func (lp *loadingPage) result(t *testing.T) pageResult {
+	t.Helper()
+	res := <-lp.loaded
+	checkHashes(t, lp.s, "the page", res)
 	t.Logf("engine stats: %v", res.Stats)
-	helpers, took := alpha.g.Helpers()
+	helpers, took := lp.alpha.g.Helpers()
 	t.Logf("helpers %+v, first ready %v after the crowd began", helpers, took)
 	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" {
-		t.Fatalf("the page fell back to HTTP: %v (console %v)", res.Via, p.Console())
+		t.Fatalf("the page fell back to HTTP: %v (console %v)", res.Via, lp.page.Console())
 	}
+	return res
+}
+
+// TestLoadingPageTakesAHelpersWebseed: a page whose engine began loading before the crowd, and so before any
+// helper was ready, takes the rest of the site from a helper's webseed once one is: the engine asks the gateway
+// for webseeds while it loads, and the helper's webseed, another origin than the page's, allows the reads.
+func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
+	lp := crowdAfterPageLoads(t, nil, time.Minute)
+	defer lp.stopLoad()
+	res := lp.result(t)
 	// The site's own webseed never came into use (the fallback is ten minutes), so these bytes are the helper's.
 	if res.Stats["webseedBytes"] == 0 {
-		t.Errorf("the page took nothing from the helper's webseed; console %v", p.Console())
+		t.Errorf("the page took nothing from the helper's webseed; console %v", lp.page.Console())
+	}
+}
+
+// TestLoadingPageGoesBackToTheSitesWebseed: a page that takes the site from a helper's webseed when the crowd
+// ends (the helper will be released) goes back to the site's own webseed for the rest, and completes.
+func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
+	// beta's link is slow enough that the page is still loading from it when the crowd ends.
+	slow, err := uplink.New(192 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := crowdAfterPageLoads(t, slow, time.Second)
+	waitUntil(t, 60*time.Second, "the page loading from the helper's webseed", func() bool {
+		n, err := browsertest.Eval[float64](lp.page, 5*time.Second,
+			`window.swarmgate && window.swarmgate.stats() ? window.swarmgate.stats().webseedBytes : 0`)
+		return err == nil && n >= 256<<10
+	})
+	before := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP]
+	lp.stopLoad()
+	select {
+	case res := <-lp.loaded:
+		lp.loaded <- res
+		t.Fatalf("the page was complete before the crowd ended: %v", res.Stats)
+	default:
+	}
+	lp.result(t)
+	if st := lp.alpha.g.Monitor().Status().State; st == monitor.Crowd {
+		t.Errorf("the gateway is still in a crowd")
+	}
+	if n := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP] - before; n < 1<<20 {
+		t.Errorf("after the crowd the site's own webseed sent the page %d bytes; want the rest of the page from it", n)
+	} else {
+		t.Logf("after the crowd the site's own webseed sent the page %d bytes", n)
 	}
 }
 
