@@ -471,7 +471,9 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 	v := alpha.g.Catalog().Current()
 
 	lp := &loadingPage{s: s, alpha: alpha, page: browsertest.Start(t).NewPage(), loaded: make(chan pageResult, 1)}
-	go func() { lp.loaded <- loadPage(t, lp.page, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML)) }()
+	go func() {
+		lp.loaded <- loadPage(t, lp.page, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML))
+	}()
 	// Once the page's engine has joined the swarm, the crowd comes.
 	waitUntil(t, 30*time.Second, "the page's engine in the swarm", func() bool {
 		_, leechers := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
