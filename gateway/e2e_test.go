@@ -133,17 +133,26 @@ const loadedJS = `(async () => {
 
 func loadPage(t *testing.T, p *browsertest.Page, u string) pageResult {
 	t.Helper()
+	res, err := tryLoadPage(p, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// tryLoadPage is loadPage for a goroutine other than the test's, which may not end the test.
+func tryLoadPage(p *browsertest.Page, u string) (pageResult, error) {
 	if err := p.Do(30*time.Second, chromedp.Navigate(u)); err != nil {
-		t.Fatalf("navigate: %v", err)
+		return pageResult{}, fmt.Errorf("navigate: %w", err)
 	}
 	res, err := browsertest.Eval[pageResult](p, 90*time.Second, loadedJS)
 	if err != nil {
-		t.Fatalf("page: %v", err)
+		return pageResult{}, fmt.Errorf("page: %w", err)
 	}
 	if !res.Ready {
-		t.Fatalf("page assets did not load; console: %v", p.Console())
+		return pageResult{}, fmt.Errorf("page assets did not load; console: %v", p.Console())
 	}
-	return res
+	return res, nil
 }
 
 func checkHashes(t *testing.T, s *site, name string, res pageResult) {
@@ -199,7 +208,12 @@ func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := loadPage(t, p, pageURL)
+			r, err := tryLoadPage(p, pageURL)
+			if err != nil {
+				failed.Store(true)
+				t.Errorf("browser %d: %v", i, err)
+				return
+			}
 			checkHashes(t, s, fmt.Sprintf("browser %d", i), r)
 			if r.Via["photo"] != "p2p" || r.Via["tone"] != "p2p" {
 				failed.Store(true)

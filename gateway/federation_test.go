@@ -444,8 +444,13 @@ type loadingPage struct {
 	s        *site
 	alpha    *member
 	page     *browsertest.Page
-	loaded   chan pageResult
+	loaded   chan loaded
 	stopLoad func()
+}
+
+type loaded struct {
+	res pageResult
+	err error
 }
 
 func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time.Duration) *loadingPage {
@@ -470,9 +475,10 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 	waitUntil(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 
-	lp := &loadingPage{s: s, alpha: alpha, page: browsertest.Start(t).NewPage(), loaded: make(chan pageResult, 1)}
+	lp := &loadingPage{s: s, alpha: alpha, page: browsertest.Start(t).NewPage(), loaded: make(chan loaded, 1)}
 	go func() {
-		lp.loaded <- loadPage(t, lp.page, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML))
+		res, err := tryLoadPage(lp.page, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML))
+		lp.loaded <- loaded{res, err}
 	}()
 	// Once the page's engine has joined the swarm, the crowd comes.
 	waitUntil(t, 30*time.Second, "the page's engine in the swarm", func() bool {
@@ -489,7 +495,11 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 // result waits for the page and checks that it shows the site's bytes through the engine.
 func (lp *loadingPage) result(t *testing.T) pageResult {
 	t.Helper()
-	res := <-lp.loaded
+	l := <-lp.loaded
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	res := l.res
 	checkHashes(t, lp.s, "the page", res)
 	t.Logf("engine stats: %v", res.Stats)
 	helpers, took := lp.alpha.g.Helpers()
@@ -530,9 +540,8 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 	before := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP]
 	lp.stopLoad()
 	select {
-	case res := <-lp.loaded:
-		lp.loaded <- res
-		t.Fatalf("the page was complete before the crowd ended: %v", res.Stats)
+	case l := <-lp.loaded:
+		t.Fatalf("the page was complete before the crowd ended: %v (%v)", l.res.Stats, l.err)
 	default:
 	}
 	lp.result(t)
