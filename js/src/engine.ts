@@ -295,6 +295,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
         reject(new Error('swarmgate: no progress from peers or webseeds'))
       }
       wanted.clear()
+      void pageStore?.flush() // the files that did complete are kept for a later view
     }
   }, 250)
   torrent.on('done', () => clearInterval(timer))

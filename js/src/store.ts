@@ -97,7 +97,8 @@ export class PageStore {
   }
 
   // flush writes the pieces put since the last flush to the version's file. If storage fails (full, blocked)
-  // they stay in memory only, and the next flush tries again.
+  // they stay in memory only, and the next flush tries again. A page view that ends before its flush has
+  // finished leaves those pieces unwritten: a later view downloads them again.
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       if (this.dirty.size === 0) return
