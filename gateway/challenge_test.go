@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
@@ -53,7 +54,7 @@ func TestChallengeRecordLifetime(t *testing.T) {
 	const site = "launch.example.test"
 	name := acmeChallengeName(site)
 	rec := &txtRecorder{txt: map[string][]string{}}
-	s := &Server{cfg: Config{SiteName: site}, log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	s := &Server{cfg: Config{SiteName: site}, log: testlog.New(t, slog.LevelInfo)}
 	c := &coordinator{s: s, cfg: FederationConfig{ChallengeTimeout: time.Minute}, dns: rec, log: s.log,
 		client:  &federation.Client{}, // releases fail to send: no verifier; the records go all the same
 		helpers: map[string]*helperState{}, challenges: map[string]*challengeRecord{}}

@@ -26,14 +26,8 @@ import (
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // site serves the example site as the origin, counting the bytes it sends per path.
 type site struct {
@@ -73,9 +67,7 @@ func (w *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
+func testLogger(t *testing.T) *slog.Logger { return testlog.New(t, slog.LevelInfo) }
 
 func startGateway(t *testing.T, cfg gateway.Config) *gateway.Server {
 	t.Helper()

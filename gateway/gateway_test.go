@@ -28,6 +28,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 func testBytes(n int, seed uint64) []byte {
@@ -37,13 +38,6 @@ func testBytes(n int, seed uint64) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // origin is a test site whose handlers count the bytes of each path they send.
@@ -82,7 +76,7 @@ func startGateway(t *testing.T, cfg Config) *Server {
 		cfg.DataDir = t.TempDir()
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = testlog.New(t, slog.LevelDebug)
 	}
 	s, err := New(cfg)
 	if err != nil {

@@ -18,13 +18,13 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 	"github.com/swarmgate/swarmgate/tracker"
 )
 
@@ -32,30 +32,8 @@ import (
 // client in headless Chromium) against our tracker on loopback. node_modules comes from `npm ci`
 // (.ci/test runs it).
 
-// testLogger sends the tracker's logs to the test while it runs, and drops those of goroutines that outlive it.
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testWriter{w: t.Output()}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.w = nil
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.w == nil {
-		return len(p), nil
-	}
-	return w.w.Write(p)
-}
+// testLogger sends the tracker's logs to the test while it runs.
+func testLogger(t *testing.T) *slog.Logger { return testlog.New(t, slog.LevelDebug) }
 
 // startTracker serves a tracker on loopback and returns it with its ws:// URL.
 func startTracker(t *testing.T, cfg tracker.Config) (*tracker.Tracker, string) {

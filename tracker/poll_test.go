@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 // TestIdleSocketsHoldNoGoroutine: many sockets announce, then idle; on Linux the tracker holds no goroutine per
@@ -208,8 +210,6 @@ func (l *recordingListener) closeAll() {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t *testing.T) *slog.Logger { return testlog.New(t, slog.LevelDebug) }
 
 var _ http.Handler = (*Tracker)(nil)

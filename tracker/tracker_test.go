@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -20,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func start(t *testing.T, cfg Config) (string, *Tracker) {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = testLogger(t)
 	}
 	tr := New(cfg)
 	srv := httptest.NewServer(tr)
@@ -29,13 +28,6 @@ func start(t *testing.T, cfg Config) (string, *Tracker) {
 		srv.Close()
 	})
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), tr
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func dial(t *testing.T, url string) *Client {

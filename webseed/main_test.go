@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,39 +20,14 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/seeder"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testLogger logs to the test, at debug level when WEBSEED_DEBUG is set. Lines logged after the test ends
-// (by goroutines winding down) are dropped.
+// testLogger logs to the test, at debug level when WEBSEED_DEBUG is set.
 func testLogger(t testing.TB) *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("WEBSEED_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(b), "\n"))
-	}
-	return len(b), nil
+	return testlog.New(t, testlog.Level("WEBSEED_DEBUG", slog.LevelInfo))
 }
 
 const testSite = "launch.example"

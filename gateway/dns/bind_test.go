@@ -1,7 +1,6 @@
 package steer
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -16,12 +15,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 // namedPath is where Debian's bind9 package installs BIND.
@@ -29,24 +29,6 @@ const namedPath = "/usr/sbin/named"
 
 // namedStartTimeout bounds the wait for a throwaway named to answer; it is up in about a second.
 const namedStartTimeout = 15 * time.Second
-
-// lockedBuffer collects named's log lines from exec's copying goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // freePort finds a loopback port free for both UDP and TCP. named binds it a moment later; a clash is
 // unlikely and shows as named failing to start.
@@ -127,7 +109,7 @@ controls { };
 		}
 		args = append(args, "-u", "bind")
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	cmd := exec.Command(namedPath, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

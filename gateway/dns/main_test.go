@@ -5,28 +5,18 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
+
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// tWriter sends a logger's lines to the test's log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, slog.LevelDebug) }
 
 // Addresses used throughout: documentation ranges (RFC 5737, RFC 3849).
 var (

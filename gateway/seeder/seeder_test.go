@@ -30,40 +30,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 	"github.com/swarmgate/swarmgate/tracker"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testLogger logs to the test, at debug level when SEEDER_DEBUG is set. Lines logged after the test ends
-// (by goroutines still winding down) are dropped rather than failing the run.
+// testLogger logs to the test, at debug level when SEEDER_DEBUG is set.
 func testLogger(t testing.TB) *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("SEEDER_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(b), "\n"))
-	}
-	return len(b), nil
+	return testlog.New(t, testlog.Level("SEEDER_DEBUG", slog.LevelInfo))
 }
 
 // testEnv is a loopback HTTP server with our tracker at /announce, the webtorrent bundle and an empty page.

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 // Binary is the name of Debian's pebble executable (package pebble).
@@ -105,7 +107,7 @@ func Start(t testing.TB, dnsServer string) *Pebble {
 	confFile := filepath.Join(dir, "pebble-config.json")
 	write(t, confFile, conf)
 
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	cmd := exec.Command(bin, "-config", confFile, "-dnsserver", dnsServer)
 	cmd.Env = append(os.Environ(),
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once instead of after up to 5 s
@@ -226,22 +228,4 @@ func write(t testing.TB, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// lockedBuffer collects pebble's output from exec's copying goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

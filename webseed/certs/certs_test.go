@@ -17,20 +17,12 @@ import (
 
 	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/internal/pebbletest"
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, slog.LevelDebug) }
 
 // startDNS runs an embedded authoritative server for example.test on loopback until the test ends.
 func startDNS(t *testing.T) *steer.Server {

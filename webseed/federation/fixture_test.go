@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 // fixedNow is the clock of the deterministic fixture: envelopes sealed at it open with a Verifier whose
@@ -149,27 +150,9 @@ func testHelpRequest() *HelpRequest {
 	}
 }
 
-// logBuffer collects a test's log lines, safe for the handler's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
-	w := io.MultiWriter(lb, t.Output())
+func testLogger(t testing.TB) (*slog.Logger, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
+	w := io.MultiWriter(lb, testlog.Writer(t))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
 // testNode is one member of a loopback federation: its own server, key, verifier, client and logs.
@@ -28,7 +30,7 @@ type testNode struct {
 	srv    *httptest.Server
 	v      *Verifier
 	client *Client
-	logs   *logBuffer
+	logs   *testlog.Buffer
 	offset atomic.Int64 // added to the real clock, for this member only
 
 	calls    atomic.Int32                     // how often the handler's fn ran
