@@ -327,10 +327,13 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
         const finish = async () => {
           wanted.delete(file)
           if (wanted.size === 0) void pageStore?.flush() // the page has what it asked for
-          const blob: Blob = await file.blob()
+          // From the pieces in memory when they all are (WebTorrent's file.blob() reads them through the store
+          // one by one and copies them twice), else through WebTorrent.
+          const blob = pageStore?.blob(file.offset, file.length, meta.type) ??
+            new Blob([await file.blob()], { type: meta.type })
           stats.files++
           report()
-          resolve(URL.createObjectURL(new Blob([blob], { type: meta.type })))
+          resolve(URL.createObjectURL(blob))
         }
         if (file.done) return void finish().catch(reject)
         wanted.set(file, reject)

@@ -96,6 +96,21 @@ export class PageStore {
     }).then(b => done(null, b), err => done(err))
   }
 
+  // blob is a Blob of length bytes of the torrent from offset, made straight from the pieces in memory (one
+  // copy, into the Blob), or null when one of them is not there (a returning visitor's piece, verified from
+  // storage: read the bytes through WebTorrent instead).
+  blob(offset: number, length: number, type: string): Blob | null {
+    const parts: Uint8Array[] = []
+    const end = offset + length
+    for (let i = Math.floor(offset / this.chunkLength); i * this.chunkLength < end; i++) {
+      const c = this.chunks[i]
+      if (!c) return null
+      const at = i * this.chunkLength
+      parts.push(c.subarray(Math.max(offset - at, 0), Math.min(end - at, c.length)))
+    }
+    return new Blob(parts as BlobPart[], { type })
+  }
+
   // flush writes the pieces put since the last flush to the version's file. If storage fails (full, blocked)
   // they stay in memory only, and the next flush tries again. A page view that ends before its flush has
   // finished leaves those pieces unwritten: a later view downloads them again.
