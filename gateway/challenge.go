@@ -89,7 +89,7 @@ func (c *coordinator) challenge(ctx context.Context, from string, m *federation.
 		}
 		c.mu.Unlock()
 		// The update may have reached the DNS server though its answer did not reach us.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		_ = c.dns.RemoveTXT(rctx, name, m.Value)
 		cancel()
 		return fmt.Errorf("gateway: challenge from %s: %w", from, err)
@@ -120,7 +120,7 @@ func (c *coordinator) dropChallenges(ctx context.Context, drop func(*challengeRe
 	if len(values) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	name := acmeChallengeName(c.s.cfg.SiteName)
 	for i, v := range values {
