@@ -309,15 +309,7 @@ func TestReturningVisitorReadsItsStore(t *testing.T) {
 	seeded := g.Bytes()[gateway.SourceSeeder]
 	// The engine writes a page view's pieces to storage once the page has its files: a visitor who comes back
 	// later finds them there.
-	heavy := len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV])
-	stored, err := browsertest.Eval[float64](p, 20*time.Second, fmt.Sprintf(`(async () => {
-		const deadline = Date.now() + 15000;
-		while (window.swarmgate.stats().storedBytes < %d && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
-		return window.swarmgate.stats().storedBytes;
-	})()`, heavy))
-	if err != nil || stored < float64(heavy) {
-		t.Fatalf("first view stored %.0f bytes of %d (%v); console %v", stored, heavy, err, p.Console())
-	}
+	waitStored(t, p, len(s.files[examplesite.ImagePNG])+len(s.files[examplesite.AudioWAV]))
 
 	again := loadPage(t, p, pageURL) // the same tab: the same browser storage
 	checkHashes(t, s, "second view", again)
@@ -330,6 +322,82 @@ func TestReturningVisitorReadsItsStore(t *testing.T) {
 	}
 	if n := g.Bytes()[gateway.SourceSeeder] - seeded; n != 0 {
 		t.Errorf("the seeder sent the second view %d bytes", n)
+	}
+}
+
+// waitStored waits until the page's engine has written at least n bytes of pieces to the browser's storage.
+func waitStored(t *testing.T, p *browsertest.Page, n int) {
+	t.Helper()
+	stored, err := browsertest.Eval[float64](p, 20*time.Second, fmt.Sprintf(`(async () => {
+		const deadline = Date.now() + 15000;
+		while (window.swarmgate.stats().storedBytes < %d && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+		return window.swarmgate.stats().storedBytes;
+	})()`, n))
+	if err != nil || stored < float64(n) {
+		t.Fatalf("the page stored %.0f bytes of %d (%v); console %v", stored, n, err, p.Console())
+	}
+}
+
+// TestStoreKeepsTheCurrentVersionOnly: when the site changes, a visitor's next page view stores the new
+// version's pieces and removes the old version's from the browser's storage, which would otherwise keep a copy
+// of every version it saw.
+func TestStoreKeepsTheCurrentVersionOnly(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	gw := "http://" + g.Addr().String()
+	heavy := len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV])
+	p := browsertest.Start(t).NewPage()
+	stored := func() []string {
+		t.Helper()
+		names, err := browsertest.Eval[[]string](p, 10*time.Second, `(async () => {
+			const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('swarmgate');
+			const names = [];
+			for await (const name of dir.keys()) names.push(name);
+			return names.sort();
+		})()`)
+		if err != nil {
+			t.Fatalf("reading the browser's storage: %v", err)
+		}
+		return names
+	}
+
+	checkHashes(t, s, "first view", loadPage(t, p, gw+examplesite.PageHTML))
+	waitStored(t, p, heavy)
+	first := g.Catalog().Current()
+	if got := stored(); len(got) != 1 || got[0] != first.InfoHash.HexString() {
+		t.Fatalf("after the first view the storage holds %v, want [%s]", got, first.InfoHash.HexString())
+	}
+
+	// The site gains a heavy asset: the gateway learns it and builds a new version.
+	extra := make([]byte, 256<<10)
+	for i := range extra {
+		extra[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "media", "extra.bin"), extra, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(gw + "/media/extra.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for g.Catalog().Current() == first && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	second := g.Catalog().Current()
+	if second == first {
+		t.Fatal("no new version after the site changed")
+	}
+
+	checkHashes(t, s, "second view", loadPage(t, p, gw+examplesite.PageHTML))
+	waitStored(t, p, heavy)
+	if got := stored(); len(got) != 1 || got[0] != second.InfoHash.HexString() {
+		t.Fatalf("after a view of the new version the storage holds %v, want [%s] (the old one was %s)",
+			got, second.InfoHash.HexString(), first.InfoHash.HexString())
 	}
 }
 

@@ -1,7 +1,8 @@
 // The engine's piece store (an abstract-chunk-store, as WebTorrent takes): a page view's pieces live in memory,
 // and are written to the site's origin-private file system (OPFS) in one go once the page has every file it
-// wanted (flush), into one file per site version. A later page view of the same version reads its pieces from
-// that file, verifies them as WebTorrent verifies any stored piece, and downloads nothing again.
+// wanted (flush), into one file per site version (the files of older versions are removed then). A later page
+// view of the same version reads its pieces from that file, verifies them as WebTorrent verifies any stored
+// piece, and downloads nothing again.
 //
 // WebTorrent's own browser store (fsa-chunk-store) writes each piece as a file of its own, through a writable
 // stream that it opens and commits per piece, while the page is still loading. In the crowd benchmark (twenty
@@ -10,7 +11,7 @@
 // alone, with no storage at all, gave 14.6-15.0 s and 18.3-20.1 s). One writable per page view, once the page
 // is complete, keeps the returning visitor's cache and takes the writes off the page's critical path.
 
-// The directory in the site's OPFS that holds one file per site version, named by its infohash.
+// The directory in the site's OPFS that holds the file of the site version last stored, named by its infohash.
 const DIR = 'swarmgate'
 
 type Callback<T> = (err: Error | null, value?: T) => void
@@ -132,11 +133,22 @@ export class PageStore {
         }
         await w.close()
         this.onStored(n)
+        await this.pruneOthers(dir).catch(() => {})
       } catch {
         for (const i of indices) this.dirty.add(i)
       }
     })
     return this.flushing
+  }
+
+  // pruneOthers removes the files of other site versions: page views take the current version only, so an
+  // older one's pieces would never be read again, and each would keep a copy of the site in the browser.
+  private async pruneOthers(dir: FileSystemDirectoryHandle): Promise<void> {
+    const others: string[] = []
+    for await (const name of (dir as any).keys() as AsyncIterable<string>) {
+      if (name !== this.name) others.push(name)
+    }
+    for (const name of others) await dir.removeEntry(name).catch(() => {}) // in use elsewhere: next time
   }
 
   close(cb: Callback<void> = () => {}): void {
