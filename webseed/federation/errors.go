@@ -48,4 +48,6 @@ var (
 	ErrDuplicateKey     = errors.New("duplicate member key")
 	ErrBadAddress       = errors.New("bad address")
 	ErrDuplicateAddress = errors.New("duplicate address")
+	ErrBadSite          = errors.New("bad site name")
+	ErrDuplicateSite    = errors.New("site listed twice")
 )

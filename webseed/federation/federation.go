@@ -27,6 +27,15 @@ type Member struct {
 	// Addresses are the IP addresses the site's DNS publishes for this member while it helps. A member with
 	// none can still help peer-to-peer clients and serve as a webseed, but is never steered to by DNS.
 	Addresses []netip.Addr
+	// Sites are the host names (lower-case, no trailing dot) of the sites this member may ask others to help
+	// serve: the sites its gateway fronts. No two members list the same name, and a member never helps for
+	// a name listed for itself.
+	Sites []string
+	// AllowPrivate lets the member's URL and addresses, and the URLs and addresses it sends, be loopback,
+	// private, link-local or otherwise not Public: for members on one machine or one private network, and
+	// for tests on loopback. Without it such addresses are never connected to on the member's behalf nor
+	// published in DNS for it.
+	AllowPrivate bool
 }
 
 // Federation is the parsed, validated federation file: the members, looked up by name, key or URL.
@@ -36,26 +45,34 @@ type Federation struct {
 	byName  map[string]int
 	byKey   map[string]int
 	byURL   map[string]int
+	bySite  map[string]int
 }
 
 // fileMember is one member as the federation file spells it.
 type fileMember struct {
-	Name      string   `json:"name"`
-	URL       string   `json:"url"`
-	Key       string   `json:"key"`
-	Addresses []string `json:"addresses"`
+	Name         string   `json:"name"`
+	URL          string   `json:"url"`
+	Key          string   `json:"key"`
+	Addresses    []string `json:"addresses"`
+	Sites        []string `json:"sites"`
+	AllowPrivate bool     `json:"allowPrivate"`
 }
 
 // fileFederation is the federation file:
 //
 //	{
 //	  "members": [
-//	    {"name": "alpha", "url": "https://alpha.example.org", "key": "ed25519:…", "addresses": ["192.0.2.10"]},
-//	    {"name": "beta", "url": "http://198.51.100.7:8080", "key": "ed25519:…", "addresses": ["198.51.100.7"]}
+//	    {"name": "alpha", "url": "https://alpha.example.org", "key": "ed25519:…", "addresses": ["192.0.2.10"],
+//	     "sites": ["www.example.com"]},
+//	    {"name": "beta", "url": "http://198.51.100.7:8080", "key": "ed25519:…", "addresses": ["198.51.100.7"]},
+//	    {"name": "lab", "url": "http://10.0.0.5:8080", "key": "ed25519:…", "addresses": ["10.0.0.5"],
+//	     "allowPrivate": true}
 //	  ]
 //	}
 //
-// Unknown fields are refused, so a misspelt field is an error rather than silently ignored.
+// "sites" lists the host names a member may ask help for; "allowPrivate" lets a member use loopback,
+// private and link-local addresses (see Member). Unknown fields are refused, so a misspelt field is an
+// error rather than silently ignored.
 type fileFederation struct {
 	Members []fileMember `json:"members"`
 }
@@ -82,7 +99,8 @@ func LoadFederation(path string) (*Federation, error) {
 }
 
 // ParseFederation parses and validates a federation file (see fileFederation for the format). Every member
-// needs a valid, unique name, URL and key; addresses must be IP addresses without a zone, unique per member.
+// needs a valid, unique name, URL and key; addresses must be IP addresses without a zone, unique per member;
+// sites must be host names (not IP addresses, no wildcards), each listed for one member only.
 func ParseFederation(data []byte) (*Federation, error) {
 	var ff fileFederation
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -100,6 +118,7 @@ func ParseFederation(data []byte) (*Federation, error) {
 		byName: make(map[string]int, len(ff.Members)),
 		byKey:  make(map[string]int, len(ff.Members)),
 		byURL:  make(map[string]int, len(ff.Members)),
+		bySite: make(map[string]int),
 	}
 	for i, fm := range ff.Members {
 		m, err := parseMember(fm)
@@ -116,6 +135,13 @@ func ParseFederation(data []byte) (*Federation, error) {
 		if j, dup := fed.byURL[m.URL]; dup {
 			return nil, fmt.Errorf("federation: member %d (%q): URL %s also used by member %d (%q): %w",
 				i+1, m.Name, m.URL, j+1, fed.members[j].Name, ErrDuplicateURL)
+		}
+		for _, site := range m.Sites {
+			if j, dup := fed.bySite[site]; dup {
+				return nil, fmt.Errorf("federation: member %d (%q): site %q also listed for member %d (%q): %w",
+					i+1, m.Name, site, j+1, fed.members[j].Name, ErrDuplicateSite)
+			}
+			fed.bySite[site] = i
 		}
 		fed.byName[m.Name] = i
 		fed.byKey[string(m.Key)] = i
@@ -173,7 +199,57 @@ func parseMember(fm fileMember) (Member, error) {
 		}
 		m.Addresses = append(m.Addresses, a)
 	}
+	m.AllowPrivate = fm.AllowPrivate
+	if len(fm.Sites) > maxSitesPerMember {
+		return Member{}, fmt.Errorf("%d sites, at most %d: %w", len(fm.Sites), maxSitesPerMember, ErrBadSite)
+	}
+	for _, s := range fm.Sites {
+		site, err := parseSite(s)
+		if err != nil {
+			return Member{}, err
+		}
+		for _, o := range m.Sites {
+			if o == site {
+				return Member{}, fmt.Errorf("site %q: listed twice: %w", s, ErrDuplicateSite)
+			}
+		}
+		m.Sites = append(m.Sites, site)
+	}
 	return m, nil
+}
+
+// parseSite checks a site name of the federation file and returns it lower-case without a trailing dot: a
+// DNS host name of labels of letters, digits and '-' (not at a label's ends), at most 253 bytes, whose last
+// label is not all digits (so it cannot be read as an IPv4 address).
+func parseSite(s string) (string, error) {
+	name := strings.TrimSuffix(strings.ToLower(s), ".")
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("site %q: %s: %w", s, why, ErrBadSite)
+	}
+	if name == "" || len(name) > 253 {
+		return bad("want a host name of 1 to 253 bytes")
+	}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+		return bad("an IP address is not a site name")
+	}
+	labels := strings.Split(name, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return bad("want labels of 1 to 63 characters")
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return bad("a label may not start or end with '-'")
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return bad("want only letters, digits, '-' and '.' (exact names: no wildcards, ports or paths)")
+			}
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return bad("the last label is all digits, like an IP address")
+	}
+	return name, nil
 }
 
 // validName reports whether s is a member name: 1–63 of [A-Za-z0-9._-], starting with a letter or digit.
@@ -213,6 +289,16 @@ func normalizeURL(s string) (string, error) {
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u.String(), nil
+}
+
+// SiteOwner returns the member that the federation file lists site for (compared case-insensitively,
+// without a trailing dot).
+func (f *Federation) SiteOwner(site string) (Member, bool) {
+	i, ok := f.bySite[strings.TrimSuffix(strings.ToLower(site), ".")]
+	if !ok {
+		return Member{}, false
+	}
+	return f.members[i], true
 }
 
 // Members returns the members in file order.

@@ -3,9 +3,11 @@ package federation
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,6 +79,36 @@ func TestParseFederation(t *testing.T) {
 		{name: "bad octet", in: file(member("alpha", "http://a.example", alphaKey, `"192.0.2.256"`)), want: ErrBadAddress, wantMsg: "192.0.2.256"},
 		{name: "duplicate address", in: file(member("alpha", "http://a.example", alphaKey, `"192.0.2.1","::ffff:192.0.2.1"`)),
 			want: ErrDuplicateAddress},
+
+		{name: "sites and allowPrivate", in: file(withFields(member("alpha", "http://127.0.0.1:8080", alphaKey, `"127.0.0.1"`),
+			`"sites":["www.example.com","Example.COM."],"allowPrivate":true`))},
+		{name: "allowPrivate false", in: file(withFields(alpha, `"allowPrivate":false`))},
+		{name: "empty sites", in: file(withFields(alpha, `"sites":[]`))},
+		{name: "site single label", in: file(withFields(alpha, `"sites":["intranet"]`))},
+		{name: "site IPv4", in: file(withFields(alpha, `"sites":["192.0.2.1"]`)), want: ErrBadSite, wantMsg: "IP address"},
+		{name: "site IPv6", in: file(withFields(alpha, `"sites":["2001:db8::1"]`)), want: ErrBadSite},
+		{name: "site bracketed IPv6", in: file(withFields(alpha, `"sites":["[::1]"]`)), want: ErrBadSite},
+		{name: "site numeric last label", in: file(withFields(alpha, `"sites":["10.1"]`)), want: ErrBadSite, wantMsg: "digits"},
+		{name: "site wildcard", in: file(withFields(alpha, `"sites":["*.example.com"]`)), want: ErrBadSite, wantMsg: "wildcards"},
+		{name: "site with port", in: file(withFields(alpha, `"sites":["example.com:443"]`)), want: ErrBadSite},
+		{name: "site with path", in: file(withFields(alpha, `"sites":["example.com/a"]`)), want: ErrBadSite},
+		{name: "site with underscore", in: file(withFields(alpha, `"sites":["a_b.example.com"]`)), want: ErrBadSite},
+		{name: "site empty", in: file(withFields(alpha, `"sites":[""]`)), want: ErrBadSite},
+		{name: "site empty label", in: file(withFields(alpha, `"sites":["a..example"]`)), want: ErrBadSite},
+		{name: "site label dash", in: file(withFields(alpha, `"sites":["-a.example"]`)), want: ErrBadSite},
+		{name: "site label too long", in: file(withFields(alpha, `"sites":["`+strings.Repeat("a", 64)+`.example"]`)), want: ErrBadSite},
+		{name: "site too long", in: file(withFields(alpha, `"sites":["`+strings.Repeat("a.", 127)+`ab"]`)), want: ErrBadSite},
+		{name: "site not a string", in: file(withFields(alpha, `"sites":"www.example.com"`)), want: ErrFederationFile, wantMsg: "sites"},
+		{name: "too many sites", in: file(withFields(alpha, `"sites":[`+manySites(maxSitesPerMember+1)+`]`)), want: ErrBadSite},
+		{name: "site twice in a member", in: file(withFields(alpha, `"sites":["www.example.com","WWW.example.com."]`)),
+			want: ErrDuplicateSite},
+		{name: "site in two members", in: file(withFields(alpha, `"sites":["www.example.com"]`),
+			withFields(member("beta", "http://b.example", betaKey, ""), `"sites":["www.example.com"]`)),
+			want: ErrDuplicateSite, wantMsg: `member 2 ("beta")`},
+		{name: "allowPrivate not a bool", in: file(withFields(alpha, `"allowPrivate":"yes"`)), want: ErrFederationFile,
+			wantMsg: "allowPrivate"},
+		{name: "misspelt allowPrivate", in: file(withFields(alpha, `"allow_private":true`)), want: ErrFederationFile,
+			wantMsg: "allow_private"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +129,52 @@ func TestParseFederation(t *testing.T) {
 				t.Errorf("error %q: want the component and %q", err, tc.wantMsg)
 			}
 		})
+	}
+}
+
+// withFields adds JSON fields to a one-line member object.
+func withFields(member, fields string) string {
+	return strings.TrimSuffix(member, "}") + "," + fields + "}"
+}
+
+// manySites is n distinct site names as JSON strings.
+func manySites(n int) string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf(`"s%d.example.com"`, i))
+	}
+	return strings.Join(out, ",")
+}
+
+func TestFederationSites(t *testing.T) {
+	fed, err := ParseFederation([]byte(`{"members":[
+		{"name":"alpha","url":"http://a.example","key":"` + FormatPublicKey(testKey("alpha").Public().(ed25519.PublicKey)) + `",
+		 "sites":["WWW.Example.com.","example.com"],"allowPrivate":true},
+		{"name":"beta","url":"http://b.example","key":"` + FormatPublicKey(testKey("beta").Public().(ed25519.PublicKey)) + `"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := fed.Member("alpha")
+	b, _ := fed.Member("beta")
+	if !slices.Equal(a.Sites, []string{"www.example.com", "example.com"}) || !a.AllowPrivate {
+		t.Errorf("alpha: sites %q, allowPrivate %v", a.Sites, a.AllowPrivate)
+	}
+	if len(b.Sites) != 0 || b.AllowPrivate {
+		t.Errorf("beta: sites %q, allowPrivate %v; want none and false", b.Sites, b.AllowPrivate)
+	}
+	for _, s := range []string{"www.example.com", "WWW.EXAMPLE.COM", "example.com."} {
+		if !a.HasSite(s) || b.HasSite(s) {
+			t.Errorf("HasSite(%q): alpha %v, beta %v", s, a.HasSite(s), b.HasSite(s))
+		}
+		if m, ok := fed.SiteOwner(s); !ok || m.Name != "alpha" {
+			t.Errorf("SiteOwner(%q) = %q, %v", s, m.Name, ok)
+		}
+	}
+	if a.HasSite("other.example.com") || a.HasSite("") {
+		t.Error("alpha has a site it does not list")
+	}
+	if _, ok := fed.SiteOwner("other.example.com"); ok {
+		t.Error("an unlisted site has an owner")
 	}
 }
 

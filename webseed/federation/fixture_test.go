@@ -30,13 +30,14 @@ func testRand(label string) io.Reader {
 	return rand.NewChaCha8(sha256.Sum256([]byte("swarmgate federation test nonce " + label)))
 }
 
-// memberJSON is one member of a federation file, for tests that build one.
+// memberJSON is one member of a federation file, for tests that build one. The tests run on loopback, so
+// every member says allowPrivate; a member's site is "<name>.example.test".
 func memberJSON(name, url string, addrs ...string) map[string]any {
 	if addrs == nil {
 		addrs = []string{}
 	}
 	return map[string]any{"name": name, "url": url, "key": FormatPublicKey(testKey(name).Public().(ed25519.PublicKey)),
-		"addresses": addrs}
+		"addresses": addrs, "sites": []string{name + ".example.test"}, "allowPrivate": true}
 }
 
 func federationJSON(t testing.TB, members ...map[string]any) []byte {

@@ -2,17 +2,20 @@ package federation
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzOpen from openCases and bodyCases")
+var updateCorpus = flag.Bool("update-corpus", false,
+	"rewrite testdata/fuzz/FuzzOpen from openCases and bodyCases, and FuzzParseFederation from federationFileCases")
 
 // bodyCases seed the fuzzer with message bodies, which FuzzOpen also seals as each kind.
 var bodyCases = map[string]string{
@@ -138,6 +141,93 @@ func TestFuzzCorpus(t *testing.T) {
 		got, err := os.ReadFile(file)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s is missing or stale (%v): go test -run TestFuzzCorpus -update-corpus ./webseed/federation/", file, err)
+		}
+	}
+}
+
+// federationFileCases seed FuzzParseFederation: files that parse, with every field, and near misses.
+var federationFileCases = map[string]string{
+	"file-minimal": `{"members":[{"name":"alpha","url":"http://a.example","key":"` + testPub("alpha") + `"}]}`,
+	"file-full": `{"members":[{"name":"alpha","url":"https://alpha.example.org/sg/","key":"` + testPub("alpha") +
+		`","addresses":["192.0.2.10","2001:db8::10"],"sites":["www.example.com","Example.com."]},` +
+		`{"name":"lab","url":"http://127.0.0.2:8080","key":"` + testPub("beta") + `","addresses":["127.0.0.2"],"allowPrivate":true}]}`,
+	"file-site-ip":        `{"members":[{"name":"alpha","url":"http://a.example","key":"` + testPub("alpha") + `","sites":["127.0.0.1"]}]}`,
+	"file-site-twice":     `{"members":[{"name":"a","url":"http://a.example","key":"` + testPub("alpha") + `","sites":["x.test"]},{"name":"b","url":"http://b.example","key":"` + testPub("beta") + `","sites":["X.test"]}]}`,
+	"file-site-wildcard":  `{"members":[{"name":"alpha","url":"http://a.example","key":"` + testPub("alpha") + `","sites":["*.example.com"]}]}`,
+	"file-private-string": `{"members":[{"name":"alpha","url":"http://a.example","key":"` + testPub("alpha") + `","allowPrivate":"true"}]}`,
+}
+
+func testPub(name string) string { return FormatPublicKey(testKey(name).Public().(ed25519.PublicKey)) }
+
+// fileSentinels are the errors ParseFederation may wrap; every refusal must wrap one.
+var fileSentinels = []error{ErrFederationFile, ErrNoMembers, ErrBadName, ErrDuplicateName, ErrBadURL, ErrDuplicateURL,
+	ErrBadPublicKey, ErrDuplicateKey, ErrBadAddress, ErrDuplicateAddress, ErrBadSite, ErrDuplicateSite}
+
+// FuzzParseFederation checks that no input panics ParseFederation; that every refusal wraps a sentinel and
+// names the component; and that what parses is normalised (sites lower-case, valid, each with one owner)
+// and survives being written out as a federation file and parsed again unchanged.
+func FuzzParseFederation(f *testing.F) {
+	for _, c := range federationFileCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fed, err := ParseFederation(data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "federation: ") {
+				t.Fatalf("error without the component: %v", err)
+			}
+			for _, s := range fileSentinels {
+				if errors.Is(err, s) {
+					return
+				}
+			}
+			t.Fatalf("refusal wraps no sentinel: %v", err)
+		}
+		var file fileFederation
+		for _, m := range fed.Members() {
+			for _, s := range m.Sites {
+				if n, err := parseSite(s); err != nil || n != s {
+					t.Fatalf("member %s: site %q not normalised (%q, %v)", m.Name, s, n, err)
+				}
+				if o, ok := fed.SiteOwner(s); !ok || o.Name != m.Name {
+					t.Fatalf("site %q: owner %q, want %q", s, o.Name, m.Name)
+				}
+			}
+			fm := fileMember{Name: m.Name, URL: m.URL, Key: FormatPublicKey(m.Key), Sites: m.Sites, AllowPrivate: m.AllowPrivate}
+			for _, a := range m.Addresses {
+				fm.Addresses = append(fm.Addresses, a.String())
+			}
+			file.Members = append(file.Members, fm)
+		}
+		again, err := ParseFederation(mustJSON(file))
+		if err != nil {
+			t.Fatalf("written out, the file does not parse: %v\n%s", err, mustJSON(file))
+		}
+		if a, b := mustJSON(fed.Members()), mustJSON(again.Members()); !bytes.Equal(a, b) {
+			t.Fatalf("round trip changed the members:\n%s\n%s", a, b)
+		}
+	})
+}
+
+// TestFederationFuzzCorpus checks that the committed corpus holds every seed of FuzzParseFederation;
+// -update-corpus rewrites it.
+func TestFederationFuzzCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzParseFederation")
+	for name, data := range federationFileCases {
+		file := filepath.Join(dir, name)
+		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
+		if *updateCorpus {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(file)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s is missing or stale (%v): go test -run TestFederationFuzzCorpus -update-corpus ./webseed/federation/", file, err)
 		}
 	}
 }

@@ -147,7 +147,9 @@ type Client struct {
 	Name string
 	// Verifier checks replies: the members' keys, the clock, the replay cache. Its Self must be Name.
 	Verifier *Verifier
-	// HTTP sends the requests; nil means http.DefaultClient. Its timeout, or the context's, bounds a Send.
+	// HTTP sends the requests; nil means a NewHTTPClient, made for each Send (no redirects followed,
+	// connections checked by GuardControl). Its timeout, or the context's, bounds a Send. Each request's
+	// context carries the member's AllowPrivate (WithPrivate), for a transport that dials with GuardControl.
 	HTTP *http.Client
 }
 
@@ -201,9 +203,9 @@ func (c *Client) Send(ctx context.Context, memberURL string, kind Kind, body any
 func (c *Client) post(ctx context.Context, m Member, req []byte) ([]byte, error) {
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = NewHTTPClient(0)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL+Path, bytes.NewReader(req))
+	hr, err := http.NewRequestWithContext(WithPrivate(ctx, m.AllowPrivate), http.MethodPost, m.URL+Path, bytes.NewReader(req))
 	if err != nil {
 		return nil, fmt.Errorf("federation: %s: %w", m.Name, err)
 	}

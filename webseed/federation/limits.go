@@ -35,6 +35,10 @@ const (
 	// unpadded base64url (RFC 8555 8.4), always 43 characters; nothing else may be published.
 	ChallengeValueLen = 43
 
+	// maxSitesPerMember bounds the sites one member may list: a gateway fronts one site, or a few names of
+	// one (www. and the bare domain); 64 leaves room for a host of several small sites.
+	maxSitesPerMember = 64
+
 	// maxFederationFileSize bounds the federation file: about 300 bytes per member leaves room for thousands.
 	maxFederationFileSize = 1 << 20
 )
