@@ -36,7 +36,7 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(origin)
-			pr.SetXForwarded()
+			s.setForwarded(pr)
 			pr.Out.Host = pr.In.Host
 			// The gateway reads bodies to learn and rewrite them: ask the origin for identity encoding.
 			pr.Out.Header.Del("Accept-Encoding")

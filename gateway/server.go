@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -109,8 +110,15 @@ type Config struct {
 	// SiteName is the site's host name, as the dashboard and DNS know it.
 	SiteName string
 	// DashboardToken, if set, opens the dashboard (/.swarm/dashboard) to requests that carry it; without it
-	// the dashboard answers only requests from loopback addresses.
+	// the dashboard answers only requests from this machine (a loopback client, see TrustedProxies).
 	DashboardToken string
+	// TrustedProxies are the operator's own front proxies (load balancers, TLS terminators). A request from
+	// one is taken to come from the right-most address of its X-Forwarded-For (or, without that header,
+	// Forwarded) that is not itself a trusted proxy; a request from any other peer comes from that peer,
+	// whatever it claims. A trusted proxy that names no client makes the client unknown: such requests are
+	// not from this machine (for the dashboard), and all share that proxy's address for the caps per
+	// client. Trusted proxies are exempt from the cap on connections per address.
+	TrustedProxies []netip.Prefix
 	// Federation, if set, makes the gateway a federation member: it recruits helpers in a crowd and helps
 	// others when it has spare capacity.
 	Federation *FederationConfig
@@ -236,7 +244,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("OPTIONS "+PathSeed+"{version}/{path...}", s.serveSeed)
 	s.mux.HandleFunc("GET "+PathPrefix+"{file}", s.serveAsset)
 	s.mux.HandleFunc("POST "+PathStats, s.serveStats)
-	s.dash = web.New(web.Config{Snapshot: s.Snapshot, Token: cfg.DashboardToken, Logger: cfg.Logger})
+	s.dash = web.New(web.Config{Snapshot: s.Snapshot, Token: cfg.DashboardToken, Local: s.localClient, Logger: cfg.Logger})
 	for _, p := range web.Routes() {
 		s.mux.Handle("GET "+p, s.dash)
 	}

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -76,8 +76,12 @@ type Config struct {
 	// Snapshot returns the current state.
 	Snapshot func() Snapshot
 	// Token, if set, admits requests that carry it (?token= or "Authorization: Bearer"). Without a token
-	// only requests from loopback addresses are admitted: the dashboard is off the public path.
+	// only requests from this machine are admitted (Local): the dashboard is off the public path.
 	Token string
+	// Local reports whether a request comes from this machine. The server that mounts the handler knows
+	// which proxies it trusts to name a client; nil admits only a loopback TCP peer that sent no forwarding
+	// headers (one that did relays someone else).
+	Local func(r *http.Request) bool
 	// Interval is how often the stream sends a snapshot (default 1 s).
 	Interval time.Duration
 	Logger   *slog.Logger
@@ -108,6 +112,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Local == nil {
+		cfg.Local = loopbackPeer
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), closed: make(chan struct{})}
 	files, _ := fs.Sub(static, "static")
@@ -142,27 +149,48 @@ func (h *Handler) Close() { h.once.Do(func() { close(h.closed) }) }
 const tokenCookie = "swarmgate_dashboard"
 
 func (h *Handler) allowed(w http.ResponseWriter, r *http.Request) bool {
-	if h.cfg.Token != "" {
-		tok := r.URL.Query().Get("token")
-		if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			tok = b
-		}
-		if c, err := r.Cookie(tokenCookie); tok == "" && err == nil {
-			tok = c.Value
-		}
-		if tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.cfg.Token)) == 1 {
-			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: "/.swarm/", HttpOnly: true,
-				SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-			return true
-		}
+	if tok, ok := h.token(r); ok {
+		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: "/.swarm/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		return true
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+	return h.cfg.Local(r)
+}
+
+// HasToken reports whether the request carries the dashboard's token (in the query, an Authorization
+// header or the dashboard's cookie). Without a configured token it is always false.
+func (h *Handler) HasToken(r *http.Request) bool {
+	_, ok := h.token(r)
+	return ok
+}
+
+// token returns the request's token when it is the configured one.
+func (h *Handler) token(r *http.Request) (string, bool) {
+	if h.cfg.Token == "" {
+		return "", false
+	}
+	tok := r.URL.Query().Get("token")
+	if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		tok = b
+	}
+	if c, err := r.Cookie(tokenCookie); tok == "" && err == nil {
+		tok = c.Value
+	}
+	return tok, tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(h.cfg.Token)) == 1
+}
+
+// loopbackPeer is Config.Local's default: the TCP peer is a loopback address and relays nobody.
+func loopbackPeer(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
 		return false
 	}
-	ip := net.ParseIP(host)
-	// A request relayed by a proxy on loopback is not a loopback visitor.
-	return ip != nil && ip.IsLoopback() && r.Header.Get("X-Forwarded-For") == ""
+	for _, k := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
+		if r.Header.Get(k) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) {

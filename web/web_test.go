@@ -99,3 +99,31 @@ func TestStatusAndStream(t *testing.T) {
 		t.Fatalf("got %d events", events)
 	}
 }
+
+// TestLocalDecidesWithoutAToken: the server that mounts the dashboard says which requests come from this
+// machine; a token still admits anyone.
+func TestLocalDecidesWithoutAToken(t *testing.T) {
+	h := New(Config{Snapshot: snap, Token: "s3cret", Local: func(r *http.Request) bool { return r.Header.Get("X-Test-Local") == "yes" }})
+	for _, tc := range []struct {
+		remote, url, local string
+		want               int
+	}{
+		{"127.0.0.1:5000", PathStatus, "", 403}, // loopback peer, but the server says it is not local
+		{"203.0.113.9:5000", PathStatus, "yes", 200},
+		{"203.0.113.9:5000", PathStatus + "?token=s3cret", "", 200},
+	} {
+		r := httptest.NewRequest("GET", tc.url, nil)
+		r.RemoteAddr = tc.remote
+		r.Header.Set("X-Test-Local", tc.local)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s %s local=%q: %d, want %d", tc.remote, tc.url, tc.local, w.Code, tc.want)
+		}
+	}
+	r := httptest.NewRequest("GET", PathStatus, nil)
+	r.Header.Set("Authorization", "Bearer s3cret")
+	if !h.HasToken(r) || New(Config{Snapshot: snap}).HasToken(r) {
+		t.Error("HasToken: want true with the configured token, false without one configured")
+	}
+}
