@@ -35,7 +35,8 @@ type Config struct {
 	FetchTimeout time.Duration
 
 	// Transport carries requests to origins. Redirects are passed on to clients, never followed. Nil: a
-	// clone of http.DefaultTransport, closed with the Helper.
+	// federation.GuardedTransport, closed with the Helper: it connects to a loopback, private or link-local
+	// address only for a job with AllowPrivate, whatever the origin's name resolves to.
 	Transport http.RoundTripper
 	// OriginTimeout bounds an origin's answer to one proxied request, up to its response headers. Default
 	// DefaultOriginTimeout.

@@ -20,6 +20,10 @@ var (
 	// ErrBadJob means a job is malformed: a missing or invalid field, an info dictionary that does not
 	// decode or names unsafe paths, or limits exceeded.
 	ErrBadJob = errors.New("invalid job")
+	// ErrTaken means the helper holds a job for the same site or version for another requester.
+	ErrTaken = errors.New("site or version held for another requester")
+	// ErrNotRequester means a job may be renewed or released only by the one that requested it.
+	ErrNotRequester = errors.New("job requested by someone else")
 	// ErrUnknownJob means no job with that infohash is held.
 	ErrUnknownJob = errors.New("no such job")
 	// ErrClosed is returned by methods called after Close.

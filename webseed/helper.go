@@ -20,6 +20,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/gateway/seeder"
+	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
 // Phase is where a job stands.
@@ -73,7 +74,12 @@ type job struct {
 	phase   Phase
 	err     error
 	readyAt time.Time
+	until   time.Time   // Job.Until, moved on by RenewBy; zero: no end
+	expiry  *time.Timer // ends the job at until; nil when until is zero
 }
+
+// liveLocked reports whether the job's time (Job.Until) has not run out at now.
+func (j *job) liveLocked(now time.Time) bool { return j.until.IsZero() || now.Before(j.until) }
 
 func (j *job) stateLocked() State {
 	s := State{Phase: j.phase, Done: j.verified.Load(), Total: j.v.size, Err: j.err, Accepted: j.accepted, ReadyAt: j.readyAt}
@@ -126,7 +132,7 @@ func New(cfg Config) (*Helper, error) {
 		jobs:    make(map[metainfo.Hash]*job),
 	}
 	if h.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
+		t := federation.GuardedTransport()
 		t.ResponseHeaderTimeout = cfg.OriginTimeout
 		h.transport, h.closeIdle = t, t.CloseIdleConnections
 	}
@@ -151,10 +157,11 @@ func removeStaleJobs(dir string) error {
 }
 
 // Accept takes on a job and starts fetching its version in the background; State and Wait follow it. It
-// refuses a malformed job (ErrBadJob), one whose info dictionary does not hash to its infohash
-// (ErrInfoHashMismatch), any job while this server's own site is in a crowd (ErrInCrowd), and a job that
-// does not fit (ErrNoCapacity). Accepting a job already held is a no-op, unless it failed: then it is
-// fetched again.
+// refuses a malformed job (ErrBadJob, which includes an Until already past), one whose info dictionary does
+// not hash to its infohash (ErrInfoHashMismatch), any job while this server's own site is in a crowd
+// (ErrInCrowd), a job for a site or version held for another Requester (ErrTaken), and a job that does not
+// fit (ErrNoCapacity). Accepting a job already held for the same requester only moves its Until later,
+// unless it failed: then it is fetched again. The job ends at its Until unless renewed.
 func (h *Helper) Accept(j Job) error {
 	ih := j.InfoHash
 	dir := filepath.Join(h.cfg.DataDir, ih.HexString())
@@ -172,11 +179,18 @@ func (h *Helper) Accept(j Job) error {
 	if h.closed {
 		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrClosed)
 	}
+	for _, o := range h.jobs {
+		if o.Requester != j.Requester && (o.InfoHash == ih || o.Site == j.Site) {
+			return fmt.Errorf("webseed: job %s for %s: held for %q: %w", ih.HexString(), j.Site, o.Requester, ErrTaken)
+		}
+	}
 	if old, ok := h.jobs[ih]; ok {
 		if old.phase != PhaseFailed {
+			old.renewLocked(j.Until)
 			return nil
 		}
 		<-old.done // its data is already gone; the goroutine is only returning
+		old.stopExpiry()
 		delete(h.jobs, ih)
 	}
 	n, held := h.usageLocked()
@@ -189,7 +203,10 @@ func (h *Helper) Accept(j Job) error {
 	}
 	ctx, cancel := context.WithCancelCause(h.ctx)
 	jb := &job{Job: j, v: v, dir: dir, accepted: time.Now(), cancel: cancel, done: make(chan struct{}),
-		rp: h.reverseProxy(j.Origin), phase: PhaseFetching}
+		rp: h.reverseProxy(j.Origin), phase: PhaseFetching, until: j.Until}
+	if !jb.until.IsZero() {
+		jb.expiry = time.AfterFunc(time.Until(jb.until), func() { h.expire(jb) })
+	}
 	h.jobs[ih] = jb
 	h.wg.Add(1)
 	go h.fetch(ctx, jb)
@@ -324,14 +341,77 @@ func (h *Helper) Wait(ctx context.Context, ih metainfo.Hash) (State, error) {
 	return j.stateLocked(), nil
 }
 
+// renewLocked moves the job's end to until when that is later. A job without an end keeps none.
+func (j *job) renewLocked(until time.Time) {
+	if j.until.IsZero() || !until.After(j.until) {
+		return
+	}
+	j.until = until
+	j.expiry.Reset(time.Until(until))
+}
+
+// stopExpiry stops the job's timer, if it has one.
+func (j *job) stopExpiry() {
+	if j.expiry != nil {
+		j.expiry.Stop()
+	}
+}
+
+// RenewBy moves a held job's Until later, for its requester: a gateway whose crowd goes on renews its
+// helpers' leases. It fails with ErrUnknownJob when no such job is held (or it failed) and with
+// ErrNotRequester when another requested it.
+func (h *Helper) RenewBy(requester string, ih metainfo.Hash, until time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	j, ok := h.jobs[ih]
+	switch {
+	case !ok || j.phase == PhaseFailed || !j.liveLocked(time.Now()):
+		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrUnknownJob)
+	case j.Requester != requester:
+		return fmt.Errorf("webseed: job %s: renewal by %q: %w", ih.HexString(), requester, ErrNotRequester)
+	}
+	j.renewLocked(until)
+	return nil
+}
+
 // Release ends a job: it stops serving and seeding the version (cancelling its fetch if under way) and
 // deletes its data. Requests for the site are refused once no ready version of it remains.
 func (h *Helper) Release(ih metainfo.Hash) error {
+	return h.release(ih, func(*job) error { return nil }, "released")
+}
+
+// ReleaseBy is Release on behalf of requester: it fails with ErrNotRequester, ending nothing, when the job
+// was requested by someone else.
+func (h *Helper) ReleaseBy(requester string, ih metainfo.Hash) error {
+	return h.release(ih, func(j *job) error {
+		if j.Requester != requester {
+			return fmt.Errorf("webseed: job %s: release by %q: %w", ih.HexString(), requester, ErrNotRequester)
+		}
+		return nil
+	}, "released")
+}
+
+// expire ends a job whose Until has passed, unless it was renewed or ended meanwhile.
+func (h *Helper) expire(jb *job) {
+	_ = h.release(jb.InfoHash, func(j *job) error {
+		if j != jb || j.liveLocked(time.Now()) {
+			return ErrUnknownJob // renewed, or another job: nothing to do
+		}
+		return nil
+	}, "expired")
+}
+
+// release ends the job ih if check, called with mu held, allows it.
+func (h *Helper) release(ih metainfo.Hash, check func(*job) error, how string) error {
 	h.mu.Lock()
 	j, ok := h.jobs[ih]
 	if !ok {
 		h.mu.Unlock()
 		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrUnknownJob)
+	}
+	if err := check(j); err != nil {
+		h.mu.Unlock()
+		return err
 	}
 	delete(h.jobs, ih)
 	siteLeft := false
@@ -343,12 +423,14 @@ func (h *Helper) Release(ih metainfo.Hash) error {
 	if !siteLeft {
 		h.cache.purgeSite(j.Site)
 	}
-	h.log.Info("webseed: released", slog.String("site", j.Site), slog.String("infohash", ih.HexString()))
+	h.log.Info("webseed: "+how, slog.String("site", j.Site), slog.String("infohash", ih.HexString()),
+		slog.String("requester", j.Requester))
 	return nil
 }
 
 // end stops a job removed from h.jobs and deletes its data.
 func (h *Helper) end(j *job) {
+	j.stopExpiry()
 	j.cancel(errReleased)
 	<-j.done
 	if err := h.cfg.Seeder.RemoveTorrent(j.InfoHash); err != nil && !errors.Is(err, seeder.ErrUnknownTorrent) {
@@ -391,13 +473,14 @@ func (h *Helper) Jobs() []JobInfo {
 // port, if any, is ignored), so a server that is also a gateway can send such requests to the Helper.
 func (h *Helper) Serves(host string) bool { return len(h.readyFor(normalizeHost(host))) > 0 }
 
-// readyFor returns the ready jobs of a site, the most recently ready first.
+// readyFor returns the ready jobs of a site whose time has not run out, the most recently ready first.
 func (h *Helper) readyFor(site string) []*job {
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []*job
 	for _, j := range h.jobs {
-		if j.Site == site && j.phase == PhaseReady {
+		if j.Site == site && j.phase == PhaseReady && j.liveLocked(now) {
 			out = append(out, j)
 		}
 	}
@@ -405,12 +488,13 @@ func (h *Helper) readyFor(site string) []*job {
 	return out
 }
 
-// readyVersion returns a ready job whose version has the given name.
+// readyVersion returns a ready job, its time not run out, whose version has the given name.
 func (h *Helper) readyVersion(name string) *job {
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, j := range h.jobs {
-		if j.Version == name && j.phase == PhaseReady {
+		if j.Version == name && j.phase == PhaseReady && j.liveLocked(now) {
 			return j
 		}
 	}
@@ -430,6 +514,7 @@ func (h *Helper) Close() error {
 	h.jobs = make(map[metainfo.Hash]*job)
 	h.mu.Unlock()
 	for _, j := range jobs {
+		j.stopExpiry()
 		j.cancel(errReleased) // all at once; end then waits for each
 	}
 	for _, j := range jobs {

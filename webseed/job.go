@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
@@ -40,6 +41,17 @@ type Job struct {
 	// Files describes the version's files by URL path (with query, as the manifest lists them). Optional:
 	// a file without an entry gets a type from its extension and no SHA-256 check.
 	Files map[string]FileMeta
+	// Requester names who asked for the job (a federation member). While the job is held, a job for the
+	// same site or version from anyone else is refused (ErrTaken), and only the requester may renew or
+	// release it (RenewBy, ReleaseBy).
+	Requester string
+	// Until is when the job ends unless renewed (RenewBy): the helper stops serving it then and deletes its
+	// data. Zero: it lasts until released.
+	Until time.Time
+	// AllowPrivate lets the origin proxy connect to loopback, private and link-local addresses for this job
+	// (the requester's federation entry allows them). Without it, the Helper's own transport refuses them,
+	// so an origin name that resolves to an internal address reaches nothing.
+	AllowPrivate bool
 }
 
 // FileMeta is what the gateway's manifest says of one file.
@@ -126,6 +138,9 @@ func checkJob(j *Job, dir string) (*version, error) {
 		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, bad("webseed %q is not an http or https URL", w)
 		}
+	}
+	if !j.Until.IsZero() && !time.Now().Before(j.Until) {
+		return nil, bad("until %s has passed", j.Until.Format(time.RFC3339))
 	}
 	if len(j.InfoBytes) == 0 || len(j.InfoBytes) > maxInfoBytes {
 		return nil, bad("info dictionary of %d bytes; want 1 to %d", len(j.InfoBytes), maxInfoBytes)

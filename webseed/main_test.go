@@ -134,10 +134,10 @@ func newSource(t testing.TB) *source {
 	return src
 }
 
-// job is the help request for the source's version.
+// job is the help request for the source's version. Its origin is on loopback, so it allows private addresses.
 func (src *source) job(origin *url.URL) Job {
 	j := Job{Site: testSite, Version: src.v.Name, InfoHash: src.v.InfoHash, InfoBytes: src.v.InfoBytes, Origin: origin,
-		Files: make(map[string]FileMeta)}
+		Files: make(map[string]FileMeta), AllowPrivate: true}
 	for _, f := range src.v.Files {
 		j.Files[f.Path] = FileMeta{ContentType: f.ContentType, SHA256: f.SHA256}
 	}

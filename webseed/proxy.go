@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
 // flight is a cache fill under way; requests for the same key wait for it rather than ask the origin too.
@@ -25,9 +27,10 @@ func (h *Helper) proxy(w http.ResponseWriter, r *http.Request, j *job) {
 		j.served.proxied.add(cw.n)
 		h.stats.proxied.add(cw.n)
 	}()
+	// The origin is reached with the job's address policy (Job.AllowPrivate), whichever way the request goes.
+	r = r.WithContext(federation.WithPrivate(r.Context(), j.AllowPrivate))
 	// Only anonymous reads share answers: with Cookie or Authorization the answer may be someone's own.
-	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || r.Header.Get("Authorization") != "" ||
-		r.Header.Get("Cookie") != "" || r.Header.Get("Upgrade") != "" {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || personal(r.Header) || r.Header.Get("Upgrade") != "" {
 		j.rp.ServeHTTP(cw, r)
 		return
 	}
@@ -43,6 +46,19 @@ func (h *Helper) proxy(w http.ResponseWriter, r *http.Request, j *job) {
 		return
 	}
 	h.fill(cw, r, j, key)
+}
+
+// personal reports whether a request carries credentials in any of its Cookie or Authorization headers. Every
+// value counts: Header.Get reads only the first, so an empty "Cookie:" before a real one would pass.
+func personal(h http.Header) bool {
+	for _, k := range []string{"Authorization", "Cookie"} {
+		for _, v := range h.Values(k) {
+			if strings.TrimSpace(v) != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fill fetches an answer from the origin for a GET, keeps it when it may be shared, and serves it. Requests

@@ -104,6 +104,27 @@ func TestProxy(t *testing.T) {
 		if n := org.count("/page?user"); n != 2 {
 			t.Errorf("with a cookie: origin asked %d times", n)
 		}
+		// Every Cookie and Authorization header counts, not only the first: an empty one first hides nothing.
+		for _, k := range []string{"Cookie", "Authorization"} {
+			p := "/page?second-" + k
+			for range 2 {
+				req, err := http.NewRequest(http.MethodGet, env.url+p, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Host = testSite
+				req.Header[k] = []string{"", "s=1"}
+				resp, err := env.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if n := org.count(p); n != 2 {
+				t.Errorf("with an empty %s header before a real one: origin asked %d times, want 2 (not shared)", k, n)
+			}
+		}
 	})
 
 	t.Run("concurrent misses ask once", func(t *testing.T) {
