@@ -1,0 +1,57 @@
+// The info dictionary of a BitTorrent v1 torrent, with BEP 47 padding files marked.
+
+import { decode, dict, list, num, str } from './bencode'
+import { text } from './bytes'
+
+export interface TorrentFile {
+  path: string[] // below the torrent's name; [name] for a single-file torrent
+  length: number
+  offset: number // in the torrent's byte stream
+  pad: boolean // a BEP 47 padding file: zeros, never fetched
+}
+
+export interface Info {
+  name: string
+  pieceLength: number
+  pieces: Uint8Array // 20-byte SHA-1 of each piece, concatenated
+  count: number // number of pieces
+  length: number // of the whole byte stream, padding included
+  files: TorrentFile[]
+  multi: boolean // files under a directory named name (BEP 19 builds webseed URLs from that)
+}
+
+export class MetainfoError extends Error {}
+
+// parseInfo reads an info dictionary; it throws MetainfoError when a field is missing or inconsistent.
+export function parseInfo(bytes: Uint8Array): Info {
+  const fail = (why: string): never => {
+    throw new MetainfoError(`metainfo: ${why}`)
+  }
+  const d = dict(decode(bytes)) ?? fail('not a dictionary')
+  const name = text.decode(str(d['name.utf-8']) ?? str(d.name) ?? fail('no name'))
+  const pieceLength = num(d['piece length']) ?? fail('no piece length')
+  const pieces = str(d.pieces) ?? fail('no pieces')
+  if (pieceLength <= 0 || pieces.length % 20) fail('bad piece length or pieces')
+  const files: TorrentFile[] = []
+  let offset = 0
+  const fl = list(d.files)
+  for (const v of fl ?? [d]) {
+    const f = dict(v) ?? fail('bad file')
+    const length = num(f.length) ?? fail('no file length')
+    const parts = fl ? list(f['path.utf-8']) ?? list(f.path) ?? fail('no file path') : [utf8Name(name)]
+    const path = parts.map((p) => text.decode(str(p) ?? fail('bad path')))
+    if (length < 0 || path.some((p) => p === '' || p === '.' || p === '..' || p.includes('/'))) fail('bad file')
+    const attr = str(f.attr)
+    files.push({ path, length, offset, pad: !!attr && attr.includes(0x70 /* p */) })
+    offset += length
+  }
+  const count = pieces.length / 20
+  if (Math.ceil(offset / pieceLength) !== count) fail('pieces do not cover the files')
+  return { name, pieceLength, pieces, count, length: offset, files, multi: !!fl }
+}
+
+const utf8Name = (name: string): Uint8Array => new TextEncoder().encode(name)
+
+// pieceSize is the length of piece i (the last one may be short).
+export const pieceSize = (info: Info, i: number): number =>
+  Math.min(info.pieceLength, info.length - i * info.pieceLength)

@@ -1,0 +1,39 @@
+// One connected peer: its wire over a data channel, what it holds and what we asked of it.
+
+import { Bits } from './bits'
+import { hex } from './bytes'
+import type { Conn } from './rtc'
+import { Wire } from './wire'
+
+export class Peer {
+  readonly wire: Wire
+  id: string // hex peer ID: the tracker's until the handshake gives the peer's own
+  has: Bits
+  ready = false // handshake checked
+  reqs = new Map<number, number>() // block key → when requested (performance.now)
+  serving = 0 // the peer's requests we are answering
+  downloaded = 0
+  uploaded = 0
+  strikes = 0 // bad pieces it had a part in
+  lastSent = 0
+
+  constructor(
+    readonly conn: Conn,
+    readonly dc: RTCDataChannel,
+    peerId: Uint8Array,
+    count: number,
+  ) {
+    this.id = hex(peerId)
+    this.has = new Bits(count)
+    this.wire = new Wire({
+      send: (b) => {
+        this.lastSent = performance.now()
+        dc.send(b as Uint8Array<ArrayBuffer>)
+      },
+      close: () => conn.close(),
+    })
+    dc.onmessage = (e: MessageEvent<ArrayBuffer>) => this.wire.push(new Uint8Array(e.data))
+    dc.onclose = () => this.wire.close()
+    conn.onclose = () => this.wire.close()
+  }
+}

@@ -1,0 +1,67 @@
+// Piece order. Callers say which byte ranges matter ("the hero image first", "media from the playhead") as
+// priorities and deadlines; the rest follows rarest first, then in order.
+
+import type { Info } from './metainfo'
+
+// Want is a byte range [start, end) of the torrent's byte stream and how much it matters: pieces with a
+// deadline (ms since the epoch, as Date.now) come first, earliest first; then higher priority (default 0);
+// then pieces fewer connected peers hold; then lower index.
+export interface Want {
+  start: number
+  end: number
+  priority?: number
+  deadline?: number
+}
+
+// RESORT_MS bounds how often a change in rarity alone re-sorts the pieces: every have message changes it,
+// and a few hundred milliseconds of stale rarity costs nothing.
+const RESORT_MS = 250
+
+export class Picker {
+  readonly avail: Int32Array // connected peers holding each piece
+  readonly due: Float64Array
+  readonly pri: Float64Array
+  private order: number[] = []
+  private stale = true
+  private sortedAt = -Infinity
+
+  constructor(private info: Info) {
+    this.avail = new Int32Array(info.count)
+    this.due = new Float64Array(info.count).fill(Infinity)
+    this.pri = new Float64Array(info.count)
+  }
+
+  // want replaces the caller's ranges.
+  want(ranges: Want[]): void {
+    this.due.fill(Infinity)
+    this.pri.fill(0)
+    const pl = this.info.pieceLength
+    for (const r of ranges) {
+      const last = Math.min(Math.ceil(r.end / pl), this.info.count)
+      for (let i = Math.max(0, Math.floor(r.start / pl)); i < last; i++) {
+        if (r.deadline !== undefined) this.due[i] = Math.min(this.due[i], r.deadline)
+        this.pri[i] = Math.max(this.pri[i], r.priority ?? 0)
+      }
+    }
+    this.stale = true
+    this.sortedAt = -Infinity
+  }
+
+  // rarity marks availability as changed.
+  rarity(): void {
+    this.stale = true
+  }
+
+  // ordered returns every piece index, best first.
+  ordered(now: number): number[] {
+    if (this.stale && now - this.sortedAt >= RESORT_MS) {
+      const { due, pri, avail } = this
+      this.order = Array.from({ length: this.info.count }, (_, i) => i).sort(
+        (a, b) => due[a] - due[b] || pri[b] - pri[a] || avail[a] - avail[b] || a - b,
+      )
+      this.stale = false
+      this.sortedAt = now
+    }
+    return this.order
+  }
+}

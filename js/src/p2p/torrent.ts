@@ -1,0 +1,545 @@
+// A torrent being downloaded and seeded: sources (peers over WebRTC found through WebSocket trackers, and BEP 19
+// webseeds), piece picking by the caller's priorities, SHA-1 verification of every piece, banning peers that
+// send bad data, and serving peers what we hold within the caller's upload cap.
+
+import { encode } from './bencode'
+import { Bits } from './bits'
+import { equal, hex, randomBytes, sha1, utf8 } from './bytes'
+import { Emitter } from './emitter'
+import { type Info, parseInfo, pieceSize } from './metainfo'
+import { Peer } from './peer'
+import { Picker, type Want } from './picker'
+import type { Conn } from './rtc'
+import { MemoryStore, type PieceStore } from './store'
+import { TrackerClient } from './tracker'
+import { fetchRange } from './webseed'
+import { BLOCK, type Msg } from './wire'
+
+export interface TorrentOptions {
+  info: Uint8Array // the bencoded info dictionary
+  infoHash: Uint8Array // its SHA-1, checked before anything starts
+  peerId?: Uint8Array // 20 bytes; default "-SG0001-" and random bytes
+  trackers?: string[] // ws:// or wss:// WebTorrent trackers
+  rtc?: RTCConfiguration // for every peer connection: the caller's iceServers
+  webseeds?: string[] // BEP 19 url-list
+  store?: PieceStore // default: memory
+  have?: number[] | 'all' // pieces the store already holds, verified by the caller
+  // upload is asked before each block sent to a peer; false means a cap is reached: the request is refused
+  // and the peer choked. Default: no cap.
+  upload?: (bytes: number) => boolean
+  maxPeers?: number // default DEFAULT_MAX_PEERS
+  // webseedLeadMs: a piece with a deadline closer than this goes to a webseed unless a peer is already
+  // fetching it. Default DEFAULT_WEBSEED_LEAD_MS.
+  webseedLeadMs?: number
+  // webseedIdle: webseeds also take pieces no connected, unchoking peer holds. Default true.
+  webseedIdle?: boolean
+}
+
+// Where a verified piece came from: a peer, a webseed, or the caller (put).
+export type Source = 'peer' | 'webseed' | 'local'
+
+export interface TorrentEvents {
+  piece: { index: number; source: Source; peer?: string } // verified and stored
+  progress: Stats
+  done: Stats
+  peer: { id: string; open: boolean } // a peer's wire is up (open) or gone
+  ban: { id: string; piece: number } // a peer sent a piece that failed verification
+  warning: string
+}
+
+export interface Stats {
+  have: number // verified pieces
+  count: number
+  peerBytes: number // verified bytes from peers
+  webseedBytes: number // from webseeds
+  uploaded: number
+  peers: number
+}
+
+// DEFAULT_MAX_PEERS bounds connections: each is a peer connection with DTLS and SCTP state; a page needs a
+// few good sources, not dozens (WebTorrent allows 55, mostly idle in a page's short life).
+const DEFAULT_MAX_PEERS = 20
+const DEFAULT_WEBSEED_LEAD_MS = 3000
+// MAX_REQS is how many blocks we keep requested from one peer: 1 MiB in flight, enough for several MB/s at
+// browser round trips, and exactly anacrolix/torrent's default per-connection budget (it can stall a peer
+// that keeps more requested).
+const MAX_REQS = 64
+// MAX_SERVING bounds a peer's requests we hold (and the bytes queued on its channel: 4 MiB, a quarter of
+// what Chromium buffers on a data channel before it fails a send). WebTorrent keeps up to about 110.
+const MAX_SERVING = 256
+// MAX_BLOCK is the largest request served; BEP 3 clients drop peers asking for more than 128 KiB.
+const MAX_BLOCK = 1 << 17
+// REQ_MS: a peer that leaves a request unanswered this long is stalled and dropped (WebTorrent: 30 s).
+const REQ_MS = 30000
+// KEEPALIVE_MS: a keep-alive after this long without sending (BEP 3 peers drop silent ones at 2 minutes).
+const KEEPALIVE_MS = 60000
+// WEBSEED_SLOTS is how many pieces one webseed fetches at once: HTTP/1.1 allows six connections per host,
+// and the page has its own requests to make.
+const WEBSEED_SLOTS = 3
+// WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
+const WEBSEED_RETRY_MS = 1000
+const TICK_MS = 1000
+
+interface Pending {
+  buf: Uint8Array
+  state: Uint8Array // per block: 0 needed, 1 requested, 2 received
+  left: number // blocks not received
+  from: Set<Peer>
+  owner?: Peer // the peer that started it; others join only once it is gone or in the endgame
+  webseed?: boolean // fetched whole by a webseed
+}
+
+interface Webseed {
+  url: string
+  busy: number
+  fails: number
+  until: number // no requests before this (performance.now)
+  dead: boolean
+}
+
+export class Torrent extends Emitter<TorrentEvents> {
+  readonly info: Info
+  readonly infoHash: Uint8Array
+  readonly peerId: Uint8Array
+  readonly have: Bits
+  readonly picker: Picker
+  readonly peers = new Map<string, Peer>()
+  readonly banned = new Set<string>()
+  destroyed = false
+  private store: PieceStore
+  private pending = new Map<number, Pending>()
+  private conns = new Set<Conn>() // data channels open, handshake not yet in
+  private trackers: TrackerClient[] = []
+  private webseeds: Webseed[] = []
+  private aborts = new Set<AbortController>()
+  private timer: ReturnType<typeof setInterval>
+  private bpp: number // blocks per piece
+  private padBlocks: (i: number, b: number) => boolean
+  private stats: Stats
+
+  private constructor(private o: TorrentOptions, info: Info) {
+    super()
+    this.info = info
+    this.infoHash = o.infoHash
+    this.peerId = o.peerId ?? new Uint8Array([...utf8.encode('-SG0001-'), ...randomBytes(12)])
+    this.store = o.store ?? new MemoryStore()
+    this.have = new Bits(info.count)
+    if (o.have === 'all') this.have.fill()
+    else for (const i of o.have ?? []) this.have.set(i)
+    this.picker = new Picker(info)
+    this.bpp = Math.ceil(info.pieceLength / BLOCK)
+    this.padBlocks = padding(info)
+    this.stats = { have: this.have.count, count: info.count, peerBytes: 0, webseedBytes: 0, uploaded: 0, peers: 0 }
+    for (const url of o.webseeds ?? []) this.addWebseed(url)
+    for (const url of o.trackers ?? []) {
+      this.trackers.push(
+        new TrackerClient({
+          url,
+          infoHash: this.infoHash,
+          peerId: this.peerId,
+          rtc: o.rtc ?? {},
+          state: () => ({
+            uploaded: this.stats.uploaded,
+            downloaded: this.stats.peerBytes + this.stats.webseedBytes,
+            left: this.left(),
+            want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.conns.size,
+          }),
+          onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
+          accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
+          onwarning: (m) => this.emit('warning', m),
+        }),
+      )
+    }
+    this.timer = setInterval(() => this.tick(), TICK_MS)
+    queueMicrotask(() => this.update())
+  }
+
+  // create checks the info dictionary against the infohash and starts the torrent.
+  static async create(o: TorrentOptions): Promise<Torrent> {
+    if (!equal(await sha1(o.info), o.infoHash)) throw new Error('torrent: info dictionary does not match the infohash')
+    return new Torrent(o, parseInfo(o.info))
+  }
+
+  get done(): boolean {
+    return this.have.full()
+  }
+
+  // want sets which byte ranges matter most (see Want); it replaces the previous call's ranges.
+  want(ranges: Want[]): void {
+    this.picker.want(ranges)
+    this.update()
+  }
+
+  addWebseed(url: string): void {
+    if (this.webseeds.some((w) => w.url === url)) return
+    this.webseeds.push({ url, busy: 0, fails: 0, until: 0, dead: false })
+    this.update()
+  }
+
+  // read returns bytes [start, end) of the torrent's byte stream once every piece they touch is verified.
+  read(start: number, end: number): Uint8Array | undefined {
+    const pl = this.info.pieceLength
+    const out = new Uint8Array(end - start)
+    for (let i = Math.floor(start / pl); i * pl < end; i++) {
+      const p = this.have.get(i) ? this.store.get(i) : undefined
+      if (!p) return undefined
+      const a = Math.max(start, i * pl)
+      const b = Math.min(end, i * pl + p.length)
+      out.set(p.subarray(a - i * pl, b - i * pl), a - start)
+    }
+    return out
+  }
+
+  // put offers a piece obtained elsewhere (the HTTP cache, say): it is kept when it verifies.
+  async put(i: number, data: Uint8Array): Promise<boolean> {
+    if (this.have.get(i)) return true
+    if (data.length !== pieceSize(this.info, i) || !(await this.verify(i, data))) return false
+    this.gotPiece(i, data, 'local')
+    return true
+  }
+
+  getStats(): Stats {
+    return { ...this.stats, have: this.have.count, peers: this.peers.size }
+  }
+
+  // destroy stops everything: trackers (announcing stopped), peer connections, webseed requests and timers.
+  destroy(): void {
+    if (this.destroyed) return
+    this.destroyed = true
+    clearInterval(this.timer)
+    for (const t of this.trackers) t.destroy()
+    for (const p of this.peers.values()) p.wire.close()
+    for (const c of this.conns) c.close()
+    for (const a of this.aborts) a.abort()
+    this.pending.clear()
+  }
+
+  private left(): number {
+    let n = 0
+    for (let i = 0; i < this.info.count; i++) if (!this.have.get(i)) n += pieceSize(this.info, i)
+    return n
+  }
+
+  private addPeer(dc: RTCDataChannel, conn: Conn, id: Uint8Array): void {
+    if (this.destroyed) return conn.close()
+    const p = new Peer(conn, dc, id, this.info.count)
+    this.conns.add(conn)
+    p.wire.onmsg = (m) => this.onmsg(p, m)
+    p.wire.onclose = () => this.dropPeer(p)
+    p.wire.handshake(this.infoHash, this.peerId)
+  }
+
+  private dropPeer(p: Peer): void {
+    this.conns.delete(p.conn)
+    p.conn.close()
+    if (this.peers.get(p.id) !== p) return
+    this.peers.delete(p.id)
+    for (let i = 0; i < this.info.count; i++) if (p.has.get(i)) this.picker.avail[i]--
+    this.picker.rarity()
+    for (const k of p.reqs.keys()) this.release(p, k)
+    // Its pieces under way go to whoever comes next; one that nobody else is fetching starts over, so that a
+    // webseed (which fetches whole pieces) can take it too.
+    for (const [i, pd] of this.pending) {
+      if (pd.owner !== p) continue
+      pd.owner = undefined
+      if (!pd.state.includes(1)) this.pending.delete(i)
+    }
+    this.emit('peer', { id: p.id, open: false })
+    this.update()
+  }
+
+  private ban(p: Peer, piece: number): void {
+    this.banned.add(p.id)
+    this.emit('ban', { id: p.id, piece })
+    p.wire.close()
+  }
+
+  private onmsg(p: Peer, m: Msg): void {
+    const w = p.wire
+    switch (m.t) {
+      case 'handshake': {
+        const id = hex(m.peerId)
+        if (!equal(m.infoHash, this.infoHash) || equal(m.peerId, this.peerId) || this.banned.has(id) || this.peers.has(id)) {
+          return w.close()
+        }
+        p.id = id
+        p.ready = true
+        this.conns.delete(p.conn)
+        this.peers.set(id, p)
+        w.bitfield(this.have)
+        // Our LTEP handshake: no extension messages, and how many requests we queue.
+        if (w.ltep) w.extended(0, encode({ m: {}, v: 'swarmgate', reqq: MAX_SERVING }))
+        this.emit('peer', { id, open: true })
+        return
+      }
+      case 'bitfield':
+      case 'haveAll':
+        if (m.t === 'bitfield') p.has = new Bits(this.info.count, m.bits)
+        else p.has.fill()
+        for (let i = 0; i < this.info.count; i++) if (p.has.get(i)) this.picker.avail[i]++
+        this.picker.rarity()
+        return this.interest(p)
+      case 'have':
+        if (p.has.set(m.i)) {
+          this.picker.avail[m.i]++
+          this.picker.rarity()
+          if (!this.have.get(m.i)) w.interested()
+          this.fill(p)
+        }
+        return
+      case 'interested':
+        // upload(0) asks whether uploads are allowed at all.
+        if (!this.o.upload || this.o.upload(0)) w.unchoke()
+        return
+      case 'unchoke':
+        return this.fill(p)
+      case 'choke':
+        // Without the Fast extension a choke drops every request; with it, the peer rejects each.
+        if (!w.fast) for (const k of [...p.reqs.keys()]) this.release(p, k)
+        return
+      case 'reject':
+        this.release(p, this.key(m.i, m.off))
+        return this.fill(p)
+      case 'request':
+        return this.serve(p, m.i, m.off, m.len)
+      case 'piece':
+        return this.onblock(p, m.i, m.off, m.data)
+    }
+  }
+
+  // interest tells a peer whether it holds anything we lack.
+  private interest(p: Peer): void {
+    if (this.wants(p)) p.wire.interested()
+    else p.wire.uninterested()
+    if (this.done && p.has.full()) p.wire.close() // two seeders have nothing to say to each other
+    this.fill(p)
+  }
+
+  private wants(p: Peer): boolean {
+    for (let i = 0; i < this.info.count; i++) if (p.has.get(i) && !this.have.get(i)) return true
+    return false
+  }
+
+  private serve(p: Peer, i: number, off: number, len: number): void {
+    const w = p.wire
+    if (len > MAX_BLOCK) return w.close()
+    const data = this.have.get(i) ? this.store.get(i) : undefined
+    const fits = !!data && off + len <= data.length && len > 0
+    if (w.amChoking || !fits || p.serving >= MAX_SERVING || p.dc.bufferedAmount > MAX_SERVING * BLOCK) {
+      return w.reject(i, off, len)
+    }
+    if (this.o.upload && !this.o.upload(len)) {
+      w.reject(i, off, len)
+      return w.choke()
+    }
+    w.piece(i, off, data.subarray(off, off + len))
+    p.uploaded += len
+    this.stats.uploaded += len
+  }
+
+  private key(i: number, off: number): number {
+    return i * this.bpp + off / BLOCK
+  }
+
+  // release gives back a block requested from p, for anyone to request again.
+  private release(p: Peer, k: number): void {
+    if (!p.reqs.delete(k)) return
+    const pd = this.pending.get(Math.floor(k / this.bpp))
+    const b = k % this.bpp
+    if (!pd || pd.state[b] !== 1) return
+    for (const q of this.peers.values()) if (q.reqs.has(k)) return
+    pd.state[b] = 0
+  }
+
+  private blockLen(i: number, b: number): number {
+    return Math.min(BLOCK, pieceSize(this.info, i) - b * BLOCK)
+  }
+
+  private onblock(p: Peer, i: number, off: number, data: Uint8Array): void {
+    const k = this.key(i, off)
+    if (!p.reqs.delete(k)) return // not asked of this peer (or given up on)
+    const pd = this.pending.get(i)
+    const b = k % this.bpp
+    if (pd && !pd.webseed && pd.state[b] !== 2 && data.length === this.blockLen(i, b)) {
+      pd.buf.set(data, off)
+      pd.state[b] = 2
+      pd.left--
+      pd.from.add(p)
+      p.downloaded += data.length
+      for (const q of this.peers.values()) {
+        if (q !== p && q.reqs.delete(k)) q.wire.cancel(i, off, data.length)
+      }
+      if (!pd.left) void this.finish(i, pd)
+    }
+    this.fill(p)
+  }
+
+  // finish verifies a pending piece whose blocks are all in, and reports whether it was good.
+  private async finish(i: number, pd: Pending): Promise<boolean> {
+    const ok = await this.verify(i, pd.buf)
+    if (this.destroyed || this.pending.get(i) !== pd) return ok
+    this.pending.delete(i)
+    if (ok) {
+      const n = pd.buf.length
+      if (pd.webseed) this.stats.webseedBytes += n
+      else this.stats.peerBytes += n
+      const [one] = pd.from
+      this.gotPiece(i, pd.buf, pd.webseed ? 'webseed' : 'peer', pd.from.size === 1 ? one.id : undefined)
+      return ok
+    }
+    // A peer that sent the whole piece is banned at once; one of several is banned at its second bad piece.
+    for (const p of pd.from) if (pd.from.size === 1 || ++p.strikes >= 2) this.ban(p, i)
+    this.emit('warning', `torrent: piece ${i} failed verification`)
+    this.update()
+    return ok
+  }
+
+  private async verify(i: number, data: Uint8Array): Promise<boolean> {
+    return equal(await sha1(data), this.info.pieces.subarray(20 * i, 20 * i + 20))
+  }
+
+  private gotPiece(i: number, data: Uint8Array, source: Source, peer?: string): void {
+    if (this.destroyed || !this.have.set(i)) return
+    this.store.put(i, data)
+    for (const p of this.peers.values()) if (p.ready) p.wire.have(i)
+    this.emit('piece', { index: i, source, peer })
+    const s = this.getStats()
+    this.emit('progress', s)
+    if (this.done) {
+      for (const t of this.trackers) void t.announce('completed')
+      for (const p of this.peers.values()) this.interest(p)
+      this.emit('done', s)
+    }
+    this.update()
+  }
+
+  // update hands out work to every source.
+  private update(): void {
+    if (this.destroyed) return
+    for (const p of this.peers.values()) this.fill(p)
+    for (const w of this.webseeds) this.feed(w)
+  }
+
+  // fill keeps up to MAX_REQS blocks requested from a peer that unchokes us.
+  private fill(p: Peer): void {
+    if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
+    while (p.reqs.size < MAX_REQS) {
+      const k = this.next(p)
+      if (k === undefined) break
+      const i = Math.floor(k / this.bpp)
+      const b = k % this.bpp
+      this.pending.get(i)!.state[b] = 1
+      p.reqs.set(k, performance.now())
+      p.wire.request(i, b * BLOCK, this.blockLen(i, b))
+    }
+    if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
+  }
+
+  // next picks the block to request from p: a free block of a piece under way that p may work on, else the
+  // first piece in the picker's order that p holds, else (endgame) a block requested from someone else.
+  private next(p: Peer): number | undefined {
+    const free = (i: number, pd: Pending, dup: boolean): number | undefined => {
+      for (let b = 0; b < pd.state.length; b++) {
+        const k = i * this.bpp + b
+        if (pd.state[b] === 0 || (dup && pd.state[b] === 1 && !p.reqs.has(k))) return k
+      }
+    }
+    for (const [i, pd] of this.pending) {
+      if (pd.webseed || !p.has.get(i) || (pd.owner && pd.owner !== p)) continue
+      pd.owner ??= p
+      const k = free(i, pd, false)
+      if (k !== undefined) return k
+    }
+    for (const i of this.picker.ordered(performance.now())) {
+      if (this.have.get(i) || this.pending.has(i) || !p.has.get(i)) continue
+      return free(i, this.start(i, p), false)
+    }
+    for (const [i, pd] of this.pending) {
+      if (pd.webseed || !p.has.get(i)) continue
+      const k = free(i, pd, false) ?? free(i, pd, true)
+      if (k !== undefined) return k
+    }
+  }
+
+  // start begins a piece; blocks wholly inside padding files are zeros already and never requested.
+  private start(i: number, owner?: Peer): Pending {
+    const n = Math.ceil(pieceSize(this.info, i) / BLOCK)
+    const pd: Pending = { buf: new Uint8Array(pieceSize(this.info, i)), state: new Uint8Array(n), left: n, from: new Set(), owner }
+    for (let b = 0; b < n; b++) {
+      if (this.padBlocks(i, b)) {
+        pd.state[b] = 2
+        pd.left--
+      }
+    }
+    this.pending.set(i, pd)
+    if (!pd.left) void this.finish(i, pd)
+    return pd
+  }
+
+  // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching and, when
+  // webseedIdle, those no connected peer that unchokes us holds.
+  private feed(w: Webseed): void {
+    const now = performance.now()
+    if (w.dead || now < w.until || this.done) return
+    const lead = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
+    const idle = this.o.webseedIdle ?? true
+    for (const i of this.picker.ordered(now)) {
+      if (w.busy >= WEBSEED_SLOTS) return
+      if (this.have.get(i) || this.pending.has(i)) continue
+      const due = this.picker.due[i] <= lead
+      if (!due && !(idle && ![...this.peers.values()].some((p) => !p.wire.peerChoking && p.has.get(i)))) continue
+      void this.fetchPiece(w, i)
+    }
+  }
+
+  private async fetchPiece(w: Webseed, i: number): Promise<void> {
+    const pd: Pending = { buf: new Uint8Array(0), state: new Uint8Array(0), left: 1, from: new Set(), webseed: true }
+    this.pending.set(i, pd)
+    w.busy++
+    const ac = new AbortController()
+    this.aborts.add(ac)
+    const start = i * this.info.pieceLength
+    try {
+      pd.buf = await fetchRange(w.url, this.info, start, start + pieceSize(this.info, i), ac.signal)
+      pd.left = 0
+      w.fails = 0
+    } catch (e) {
+      w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
+      if (!this.destroyed) this.emit('warning', `torrent: webseed ${w.url}: ${e}`)
+    }
+    this.aborts.delete(ac)
+    w.busy--
+    if (this.destroyed || this.pending.get(i) !== pd) return
+    if (pd.left) {
+      this.pending.delete(i)
+      return this.update()
+    }
+    // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
+    if (!(await this.finish(i, pd))) w.dead = true
+  }
+
+  private tick(): void {
+    const now = performance.now()
+    for (const p of this.peers.values()) {
+      for (const t of p.reqs.values()) {
+        if (now - t > REQ_MS) {
+          this.emit('warning', `torrent: peer ${p.id} stalled`)
+          p.wire.close()
+          break
+        }
+      }
+      if (now - p.lastSent > KEEPALIVE_MS) p.wire.keepalive()
+    }
+    this.update()
+  }
+}
+
+// padding returns whether block b of piece i lies wholly inside a BEP 47 padding file.
+function padding(info: Info): (i: number, b: number) => boolean {
+  const pads = info.files.filter((f) => f.pad)
+  return (i, b) => {
+    const s = i * info.pieceLength + b * BLOCK
+    const e = Math.min(s + BLOCK, (i + 1) * info.pieceLength, info.length)
+    return pads.some((f) => f.offset <= s && e <= f.offset + f.length)
+  }
+}

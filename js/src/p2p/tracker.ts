@@ -1,0 +1,219 @@
+// A client of the WebTorrent tracker protocol (bittorrent-tracker's WebSocket flavour): announces carry
+// complete WebRTC offers, the tracker relays each to one peer, and that peer's answer comes back through it.
+// Offers relayed to us are answered the same way.
+
+import { binary, equal, fromBinary, hex, randomBytes } from './bytes'
+import { Conn, type Description } from './rtc'
+
+// OFFERS is how many offers one announce carries: bittorrent-tracker caps numwant at 5 for WebSocket
+// trackers, and each offer costs a peer connection while it waits.
+const OFFERS = 5
+// OFFER_MS is how long an offer waits for its answer: bittorrent-tracker's OFFER_TIMEOUT, also our tracker's
+// default offer TTL.
+const OFFER_MS = 50000
+// Reconnect backoff: from 1 s, doubling to 60 s, with up to a quarter more at random so that the pages of a
+// crowd do not all come back at once after the tracker restarts.
+const RETRY_MIN_MS = 1000
+const RETRY_MAX_MS = 60000
+// MIN_INTERVAL_S bounds how often the tracker's interval can make us re-announce.
+const MIN_INTERVAL_S = 15
+
+export interface TrackerOptions {
+  url: string
+  infoHash: Uint8Array
+  peerId: Uint8Array
+  rtc: RTCConfiguration // iceServers and the like, from the caller
+  // state is asked at each announce: transfer counts, and how many more peers are wanted (0: send no offers,
+  // and answer no relayed offers).
+  state(): { uploaded: number; downloaded: number; left: number; want: number }
+  // onpeer gets each open data channel, with the remote peer ID the tracker gave.
+  onpeer(dc: RTCDataChannel, conn: Conn, peerId: Uint8Array): void
+  // accept is asked before answering an offer (a banned peer ID, say).
+  accept?(peerId: Uint8Array): boolean
+  onwarning?(msg: string): void
+}
+
+interface TrackerMessage {
+  action?: string
+  info_hash?: string
+  peer_id?: string
+  offer_id?: string
+  offer?: Description
+  answer?: Description
+  interval?: number
+  'failure reason'?: string
+  'warning message'?: string
+}
+
+export class TrackerClient {
+  destroyed = false
+  private ws?: WebSocket
+  private retries = 0
+  private timer?: ReturnType<typeof setTimeout>
+  private offers = new Map<string, Conn>() // by binary offer ID
+  private answering = new Set<Conn>()
+  private interval = 120
+  private started = false
+
+  constructor(private o: TrackerOptions) {
+    this.open()
+  }
+
+  // announce sends an announce now (with fresh offers unless the event is stopped or no peers are wanted).
+  async announce(event?: 'started' | 'completed'): Promise<void> {
+    const ws = this.ws
+    if (this.destroyed || !ws || ws.readyState !== WebSocket.OPEN) return
+    const want = Math.min(OFFERS, this.o.state().want)
+    const made = await Promise.all(Array.from({ length: want }, () => this.offer()))
+    if (this.destroyed) return
+    this.report(event, made.filter((x) => x !== undefined))
+    this.schedule()
+  }
+
+  private report(event: string | undefined, offers: { offer_id: string; offer: Description }[]): void {
+    const s = this.o.state()
+    this.send({
+      action: 'announce',
+      info_hash: binary(this.o.infoHash),
+      peer_id: binary(this.o.peerId),
+      numwant: offers.length,
+      uploaded: s.uploaded,
+      downloaded: s.downloaded,
+      left: s.left,
+      event,
+      offers,
+    })
+  }
+
+  destroy(): void {
+    if (this.destroyed) return
+    this.destroyed = true
+    clearTimeout(this.timer)
+    if (this.started) this.report('stopped', [])
+    for (const c of this.offers.values()) c.close()
+    for (const c of this.answering) c.close()
+    this.offers.clear()
+    this.answering.clear()
+    try {
+      this.ws?.close()
+    } catch {}
+  }
+
+  private open(): void {
+    let ws: WebSocket
+    try {
+      ws = this.ws = new WebSocket(this.o.url)
+    } catch (e) {
+      this.o.onwarning?.(`tracker: ${e}`)
+      return this.retry()
+    }
+    ws.onopen = () => {
+      this.retries = 0
+      void this.announce(this.started ? undefined : 'started')
+      this.started = true
+    }
+    ws.onmessage = (e) => {
+      if (typeof e.data === 'string') this.receive(e.data)
+    }
+    ws.onclose = () => {
+      if (this.ws === ws && !this.destroyed) this.retry()
+    }
+  }
+
+  private retry(): void {
+    this.ws = undefined
+    clearTimeout(this.timer)
+    const ms = Math.min(RETRY_MIN_MS * 2 ** this.retries++, RETRY_MAX_MS)
+    this.timer = setTimeout(() => this.open(), ms * (1 + Math.random() / 4))
+  }
+
+  // schedule the next regular announce at the tracker's interval.
+  private schedule(): void {
+    clearTimeout(this.timer)
+    if (!this.destroyed) this.timer = setTimeout(() => void this.announce(), Math.max(this.interval, MIN_INTERVAL_S) * 1000)
+  }
+
+  private send(m: object): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m))
+  }
+
+  // offer makes one peer connection and its complete offer, kept until answered or expired.
+  private async offer(): Promise<{ offer_id: string; offer: Description } | undefined> {
+    const id = binary(randomBytes(20))
+    const conn = new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId))
+    this.offers.set(id, conn)
+    setTimeout(() => {
+      if (this.offers.get(id) === conn) {
+        this.offers.delete(id)
+        conn.close()
+      }
+    }, OFFER_MS)
+    try {
+      return { offer_id: id, offer: await conn.offer() }
+    } catch (e) {
+      this.offers.delete(id)
+      conn.close()
+      if (!this.destroyed) this.o.onwarning?.(`tracker: offer: ${e}`)
+      return undefined
+    }
+  }
+
+  private receive(data: string): void {
+    let m: TrackerMessage
+    try {
+      m = JSON.parse(data) as TrackerMessage
+    } catch {
+      return this.o.onwarning?.('tracker: reply is not JSON')
+    }
+    if (typeof m !== 'object' || !m || m.action !== 'announce') return
+    const ih = fromBinary(m.info_hash)
+    if (!ih || !equal(ih, this.o.infoHash)) return
+    if (m['failure reason']) return this.o.onwarning?.(`tracker: ${m['failure reason']}`)
+    if (m['warning message']) this.o.onwarning?.(`tracker: ${m['warning message']}`)
+    if (typeof m.interval === 'number' && m.interval > 0) {
+      const changed = m.interval !== this.interval
+      this.interval = m.interval
+      if (changed) this.schedule()
+    }
+    const peer = fromBinary(m.peer_id)
+    if (!peer || peer.length !== 20 || equal(peer, this.o.peerId)) return
+    if (m.offer && typeof m.offer.sdp === 'string' && typeof m.offer_id === 'string') {
+      void this.answer(m.offer, m.offer_id, peer)
+    } else if (m.answer && typeof m.answer.sdp === 'string' && typeof m.offer_id === 'string') {
+      const conn = this.offers.get(m.offer_id)
+      if (!conn) return
+      this.offers.delete(m.offer_id)
+      conn.peerId = peer
+      conn.accept(m.answer).catch((e) => {
+        conn.close()
+        this.o.onwarning?.(`tracker: answer from ${hex(peer)}: ${e}`)
+      })
+    }
+  }
+
+  private async answer(offer: Description, offerId: string, peer: Uint8Array): Promise<void> {
+    if (this.o.state().want <= 0 || (this.o.accept && !this.o.accept(peer))) return
+    const conn = new Conn(this.o.rtc, (c, dc) => {
+      this.answering.delete(c)
+      this.o.onpeer(dc, c, peer)
+    })
+    conn.peerId = peer
+    conn.onclose = () => this.answering.delete(conn)
+    this.answering.add(conn)
+    try {
+      const answer = await conn.answer({ type: 'offer', sdp: offer.sdp })
+      if (this.destroyed) return conn.close()
+      this.send({
+        action: 'announce',
+        info_hash: binary(this.o.infoHash),
+        peer_id: binary(this.o.peerId),
+        to_peer_id: binary(peer),
+        answer,
+        offer_id: offerId,
+      })
+    } catch (e) {
+      conn.close()
+      this.o.onwarning?.(`tracker: answering ${hex(peer)}: ${e}`)
+    }
+  }
+}
