@@ -40,11 +40,24 @@ import (
 // streaming, storage and reporting still to come need the rest.
 const coreBudget = 15 << 10
 
-// buildCore bundles src/p2p/index.ts as the product's build does (esbuild, minified, ES module).
+// buildCore bundles src/p2p/index.ts as the product's build does (esbuild, minified, ES module) and checks
+// its size.
 func buildCore(t *testing.T) []byte {
 	t.Helper()
+	b := jsbuild.Bundle{Name: "p2p.js", Contents: bundle(t, "src/p2p/index.ts")}
+	gz := b.GzipSize()
+	t.Logf("engine core (src/p2p): %d bytes minified, %d bytes (%.1f KB) gzipped; budget %d", len(b.Contents), gz, float64(gz)/1024, coreBudget)
+	if gz > coreBudget {
+		t.Errorf("engine core is %d bytes gzipped, over its budget of %d", gz, coreBudget)
+	}
+	return b.Contents
+}
+
+// bundle builds one entry point with esbuild's Go API.
+func bundle(t *testing.T, entry string) []byte {
+	t.Helper()
 	res := api.Build(api.BuildOptions{
-		EntryPoints:       []string{"src/p2p/index.ts"},
+		EntryPoints:       []string{entry},
 		Bundle:            true,
 		Write:             false,
 		Outdir:            "out",
@@ -61,13 +74,7 @@ func buildCore(t *testing.T) []byte {
 	if len(res.Errors) > 0 {
 		t.Fatalf("esbuild: %s", strings.Join(api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage}), "\n"))
 	}
-	b := jsbuild.Bundle{Name: "p2p.js", Contents: res.OutputFiles[0].Contents}
-	gz := b.GzipSize()
-	t.Logf("engine core (src/p2p): %d bytes minified, %d bytes (%.1f KB) gzipped; budget %d", len(b.Contents), gz, float64(gz)/1024, coreBudget)
-	if gz > coreBudget {
-		t.Errorf("engine core is %d bytes gzipped, over its budget of %d", gz, coreBudget)
-	}
-	return b.Contents
+	return res.OutputFiles[0].Contents
 }
 
 // testTorrent is a multi-file torrent on disk under root/<name>/, padding files (zeros) included.
@@ -77,6 +84,7 @@ type testTorrent struct {
 	infoBytes []byte
 	ih        metainfo.Hash
 	files     map[string]string // path below name → SHA-256 hex, padding files left out
+	offsets   map[string]int64  // path below name → offset in the byte stream
 	length    int64             // of the byte stream, padding included
 }
 
@@ -85,7 +93,7 @@ type testTorrent struct {
 func makeTorrent(t *testing.T, root, name string, pieceLength int64, sizes ...int) *testTorrent {
 	t.Helper()
 	paths := [][]string{{"img", "hero image.jpg"}, {"media", "clip.mp4"}, {"z.bin"}, {"more", "a.bin"}}
-	tt := &testTorrent{name: name, root: root, files: map[string]string{}}
+	tt := &testTorrent{name: name, root: root, files: map[string]string{}, offsets: map[string]int64{}}
 	info := metainfo.Info{Name: name, PieceLength: pieceLength}
 	var stream []byte
 	write := func(path []string, data []byte) {
@@ -104,6 +112,7 @@ func makeTorrent(t *testing.T, root, name string, pieceLength int64, sizes ...in
 		write(paths[k], data)
 		sum := sha256.Sum256(data)
 		tt.files[strings.Join(paths[k], "/")] = hex.EncodeToString(sum[:])
+		tt.offsets[strings.Join(paths[k], "/")] = int64(len(stream)) - int64(size)
 		info.Files = append(info.Files, metainfo.FileInfo{Length: int64(size), Path: paths[k]})
 		if pad := (pieceLength - int64(size)%pieceLength) % pieceLength; pad != 0 && k < len(sizes)-1 {
 			padPath := []string{".pad", strconv.FormatInt(pad, 10)}
@@ -144,16 +153,22 @@ type p2pEnv struct {
 	b    *browsertest.Browser
 
 	mu       sync.Mutex
-	requests map[string]int // webseed requests by path
+	requests map[string]int              // webseed requests by path
+	trackers map[string]*tracker.Tracker // by path
 }
 
 func newP2PEnv(t *testing.T) *p2pEnv {
 	core := buildCore(t)
+	units := bundle(t, "testdata/p2p_units.ts")
 	wt := browsertest.RepoFile(t, "node_modules/webtorrent/dist/webtorrent.min.js")
-	e := &p2pEnv{mux: http.NewServeMux(), root: t.TempDir(), requests: map[string]int{}}
+	e := &p2pEnv{mux: http.NewServeMux(), root: t.TempDir(), requests: map[string]int{}, trackers: map[string]*tracker.Tracker{}}
 	e.mux.HandleFunc("GET /p2p.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript")
 		_, _ = w.Write(core)
+	})
+	e.mux.HandleFunc("GET /units.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = w.Write(units)
 	})
 	e.mux.HandleFunc("GET /webtorrent.min.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, wt) })
 	e.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
@@ -173,11 +188,29 @@ func newP2PEnv(t *testing.T) *p2pEnv {
 
 // tracker mounts a fresh tracker for one subtest and returns it with its ws:// URL.
 func (e *p2pEnv) tracker(t *testing.T) (*tracker.Tracker, string) {
-	trk := tracker.New(tracker.Config{Logger: testlog.New(t, slog.LevelWarn)})
 	path := "/announce/" + strings.ReplaceAll(t.Name(), "/", "-")
-	e.mux.Handle(path, trk)
-	t.Cleanup(func() { _ = trk.Close() })
+	trk := e.restartTracker(t, path)
+	e.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		trk := e.trackers[path]
+		e.mu.Unlock()
+		trk.ServeHTTP(w, r)
+	})
 	return trk, "ws" + strings.TrimPrefix(e.srv.URL, "http") + path
+}
+
+// restartTracker closes the tracker at path, if any (with every socket on it), and puts a fresh one there.
+func (e *p2pEnv) restartTracker(t *testing.T, path string) *tracker.Tracker {
+	trk := tracker.New(tracker.Config{Logger: testlog.New(t, slog.LevelWarn)})
+	t.Cleanup(func() { _ = trk.Close() })
+	e.mu.Lock()
+	old := e.trackers[path]
+	e.trackers[path] = trk
+	e.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return trk
 }
 
 // webseedRequests counts requests for paths under prefix.
@@ -230,6 +263,15 @@ type startArgs struct {
 	Seed    string `json:"seed,omitempty"`
 	Base    string `json:"base,omitempty"` // webseed URL the seeding page reads files from
 	Corrupt []int  `json:"corrupt,omitempty"`
+	// Cap, when set, is an upload cap in bytes: the page's upload hook refuses blocks past it.
+	Cap  int        `json:"cap,omitempty"`
+	Want []wantArgs `json:"want,omitempty"`
+}
+
+type wantArgs struct {
+	Start    int64 `json:"start"`
+	End      int64 `json:"end"`
+	Priority int   `json:"priority"`
 }
 
 func (tt *testTorrent) args(e *p2pEnv) startArgs {
@@ -249,6 +291,7 @@ type pageLog struct {
 	Warnings []string
 	Peers    []string // peer IDs (hex) whose wires opened
 	Pieces   map[string]int
+	Order    []int // pieces as they were verified
 	FirstMS  float64
 }
 
@@ -403,10 +446,20 @@ func TestP2P(t *testing.T) {
 		p := e.page(t)
 		a := tt.args(e)
 		a.Webseeds = []string{e.srv.URL + "/seed/"}
+		// The last file first, as a page asks for its hero image: its pieces must be the first verified.
+		const hero = "z.bin"
+		off := tt.offsets[hero]
+		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Priority: 1}}
 		start(t, p, a)
 		f := finish(t, p, tt, 20*time.Second)
 		if f.Stats.PeerBytes != 0 || int64(f.Stats.WebseedBytes) != tt.length {
 			t.Errorf("%s; want all %d bytes from the webseed", sourceBytes(f), tt.length)
+		}
+		first, last := int(off/pieceLength), int((off+int64(sizes[2])-1)/pieceLength)
+		for k, i := range f.Log.Order[:last-first+1] {
+			if i < first || i > last {
+				t.Errorf("piece %d was the %dth verified; pieces %d to %d (%s, wanted first) must come before any other", i, k+1, first, last, hero)
+			}
 		}
 		if n := e.webseedRequests("/seed/webseed/.pad/"); n != 0 {
 			t.Errorf("the engine requested padding files %d times; it must fill them in itself", n)
@@ -445,6 +498,64 @@ func TestP2P(t *testing.T) {
 			t.Errorf("the corrupt peer's wire opened %d times, want once (banned peers stay out)", n)
 		}
 		t.Logf("corrupt peer banned; %s (%d pieces from it before the ban)", sourceBytes(f), f.Log.Pieces["peer"])
+	})
+
+	t.Run("UploadCap", func(t *testing.T) {
+		tt := makeTorrent(t, e.root, "capped", pieceLength, sizes...)
+		_, wsURL := e.tracker(t)
+		// Our engine seeds (every piece verified through Torrent.put) with an upload cap of 512 KiB.
+		const capBytes = 512 << 10
+		up := e.page(t)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		a.Seed, a.Cap = "verified", capBytes
+		seed := start(t, up, a)
+		if seed.Have != seed.Count {
+			t.Fatalf("seeding page holds %d of %d pieces", seed.Have, seed.Count)
+		}
+		p := e.page(t)
+		a.Seed, a.Cap = "", 0
+		start(t, p, a)
+		// The seeder stops at its cap; the rest comes from a webseed the page learns of then.
+		call[bool](t, up, 20*time.Second, "capped", 15000)
+		call[bool](t, p, 5*time.Second, "addWebseed", e.srv.URL+"/seed/")
+		f := finish(t, p, tt, 20*time.Second)
+		u := call[finished](t, up, 5*time.Second, "report", nil)
+		if u.Stats.Uploaded > capBytes || u.Stats.Uploaded < capBytes-2*(16<<10) {
+			t.Errorf("the seeder uploaded %d bytes; want just under its cap of %d", u.Stats.Uploaded, capBytes)
+		}
+		if f.Stats.PeerBytes > capBytes || f.Stats.PeerBytes == 0 {
+			t.Errorf("%s; want some, at most %d, from the capped peer", sourceBytes(f), capBytes)
+		}
+		t.Logf("capped seeder uploaded %d bytes; downloader: %s", u.Stats.Uploaded, sourceBytes(f))
+	})
+
+	t.Run("TrackerReconnect", func(t *testing.T) {
+		tt := makeTorrent(t, e.root, "reconnect", pieceLength, 100_000)
+		trk, wsURL := e.tracker(t)
+		p := e.page(t)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		start(t, p, a)
+		waitStats(t, trk, "the page in the swarm", func(s tracker.Stats) bool { return s.Peers == 1 })
+		// The tracker goes away with the page's socket; a new one takes its place, and the page comes back.
+		began := time.Now()
+		trk2 := e.restartTracker(t, strings.TrimPrefix(wsURL, "ws"+strings.TrimPrefix(e.srv.URL, "http")))
+		waitStats(t, trk2, "the page back in the swarm", func(s tracker.Stats) bool { return s.Peers == 1 && s.Leechers == 1 })
+		t.Logf("page re-announced %v after the tracker restarted", time.Since(began).Round(time.Millisecond))
+		call[bool](t, p, 5*time.Second, "destroy", nil)
+		waitStats(t, trk2, "the page's socket closed", func(s tracker.Stats) bool { return s.Connections == 0 && s.Peers == 0 })
+	})
+
+	t.Run("Units", func(t *testing.T) {
+		p := e.page(t)
+		fails, err := browsertest.Eval[[]string](p, 20*time.Second, `import('/units.js').then((m) => m.run())`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fails {
+			t.Error(f)
+		}
 	})
 }
 

@@ -27,6 +27,7 @@ export interface TorrentOptions {
   // upload is asked before each block sent to a peer; false means a cap is reached: the request is refused
   // and the peer choked. Default: no cap.
   upload?: (bytes: number) => boolean
+  want?: Want[] // the byte ranges that matter most from the start (see Torrent.want)
   maxPeers?: number // default DEFAULT_MAX_PEERS
   // webseedLeadMs: a piece with a deadline closer than this goes to a webseed unless a peer is already
   // fetching it. Default DEFAULT_WEBSEED_LEAD_MS.
@@ -127,6 +128,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (o.have === 'all') this.have.fill()
     else for (const i of o.have ?? []) this.have.set(i)
     this.picker = new Picker(info)
+    if (o.want) this.picker.want(o.want)
     this.bpp = Math.ceil(info.pieceLength / BLOCK)
     this.padBlocks = padding(info)
     this.stats = { have: this.have.count, count: info.count, peerBytes: 0, webseedBytes: 0, uploaded: 0, peers: 0 }
@@ -237,15 +239,20 @@ export class Torrent extends Emitter<TorrentEvents> {
     for (let i = 0; i < this.info.count; i++) if (p.has.get(i)) this.picker.avail[i]--
     this.picker.rarity()
     for (const k of p.reqs.keys()) this.release(p, k)
-    // Its pieces under way go to whoever comes next; one that nobody else is fetching starts over, so that a
-    // webseed (which fetches whole pieces) can take it too.
+    this.disown(p)
+    this.emit('peer', { id: p.id, open: false })
+    this.update()
+  }
+
+  // disown gives the pieces p started to whoever comes next, once nothing is requested from p (it left or
+  // choked us). A piece nobody else is fetching starts over, so that a webseed (which fetches whole pieces)
+  // can take it too.
+  private disown(p: Peer): void {
     for (const [i, pd] of this.pending) {
       if (pd.owner !== p) continue
       pd.owner = undefined
       if (!pd.state.includes(1)) this.pending.delete(i)
     }
-    this.emit('peer', { id: p.id, open: false })
-    this.update()
   }
 
   private ban(p: Peer, piece: number): void {
@@ -296,9 +303,14 @@ export class Torrent extends Emitter<TorrentEvents> {
       case 'choke':
         // Without the Fast extension a choke drops every request; with it, the peer rejects each.
         if (!w.fast) for (const k of [...p.reqs.keys()]) this.release(p, k)
-        return
+        if (!p.reqs.size) this.disown(p)
+        return this.update()
       case 'reject':
         this.release(p, this.key(m.i, m.off))
+        if (w.peerChoking && !p.reqs.size) {
+          this.disown(p)
+          return this.update()
+        }
         return this.fill(p)
       case 'request':
         return this.serve(p, m.i, m.off, m.len)

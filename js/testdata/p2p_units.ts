@@ -1,0 +1,281 @@
+// Table and round-trip tests of the engine core's pure parts (bencode, the peer wire's framing, the info
+// dictionary, piece order, webseed URLs), run in a browser page by p2p_test.go. run returns the failures.
+
+import { BencodeError, type Encodable, decode, encode } from '../src/p2p/bencode'
+import { Bits } from '../src/p2p/bits'
+import { equal } from '../src/p2p/bytes'
+import { parseInfo } from '../src/p2p/metainfo'
+import { Picker } from '../src/p2p/picker'
+import { fileURL } from '../src/p2p/webseed'
+import { type Msg, Wire } from '../src/p2p/wire'
+
+const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
+const show = (b: Uint8Array): string => JSON.stringify(String.fromCharCode(...b))
+
+// A seeded xorshift, so a failure can be replayed.
+function rng(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1
+  return (n) => {
+    x ^= x << 13
+    x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5
+    x >>>= 0
+    return x % n
+  }
+}
+
+export function run(): string[] {
+  const fails: string[] = []
+  const check = (ok: boolean, what: string) => {
+    if (!ok) fails.push(what)
+  }
+  const guard = (name: string, f: () => void) => {
+    try {
+      f()
+    } catch (e) {
+      fails.push(`${name}: threw ${e}`)
+    }
+  }
+  guard('bencode', () => bencodeTests(check))
+  guard('wire', () => wireTests(check))
+  guard('metainfo', () => metainfoTests(check))
+  guard('picker', () => pickerTests(check))
+  guard('webseed', () => webseedTests(check))
+  return fails
+}
+
+type Check = (ok: boolean, what: string) => void
+
+function bencodeTests(check: Check): void {
+  const good: [Encodable, string][] = [
+    [0, 'i0e'],
+    [-42, 'i-42e'],
+    [2 ** 40, 'i1099511627776e'],
+    ['', '0:'],
+    ['spam', '4:spam'],
+    [new Uint8Array([0, 255, 10]), '3:\x00\xff\n'],
+    [[], 'le'],
+    [{}, 'de'],
+    [{ b: 1, a: 'x', l: [1, 'y', []] }, 'd1:a1:x1:bi1e1:lli1e1:yleee'],
+    [{ m: { ut_metadata: 3 }, v: 'swarmgate', reqq: 256, skip: undefined }, 'd1:md11:ut_metadatai3ee4:reqqi256e1:v9:swarmgatee'],
+  ]
+  for (const [v, want] of good) {
+    const got = encode(v)
+    check(equal(got, bytes(want)), `encode ${want}: got ${show(got)}`)
+    check(equal(encode(decode(got) as Encodable), got), `decode/encode round trip of ${want}`)
+  }
+  const bad = ['', 'i01e', 'i-0e', 'ie', 'i1', '3:ab', '-1:', 'l', 'd1:ai1e', 'i1ei2e', 'd i1e1:ae', 'x',
+    'l'.repeat(40) + 'e'.repeat(40)]
+  for (const s of bad) {
+    let threw = false
+    try {
+      decode(bytes(s))
+    } catch (e) {
+      threw = e instanceof BencodeError
+    }
+    check(threw, `decode ${JSON.stringify(s)} did not fail with BencodeError`)
+  }
+  // Round trips of random values.
+  const r = rng(7)
+  const value = (depth: number): Encodable => {
+    switch (r(depth > 3 ? 2 : 4)) {
+      case 0:
+        return r(1000) - 500
+      case 1:
+        return Uint8Array.from({ length: r(20) }, () => r(256))
+      case 2:
+        return Array.from({ length: r(4) }, () => value(depth + 1))
+      default: {
+        const d: Record<string, Encodable> = {}
+        for (let k = r(4); k > 0; k--) d[`k${r(100)}`] = value(depth + 1)
+        return d
+      }
+    }
+  }
+  for (let n = 0; n < 300; n++) {
+    const b = encode(value(0))
+    check(equal(encode(decode(b) as Encodable), b), `random round trip ${show(b)}`)
+  }
+}
+
+// wireTests sends every message from one Wire to another through a pipe that re-chunks the byte stream
+// (byte by byte, at random cuts, all in one), and checks what arrives.
+function wireTests(check: Check): void {
+  const ih = Uint8Array.from({ length: 20 }, (_, i) => i)
+  const idA = Uint8Array.from({ length: 20 }, (_, i) => 100 + i)
+  const block = Uint8Array.from({ length: 1 << 14 }, (_, i) => (i * 7) & 255)
+  const bits = new Bits(13)
+  bits.set(0)
+  bits.set(12)
+  const want: Msg[] = [
+    { t: 'handshake', infoHash: ih, peerId: idA },
+    { t: 'bitfield', bits: bits.bytes },
+    { t: 'have', i: 12 },
+    { t: 'interested' },
+    { t: 'unchoke' },
+    { t: 'request', i: 3, off: 16384, len: 16384 },
+    { t: 'piece', i: 3, off: 16384, data: block },
+    { t: 'piece', i: 4, off: 0, data: block.subarray(0, 5) },
+    { t: 'cancel', i: 3, off: 0, len: 16384 },
+    { t: 'reject', i: 9, off: 32768, len: 100 },
+    { t: 'keepalive' },
+    { t: 'haveAll' },
+    { t: 'haveNone' },
+    { t: 'extended', id: 0, payload: encode({ m: {} }) },
+    { t: 'choke' },
+    { t: 'uninterested' },
+  ]
+  const cutters: [string, (n: number) => number[]][] = [
+    ['byte by byte', (n) => Array(n).fill(1)],
+    ['all at once', (n) => [n]],
+    ['random cuts', (n) => {
+      const r = rng(n)
+      const out: number[] = []
+      for (let left = n; left > 0;) {
+        const k = Math.min(left, 1 + r(r(2) ? 40 : 20000))
+        out.push(k)
+        left -= k
+      }
+      return out
+    }],
+  ]
+  for (const [name, cut] of cutters) {
+    const sent: Uint8Array[] = []
+    const a = new Wire({ send: (b) => sent.push(b.slice()), close: () => {} })
+    const got: Msg[] = []
+    let closed: Error | undefined | null = null
+    const b = new Wire({ send: () => {}, close: () => {} })
+    b.onmsg = (m) => got.push(m)
+    b.onclose = (e) => (closed = e)
+    a.handshake(ih, idA)
+    b.handshake(ih, ih)
+    a.push(concatAll([bytes('\x13BitTorrent protocol'), new Uint8Array([0, 0, 0, 0, 0, 0x10, 0, 0x04]), ih, ih]))
+    check(a.fast && a.ltep, `${name}: Fast and LTEP not agreed`)
+    a.bitfield(bits)
+    a.have(12)
+    a.interested()
+    a.unchoke()
+    a.request(3, 16384, 16384)
+    a.piece(3, 16384, block)
+    a.piece(4, 0, block.subarray(0, 5))
+    a.cancel(3, 0, 16384)
+    a.reject(9, 32768, 100)
+    a.keepalive()
+    a.bitfield(new Bits(3, new Uint8Array([0xe0]))) // have-all under Fast
+    a.bitfield(new Bits(3)) // have-none
+    a.extended(0, encode({ m: {} }))
+    a.choke()
+    a.uninterested()
+    const stream = concatAll(sent)
+    let off = 0
+    for (const n of cut(stream.length)) {
+      b.push(stream.subarray(off, off + n))
+      off += n
+    }
+    check(closed === null, `${name}: receiver closed: ${closed}`)
+    check(got.length === want.length, `${name}: ${got.length} messages, want ${want.length}`)
+    want.forEach((w, k) => check(same(got[k], w), `${name}: message ${k} = ${JSON.stringify(got[k])}, want ${w.t}`))
+    check(b.fast && b.ltep && b.peerChoking && !b.peerInterested, `${name}: receiver's state after the stream`)
+  }
+  // A peer not speaking BitTorrent, and an oversized message, close the wire with an error.
+  for (const [name, stream] of [
+    ['bad protocol', bytes('\x13BitTorrent protocoX' + '\x00'.repeat(48))],
+    ['oversized', concatAll([bytes('\x13BitTorrent protocol'), new Uint8Array(48), new Uint8Array([0, 0x10, 0, 0, 7])])],
+    ['short have', concatAll([bytes('\x13BitTorrent protocol'), new Uint8Array(48), new Uint8Array([0, 0, 0, 2, 4, 0])])],
+  ] as const) {
+    const w = new Wire({ send: () => {}, close: () => {} })
+    let err: Error | undefined
+    w.onclose = (e) => (err = e)
+    w.push(stream)
+    check(w.closed && err !== undefined, `${name}: wire not closed with an error`)
+  }
+}
+
+function same(a: Msg | undefined, b: Msg): boolean {
+  if (!a || a.t !== b.t) return false
+  const av = a as unknown as Record<string, unknown>
+  const bv = b as unknown as Record<string, unknown>
+  for (const k of Object.keys(bv)) {
+    const x = av[k]
+    const y = bv[k]
+    if (y instanceof Uint8Array ? !(x instanceof Uint8Array && equal(x, y)) : x !== y) return false
+  }
+  return true
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let off = 0
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.length
+  }
+  return out
+}
+
+function metainfoTests(check: Check): void {
+  const pieces = (n: number) => new Uint8Array(20 * n)
+  const multi = parseInfo(
+    encode({
+      name: 'site',
+      'piece length': 1024,
+      pieces: pieces(3),
+      files: [
+        { length: 1000, path: ['img', 'a b.jpg'] },
+        { length: 24, path: ['.pad', '24'], attr: 'p' },
+        { length: 1500, path: ['z.bin'] },
+      ],
+    }),
+  )
+  check(multi.multi && multi.count === 3 && multi.length === 2524, `multi-file: ${JSON.stringify(multi)}`)
+  check(multi.files[1].pad && !multi.files[0].pad && multi.files[2].offset === 1024, 'multi-file: padding and offsets')
+  check(multi.files[0].path.join('/') === 'img/a b.jpg', 'multi-file: path')
+  const single = parseInfo(encode({ name: 'one.bin', 'piece length': 16384, pieces: pieces(1), length: 5 }))
+  check(!single.multi && single.files.length === 1 && single.files[0].path[0] === 'one.bin', 'single-file')
+  const bad: [string, Encodable][] = [
+    ['no pieces', { name: 'x', 'piece length': 1, length: 1 }],
+    ['too few pieces', { name: 'x', 'piece length': 1, pieces: pieces(1), length: 2 }],
+    ['dot-dot path', { name: 'x', 'piece length': 4, pieces: pieces(1), files: [{ length: 1, path: ['..', 'etc'] }] }],
+    ['zero piece length', { name: 'x', 'piece length': 0, pieces: pieces(1), length: 1 }],
+  ]
+  for (const [name, v] of bad) {
+    let threw = false
+    try {
+      parseInfo(encode(v))
+    } catch {
+      threw = true
+    }
+    check(threw, `metainfo ${name} accepted`)
+  }
+}
+
+function pickerTests(check: Check): void {
+  const info = parseInfo(encode({ name: 'x', 'piece length': 100, pieces: new Uint8Array(20 * 10), length: 1000 }))
+  const p = new Picker(info)
+  p.avail.fill(2)
+  p.avail[7] = 1
+  p.avail[2] = 1
+  p.rarity()
+  check(p.ordered(0).join() === '2,7,0,1,3,4,5,6,8,9', `rarest first, then in order: ${p.ordered(0)}`)
+  p.want([
+    { start: 550, end: 700, priority: 1 }, // pieces 5 and 6
+    { start: 899, end: 900, deadline: 2000 }, // piece 8
+    { start: 0, end: 1, deadline: 1000 }, // piece 0, due sooner
+  ])
+  check(p.ordered(0).join() === '0,8,5,6,2,7,1,3,4,9', `deadlines, then priority, then rarity: ${p.ordered(0)}`)
+}
+
+function webseedTests(check: Check): void {
+  const multi = parseInfo(
+    encode({ name: 'v 1', 'piece length': 4, pieces: new Uint8Array(20), files: [{ length: 3, path: ['a', 'b c'] }] }),
+  )
+  const single = parseInfo(encode({ name: 'f.bin', 'piece length': 4, pieces: new Uint8Array(20), length: 3 }))
+  const cases: [string, string][] = [
+    [fileURL('http://h/seed/', multi, multi.files[0]), 'http://h/seed/v%201/a/b%20c'],
+    [fileURL('http://h/seed', multi, multi.files[0]), 'http://h/seed/v%201/a/b%20c'],
+    [fileURL('http://h/seed/', single, single.files[0]), 'http://h/seed/f.bin'],
+    [fileURL('http://h/x.bin', single, single.files[0]), 'http://h/x.bin'],
+  ]
+  for (const [got, want] of cases) check(got === want, `webseed URL ${got}, want ${want}`)
+}
