@@ -146,6 +146,8 @@ type Manifest struct {
 	SeederPeerID string `json:"seederPeerId,omitempty"`
 	// ServiceWorker tells the loader to install /.swarm/sw.js for scope / (it never displaces a site's own).
 	ServiceWorker bool `json:"serviceWorker"`
+	// ReportToken is this page view's: its engine sends it with its stats reports (see reports).
+	ReportToken string `json:"reportToken"`
 }
 
 // ManifestFile is one asset in the manifest.
@@ -277,8 +279,9 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "swarmgate: manifest unavailable", http.StatusInternalServerError)
 		return
 	}
+	m.ReportToken = s.reportToken(r, v.Info.TotalLength())
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Cache-Control", "private, no-cache")
 	if err := json.NewEncoder(w).Encode(m); err != nil {
 		s.log.Debug("gateway: writing manifest", slog.Any("err", err))
 	}
@@ -345,39 +348,4 @@ func (s *Server) preseed(root string) error {
 	}
 	s.log.Info("gateway: pre-seeded", slog.String("root", root), slog.Int("assets", n))
 	return nil
-}
-
-// maxStatsBody bounds an engine's stats report.
-const maxStatsBody = 1 << 10
-
-// EngineReport is what a browser engine reports: bytes by source since its previous report.
-type EngineReport struct {
-	PeerBytes     int64 `json:"peerBytes"`
-	SeederBytes   int64 `json:"seederBytes"`
-	WebseedBytes  int64 `json:"webseedBytes"`
-	UploadedBytes int64 `json:"uploadedBytes"`
-}
-
-// serveStats takes an engine's report. Reports are the visitors' word: they feed the peer byte count (which
-// the gateway cannot see) and nothing else, and each is bounded by twice the size of the site version (an
-// engine in endgame asks several peers for the same blocks, so it may receive more than the version holds).
-func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
-	var rep EngineReport
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStatsBody)).Decode(&rep); err != nil {
-		http.Error(w, "swarmgate: bad stats report: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	v := s.cat.Current()
-	if v == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	limit := 2 * v.Info.TotalLength()
-	if rep.PeerBytes < 0 || rep.PeerBytes > limit || rep.UploadedBytes < 0 {
-		http.Error(w, "swarmgate: stats report out of range", http.StatusBadRequest)
-		return
-	}
-	s.counters.peers.Add(rep.PeerBytes)
-	s.counters.uploaded.Add(rep.UploadedBytes)
-	w.WriteHeader(http.StatusNoContent)
 }

@@ -156,6 +156,7 @@ type Server struct {
 	ln       net.Listener
 	tlsLn    net.Listener // TLSListen's; nil without one
 	counters counters
+	reports  *reports // engines' stats reports, credited against their manifests' tokens
 	mon      *monitor.Monitor
 	seeder   *seeder.Seeder
 	coord    *coordinator    // nil outside a federation
@@ -212,7 +213,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tracker: tracker.New(cfg.Tracker), cat: cat, assets: assets,
-		mux: http.NewServeMux(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
+		mux: http.NewServeMux(), reports: newReports(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
 	}
 	if cfg.DNS != nil && cfg.Monitor.EndingHold <= 0 {
 		cfg.Monitor.EndingHold = cfg.DNS.TTL() // withdrawn records must expire before helpers are released
@@ -237,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 	reg.MustRegister(s.tracker, &s.counters, monitorCollector{s.mon}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.mux.Handle("GET "+PathAnnounce, s.tracker)
-	s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET "+PathMetrics, s.operatorOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET "+PathManifest, s.serveManifest)
 	s.mux.HandleFunc("GET "+PathWebseeds, s.serveWebseeds)
 	s.mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", s.serveSeed)

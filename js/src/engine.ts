@@ -158,13 +158,15 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
   const report = () => {
-    const delta: Record<string, number> = {}
+    const delta: Record<string, number | string> = {}
     let any = false
     for (const k of Object.keys(reported) as (keyof typeof reported)[]) {
-      delta[k] = stats[k] - reported[k]
-      any ||= delta[k] > 0
+      const d = stats[k] - reported[k]
+      delta[k] = d
+      any ||= d > 0
       reported[k] = stats[k]
     }
+    delta.token = m.reportToken
     if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
   }
   addEventListener('pagehide', report)

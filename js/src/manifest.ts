@@ -26,6 +26,7 @@ export interface Manifest {
   uploadCeiling: number // ...and at most this many bytes
   ignoreGPC: boolean // when false, browsers sending GPC or DNT are download-only
   seederPeerId?: string // hex peer ID of the gateway's own seeder, to tell its bytes from other browsers'
+  reportToken: string // this page view's token, sent with its stats reports
 }
 
 export interface EngineStats {
