@@ -11,11 +11,11 @@ export class Peer {
   has: Bits
   ready = false // handshake checked
   reqs = new Map<number, number>() // block key → when requested (performance.now)
-  serving = 0 // the peer's requests we are answering
   downloaded = 0
   uploaded = 0
   strikes = 0 // bad pieces it had a part in
   lastSent = 0
+  readonly born = performance.now()
 
   constructor(
     readonly conn: Conn,

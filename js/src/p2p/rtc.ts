@@ -28,7 +28,7 @@ export class Conn {
 
   // onopen runs once with the open data channel (binaryType arraybuffer); it is not called once the
   // connection is closed.
-  constructor(config: RTCConfiguration, private onopen: (c: Conn, dc: RTCDataChannel) => void) {
+  constructor(config: RTCConfiguration, public onopen: (c: Conn, dc: RTCDataChannel) => void) {
     this.pc = new RTCPeerConnection(config)
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState

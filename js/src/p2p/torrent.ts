@@ -65,13 +65,18 @@ const DEFAULT_WEBSEED_LEAD_MS = 3000
 // browser round trips, and exactly anacrolix/torrent's default per-connection budget (it can stall a peer
 // that keeps more requested).
 const MAX_REQS = 64
-// MAX_SERVING bounds a peer's requests we hold (and the bytes queued on its channel: 4 MiB, a quarter of
-// what Chromium buffers on a data channel before it fails a send). WebTorrent keeps up to about 110.
-const MAX_SERVING = 256
+// REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
+const REQQ = 256
+// MAX_QUEUED bounds the bytes waiting on a peer's data channel: requests past it are refused. 4 MiB is
+// REQQ blocks, and a quarter of what Chromium buffers on a data channel before it fails a send.
+const MAX_QUEUED = REQQ * BLOCK
 // MAX_BLOCK is the largest request served; BEP 3 clients drop peers asking for more than 128 KiB.
 const MAX_BLOCK = 1 << 17
 // REQ_MS: a peer that leaves a request unanswered this long is stalled and dropped (WebTorrent: 30 s).
 const REQ_MS = 30000
+// HANDSHAKE_MS: a data channel whose peer has not sent a valid handshake by then is closed (WebTorrent
+// allows 25 s for WebRTC peers, connection set-up included; the channel is already open here).
+const HANDSHAKE_MS = 10000
 // KEEPALIVE_MS: a keep-alive after this long without sending (BEP 3 peers drop silent ones at 2 minutes).
 const KEEPALIVE_MS = 60000
 // WEBSEED_SLOTS is how many pieces one webseed fetches at once: HTTP/1.1 allows six connections per host,
@@ -109,7 +114,7 @@ export class Torrent extends Emitter<TorrentEvents> {
   destroyed = false
   private store: PieceStore
   private pending = new Map<number, Pending>()
-  private conns = new Set<Conn>() // data channels open, handshake not yet in
+  private handshaking = new Set<Peer>() // data channels open, handshake not yet in
   private trackers: TrackerClient[] = []
   private webseeds: Webseed[] = []
   private aborts = new Set<AbortController>()
@@ -144,7 +149,7 @@ export class Torrent extends Emitter<TorrentEvents> {
             uploaded: this.stats.uploaded,
             downloaded: this.stats.peerBytes + this.stats.webseedBytes,
             left: this.left(),
-            want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.conns.size,
+            want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
           }),
           onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
           accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
@@ -211,7 +216,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     clearInterval(this.timer)
     for (const t of this.trackers) t.destroy()
     for (const p of this.peers.values()) p.wire.close()
-    for (const c of this.conns) c.close()
+    for (const p of this.handshaking) p.wire.close()
     for (const a of this.aborts) a.abort()
     this.pending.clear()
   }
@@ -225,14 +230,14 @@ export class Torrent extends Emitter<TorrentEvents> {
   private addPeer(dc: RTCDataChannel, conn: Conn, id: Uint8Array): void {
     if (this.destroyed) return conn.close()
     const p = new Peer(conn, dc, id, this.info.count)
-    this.conns.add(conn)
+    this.handshaking.add(p)
     p.wire.onmsg = (m) => this.onmsg(p, m)
     p.wire.onclose = () => this.dropPeer(p)
     p.wire.handshake(this.infoHash, this.peerId)
   }
 
   private dropPeer(p: Peer): void {
-    this.conns.delete(p.conn)
+    this.handshaking.delete(p)
     p.conn.close()
     if (this.peers.get(p.id) !== p) return
     this.peers.delete(p.id)
@@ -271,16 +276,18 @@ export class Torrent extends Emitter<TorrentEvents> {
         }
         p.id = id
         p.ready = true
-        this.conns.delete(p.conn)
+        this.handshaking.delete(p)
         this.peers.set(id, p)
         w.bitfield(this.have)
         // Our LTEP handshake: no extension messages, and how many requests we queue.
-        if (w.ltep) w.extended(0, encode({ m: {}, v: 'swarmgate', reqq: MAX_SERVING }))
+        if (w.ltep) w.extended(0, encode({ m: {}, v: 'swarmgate', reqq: REQQ }))
         this.emit('peer', { id, open: true })
         return
       }
       case 'bitfield':
       case 'haveAll':
+        // A second bitfield replaces the first: availability drops what the old one counted.
+        for (let i = 0; i < this.info.count; i++) if (p.has.get(i)) this.picker.avail[i]--
         if (m.t === 'bitfield') p.has = new Bits(this.info.count, m.bits)
         else p.has.fill()
         for (let i = 0; i < this.info.count; i++) if (p.has.get(i)) this.picker.avail[i]++
@@ -337,7 +344,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (len > MAX_BLOCK) return w.close()
     const data = this.have.get(i) ? this.store.get(i) : undefined
     const fits = !!data && off + len <= data.length && len > 0
-    if (w.amChoking || !fits || p.serving >= MAX_SERVING || p.dc.bufferedAmount > MAX_SERVING * BLOCK) {
+    if (w.amChoking || !fits || p.dc.bufferedAmount > MAX_QUEUED) {
       return w.reject(i, off, len)
     }
     if (this.o.upload && !this.o.upload(len)) {
@@ -532,6 +539,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   private tick(): void {
     const now = performance.now()
+    for (const p of this.handshaking) if (now - p.born > HANDSHAKE_MS) p.wire.close()
     for (const p of this.peers.values()) {
       for (const t of p.reqs.values()) {
         if (now - t > REQ_MS) {

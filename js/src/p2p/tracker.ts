@@ -50,8 +50,8 @@ export class TrackerClient {
   private ws?: WebSocket
   private retries = 0
   private timer?: ReturnType<typeof setTimeout>
-  private offers = new Map<string, Conn>() // by binary offer ID
-  private answering = new Set<Conn>()
+  private offers = new Map<string, Conn>() // unanswered, by binary offer ID
+  private connecting = new Set<Conn>() // every connection until its data channel opens or it closes
   private interval = 120
   private started = false
 
@@ -90,10 +90,8 @@ export class TrackerClient {
     this.destroyed = true
     clearTimeout(this.timer)
     if (this.started) this.report('stopped', [])
-    for (const c of this.offers.values()) c.close()
-    for (const c of this.answering) c.close()
+    for (const c of this.connecting) c.close()
     this.offers.clear()
-    this.answering.clear()
     try {
       this.ws?.close()
     } catch {}
@@ -140,7 +138,7 @@ export class TrackerClient {
   // offer makes one peer connection and its complete offer, kept until answered or expired.
   private async offer(): Promise<{ offer_id: string; offer: Description } | undefined> {
     const id = binary(randomBytes(20))
-    const conn = new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId))
+    const conn = this.track(new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId)))
     this.offers.set(id, conn)
     setTimeout(() => {
       if (this.offers.get(id) === conn) {
@@ -156,6 +154,19 @@ export class TrackerClient {
       if (!this.destroyed) this.o.onwarning?.(`tracker: offer: ${e}`)
       return undefined
     }
+  }
+
+  // track keeps a connection in connecting until its data channel opens (the torrent owns it then) or it
+  // closes.
+  private track(conn: Conn): Conn {
+    this.connecting.add(conn)
+    conn.onclose = () => this.connecting.delete(conn)
+    const open = conn.onopen
+    conn.onopen = (c, dc) => {
+      this.connecting.delete(c)
+      open(c, dc)
+    }
+    return conn
   }
 
   private receive(data: string): void {
@@ -193,13 +204,8 @@ export class TrackerClient {
 
   private async answer(offer: Description, offerId: string, peer: Uint8Array): Promise<void> {
     if (this.o.state().want <= 0 || (this.o.accept && !this.o.accept(peer))) return
-    const conn = new Conn(this.o.rtc, (c, dc) => {
-      this.answering.delete(c)
-      this.o.onpeer(dc, c, peer)
-    })
+    const conn = this.track(new Conn(this.o.rtc, (c, dc) => this.o.onpeer(dc, c, peer)))
     conn.peerId = peer
-    conn.onclose = () => this.answering.delete(conn)
-    this.answering.add(conn)
     try {
       const answer = await conn.answer({ type: 'offer', sdp: offer.sdp })
       if (this.destroyed) return conn.close()
