@@ -54,6 +54,11 @@ type FederationConfig struct {
 	// ChallengeTimeout is how long an ACME challenge record published for a helper stays at most; a helper
 	// removes its own as soon as the CA has validated it. Default DefaultChallengeTimeout.
 	ChallengeTimeout time.Duration
+	// HelpLease is how long a help request holds (HelpRequest.Until): a helper stops serving the site when
+	// it passes, so one whose site's gateway vanished stops on its own. The gateway renews its helpers'
+	// leases, half-way through, for as long as the crowd lasts. Default and most DefaultHelpLease (a
+	// helper refuses a longer one).
+	HelpLease time.Duration
 }
 
 // Defaults for FederationConfig.
@@ -82,9 +87,10 @@ const (
 	askStagger = 2 * time.Second
 	// maxJobHelperPeers bounds the helpers a job lists as peers (a helper refuses a job with too many).
 	maxJobHelperPeers = 16
-	// helpLease is how long a help request holds without renewal (HelpRequest.Until): a helper whose site
-	// owner vanished stops on its own.
-	helpLease = 30 * time.Minute
+	// DefaultHelpLease is how long a help request holds without renewal (HelpRequest.Until): long enough
+	// that renewals (every half lease) are rare, short enough that a helper whose site's gateway vanished
+	// does not serve the site, and steer nobody's DNS-cached clients to stale pages, for long.
+	DefaultHelpLease = 30 * time.Minute
 	// cleanupTimeout bounds the DNS updates that remove challenge records, which a DNS server answers at once.
 	cleanupTimeout = 3 * time.Second
 )
@@ -113,7 +119,9 @@ type helperState struct {
 	version   *catalog.Version
 	asked     time.Time
 	readyAt   time.Time
-	strikes   int // health checks in a row it left unanswered
+	strikes   int       // health checks in a row it left unanswered
+	until     time.Time // the end of its lease (HelpRequest.Until) as last accepted
+	renewing  bool      // a renewal of its lease is under way
 }
 
 // coordinator is the site-owner side of cooperation: it recruits helpers when the monitor declares a crowd,
@@ -131,6 +139,7 @@ type coordinator struct {
 	log     *slog.Logger
 	http    *http.Client
 	https   *http.Client // health checks of helpers serving HTTPS: verifies their certificate for the site
+	members *http.Client // job fetches from members: no redirects, only addresses the member may use
 
 	mu         sync.Mutex
 	helpers    map[string]*helperState
@@ -158,12 +167,21 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 	if cfg.ChallengeTimeout <= 0 {
 		cfg.ChallengeTimeout = DefaultChallengeTimeout
 	}
+	if cfg.HelpLease <= 0 || cfg.HelpLease > DefaultHelpLease {
+		cfg.HelpLease = DefaultHelpLease
+	}
+	if site := s.cfg.SiteName; site != "" && !self.HasSite(site) {
+		s.log.Warn("gateway: the federation file does not list this site for this member: other members will refuse to help it",
+			slog.String("site", site), slog.String("member", self.Name))
+	}
+	noRedirect := federation.NoRedirects // a helper's health check answers itself; a redirect is no answer
 	return &coordinator{
 		s: s, cfg: cfg, self: self, fellows: fellowAddrs(cfg.Members, self.Name), dns: dns, log: s.log.With(slog.String("component", "coordinator")),
 		client: &federation.Client{Key: cfg.Key, Name: self.Name, Verifier: v},
-		http:   &http.Client{Timeout: cfg.HealthTimeout},
-		https: &http.Client{Timeout: cfg.HealthTimeout, Transport: &http.Transport{DisableKeepAlives: true,
+		http:   &http.Client{Timeout: cfg.HealthTimeout, CheckRedirect: noRedirect},
+		https: &http.Client{Timeout: cfg.HealthTimeout, CheckRedirect: noRedirect, Transport: &http.Transport{DisableKeepAlives: true,
 			TLSClientConfig: &tls.Config{RootCAs: cfg.HelperRoots, ServerName: s.cfg.SiteName, MinVersion: tls.VersionTLS12}}},
+		members:    federation.NewHTTPClient(jobFetchTimeout),
 		helpers:    map[string]*helperState{},
 		challenges: map[string]*challengeRecord{},
 		wake:       make(chan struct{}, 1),
@@ -261,8 +279,10 @@ func (c *coordinator) reconcile(ctx context.Context) {
 	switch state {
 	case monitor.Crowd:
 		c.recruit(ctx)
+		c.renew(ctx)
 		c.checkHealth(ctx)
 	case monitor.Ending:
+		c.renew(ctx)
 		c.checkHealth(ctx) // helpers keep serving clients that resolved them until the TTL passes
 	case monitor.Normal:
 		c.release(ctx)
@@ -356,14 +376,70 @@ func (c *coordinator) askAgain(h *helperState) bool {
 	return false
 }
 
-// ask sends one help request and records the answer.
-func (c *coordinator) ask(ctx context.Context, h *helperState) {
-	req := &federation.HelpRequest{
+// helpRequest is the help request for h's version, with a lease from now. Called with mu held.
+func (c *coordinator) helpRequest(h *helperState) *federation.HelpRequest {
+	return &federation.HelpRequest{
 		Site: c.s.cfg.SiteName, Version: h.version.Name, InfoHash: h.version.InfoHash.HexString(),
 		Origin: c.self.URL, Webseeds: []string{c.self.URL + PathSeed}, Tracker: wsURL(c.self.URL) + PathAnnounce,
-		Capacity: c.cfg.HelpCapacity, Until: time.Now().Add(helpLease), Challenge: hex.EncodeToString(h.challenge),
+		Capacity: c.cfg.HelpCapacity, Until: time.Now().Add(c.cfg.HelpLease), Challenge: hex.EncodeToString(h.challenge),
 		TLS: h.tls,
 	}
+}
+
+// renew asks again every helper still engaged whose lease is half gone, with the same request and a new
+// Until: the helper keeps its job (and its state here stays) for another lease. A helper that declines is
+// withdrawn; one that cannot be reached is tried again at the next reconcile.
+func (c *coordinator) renew(ctx context.Context) {
+	now := time.Now()
+	c.mu.Lock()
+	var due []*helperState
+	for _, h := range c.helpers {
+		if (h.state == helperAccepted || h.state == helperReady) && !h.renewing && !h.until.IsZero() &&
+			h.until.Sub(now) < c.cfg.HelpLease/2 {
+			h.renewing = true
+			due = append(due, h)
+		}
+	}
+	c.mu.Unlock()
+	for _, h := range due {
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			c.renewOne(ctx, h)
+		}()
+	}
+}
+
+func (c *coordinator) renewOne(ctx context.Context, h *helperState) {
+	ctx, cancel := context.WithTimeout(ctx, askTimeout)
+	defer cancel()
+	c.mu.Lock()
+	req := c.helpRequest(h)
+	c.mu.Unlock()
+	err := c.client.Send(ctx, h.member.URL, federation.KindHelpRequest, req, &federation.Accept{})
+	c.mu.Lock()
+	h.renewing = false
+	current := c.helpers[h.member.Name] == h
+	if err == nil && current {
+		h.until = req.Until
+	}
+	c.mu.Unlock()
+	var declined *federation.DeclinedError
+	switch {
+	case err == nil:
+		c.log.Debug("coordinator: lease renewed", slog.String("member", h.member.Name), slog.Time("until", req.Until))
+	case errors.As(err, &declined) && current:
+		c.declined(h.member.Name, &federation.Decline{Site: req.Site, InfoHash: req.InfoHash, Reason: declined.Decline.Reason})
+	default:
+		c.log.Warn("coordinator: renewing a helper's lease", slog.String("member", h.member.Name), slog.Any("err", err))
+	}
+}
+
+// ask sends one help request and records the answer.
+func (c *coordinator) ask(ctx context.Context, h *helperState) {
+	c.mu.Lock()
+	req := c.helpRequest(h)
+	c.mu.Unlock()
 	var acc federation.Accept
 	err := c.client.Send(ctx, h.member.URL, federation.KindHelpRequest, req, &acc)
 	c.mu.Lock()
@@ -378,24 +454,33 @@ func (c *coordinator) ask(ctx context.Context, h *helperState) {
 	case err != nil:
 		h.state, h.reason = helperFailed, err.Error()
 	default:
-		h.state, h.capacity = helperAccepted, acc.Capacity
-		// Only at an address the federation lists for the member: a job sends other helpers to dial it.
-		if ap, err := netip.ParseAddrPort(acc.PeerAddress); err == nil && slices.Contains(h.member.Addresses, ap.Addr().Unmap()) {
-			h.peer = ap
+		h.state, h.capacity, h.until = helperAccepted, acc.Capacity, req.Until
+		// Only at an address the federation lists for the member, and may use: a job sends other helpers to
+		// dial it.
+		if ap, err := netip.ParseAddrPort(acc.PeerAddress); err == nil && h.member.Owns(ap.Addr()) && h.member.MayReach(ap.Addr()) {
+			h.peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		}
 	}
 	c.log.Info("coordinator: help request answered", slog.String("member", h.member.Name), slog.String("state", h.state),
 		slog.String("reason", h.reason))
 }
 
-// ready takes a helper's Ready: it must answer our request for this version, prove it holds the data, and
-// pass a health check before its address is published.
+// ready takes a helper's Ready: it must answer our request for this version (still engaged: not released,
+// declined or failed), give addresses the federation file lists for it (and that it may use), prove it holds
+// the data, and pass a health check before its address is published.
 func (c *coordinator) ready(ctx context.Context, from string, r *federation.Ready) error {
 	c.mu.Lock()
 	h := c.helpers[from]
+	engaged := h != nil && engagedState(h.state)
 	c.mu.Unlock()
-	if h == nil || h.version.InfoHash.HexString() != r.InfoHash || r.Site != c.s.cfg.SiteName {
-		return fmt.Errorf("gateway: ready from %s for %s: %w", from, r.InfoHash, ErrNotAsked)
+	if !engaged || h.version.InfoHash.HexString() != r.InfoHash || r.Site != c.s.cfg.SiteName {
+		return fmt.Errorf("gateway: ready from %s for %s: %w: %w", from, r.InfoHash, federation.ErrForbidden, ErrNotAsked)
+	}
+	for _, ap := range []netip.AddrPort{r.Address, r.TLSAddress} {
+		if ap.IsValid() && !(h.member.Owns(ap.Addr()) && h.member.MayReach(ap.Addr())) {
+			return fmt.Errorf("gateway: ready from %s: address %s: %w: not one the federation file lists for the member",
+				from, ap, federation.ErrForbidden)
+		}
 	}
 	piece, err := catalog.ReadPiece(&h.version.Info, h.version.Dir, federation.ChallengePiece(h.challenge, h.version.Info.NumPieces()))
 	if err != nil {
@@ -411,6 +496,10 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 		return fmt.Errorf("gateway: ready from %s: %w", from, err)
 	}
 	c.mu.Lock()
+	if c.helpers[from] != h || !engagedState(h.state) { // released, declined or asked again meanwhile
+		c.mu.Unlock()
+		return fmt.Errorf("gateway: ready from %s for %s: %w: %w", from, r.InfoHash, federation.ErrForbidden, ErrNotAsked)
+	}
 	h.state, h.addr, h.tlsAddr, h.readyAt, h.reason = helperReady, r.Address, r.TLSAddress, time.Now(), ""
 	if c.firstReady == 0 && !c.crowdStart.IsZero() {
 		c.firstReady = time.Since(c.crowdStart)
@@ -419,6 +508,12 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 	c.log.Info("coordinator: helper ready", slog.String("member", from), slog.String("addr", r.Address.String()))
 	c.kick()
 	return nil
+}
+
+// engagedState reports whether a helper in this state may report Ready: asked (its Ready can overtake the
+// Accept), accepted, or ready already (it reports again when asked again).
+func engagedState(state string) bool {
+	return state == helperAsked || state == helperAccepted || state == helperReady
 }
 
 // healthy fetches the start of the version's smallest file from a helper, as a steered client would (Host:

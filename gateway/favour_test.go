@@ -20,7 +20,7 @@ func TestFavoured(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		members = append(members, fmt.Sprintf(`{"name":%q,"url":"http://127.0.0.%d","key":%q,"addresses":["127.0.0.%d"]}`,
+		members = append(members, fmt.Sprintf(`{"name":%q,"url":"http://127.0.0.%d","key":%q,"addresses":["127.0.0.%d"],"allowPrivate":true}`,
 			n, i+1, federation.FormatPublicKey(pub), i+1))
 	}
 	fed, err := federation.ParseFederation([]byte(`{"members":[` + strings.Join(members, ",") + `]}`))

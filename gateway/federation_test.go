@@ -367,26 +367,41 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 }
 
 // newFederation makes a key for each name and a federation file listing member i as http://127.0.0.<i+1>:port
-// with that address.
+// with that address. The first member's site is siteName, each other's "<name>.example.test"; every member
+// is on loopback, so each says allowPrivate.
 func newFederation(t *testing.T, port int, names ...string) (map[string]ed25519.PrivateKey, *federation.Federation) {
 	t.Helper()
+	return newFederationWith(t, port, nil, names...)
+}
+
+// newFederationWith is newFederation with edit applied to each member's entry (a JSON object) first.
+func newFederationWith(t *testing.T, port int, edit func(i int, m map[string]any), names ...string) (map[string]ed25519.PrivateKey, *federation.Federation) {
+	t.Helper()
 	keys := map[string]ed25519.PrivateKey{}
-	var file bytes.Buffer
-	file.WriteString(`{"members":[`)
+	var members []map[string]any
 	for i, n := range names {
 		k, err := federation.LoadOrCreateKey(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
 		keys[n] = k
-		if i > 0 {
-			file.WriteString(",")
+		site := n + ".example.test"
+		if i == 0 {
+			site = siteName
 		}
-		fmt.Fprintf(&file, `{"name":%q,"url":"http://127.0.0.%d:%d","key":%q,"addresses":["127.0.0.%d"]}`,
-			n, i+1, port, federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), i+1)
+		m := map[string]any{"name": n, "url": fmt.Sprintf("http://127.0.0.%d:%d", i+1, port),
+			"key": federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), "addresses": []string{fmt.Sprintf("127.0.0.%d", i+1)},
+			"sites": []string{site}, "allowPrivate": true}
+		if edit != nil {
+			edit(i, m)
+		}
+		members = append(members, m)
 	}
-	file.WriteString("]}")
-	fed, err := federation.ParseFederation(file.Bytes())
+	file, err := json.Marshal(map[string]any{"members": members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed, err := federation.ParseFederation(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,9 +415,11 @@ func startLoad(t *testing.T, url string) (stop func()) {
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(60 * time.Second)
-	for range 8 {
+	for i := range 8 {
 		wg.Go(func() {
-			c := &http.Client{Timeout: 5 * time.Second}
+			// Each client from a loopback host of its own: one client's demand counts only up to its share.
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(i+1))}}
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
 			for !done.Load() && time.Now().Before(deadline) && sent.Add(1) <= 20000 {
 				resp, err := c.Get(url)
 				if err == nil {

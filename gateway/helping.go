@@ -90,11 +90,14 @@ func (s *Server) help(ctx context.Context, from string, r *federation.HelpReques
 	if !ok {
 		return nil, fmt.Errorf("gateway: help request from %s: %w", from, federation.ErrUnknownMember)
 	}
+	if err := s.checkHelpRequest(member, r, time.Now()); err != nil {
+		return nil, err
+	}
 	var ih metainfo.Hash
 	if err := ih.FromHexString(r.InfoHash); err != nil {
 		return nil, fmt.Errorf("gateway: %w: %w", federation.ErrBadBody, err)
 	}
-	job, err := s.fetchJob(ctx, member.URL, ih)
+	job, err := s.fetchJob(ctx, member, ih)
 	if err != nil {
 		return decline("cannot fetch the job: " + err.Error())
 	}
@@ -103,7 +106,8 @@ func (s *Server) help(ctx context.Context, from string, r *federation.HelpReques
 		return nil, fmt.Errorf("gateway: %w: %w", federation.ErrBadBody, err)
 	}
 	wj := webseed.Job{Site: r.Site, Version: r.Version, InfoHash: ih, InfoBytes: job.InfoBytes, Origin: origin,
-		Peers: job.Peers, Webseeds: r.Webseeds, Trackers: []string{r.Tracker}, Files: map[string]webseed.FileMeta{}}
+		Peers: s.jobPeers(ctx, member, job.Peers), Webseeds: r.Webseeds, Trackers: []string{r.Tracker},
+		Files: map[string]webseed.FileMeta{}, Requester: member.Name, Until: r.Until, AllowPrivate: member.AllowPrivate}
 	for p, f := range job.Files {
 		fm := webseed.FileMeta{ContentType: f.Type}
 		if b, err := hex.DecodeString(f.SHA256); err == nil && len(b) == 32 {
@@ -116,6 +120,8 @@ func (s *Server) help(ctx context.Context, from string, r *federation.HelpReques
 		return decline(federation.ReasonInCrowd)
 	case errors.Is(err, webseed.ErrNoCapacity):
 		return decline(federation.ReasonNoCapacity)
+	case errors.Is(err, webseed.ErrTaken):
+		return nil, fmt.Errorf("gateway: help request from %s: %w: %w", from, federation.ErrForbidden, err)
 	case err != nil:
 		return decline(err.Error())
 	}
@@ -147,16 +153,137 @@ func (s *Server) peerAddress() string {
 	return netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
 }
 
+// maxHelpLease is the furthest ahead a help request's Until may be: the lease a site asks for at most
+// (DefaultHelpLease), plus the clock skew the federation tolerates between members.
+const maxHelpLease = DefaultHelpLease + federation.MaxSkew
+
+// checkHelpRequest checks that member may ask this server for help with r, and that r names only what
+// belongs to member: the site must be one the federation file lists for it, a host name, and none of this
+// server's own names; the origin, webseed and tracker URLs must point at the member's URL host or its listed
+// addresses (loopback and private ones only with its allowPrivate); and Until must lie ahead, within
+// maxHelpLease. Refusals wrap federation.ErrForbidden (403), a bad Until federation.ErrBadBody (400).
+func (s *Server) checkHelpRequest(member federation.Member, r *federation.HelpRequest, now time.Time) error {
+	forbid := func(format string, args ...any) error {
+		return fmt.Errorf("gateway: help request from %s: %w: %s", member.Name, federation.ErrForbidden, fmt.Sprintf(format, args...))
+	}
+	site := bareHost(r.Site)
+	switch _, ipErr := netip.ParseAddr(site); {
+	case ipErr == nil:
+		return forbid("site %q is an IP address, not a site's name", r.Site)
+	case !member.HasSite(site):
+		return forbid("site %q is not among the member's sites in the federation file", r.Site)
+	case s.ownSite(site):
+		return forbid("site %q is this server's own", r.Site)
+	}
+	urls := append([]string{r.Origin, r.Tracker}, r.Webseeds...)
+	for _, u := range urls {
+		if err := member.CheckURL(u); err != nil {
+			return fmt.Errorf("gateway: help request: %w", err)
+		}
+	}
+	if !r.Until.After(now) || r.Until.After(now.Add(maxHelpLease)) {
+		return fmt.Errorf("gateway: help request from %s: until %s: %w: want a time within %v from now",
+			member.Name, r.Until.Format(time.RFC3339), federation.ErrBadBody, maxHelpLease)
+	}
+	return nil
+}
+
+// bareHost normalises a site name or Host header: lower-case, without port, brackets or a trailing dot.
+func bareHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimPrefix(strings.TrimSuffix(h, "]"), "[")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// ownSite reports whether host (normalised by bareHost) is one of this server's own names: its site
+// (Config.SiteName), the sites the federation file lists for it, or its URL's host. Requests for them go to
+// the gateway's own handlers, and it never helps another member with them.
+func (s *Server) ownSite(host string) bool {
+	if host == "" {
+		return false
+	}
+	if host == bareHost(s.cfg.SiteName) {
+		return true
+	}
+	return s.coord != nil && (s.coord.self.HasSite(host) || host == s.coord.self.Host())
+}
+
+// jobPeers keeps the BitTorrent peers of a member's job that this server may dial: the addresses the
+// federation file lists for a member (the site's gateway, and helpers recruited before this one), each one
+// its owner may use, and the member's URL host (resolved, if a name, to addresses the member may use). Any
+// other address is dropped: a job is not signed, and a member could otherwise send this server's seeder to
+// any host and port.
+func (s *Server) jobPeers(ctx context.Context, member federation.Member, peers []string) []string {
+	var out []string
+	for _, p := range peers {
+		host, port, err := net.SplitHostPort(p)
+		if err != nil || port == "0" {
+			s.log.Warn("gateway: job peer dropped", slog.String("member", member.Name), slog.String("peer", p))
+			continue
+		}
+		if a, err := netip.ParseAddr(host); err == nil {
+			if s.listedPeer(member, a) {
+				out = append(out, net.JoinHostPort(a.Unmap().String(), port))
+			} else {
+				s.log.Warn("gateway: job peer dropped: not a listed address", slog.String("member", member.Name), slog.String("peer", p))
+			}
+			continue
+		}
+		if strings.ToLower(host) != member.Host() {
+			s.log.Warn("gateway: job peer dropped: not the member's host", slog.String("member", member.Name), slog.String("peer", p))
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, peerResolveTimeout)
+		ips, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+		cancel()
+		if err != nil {
+			s.log.Warn("gateway: job peer dropped", slog.String("member", member.Name), slog.String("peer", p), slog.Any("err", err))
+			continue
+		}
+		for _, a := range ips {
+			if member.MayReach(a) {
+				out = append(out, net.JoinHostPort(a.Unmap().String(), port))
+			}
+		}
+	}
+	return out
+}
+
+// peerResolveTimeout bounds resolving a member's URL host for its job's peers; a resolver answers in
+// milliseconds, and the help request waits for it.
+const peerResolveTimeout = 5 * time.Second
+
+// listedPeer reports whether a job of member may send this server's seeder to a: the member's URL host, or an
+// address the federation file lists for some member, which that member may use.
+func (s *Server) listedPeer(member federation.Member, a netip.Addr) bool {
+	a = a.Unmap()
+	if a.String() == member.Host() {
+		return member.MayReach(a)
+	}
+	for _, m := range s.coord.cfg.Members.Members() {
+		if m.Owns(a) {
+			return m.MayReach(a)
+		}
+	}
+	return false
+}
+
+// jobFetchTimeout bounds fetching a job description (the help request waits for it; askTimeout on the
+// asking side allows for it).
+const jobFetchTimeout = 10 * time.Second
+
 // fetchJob gets a version's job description from the member that asks for help, and checks it against the
-// signed infohash.
-func (s *Server) fetchJob(ctx context.Context, memberURL string, ih metainfo.Hash) (*Job, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// signed infohash. It follows no redirect, and connects only to addresses the member may use.
+func (s *Server) fetchJob(ctx context.Context, member federation.Member, ih metainfo.Hash) (*Job, error) {
+	ctx, cancel := context.WithTimeout(federation.WithPrivate(ctx, member.AllowPrivate), jobFetchTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, memberURL+PathJob+ih.HexString(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, member.URL+PathJob+ih.HexString(), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.coord.members.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +398,7 @@ func (s *Server) servingAddr(ln net.Listener) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(s.coord.self.Addresses[0], ap.Port()), nil
 }
 
-// release ends help for a member's site.
+// release ends help for a member's site, when that member asked for it.
 func (s *Server) release(from string, r *federation.Release) error {
 	if s.helping == nil {
 		return nil
@@ -280,19 +407,28 @@ func (s *Server) release(from string, r *federation.Release) error {
 	if err := ih.FromHexString(r.InfoHash); err != nil {
 		return fmt.Errorf("gateway: %w: %w", federation.ErrBadBody, err)
 	}
+	switch err := s.helping.ReleaseBy(from, ih); {
+	case errors.Is(err, webseed.ErrNotRequester):
+		return fmt.Errorf("gateway: release from %s: %w: %w", from, federation.ErrForbidden, err)
+	case errors.Is(err, webseed.ErrUnknownJob):
+		return nil // released already, or expired
+	case err != nil:
+		return fmt.Errorf("gateway: release from %s: %w", from, err)
+	}
 	s.log.Info("gateway: released", slog.String("site", r.Site), slog.String("by", from))
-	return s.helping.Release(ih)
+	return nil
 }
 
-// ServeHTTP routes requests for a site this server helps (by Host) to the helper, and everything else to the
-// gateway's own handlers.
+// ServeHTTP routes webseed requests for a version this server helps with (not one of its own), and
+// requests for a site it helps with (by Host) that is none of its own names (ownSite), to the helper;
+// everything else, the gateway's own site first, to the gateway's own handlers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.helping != nil {
-		host, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host = r.Host
+		if len(r.URL.Path) > len(PathSeed) && s.helpingSeed(r.URL.Path) {
+			s.helping.ServeHTTP(w, r)
+			return
 		}
-		if s.helping.Serves(host) || (len(r.URL.Path) > len(PathSeed) && s.helpingSeed(r.URL.Path)) {
+		if host := bareHost(r.Host); !s.ownSite(host) && s.helping.Serves(host) {
 			s.helping.ServeHTTP(w, r)
 			return
 		}

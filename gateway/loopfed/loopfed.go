@@ -7,6 +7,7 @@ package loopfed
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,8 +96,19 @@ func New(cfg Config) (*Federation, error) {
 			return nil, err
 		}
 		keys[i] = k
-		members = append(members, fmt.Sprintf(`{"name":%q,"url":"http://%s","key":%q,"addresses":[%q]}`,
-			Names[i], netip.AddrPortFrom(f.IPs[i], uint16(f.Port)), federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), f.IPs[i]))
+		// Every member is on loopback, which the file must allow; the first fronts the site, the only one
+		// a member may ask help for.
+		var sites []string
+		if i == 0 && cfg.Site != "" {
+			sites = []string{cfg.Site}
+		}
+		m, err := json.Marshal(map[string]any{"name": Names[i], "url": "http://" + netip.AddrPortFrom(f.IPs[i], uint16(f.Port)).String(),
+			"key": federation.FormatPublicKey(k.Public().(ed25519.PublicKey)), "addresses": []string{f.IPs[i].String()},
+			"sites": sites, "allowPrivate": true})
+		if err != nil {
+			return nil, fmt.Errorf("loopfed: %w", err)
+		}
+		members = append(members, string(m))
 	}
 	fedFile := filepath.Join(cfg.Dir, "federation.json")
 	if err := os.WriteFile(fedFile, []byte(`{"members":[`+strings.Join(members, ",")+"]}\n"), 0o644); err != nil {
