@@ -381,7 +381,7 @@ func TestLoadDrivesTheCrowdState(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/p.html", "text/html", []byte("<p>hi</p>"))
 	g := startGateway(t, Config{Origin: mustURL(o.URL), Monitor: monitor.Config{
-		Window: time.Second, Threshold: 50, EnterAfter: 300 * time.Millisecond,
+		Window: time.Second, Threshold: 50, EnterAfter: 300 * time.Millisecond, ClientRate: -1, // one client stands for a crowd
 		ExitAfter: 300 * time.Millisecond, EndingHold: 300 * time.Millisecond}})
 	// A bounded load: at most 2000 requests or 10 s, stopping as soon as the crowd is declared.
 	deadline := time.Now().Add(10 * time.Second)

@@ -55,7 +55,7 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 // serveProxy answers a request for the site: from the store when it holds a fresh public copy, else from the
 // origin (revalidating a stale copy with its validators, so an unchanged asset leaves the origin only once).
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
-	s.mon.Request()
+	w = s.countDemand(w, r)
 	if res, ok := s.cat.Lookup(r.URL.RequestURI()); ok && storable(r, s.isPublicPath(r.URL.Path)) && r.Header.Get("Range") == "" &&
 		r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
 		if time.Now().Before(res.Expires) {

@@ -1,11 +1,21 @@
-// Package monitor detects flash crowds: it keeps a sliding-window view of a site's request rate and its
-// origin's latency and errors, and drives the paper's states, normal → crowd → ending → normal, with
-// hysteresis so that a rate hovering at the threshold does not flap.
+// Package monitor detects flash crowds: it keeps a sliding-window view of a site's demand and its origin's
+// latency and errors, and drives the paper's states, normal → crowd → ending → normal, with hysteresis so
+// that a rate hovering at the threshold does not flap.
+//
+// Demand is what real visitors ask for, not raw requests: the gateway reports only successful page and
+// asset fetches (see Monitor.Demand), and each client's share is capped at ClientRate requests per second.
+// A crowd is many people, so one client, however fast it asks, cannot make one: declaring a crowd makes
+// federation members fetch the whole site version, which must not be one visitor's to trigger. The cap is
+// a rate rather than one count per distinct client because the threshold stays in the unit operators
+// measure (requests per second) and a few heavy visitors still weigh more than one idle one; counting
+// only distinct clients would make a site of single-page visits and a site of long browsing sessions need
+// thresholds in different units.
 package monitor
 
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -38,22 +48,41 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Defaults for Config.
 const (
-	DefaultWindow       = 10 * time.Second
-	DefaultThreshold    = 50 // requests per second
+	DefaultWindow    = 10 * time.Second
+	DefaultThreshold = 50 // requests per second, each client's counted up to ClientRate
+	// DefaultClientRate and DefaultClientBurst bound one client's share of the demand. A page view is a
+	// burst of the page and its assets (20 covers a page with a dozen or so images, scripts and styles),
+	// then a visitor reads; 5 requests per second sustained is more than a person browsing asks, so that
+	// at the default threshold a crowd takes at least 10 clients asking flat out, and 20 browsers at ~3
+	// requests per second each make one. Many visitors behind one NAT count as one client: a crowd from a
+	// single campus is undercounted (LatencyThreshold and ErrorRatio still see the origin struggle).
+	DefaultClientRate   = 5
+	DefaultClientBurst  = 20
 	DefaultEnterAfter   = 3 * time.Second
 	DefaultExitAfter    = 30 * time.Second
 	DefaultEndingHold   = 30 * time.Second // the DNS records' TTL
 	DefaultExitFraction = 0.7
 	// buckets is how many slots the window is cut into: enough for a smooth rate, few enough to sum cheaply.
 	buckets = 20
+	// maxClients bounds the clients whose share is tracked at once (about 50 bytes each). A client is
+	// forgotten once its bucket has refilled (ClientBurst/ClientRate seconds after its last request), so
+	// only clients of the last few seconds are held; past the bound, new clients' requests count in full:
+	// that many distinct clients within seconds is a crowd.
+	maxClients = 100_000
 )
 
 // Config configures a Monitor. Zero fields take the defaults.
 type Config struct {
 	// Window is the span over which rates are averaged.
 	Window time.Duration
-	// Threshold is the request rate (per second) above which the site is overloaded.
+	// Threshold is the demand (requests per second, each client's capped by ClientRate) above which the
+	// site is overloaded.
 	Threshold float64
+	// ClientRate caps one client's share of the demand, in requests per second sustained, ClientBurst at
+	// once. IPv6 clients are counted by /64, as one host usually has a whole /64. Negative: every request
+	// counts in full (tests and benchmarks whose crowd comes from one address).
+	ClientRate  float64
+	ClientBurst float64
 	// ExitFraction of Threshold is the rate below which a crowd counts as calming (hysteresis).
 	ExitFraction float64
 	// LatencyThreshold, if set, also counts the site as overloaded when the origin's mean latency in the
@@ -80,6 +109,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Threshold <= 0 {
 		c.Threshold = DefaultThreshold
+	}
+	if c.ClientRate == 0 {
+		c.ClientRate = DefaultClientRate
+	}
+	if c.ClientBurst <= 0 {
+		c.ClientBurst = DefaultClientBurst
 	}
 	if c.ExitFraction <= 0 || c.ExitFraction > 1 {
 		c.ExitFraction = DefaultExitFraction
@@ -120,12 +155,20 @@ type Monitor struct {
 	since       time.Time // when the state was entered
 	condSince   time.Time // when the condition that may change the state started; zero when it does not hold
 	transitions map[[2]State]int64
+	clients     map[netip.Prefix]share
+}
+
+// share is one client's token bucket: its requests count toward the demand while it holds tokens.
+type share struct {
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
 }
 
 // New returns a monitor in the normal state.
 func New(cfg Config) *Monitor {
 	cfg.fillDefaults()
-	return &Monitor{cfg: cfg, width: cfg.Window / buckets, since: cfg.Now(), transitions: map[[2]State]int64{}}
+	return &Monitor{cfg: cfg, width: cfg.Window / buckets, since: cfg.Now(), transitions: map[[2]State]int64{},
+		clients: map[netip.Prefix]share{}}
 }
 
 // slot returns the bucket for t, clearing it if it holds an older period. Called with mu held.
@@ -138,11 +181,60 @@ func (m *Monitor) slot(t time.Time) *bucket {
 	return b
 }
 
-// Request records one request to the site.
-func (m *Monitor) Request() {
+// Demand records one successful fetch of the site by a client. It counts toward the demand while the
+// client's share (ClientRate) is not used up.
+func (m *Monitor) Demand(client netip.Addr) {
 	m.mu.Lock()
-	m.slot(m.cfg.Now()).requests++
+	now := m.cfg.Now()
+	if m.take(clientKey(client), now) {
+		m.slot(now).requests++
+	}
 	m.mu.Unlock()
+}
+
+// take takes a token from the client's bucket, reporting whether it had one. Called with mu held.
+func (m *Monitor) take(k netip.Prefix, now time.Time) bool {
+	if m.cfg.ClientRate < 0 {
+		return true
+	}
+	sh, ok := m.clients[k]
+	switch {
+	case ok:
+		sh.tokens = min(m.cfg.ClientBurst, sh.tokens+max(0, now.Sub(sh.at).Seconds())*m.cfg.ClientRate)
+	case len(m.clients) >= maxClients:
+		return true
+	default:
+		sh.tokens = m.cfg.ClientBurst
+	}
+	sh.at = now
+	if sh.tokens < 1 {
+		m.clients[k] = sh
+		return false
+	}
+	sh.tokens--
+	m.clients[k] = sh
+	return true
+}
+
+// forget drops the clients whose buckets have refilled: they are as good as new. Called with mu held.
+func (m *Monitor) forget(now time.Time) {
+	full := time.Duration(m.cfg.ClientBurst / m.cfg.ClientRate * float64(time.Second))
+	for k, sh := range m.clients {
+		if now.Sub(sh.at) >= full {
+			delete(m.clients, k)
+		}
+	}
+}
+
+// clientKey is the unit a share is kept for: an IPv4 address, or an IPv6 /64.
+func clientKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits) // the zero Addr gives the zero Prefix: clients of unknown address share one
+	return p
 }
 
 // Origin records one request that went to the origin: how long it took and whether it failed.
@@ -159,7 +251,7 @@ func (m *Monitor) Origin(latency time.Duration, failed bool) {
 
 // Load is the view of the window.
 type Load struct {
-	Rate          float64       // requests per second
+	Rate          float64       // demand: requests per second, each client's counted up to Config.ClientRate
 	OriginLatency time.Duration // mean
 	OriginErrors  float64       // share of origin requests that failed
 }
@@ -195,6 +287,9 @@ func (m *Monitor) overloaded(l Load, rateLimit float64) bool {
 func (m *Monitor) Tick() State {
 	m.mu.Lock()
 	now := m.cfg.Now()
+	if m.cfg.ClientRate > 0 {
+		m.forget(now)
+	}
 	l := m.load(now)
 	from := m.state
 	to := from

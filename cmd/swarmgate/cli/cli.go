@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/gateway/uplink"
 )
 
@@ -133,6 +135,18 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	fs.StringVar(&acme.email, "acme-email", "", "contact address of the ACME account for --acme-directory")
 	ice := fs.String("ice", "", "comma-separated STUN/TURN URLs for browsers (only servers you run: a third party would learn who visits)")
 	fs.StringVar(&cfg.DashboardToken, "dashboard-token", "", "open /.swarm/dashboard to requests carrying this token (?token=); without it, loopback only")
+	fs.Func("trusted-proxy", "a front proxy of yours (IP or CIDR; repeat the flag for more) whose X-Forwarded-For or Forwarded names the client", func(v string) error {
+		p, err := parsePrefix(v)
+		if err == nil {
+			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+		}
+		return err
+	})
+	fs.Float64Var(&cfg.Monitor.Threshold, "crowd-threshold", monitor.DefaultThreshold, "demand (successful site GETs per second, each client's counted up to --crowd-client-rate) that declares a flash crowd")
+	fs.Float64Var(&cfg.Monitor.ClientRate, "crowd-client-rate", monitor.DefaultClientRate, "requests per second one client (IPv4 address, IPv6 /64) adds to the demand at most; -1 counts every request")
+	fs.DurationVar(&cfg.Monitor.Window, "crowd-window", monitor.DefaultWindow, "span the demand is averaged over")
+	fs.DurationVar(&cfg.Monitor.EnterAfter, "crowd-enter-after", monitor.DefaultEnterAfter, "how long demand must stay over the threshold before a crowd is declared")
+	fs.DurationVar(&cfg.Monitor.ExitAfter, "crowd-exit-after", monitor.DefaultExitAfter, "how long a crowd must stay calm before it ends")
 	fs.StringVar(&cfg.SiteName, "site", "", "the site's host name (as DNS publishes it and helpers see it in Host)")
 	fedFile := fs.String("federation", "", "federation file (JSON): the members that lend each other capacity")
 	fs.StringVar(&cfg.PeerListen, "peer-listen", "", "address for BitTorrent peers (TCP and uTP), needed to fetch for helpers and to help")
@@ -175,6 +189,9 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	}
 	if cfg.Fallback <= 0 {
 		return cfg, processFlags{}, fmt.Errorf("%w: --fallback must be positive", errBadFlag)
+	}
+	if err := checkMonitor(cfg.Monitor); err != nil {
+		return cfg, processFlags{}, err
 	}
 	if cfg.UploadRatio <= 0 || cfg.UploadCeiling <= 0 {
 		return cfg, processFlags{}, fmt.Errorf("%w: --upload-ratio and --upload-ceiling must be positive", errBadFlag)
@@ -248,6 +265,32 @@ func tlsConfig(certFile, keyFile, acmeHost, dataDir string) (*tls.Config, error)
 		return m.TLSConfig(), nil
 	}
 	return nil, nil
+}
+
+// parsePrefix reads an IP address (a single host) or a CIDR prefix.
+func parsePrefix(v string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(v); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("want an IP address or a CIDR prefix such as 10.0.0.0/8: %w", err)
+	}
+	return p.Masked(), nil
+}
+
+// checkMonitor refuses crowd settings that parse but make no sense.
+func checkMonitor(m monitor.Config) error {
+	switch {
+	case !(m.Threshold > 0):
+		return fmt.Errorf("%w: --crowd-threshold must be positive", errBadFlag)
+	case m.ClientRate == 0 || (m.ClientRate < 0 && m.ClientRate != -1):
+		return fmt.Errorf("%w: --crowd-client-rate must be positive, or -1 to count every request", errBadFlag)
+	case m.Window <= 0 || m.EnterAfter <= 0 || m.ExitAfter <= 0:
+		return fmt.Errorf("%w: --crowd-window, --crowd-enter-after and --crowd-exit-after must be positive", errBadFlag)
+	}
+	return nil
 }
 
 func splitList(s string) []string {

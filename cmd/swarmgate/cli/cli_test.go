@@ -8,14 +8,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
@@ -88,11 +91,42 @@ func TestServeFlags(t *testing.T) {
 		{append(fed, "--acme-directory", "https://127.0.0.1:14000/dir", "--tls-listen", ":8443"), true},
 		{append(fed, "--acme-directory", "https://127.0.0.1:14000/dir", "--tls-listen", ":8443", "--acme-ca-roots", "/nonexistent.pem"), false},
 		{[]string{"--no-such-flag"}, false},
+		{[]string{"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "2001:db8::1"}, true},
+		{[]string{"--trusted-proxy", "10.0.0.300"}, false},
+		{[]string{"--trusted-proxy", "proxy.example"}, false},
+		{[]string{"--crowd-threshold", "200", "--crowd-client-rate", "2", "--crowd-window", "30s"}, true},
+		{[]string{"--crowd-client-rate", "-1"}, true},
+		{[]string{"--crowd-threshold", "0"}, false},
+		{[]string{"--crowd-threshold", "NaN"}, false},
+		{[]string{"--crowd-client-rate", "0"}, false},
+		{[]string{"--crowd-client-rate", "-2"}, false},
+		{[]string{"--crowd-window", "0s"}, false},
+		{[]string{"--crowd-enter-after", "-1s"}, false},
 	} {
 		_, _, err := serveConfig(tc.args, io.Discard)
 		if (err == nil) != tc.ok {
 			t.Errorf("serve %v: err = %v, want ok=%v", tc.args, err, tc.ok)
 		}
+	}
+}
+
+// TestServeFlagValues: the crowd and client flags land in the gateway's configuration, with the
+// monitor's defaults when not given.
+func TestServeFlagValues(t *testing.T) {
+	cfg, _, err := serveConfig([]string{"--trusted-proxy", "10.1.2.3/8", "--trusted-proxy", "::ffff:192.0.2.1",
+		"--crowd-threshold", "120", "--crowd-client-rate", "-1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
+	if !slices.Equal(cfg.TrustedProxies, want) || cfg.Monitor.Threshold != 120 || cfg.Monitor.ClientRate != -1 ||
+		cfg.Monitor.Window != monitor.DefaultWindow {
+		t.Fatalf("trusted %v, monitor %+v", cfg.TrustedProxies, cfg.Monitor)
+	}
+	cfg, _, err = serveConfig(nil, io.Discard)
+	if err != nil || cfg.TrustedProxies != nil || cfg.Monitor.Threshold != monitor.DefaultThreshold ||
+		cfg.Monitor.ClientRate != monitor.DefaultClientRate {
+		t.Fatalf("defaults: %+v %v", cfg.Monitor, err)
 	}
 }
 

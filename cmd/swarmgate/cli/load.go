@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,21 @@ const (
 	maxLoadDuration = 10 * time.Minute
 	maxLoadClients  = 256
 )
+
+// loadTransport is the HTTP transport of load's client i. Against a loopback IPv4 address each client dials
+// from a loopback address of its own (127.0.3.1, 127.0.3.2, ...), so that the gateway's monitor sees as
+// many clients as -clients: it counts one client's demand only up to its share (--crowd-client-rate). A
+// load on a remote server comes from this one machine, and makes a crowd only where that share is lifted.
+func loadTransport(u *url.URL, i int) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if a, err := netip.ParseAddr(u.Hostname()); err != nil || !a.Is4() || !a.IsLoopback() {
+		return tr
+	}
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, byte(3+i/250), byte(1+i%250))}
+	d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+	tr.DialContext = d.DialContext
+	return tr
+}
 
 // load sends GET requests to one URL at a steady rate for a while, printing a progress line every second.
 func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,11 +68,12 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var ok, failed atomic.Int64
 	ticks := make(chan struct{})
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for range *clients {
+	for i := range *clients {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: loadTransport(u, i)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer client.CloseIdleConnections()
 			for range ticks {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 				resp, err := client.Do(req)
