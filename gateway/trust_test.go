@@ -360,3 +360,37 @@ func TestReadyAddressesMustBeListed(t *testing.T) {
 		t.Errorf("DNS publishes %v, with an address the federation file does not list", got)
 	}
 }
+
+// TestHelpersLeaseIsRenewed: a helper stops serving at its lease's end, so the site renews its helpers'
+// leases while the crowd lasts: beta still serves, and is still in DNS, well after its first lease ended.
+func TestHelpersLeaseIsRenewed(t *testing.T) {
+	port := samePort(t, "127.0.0.1", "127.0.0.2")
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	keys, fed := newFederation(t, port, "alpha", "beta")
+	dnsSrv, err := steer.NewServer(steer.ServerConfig{Zone: "example.test", Addr: "127.0.0.1:0", TTL: time.Second,
+		NameServers: []steer.NameServer{{Name: "ns1.example.test", Addrs: addrs("127.0.0.1")}}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lease = 3 * time.Second
+	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir, SiteName: siteName,
+		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond, HelpLease: lease},
+		DNS: dnsSrv, PeerListen: "127.0.0.1:0",
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
+	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0",
+		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed}})
+	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
+	defer stopLoad()
+	beta := fmt.Sprintf("http://127.0.0.2:%d", port)
+	waitUntil(t, 30*time.Second, "beta serving the site", func() bool { return serving(t, beta, siteName, examplesite.ImagePNG) })
+	start := time.Now()
+	waitUntil(t, 4*lease, "three leases to pass", func() bool { return time.Since(start) > 3*lease })
+	if !serving(t, beta, siteName, examplesite.ImagePNG) {
+		t.Fatal("beta stopped serving the site during the crowd: its lease was not renewed")
+	}
+	if !slices.Contains(resolve(t, dnsSrv.Addr()), netip.MustParseAddr("127.0.0.2")) {
+		t.Error("beta left DNS during the crowd")
+	}
+}
