@@ -176,7 +176,7 @@ func TestHelperHTTPSByACME(t *testing.T) {
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond,
 			HelperRoots: pb.IssuerRoots},
 		DNS: dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
 	betaData := t.TempDir()
 	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), TLSListen: fmt.Sprintf("127.0.0.2:%d", tlsPort),
 		DataDir: betaData, PeerListen: "127.0.0.2:0",

@@ -188,7 +188,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	}
 	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
 		SiteName: siteName, Federation: fedCfg("alpha"), DNS: dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
 	beta := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0"})
 	gamma := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.3:%d", port), Federation: fedCfg("gamma"), PeerListen: "127.0.0.3:0"})
 	_ = beta
@@ -409,7 +409,8 @@ func newFederationWith(t *testing.T, port int, edit func(i int, m map[string]any
 }
 
 // startLoad puts a bounded load on url, enough for a crowd: at most 60 s and 20,000 requests, from 8
-// clients. stop ends it and waits for the clients; it also runs when the test ends.
+// clients, all from one address: the gateways it loads count every request (monitor.Config.ClientRate -1).
+// stop ends it and waits for the clients; it also runs when the test ends.
 func startLoad(t *testing.T, url string) (stop func()) {
 	var done atomic.Bool
 	var sent atomic.Int64
@@ -486,7 +487,7 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 	}
 	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
 		SiteName: siteName, Federation: fedCfg("alpha"), PeerListen: "127.0.0.1:0", Uplink: up, Fallback: 10 * time.Minute,
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter}})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter}})
 	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0",
 		Uplink: betaUplink})
 	waitUntil(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
@@ -613,7 +614,7 @@ func TestSilentMemberDoesNotHoldBackRecruiting(t *testing.T) {
 	}
 	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
 		SiteName: siteName, Federation: fedCfg("alpha"), DNS: dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
 	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.3:%d", port), Federation: fedCfg("gamma"), PeerListen: "127.0.0.3:0"})
 
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))

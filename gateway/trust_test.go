@@ -265,7 +265,7 @@ func TestReadyAddressesMustBeListed(t *testing.T) {
 	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir, SiteName: siteName,
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond},
 		DNS:        dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
 	waitUntil(t, 10*time.Second, "alpha's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 
@@ -377,8 +377,8 @@ func TestHelpersLeaseIsRenewed(t *testing.T) {
 	const lease = 3 * time.Second
 	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir, SiteName: siteName,
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond, HelpLease: lease},
-		DNS: dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
+		DNS:        dnsSrv, PeerListen: "127.0.0.1:0",
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
 	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0",
 		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed}})
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
