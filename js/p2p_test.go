@@ -264,14 +264,16 @@ type startArgs struct {
 	Base    string `json:"base,omitempty"` // webseed URL the seeding page reads files from
 	Corrupt []int  `json:"corrupt,omitempty"`
 	// Cap, when set, is an upload cap in bytes: the page's upload hook refuses blocks past it.
-	Cap  int        `json:"cap,omitempty"`
-	Want []wantArgs `json:"want,omitempty"`
+	Cap         int        `json:"cap,omitempty"`
+	Want        []wantArgs `json:"want,omitempty"`
+	WebseedIdle *bool      `json:"webseedIdle,omitempty"` // nil: the engine's default
 }
 
 type wantArgs struct {
 	Start    int64 `json:"start"`
 	End      int64 `json:"end"`
-	Priority int   `json:"priority"`
+	Priority int   `json:"priority,omitempty"`
+	Deadline int64 `json:"deadline,omitempty"` // ms since the epoch: 1 is overdue, due now
 }
 
 func (tt *testTorrent) args(e *p2pEnv) startArgs {
@@ -293,6 +295,7 @@ type pageLog struct {
 	Pieces   map[string]int
 	Order    []int // pieces as they were verified
 	FirstMS  float64
+	LongTask float64 // the longest task on the page's main thread while it ran (PerformanceObserver), ms
 }
 
 type finished struct {
@@ -350,7 +353,7 @@ func waitStats(t *testing.T, trk *tracker.Tracker, what string, cond func(tracke
 }
 
 func sourceBytes(f finished) string {
-	return fmt.Sprintf("%d B from peers, %d B from webseeds, %d pieces", f.Stats.PeerBytes, f.Stats.WebseedBytes, f.Stats.Have)
+	return fmt.Sprintf("%d B from peers, %d B from webseeds, %d pieces (longest task %.0f ms)", f.Stats.PeerBytes, f.Stats.WebseedBytes, f.Stats.Have, f.Log.LongTask)
 }
 
 // TestP2P runs each source in turn in one browser.
@@ -395,6 +398,27 @@ func TestP2P(t *testing.T) {
 		// destroy leaves nothing behind: the page's tracker socket closes and it leaves the swarm.
 		call[bool](t, p, 5*time.Second, "destroy", nil)
 		waitStats(t, trk, "the page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
+
+		// Deadlines pick the source: with a webseed that may take only pieces due soon, the file due now
+		// comes (at least partly) from the webseed and nothing else does; the rest comes from the seeder.
+		p2 := e.page(t)
+		const hero = "z.bin"
+		off := tt.offsets[hero]
+		a.Webseeds, a.WebseedIdle = []string{e.srv.URL + "/seed/"}, new(bool)
+		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Deadline: 1}}
+		before := e.webseedRequests("/seed/seeder/")
+		start(t, p2, a)
+		f2 := finish(t, p2, tt, 30*time.Second)
+		heroReqs := e.webseedRequests("/seed/seeder/" + hero)
+		if others := e.webseedRequests("/seed/seeder/") - before - heroReqs; others != 0 || heroReqs == 0 {
+			t.Errorf("webseed requests: %d for %s (due now), %d for files not due; want some and none", heroReqs, hero, others)
+		}
+		if f2.Stats.WebseedBytes == 0 || f2.Stats.WebseedBytes > sizes[2] || int64(f2.Stats.PeerBytes+f2.Stats.WebseedBytes) != tt.length {
+			t.Errorf("%s; want the file due now (%d bytes) partly or wholly from the webseed, the rest from the seeder", sourceBytes(f2), sizes[2])
+		}
+		t.Logf("with %s due now: %s in %.0f ms", hero, sourceBytes(f2), f2.MS)
+		call[bool](t, p2, 5*time.Second, "destroy", nil)
+		waitStats(t, trk, "the second page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
 	})
 
 	t.Run("WebTorrent", func(t *testing.T) {
