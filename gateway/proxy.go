@@ -5,11 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
+	"maps"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,11 +30,27 @@ const (
 	// relearnInterval is how often one path may be stored again from the origin's responses: in a crowd the
 	// same asset passes through many times, and storing it once a while is enough to notice changes.
 	relearnInterval = 10 * time.Second
+	// maxDeltaSeconds is the largest freshness lifetime or age taken from a response: RFC 9111 §1.2.2 has a
+	// cache use 2^31 seconds for anything larger, which also keeps the duration from overflowing.
+	maxDeltaSeconds = 1 << 31
 )
 
 type ctxKey int
 
-const revalidating ctxKey = iota // the request carries the gateway's own validators for a stored resource
+const storeCtx ctxKey = iota // the request's *storeState
+
+// storeState is what serveProxy tells modifyResponse of a request whose response may teach the store.
+type storeState struct {
+	key   string        // the request's key in the store: its path and query, as the client sent them
+	reval *revalidation // set when the gateway asked with its own validators for a stale stored copy
+}
+
+// revalidation is a stale stored copy the gateway asked the origin about, with its body opened beforehand so
+// that a 304 can always be answered with it.
+type revalidation struct {
+	res catalog.Resource
+	f   *os.File
+}
 
 // newProxy returns the reverse proxy to the origin.
 func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
@@ -54,46 +75,107 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 
 // serveProxy answers a request for the site: from the store when it holds a fresh public copy, else from the
 // origin (revalidating a stale copy with its validators, so an unchanged asset leaves the origin only once).
+// Only anonymous GETs for the site's own host names touch the store (see storeKey); everything else is
+// proxied as it came.
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	w = s.countDemand(w, r)
-	if res, ok := s.cat.Lookup(r.URL.RequestURI()); ok && storable(r, s.isPublicPath(r.URL.Path)) && r.Header.Get("Range") == "" &&
-		r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
-		if time.Now().Before(res.Expires) {
-			s.serveStored(w, r, res)
-			return
-		}
-		if res.ETag != "" || res.LastModified != "" {
-			r = r.WithContext(context.WithValue(r.Context(), revalidating, res))
-			if res.ETag != "" {
-				r.Header.Set("If-None-Match", res.ETag)
-			}
-			if res.LastModified != "" {
-				r.Header.Set("If-Modified-Since", res.LastModified)
-			}
-		}
-	}
-	s.proxy.ServeHTTP(w, r)
-}
-
-// serveStored serves a stored resource, with Range support, counting it as gateway HTTP.
-func (s *Server) serveStored(w http.ResponseWriter, r *http.Request, res catalog.Resource) {
-	f, err := s.cat.OpenResource(res)
-	if err != nil {
+	w = noSniffWriter{w}
+	key, ok := s.storeKey(r)
+	if !ok {
 		s.proxy.ServeHTTP(w, r)
 		return
 	}
-	defer f.Close()
-	h := w.Header()
-	h.Set("Content-Type", res.ContentType)
-	if res.ETag != "" {
-		h.Set("ETag", res.ETag)
+	st := &storeState{key: key}
+	if res, ok := s.cat.Lookup(key); ok && answerable(r) {
+		if time.Now().Before(res.Expires) && s.serveStored(w, r, res) {
+			return
+		}
+		etag, lastMod := res.Header.Get("ETag"), res.Header.Get("Last-Modified")
+		if etag != "" || lastMod != "" {
+			if f, err := s.cat.OpenResource(res); err == nil {
+				defer f.Close()
+				st.reval = &revalidation{res: res, f: f}
+				r = r.Clone(r.Context())
+				if etag != "" {
+					r.Header.Set("If-None-Match", etag)
+				}
+				if lastMod != "" {
+					r.Header.Set("If-Modified-Since", lastMod)
+				}
+			}
+		}
 	}
-	if res.CacheControl != "" {
-		h.Set("Cache-Control", res.CacheControl)
-	}
-	h.Set("X-Swarmgate", "store")
-	http.ServeContent(countingResponseWriter{w, &s.counters.gatewayHTTP}, r, "", time.Time{}, f)
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), storeCtx, st)))
 }
+
+// storeKey returns a request's key in the shared store, and false when the store may neither answer the
+// request nor learn from its response: anything but a GET without a body, a request for another host than
+// the site's (siteHost), one with credentials (credentialed), or one for a path the store cannot hold.
+func (s *Server) storeKey(r *http.Request) (string, bool) {
+	if r.Method != http.MethodGet || r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
+		!siteHost(r.Host, s.cfg.SiteName) || credentialed(r.Header, s.isPublicPath(r.URL.Path)) {
+		return "", false
+	}
+	key := r.URL.RequestURI()
+	if catalog.CheckPath(key) != nil {
+		return "", false
+	}
+	return key, true
+}
+
+// answerable reports whether the store may answer a request for a resource it holds: not a range or a
+// conditional request (the origin answers those), nor one that asks caches to keep nothing.
+func answerable(r *http.Request) bool {
+	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		if len(r.Header.Values(k)) > 0 {
+			return false
+		}
+	}
+	return !hasDirective(r.Header, "no-store")
+}
+
+// serveStored serves a stored resource with the origin's headers, counting it as gateway HTTP. It reports
+// false, having written nothing, when the stored body cannot be opened.
+func (s *Server) serveStored(w http.ResponseWriter, r *http.Request, res catalog.Resource) bool {
+	f, err := s.cat.OpenResource(res)
+	if err != nil {
+		s.log.Warn("gateway: stored copy unreadable", slog.String("path", res.Path), slog.Any("err", err))
+		return false
+	}
+	defer f.Close()
+	maps.Copy(w.Header(), storedReplyHeader(res, time.Now()))
+	http.ServeContent(countingResponseWriter{w, &s.counters.gatewayHTTP}, r, "", time.Time{}, f)
+	return true
+}
+
+// storedReplyHeader is the header of a response served from a stored copy: the origin's fields as stored, an
+// Age (RFC 9111 §5.1), and X-Swarmgate. A copy stored without a Content-Type gets none (not a sniffed one).
+func storedReplyHeader(res catalog.Resource, now time.Time) http.Header {
+	h := res.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+	h.Set("Age", strconv.FormatInt(int64(max(now.Sub(res.Received), 0)/time.Second), 10))
+	h.Set("X-Swarmgate", "store")
+	return h
+}
+
+// noSniffWriter keeps net/http from sniffing a Content-Type for a response that has none: a shared gateway
+// must not turn an untyped upload into text/html on the site's origin.
+type noSniffWriter struct{ http.ResponseWriter }
+
+func (w noSniffWriter) WriteHeader(code int) {
+	if _, ok := w.Header()["Content-Type"]; !ok {
+		w.Header()["Content-Type"] = nil
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (to flush, or hijack for an upgrade).
+func (w noSniffWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) isPublicPath(p string) bool {
 	for _, prefix := range s.cfg.PublicPaths {
@@ -104,52 +186,147 @@ func (s *Server) isPublicPath(p string) bool {
 	return false
 }
 
-// storable reports whether a request may be answered from, or teach, the shared store: it carries no
-// credentials (or its path was declared public by the operator).
-func storable(r *http.Request, public bool) bool {
-	if r.Method != http.MethodGet {
-		return false
+// credentialed reports whether a request carries credentials, so that its response may be one user's: a
+// non-empty value in any Authorization or Proxy-Authorization field, or in any Cookie field unless the
+// operator declared the path public (Config.PublicPaths waives cookies only). Every field is read, not only
+// the first of each name.
+func credentialed(h http.Header, public bool) bool {
+	for _, k := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		if k == "Cookie" && public {
+			continue
+		}
+		for _, v := range h.Values(k) {
+			if strings.TrimSpace(v) != "" {
+				return true
+			}
+		}
 	}
-	return public || (r.Header.Get("Cookie") == "" && r.Header.Get("Authorization") == "")
+	return false
 }
 
-// sharedCacheable reports whether a response may be kept by a shared cache, and for how long it is fresh.
-func sharedCacheable(h http.Header) (ok bool, fresh time.Duration) {
-	if h.Get("Set-Cookie") != "" {
+// siteHost reports whether a request's Host (port and all) names the site, so that the shared store may
+// answer it or learn from it. With a site name that name alone does (any case, any port, a trailing dot or
+// not); a gateway without one is reached by address, and then IP literals and "localhost" do. Anything else
+// could be a client poisoning the store with another host's answer.
+func siteHost(host, siteName string) bool {
+	h, ok := canonicalHost(host)
+	if !ok {
+		return false
+	}
+	if siteName != "" {
+		site, ok := canonicalHost(siteName)
+		return ok && h == site
+	}
+	if h == "localhost" {
+		return true
+	}
+	_, err := netip.ParseAddr(h)
+	return err == nil
+}
+
+// canonicalHost returns a Host field's name, lower case, without its port, brackets or trailing dot; false
+// for an empty name or a port that is not a number.
+func canonicalHost(host string) (string, bool) {
+	h := host
+	if name, port, err := net.SplitHostPort(host); err == nil {
+		if port == "" || strings.Trim(port, "0123456789") != "" {
+			return "", false
+		}
+		h = name
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	return h, h != "" && !strings.ContainsAny(h, "[]/ ")
+}
+
+// sharedCacheable reports whether a response may be kept by a shared cache, and its freshness lifetime. Not
+// kept: a response that sets a cookie, is private or no-store, or varies on any request field but
+// Accept-Encoding (the gateway asks the origin for identity encoding, so that is the only variant it sees).
+// The lifetime is s-maxage, else max-age (the smallest when repeated; an invalid value counts as 0), 0
+// without either or with no-cache.
+func sharedCacheable(h http.Header) (ok bool, lifetime time.Duration) {
+	if len(h.Values("Set-Cookie")) > 0 || len(h.Values("Set-Cookie2")) > 0 {
 		return false, 0
 	}
 	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
-			switch strings.ToLower(strings.TrimSpace(f)) {
-			case "*", "cookie", "authorization":
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "Accept-Encoding") {
 				return false, 0
 			}
 		}
 	}
-	maxAge, sMaxAge := -1, -1
-	for _, v := range h.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
-			k, val, _ := strings.Cut(strings.ToLower(strings.TrimSpace(d)), "=")
-			switch k {
-			case "private", "no-store":
-				return false, 0
-			case "no-cache":
-				maxAge = 0
-			case "max-age":
-				if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil && maxAge != 0 {
-					maxAge = n
-				}
-			case "s-maxage":
-				if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil {
-					sMaxAge = n
-				}
-			}
+	maxAge, sMaxAge := int64(-1), int64(-1)
+	noCache := false
+	for k, val := range directives(h) {
+		switch k {
+		case "private", "no-store":
+			return false, 0
+		case "no-cache":
+			noCache = true
+		case "max-age":
+			maxAge = minAge(maxAge, deltaSeconds(val))
+		case "s-maxage":
+			sMaxAge = minAge(sMaxAge, deltaSeconds(val))
 		}
 	}
 	if sMaxAge >= 0 {
 		maxAge = sMaxAge
 	}
-	return true, time.Duration(max(maxAge, 0)) * time.Second
+	if noCache || maxAge < 0 {
+		return true, 0
+	}
+	return true, time.Duration(maxAge) * time.Second
+}
+
+// directives yields the Cache-Control directives of a header, names lower case, values unquoted.
+func directives(h http.Header) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, v := range h.Values("Cache-Control") {
+			for d := range strings.SplitSeq(v, ",") {
+				k, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+				if !yield(strings.ToLower(strings.TrimSpace(k)), strings.Trim(strings.TrimSpace(val), `"`)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// hasDirective reports whether a header's Cache-Control carries the directive name.
+func hasDirective(h http.Header, name string) bool {
+	for k := range directives(h) {
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
+
+// deltaSeconds parses an RFC 9111 delta-seconds: 0 when it is not one (an invalid lifetime means stale),
+// maxDeltaSeconds when larger.
+func deltaSeconds(v string) int64 {
+	if v == "" || strings.Trim(v, "0123456789") != "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > maxDeltaSeconds {
+		return maxDeltaSeconds
+	}
+	return n
+}
+
+// minAge is the smaller of two lifetimes, -1 standing for none.
+func minAge(a, b int64) int64 {
+	if a < 0 {
+		return b
+	}
+	return min(a, b)
+}
+
+// ageOf is a response's Age (RFC 9111 §5.1): how long it had been held by caches before the gateway got it.
+func ageOf(h http.Header) time.Duration {
+	return time.Duration(deltaSeconds(h.Get("Age"))) * time.Second
 }
 
 func mediaType(h http.Header) string {
@@ -160,49 +337,76 @@ func mediaType(h http.Header) string {
 // modifyResponse counts origin bytes, answers the gateway's own revalidations from the store, rewrites
 // HTML for the loader, and tees public cacheable bodies into the catalogue.
 func (s *Server) modifyResponse(resp *http.Response) error {
-	req := resp.Request
-	if res, ok := req.Context().Value(revalidating).(catalog.Resource); ok && resp.StatusCode == http.StatusNotModified {
-		f, err := s.cat.OpenResource(res)
-		if err == nil {
-			resp.Body.Close()
-			_, fresh := sharedCacheable(resp.Header)
-			s.cat.Refresh(res.Path, time.Now().Add(fresh))
-			resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
-			resp.Body = countingReader{f, &s.counters.gatewayHTTP}
-			resp.ContentLength = res.Size
-			resp.Header.Set("Content-Length", strconv.FormatInt(res.Size, 10))
-			resp.Header.Set("Content-Type", res.ContentType)
-			resp.Header.Set("X-Swarmgate", "store")
-			return nil
-		}
+	st, _ := resp.Request.Context().Value(storeCtx).(*storeState)
+	if st != nil && st.reval != nil && resp.StatusCode == http.StatusNotModified {
+		return s.answerRevalidated(resp, st)
+	}
+	if st != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) {
+		s.cat.Forget(st.key) // the origin no longer has it: stop serving and swarming a stored copy
 	}
 	resp.Body = countingReader{resp.Body, &s.counters.origin}
-	public := s.isPublicPath(req.URL.Path)
 	if mediaType(resp.Header) == "text/html" {
 		return s.rewritePage(resp)
 	}
-	cacheable, fresh := sharedCacheable(resp.Header)
-	if resp.StatusCode != http.StatusOK || !storable(req, public) || (!cacheable && !public) ||
-		req.Header.Get("Range") != "" || resp.Header.Get("Content-Encoding") != "" {
-		return nil
+	if st != nil {
+		s.learn(resp, st)
+	}
+	return nil
+}
+
+// answerRevalidated turns the origin's 304 to the gateway's own revalidation into the stored copy, with the
+// stored header updated by the 304's fields (RFC 9111 §4.3.4), for a client that asked unconditionally.
+func (s *Server) answerRevalidated(resp *http.Response, st *storeState) error {
+	resp.Body.Close()
+	now := time.Now()
+	res := st.reval.res
+	res.Header = catalog.UpdateHeader(res.Header, resp.Header)
+	res.Received = now.Add(-ageOf(resp.Header))
+	if ok, lifetime := sharedCacheable(res.Header); ok {
+		if r, ok := s.cat.Refresh(st.reval.res, res.Header, res.Received, res.Received.Add(lifetime)); ok {
+			res = r
+		}
+	} else {
+		s.cat.Forget(st.key) // no longer to be shared; this client still gets the copy it was confirmed
+	}
+	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+	resp.Header = storedReplyHeader(res, now)
+	resp.Header.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+	resp.ContentLength = res.Size
+	resp.Body = countingReader{st.reval.f, &s.counters.gatewayHTTP}
+	return nil
+}
+
+// learn tees a response into the catalogue when a shared cache may keep it: a whole 200 to an anonymous
+// GET, in identity encoding, cacheable (sharedCacheable) and at least MinSwarmSize. A stored copy the origin
+// now answers with a response that may not be shared is forgotten.
+func (s *Server) learn(resp *http.Response, st *storeState) {
+	req := resp.Request
+	cacheable, lifetime := sharedCacheable(resp.Header)
+	if st.reval != nil && resp.StatusCode == http.StatusOK && !cacheable {
+		s.cat.Forget(st.key)
+	}
+	if resp.StatusCode != http.StatusOK || !cacheable || hasDirective(req.Header, "no-store") ||
+		len(req.Header.Values("Range")) > 0 || len(resp.Header.Values("Content-Encoding")) > 0 ||
+		len(resp.Header.Values("Content-Range")) > 0 {
+		return
 	}
 	if resp.ContentLength >= 0 && resp.ContentLength < s.cfg.MinSwarmSize {
-		return nil // small resources are not swarmed, so not worth storing
+		return // small resources are not swarmed, so not worth storing
 	}
-	path := req.URL.RequestURI()
-	if !s.startLearning(path) {
-		return nil
+	if !s.startLearning(st.key) {
+		return
 	}
+	received := time.Now().Add(-ageOf(resp.Header))
 	meta := catalog.Meta{
-		ContentType:  resp.Header.Get("Content-Type"),
-		ETag:         resp.Header.Get("ETag"),
-		LastModified: resp.Header.Get("Last-Modified"),
-		CacheControl: resp.Header.Get("Cache-Control"),
-		Expires:      time.Now().Add(fresh),
+		ContentType: resp.Header.Get("Content-Type"),
+		Header:      catalog.StoredHeader(resp.Header),
+		Received:    received,
+		Expires:     received.Add(lifetime),
 	}
 	pr, pw := io.Pipe()
 	resp.Body = &teeBody{ReadCloser: resp.Body, pw: pw}
-	size := resp.ContentLength
+	size, path := resp.ContentLength, st.key
 	go func() {
 		changed, err := s.cat.Learn(path, meta, size, pr)
 		_ = pr.CloseWithError(err) // unblock the tee if learning stopped early
@@ -214,7 +418,6 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 			s.kickBuild()
 		}
 	}()
-	return nil
 }
 
 // teeBody copies what the client reads into a pipe; closing before the end aborts the copy.
@@ -269,31 +472,37 @@ func (s *Server) startLearning(path string) bool {
 	return true
 }
 
-// rewritePage buffers an HTML page and rewrites it for the loader.
+// rewritePage buffers an HTML page and rewrites it for the loader. A page larger than maxRewriteHTML passes
+// through whole and unrewritten, streamed after the part read to find out.
 func (s *Server) rewritePage(resp *http.Response) error {
 	req := resp.Request
 	v := s.cat.Current()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" || resp.ContentLength > maxRewriteHTML ||
-		(v == nil && !s.cfg.Inject) {
+	if req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || len(resp.Header.Values("Content-Encoding")) > 0 ||
+		resp.ContentLength > maxRewriteHTML || (v == nil && !s.cfg.Inject) {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewriteHTML+1))
-	resp.Body.Close()
 	if err != nil {
+		resp.Body.Close()
 		return fmt.Errorf("gateway: reading page %s: %w", req.URL.Path, err)
 	}
-	out := body
-	if len(body) <= maxRewriteHTML {
-		hasLoader := bytes.Contains(body, []byte(PathLoader))
-		rw := &htmlRewriter{base: pageURL(req), inSwarm: func(string) bool { return false }}
-		if s.cfg.Inject && !hasLoader {
-			rw.loaderTag = `<script src="` + PathLoader + `" async></script>`
-		}
-		if v != nil && (hasLoader || s.cfg.Inject) {
-			rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
-		}
-		out = rw.rewrite(body)
+	if len(body) > maxRewriteHTML {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return nil
 	}
+	resp.Body.Close()
+	hasLoader := bytes.Contains(body, []byte(PathLoader))
+	rw := &htmlRewriter{base: pageURL(req), inSwarm: func(string) bool { return false }}
+	if s.cfg.Inject && !hasLoader {
+		rw.loaderTag = `<script src="` + PathLoader + `" async></script>`
+	}
+	if v != nil && (hasLoader || s.cfg.Inject) {
+		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
+	}
+	out := rw.rewrite(body)
 	resp.Body = io.NopCloser(bytes.NewReader(out))
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))

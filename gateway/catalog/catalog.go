@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,10 @@ const (
 	// included) is a resource, so without a bound a client requesting /big.jpg?1, ?2, ... would grow the store
 	// and every version; a site's heavy assets number in the hundreds or thousands.
 	DefaultMaxResources = 10000
+	// DefaultMaxVariants bounds the resources that share one URL path and differ by query. A site's
+	// cache-busting needs one or two per path (/app.js?v=...), an image endpoint (/thumb?w=...) a few dozen;
+	// beyond that the variants are more likely a client making up queries that a static server ignores.
+	DefaultMaxVariants = 64
 	// DefaultKeepVersions is how many site versions stay seedable after a newer one is built, so that pages
 	// loaded before a change still find their assets in a swarm.
 	DefaultKeepVersions = 4
@@ -52,7 +57,11 @@ type Config struct {
 	// KeepVersions is how many versions are kept besides the newest.
 	KeepVersions int
 	// MaxResources bounds the resources held (default DefaultMaxResources); new paths beyond it are not stored.
+	// At most half of it may be URLs with a query, so that made-up queries cannot crowd out the site's paths.
 	MaxResources int
+	// MaxVariants bounds the resources per URL path that differ by query (default DefaultMaxVariants); new
+	// variants beyond it are not stored.
+	MaxVariants int
 	// Logger receives the catalogue's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -77,6 +86,9 @@ func (c *Config) fillDefaults() {
 	if c.MaxResources <= 0 {
 		c.MaxResources = DefaultMaxResources
 	}
+	if c.MaxVariants <= 0 {
+		c.MaxVariants = DefaultMaxVariants
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,11 +96,16 @@ func (c *Config) fillDefaults() {
 
 // Meta is what the catalogue keeps of a response besides its body.
 type Meta struct {
-	ContentType  string
-	ETag         string // the origin's validators, to revalidate the stored copy
-	LastModified string
-	CacheControl string
-	Expires      time.Time // until when the stored copy may be served without asking the origin
+	// ContentType is the body's media type, as the versions' files carry it.
+	ContentType string
+	// Header holds the response's fields to replay with the stored copy (see StoredHeader), the validators
+	// (ETag, Last-Modified) among them. It is never modified once stored: updates replace it.
+	Header http.Header
+	// Received is when the origin sent (or last confirmed) this response; a response received earlier does
+	// not replace it.
+	Received time.Time
+	// Expires is until when the stored copy may be served without asking the origin.
+	Expires time.Time
 }
 
 // Resource is one stored response body.
@@ -134,18 +151,45 @@ func (c *Catalog) blobPath(sum [32]byte) string {
 	return filepath.Join(c.cfg.Dir, "blobs", h[:2], h)
 }
 
-// pathComponents splits a URL path into torrent path components, refusing what cannot be one.
+// Limits on the URL paths the catalogue stores. Every stored path becomes a file in each version's layout,
+// on the gateway's disk and on helpers'; a path that cannot be one would fail every build.
+const (
+	// maxComponent is the longest path component, in bytes: NAME_MAX of the usual file systems (ext4, XFS,
+	// Btrfs, APFS).
+	maxComponent = 255
+	// maxPath is the longest path with its query, in bytes: the layout's directories (DataDir/catalog/
+	// versions/<name>/<name>/) must still fit in PATH_MAX (4096 on Linux) before it.
+	maxPath = 2048
+)
+
+// CheckPath reports whether a URL path (with its query, if any) can be stored: whether it can name a file
+// in a torrent and in a version's layout on disk.
+func CheckPath(p string) error {
+	_, err := pathComponents(p)
+	return err
+}
+
+// pathComponents splits a URL path into torrent path components, refusing what cannot be one: relative or
+// directory paths, empty, "." and ".." components, a top-level ".pad" (the BEP 47 padding directory), and
+// anything but printable ASCII (a request's escaped path and query are ASCII; a byte outside it, or a
+// backslash, would name a different file on some systems). Components are at most maxComponent bytes and
+// the whole at most maxPath.
 func pathComponents(p string) ([]string, error) {
-	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || len(p) > maxPath {
 		return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
 	}
-	comps := strings.Split(p[1:], "/")
-	for _, s := range comps {
-		if s == "" || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.HasPrefix(s, ".pad") && len(comps) == 1 {
+	for i := 0; i < len(p); i++ {
+		if b := p[i]; b <= ' ' || b >= 0x7f || b == '\\' {
 			return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
 		}
 	}
-	if comps[0] == ".pad" {
+	comps := strings.Split(p[1:], "/")
+	for _, s := range comps {
+		if s == "" || s == "." || s == ".." || len(s) > maxComponent {
+			return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
+		}
+	}
+	if comps[0] == padDir {
 		return nil, fmt.Errorf("%w: %q", ErrBadPath, p)
 	}
 	return comps, nil
@@ -205,27 +249,61 @@ func (c *Catalog) AddFile(path, contentType, file string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("catalog: %w", err)
 	}
-	return c.Learn(path, Meta{ContentType: contentType}, st.Size(), f)
+	return c.Learn(path, Meta{ContentType: contentType, Header: http.Header{"Content-Type": {contentType}}}, st.Size(), f)
 }
 
 func (c *Catalog) put(r Resource) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old, had := c.resources[r.Path]
-	if !had && len(c.resources) >= c.cfg.MaxResources {
-		c.log.Warn("catalog: full, not storing", slog.String("path", r.Path), slog.Int("resources", len(c.resources)))
-		return false
+	if had && old.Received.After(r.Received) {
+		return false // a newer response was stored while this one was read
+	}
+	if !had {
+		if reason := c.fullFor(r.Path); reason != "" {
+			c.log.Warn("catalog: full, not storing", slog.String("path", r.Path), slog.String("reason", reason))
+			return false
+		}
 	}
 	c.resources[r.Path] = r
 	if had && old.SHA256 == r.SHA256 && old.ContentType == r.ContentType {
 		return false
 	}
-	if r.Size >= c.cfg.MinSize {
+	if r.Size >= c.cfg.MinSize || had && old.Size >= c.cfg.MinSize {
 		c.dirty = true
 		c.log.Info("catalog: learned", slog.String("path", r.Path), slog.Int64("size", r.Size))
 		return true
 	}
 	return false
+}
+
+// fullFor says why a new path cannot be stored ("" when it can): the catalogue is full, or holds as many
+// URLs with a query as it may, or as many variants of the path as it may. c.mu is held.
+func (c *Catalog) fullFor(p string) string {
+	if len(c.resources) >= c.cfg.MaxResources {
+		return "resources"
+	}
+	base, _, hasQuery := strings.Cut(p, "?")
+	if !hasQuery {
+		return ""
+	}
+	queries, variants := 0, 0
+	for q := range c.resources {
+		b, _, ok := strings.Cut(q, "?")
+		if ok {
+			queries++
+		}
+		if b == base {
+			variants++
+		}
+	}
+	switch {
+	case queries >= c.cfg.MaxResources/2:
+		return "queries"
+	case variants >= c.cfg.MaxVariants:
+		return "variants"
+	}
+	return ""
 }
 
 // Lookup returns the stored resource at path.
@@ -236,14 +314,35 @@ func (c *Catalog) Lookup(path string) (Resource, bool) {
 	return r, ok
 }
 
-// Refresh extends the freshness of a stored resource after the origin confirmed it unchanged.
-func (c *Catalog) Refresh(path string, expires time.Time) {
+// Refresh records that the origin confirmed a stored resource unchanged (a 304): its header becomes header
+// (see UpdateHeader), received and expires are renewed. It returns the refreshed resource, and false when
+// the catalogue no longer holds r as it was (it was replaced or forgotten meanwhile).
+func (c *Catalog) Refresh(r Resource, header http.Header, received, expires time.Time) (Resource, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r, ok := c.resources[path]; ok {
-		r.Expires = expires
-		c.resources[path] = r
+	cur, ok := c.resources[r.Path]
+	if !ok || cur.SHA256 != r.SHA256 || cur.Received.After(received) {
+		return Resource{}, false
 	}
+	cur.Header, cur.Received, cur.Expires = header, received, expires
+	c.resources[r.Path] = cur
+	return cur, true
+}
+
+// Forget drops the resource at path, as when the origin no longer serves it publicly. The next version
+// built leaves it out.
+func (c *Catalog) Forget(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.resources[path]
+	if !ok {
+		return
+	}
+	delete(c.resources, path)
+	if r.Size >= c.cfg.MinSize {
+		c.dirty = true
+	}
+	c.log.Info("catalog: forgot", slog.String("path", path))
 }
 
 // OpenResource opens a stored resource's body.
@@ -301,4 +400,13 @@ func (c *Catalog) swarmable() []Resource {
 	}
 	slices.SortFunc(out, func(a, b Resource) int { return strings.Compare(a.Path, b.Path) })
 	return out
+}
+
+// forgetIf forgets r if the catalogue still holds it as it was.
+func (c *Catalog) forgetIf(r Resource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.resources[r.Path]; ok && cur.SHA256 == r.SHA256 {
+		delete(c.resources, r.Path)
+	}
 }

@@ -195,13 +195,13 @@ func TestResourcesAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		learn(t, c, fmt.Sprintf("/photo.png?v=%d", i), testData(2000, 1))
+		learn(t, c, fmt.Sprintf("/photo-%d.png", i), testData(2000, 1))
 	}
 	v, _, err := c.Build()
 	if err != nil || len(v.Files) != 3 {
 		t.Fatalf("with MaxResources 3: %v files, %v", len(v.Files), err)
 	}
-	if !learn(t, c, "/photo.png?v=0", testData(2000, 2)) {
+	if !learn(t, c, "/photo-0.png", testData(2000, 2)) {
 		t.Fatal("a path already held must still be updated when the catalogue is full")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,24 +117,42 @@ func (c *Catalog) Build() (*Version, []*Version, error) {
 		return nil, nil, nil
 	}
 
-	name := contentName(res)
-	if v, err := c.Version(name); err == nil { // content went back to what an earlier version held
-		c.mu.Lock()
-		c.versions = append(deleteVersion(c.versions, v), v)
-		c.mu.Unlock()
-		return v, nil, nil
+	var (
+		name string
+		v    *Version
+	)
+	for {
+		name = contentName(res)
+		if old, err := c.Version(name); err == nil { // content went back to what an earlier version held
+			c.mu.Lock()
+			c.versions = append(deleteVersion(c.versions, old), old)
+			c.mu.Unlock()
+			return old, nil, nil
+		}
+		start := time.Now()
+		var bad int
+		var err error
+		v, bad, err = c.layOut(name, res)
+		if err == nil {
+			c.log.Info("catalog: built version", slog.String("version", v.Name), slog.String("infohash", v.InfoHash.HexString()),
+				slog.Int("files", len(v.Files)), slog.Duration("took", time.Since(start)))
+			break
+		}
+		if bad < 0 { // not one resource's fault: try again on the next build
+			c.mu.Lock()
+			c.dirty = true
+			c.mu.Unlock()
+			return nil, nil, err
+		}
+		// One resource cannot be laid out (its path clashes with another's, its blob is gone): forget it
+		// and build without it, rather than fail every build until it is replaced.
+		c.log.Warn("catalog: leaving a resource out", slog.String("path", res[bad].Path), slog.Any("err", err))
+		c.forgetIf(res[bad])
+		res = slices.Delete(slices.Clone(res), bad, bad+1)
+		if len(res) == 0 {
+			return nil, nil, nil
+		}
 	}
-	start := time.Now()
-	v, err := c.layOut(name, res)
-	if err != nil {
-		c.mu.Lock()
-		c.dirty = true
-		c.mu.Unlock()
-		return nil, nil, err
-	}
-	c.log.Info("catalog: built version", slog.String("version", v.Name), slog.String("infohash", v.InfoHash.HexString()),
-		slog.Int("files", len(v.Files)), slog.Duration("took", time.Since(start)))
-
 	c.mu.Lock()
 	c.versions = append(c.versions, v)
 	var dropped []*Version
@@ -169,31 +188,32 @@ func contentName(res []Resource) string {
 	return "site-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// layOut links the resources into versions/<name>/<name>/..., adds padding files, and hashes the pieces.
-func (c *Catalog) layOut(name string, res []Resource) (*Version, error) {
+// layOut links the resources into versions/<name>/<name>/..., adds padding files, and hashes the pieces. When
+// one resource cannot be laid out it returns its index in res with the error; otherwise the index is -1.
+func (c *Catalog) layOut(name string, res []Resource) (*Version, int, error) {
 	pl := pieceLengthFor(res, c.cfg.PieceLength, c.cfg.MaxPieceLength)
 	dir := filepath.Join(c.cfg.Dir, "versions", name)
 	v := &Version{Name: name, Dir: dir, Built: time.Now(), Info: metainfo.Info{Name: name, PieceLength: pl}}
-	fail := func(err error) (*Version, error) {
+	fail := func(bad int, err error) (*Version, int, error) {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("catalog: building %s: %w", name, err)
+		return nil, bad, fmt.Errorf("catalog: building %s: %w", name, err)
 	}
 	hasher := newPieceHasher(pl)
 	var offset int64
 	for i, r := range res {
 		comps, err := pathComponents(r.Path)
 		if err != nil {
-			return fail(err)
+			return fail(i, err)
 		}
 		dst := filepath.Join(append([]string{dir, name}, comps...)...)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return fail(err)
+			return fail(i, err)
 		}
 		if err := linkOrCopy(c.blobPath(r.SHA256), dst); err != nil {
-			return fail(err)
+			return fail(i, err)
 		}
-		if err := hashFile(hasher, dst); err != nil {
-			return fail(err)
+		if err := hashFile(hasher, dst, r.Size); err != nil {
+			return fail(i, err)
 		}
 		v.Files = append(v.Files, File{Path: r.Path, ContentType: r.ContentType, Size: r.Size, Offset: offset,
 			Index: len(v.Info.Files), SHA256: r.SHA256})
@@ -203,10 +223,10 @@ func (c *Catalog) layOut(name string, res []Resource) (*Version, error) {
 			padPath := []string{padDir, strconv.FormatInt(pad, 10)}
 			padFile := filepath.Join(append([]string{dir, name}, padPath...)...)
 			if err := os.MkdirAll(filepath.Dir(padFile), 0o755); err != nil {
-				return fail(err)
+				return fail(-1, err)
 			}
 			if err := os.WriteFile(padFile, make([]byte, pad), 0o644); err != nil {
-				return fail(err)
+				return fail(-1, err)
 			}
 			hasher.Write(make([]byte, pad))
 			v.Info.Files = append(v.Info.Files, metainfo.FileInfo{Length: pad, Path: padPath,
@@ -217,11 +237,11 @@ func (c *Catalog) layOut(name string, res []Resource) (*Version, error) {
 	v.Info.Pieces = hasher.Sum()
 	b, err := bencode.Marshal(v.Info)
 	if err != nil {
-		return fail(err)
+		return fail(-1, err)
 	}
 	v.InfoBytes = b
 	v.InfoHash = metainfo.HashBytes(b)
-	return v, nil
+	return v, -1, nil
 }
 
 func linkOrCopy(src, dst string) error {
@@ -245,13 +265,18 @@ func linkOrCopy(src, dst string) error {
 	return out.Close()
 }
 
-func hashFile(h *pieceHasher, path string) error {
+// hashFile feeds a laid-out file to the piece hasher; it must hold exactly size bytes (the piece hashes
+// would be wrong otherwise), so a file that is not what the catalogue recorded fails the entry.
+func hashFile(h *pieceHasher, path string, size int64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = io.Copy(h, f)
+	n, err := io.Copy(h, f)
+	if err == nil && n != size {
+		err = fmt.Errorf("%s holds %d bytes, not %d", path, n, size)
+	}
 	return err
 }
 
