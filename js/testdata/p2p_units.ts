@@ -25,23 +25,23 @@ function rng(seed: number): (n: number) => number {
   }
 }
 
-export function run(): string[] {
+export async function run(): Promise<string[]> {
   const fails: string[] = []
   const check = (ok: boolean, what: string) => {
     if (!ok) fails.push(what)
   }
-  const guard = (name: string, f: () => void) => {
+  const guard = async (name: string, f: () => void | Promise<void>) => {
     try {
-      f()
+      await f()
     } catch (e) {
       fails.push(`${name}: threw ${e}`)
     }
   }
-  guard('bencode', () => bencodeTests(check))
-  guard('wire', () => wireTests(check))
-  guard('metainfo', () => metainfoTests(check))
-  guard('picker', () => pickerTests(check))
-  guard('webseed', () => webseedTests(check))
+  await guard('bencode', () => bencodeTests(check))
+  await guard('wire', () => wireTests(check))
+  await guard('metainfo', () => metainfoTests(check))
+  await guard('picker', () => pickerTests(check))
+  await guard('webseed', () => webseedTests(check))
   return fails
 }
 
@@ -100,8 +100,9 @@ function bencodeTests(check: Check): void {
 }
 
 // wireTests sends every message from one Wire to another through a pipe that re-chunks the byte stream
-// (byte by byte, at random cuts, all in one), and checks what arrives.
-function wireTests(check: Check): void {
+// (byte by byte, at random cuts, all in one), and checks what arrives. Writes go out at the end of the
+// task, small ones packed together: each await below lets them out.
+async function wireTests(check: Check): Promise<void> {
   const ih = Uint8Array.from({ length: 20 }, (_, i) => i)
   const idA = Uint8Array.from({ length: 20 }, (_, i) => 100 + i)
   const block = Uint8Array.from({ length: 1 << 14 }, (_, i) => (i * 7) & 255)
@@ -167,6 +168,10 @@ function wireTests(check: Check): void {
     a.extended(0, encode({ m: {} }))
     a.choke()
     a.uninterested()
+    check(sent.length === 0, `${name}: sent before the task ended`)
+    await null
+    check(sent.length > 1 && sent.length < want.length, `${name}: ${sent.length} sends for ${want.length} messages`)
+    check(sent.every((b) => b.length <= 1 << 14 || b.length === (1 << 14) + 13), `${name}: a packed send over 16 KiB`)
     const stream = concatAll(sent)
     let off = 0
     for (const n of cut(stream.length)) {

@@ -65,6 +65,9 @@ const DEFAULT_WEBSEED_LEAD_MS = 3000
 // browser round trips, and exactly anacrolix/torrent's default per-connection budget (it can stall a peer
 // that keeps more requested).
 const MAX_REQS = 64
+// REFILL: a peer's requests are topped up once no more than this many are left, so that requests go out
+// packed together (one data-channel send each time, see Wire.write) while half a MiB stays in flight.
+const REFILL = MAX_REQS / 2
 // REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
 const REQQ = 256
 // MAX_QUEUED bounds the bytes waiting on a peer's data channel: requests past it are refused. 4 MiB is
@@ -390,7 +393,8 @@ export class Torrent extends Emitter<TorrentEvents> {
       }
       if (!pd.left) void this.finish(i, pd)
     }
-    this.fill(p)
+    // Requests are topped up in batches (see REFILL), not one per block received.
+    if (p.reqs.size <= REFILL) this.fill(p)
   }
 
   // finish verifies a pending piece whose blocks are all in, and reports whether it was good.
