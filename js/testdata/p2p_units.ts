@@ -1,7 +1,7 @@
 // Table and round-trip tests of the engine core's pure parts (bencode, the peer wire's framing, the info
 // dictionary, piece order, webseed URLs), run in a browser page by p2p_test.go. run returns the failures.
 
-import { BencodeError, type Encodable, decode, encode } from '../src/p2p/bencode'
+import { BencodeError, type Encodable, decode, encode, rawValue } from '../src/p2p/bencode'
 import { Bits } from '../src/p2p/bits'
 import { equal } from '../src/p2p/bytes'
 import { parseInfo } from '../src/p2p/metainfo'
@@ -76,6 +76,12 @@ function bencodeTests(check: Check): void {
     }
     check(threw, `decode ${JSON.stringify(s)} did not fail with BencodeError`)
   }
+  // The raw info dictionary of a .torrent, as its infohash covers it.
+  const info = encode({ name: 'x', 'piece length': 16384, pieces: new Uint8Array(20), length: 1 })
+  const torrent = concatAll([bytes('d8:announce3:ws:4:info'), info, bytes('8:url-listle3:zzzi1ee')])
+  const raw = rawValue(torrent, 'info')
+  check(!!raw && equal(raw, info), `rawValue(info) = ${raw && show(raw)}`)
+  check(rawValue(torrent, 'nope') === undefined, 'rawValue of a missing key')
   // Round trips of random values.
   const r = rng(7)
   const value = (depth: number): Encodable => {

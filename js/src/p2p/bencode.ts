@@ -14,8 +14,15 @@ const MAX_DEPTH = 32
 export class BencodeError extends Error {}
 
 // decode parses one bencoded value that must fill b exactly.
-export function decode(b: Uint8Array): BValue {
+export const decode = (b: Uint8Array): BValue => parse(b).v
+
+// rawValue returns the bytes of one value of a dictionary as they are encoded in b: a .torrent's info
+// dictionary, whose SHA-1 is the infohash, say.
+export const rawValue = (b: Uint8Array, key: string): Uint8Array | undefined => parse(b, key).raw
+
+function parse(b: Uint8Array, rawKey?: string): { v: BValue; raw?: Uint8Array } {
   let pos = 0
+  let raw: Uint8Array | undefined
   const fail = (why: string): never => {
     throw new BencodeError(`bencode: ${why} at ${pos}`)
   }
@@ -50,7 +57,10 @@ export function decode(b: Uint8Array): BValue {
         const k = value(depth + 1)
         if (!(k instanceof Uint8Array)) fail('non-string key')
         // Keys are not checked for order: some clients send LTEP dictionaries unsorted.
-        dict[new TextDecoder().decode(k as Uint8Array)] = value(depth + 1)
+        const key = new TextDecoder().decode(k as Uint8Array)
+        const start = pos
+        dict[key] = value(depth + 1)
+        if (depth === 0 && key === rawKey) raw = b.subarray(start, pos)
       }
       pos++
       return c === 0x6c ? list : dict
@@ -65,7 +75,7 @@ export function decode(b: Uint8Array): BValue {
   }
   const v = value(0)
   if (pos !== b.length) fail('trailing bytes')
-  return v
+  return { v, raw }
 }
 
 // Encodable is what encode accepts: BValue, and JS strings (encoded as UTF-8) anywhere a string may go.

@@ -4,5 +4,5 @@ export { Torrent, type TorrentOptions, type TorrentEvents, type Stats, type Sour
 export type { Want } from './picker'
 export { parseInfo, type Info, type TorrentFile } from './metainfo'
 export { MemoryStore, type PieceStore } from './store'
-export { decode, encode } from './bencode'
+export { decode, encode, rawValue } from './bencode'
 export { hex, fromHex, sha1 } from './bytes'

@@ -63,7 +63,9 @@ export class TrackerClient {
   async announce(event?: 'started' | 'completed'): Promise<void> {
     const ws = this.ws
     if (this.destroyed || !ws || ws.readyState !== WebSocket.OPEN) return
-    const want = Math.min(OFFERS, this.o.state().want)
+    // A completed announce carries no offers (as WebTorrent's): they would go to random members of the
+    // swarm, mostly seeders with nothing to exchange; newcomers' offers still reach us.
+    const want = event === 'completed' ? 0 : Math.min(OFFERS, this.o.state().want)
     const made = await Promise.all(Array.from({ length: want }, () => this.offer()))
     if (this.destroyed) return
     this.report(event, made.filter((x) => x !== undefined))
