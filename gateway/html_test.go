@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	xhtml "golang.org/x/net/html"
 )
 
 func TestRewriteHTML(t *testing.T) {
@@ -71,5 +73,129 @@ func TestProxiedPagesAreRewrittenOnlyWithTheLoader(t *testing.T) {
 	_, b := get(t, g2.url("/without.html"))
 	if !strings.Contains(string(b), `<script src="/.swarm/loader.js" async></script></head>`) || !strings.Contains(string(b), `data-swarm-src="/hero.jpg"`) {
 		t.Fatalf("--inject page: %s", b)
+	}
+}
+
+// hostilePages are pages written to make the rewriter emit markup the origin did not send (security issue #12):
+// attribute values that would close a <noscript>, contexts where the tokenizer alone misreads the page (raw
+// text, foreign content, an existing <noscript> read with scripting off, <select>, <template>), and places
+// where the loader would be injected. The fuzz target starts from them.
+var hostilePages = []struct{ name, page string }{
+	{"issue payload", `<p><img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>"></p>`},
+	{"end tag case and space", `<img src="/big.jpg" alt="</NoScript ><script>alert(1)</script>">`},
+	{"end tag with solidus", `<img src="/big.jpg" alt="</noscript/><svg onload=alert(1)>">`},
+	{"unquoted", `<img src=/big.jpg alt=</noscript><img/src=x/onerror=alert(1)>`},
+	{"quotes and ampersands", `<img src="/big.jpg" title='a"b<c>d&amp;e&quot;' alt=x>`},
+	{"name with quote", `<img src="/big.jpg" "onerror=alert(1) x'y=1>`},
+	{"duplicate src after", `<img src="/big.jpg" src="/small.png" onerror="alert(1)">`},
+	{"duplicate src before", `<img src="/small.png" src="/big.jpg" onerror="alert(1)">`},
+	{"already has data-swarm-src", `<img data-swarm-src="javascript:alert(1)" src="/big.jpg">`},
+	{"javascript and data urls", `<img src="javascript:alert(1)"><img src=" JAVASCRIPT:alert(1)"><img srcset="data:image/png;base64,AAAA 1x, /big.jpg 2x">`},
+	{"srcset commas", `<img srcset="/big.jpg?a=1,2 1x,/big@2x.jpg 2x, /small.png (max-width: 1px, 2px) 3x">`},
+	{"textarea", `<textarea><img src="/big.jpg" alt="</textarea><img src=x onerror=alert(1)>"></textarea>`},
+	{"title", `<title><img src="/big.jpg" alt="</noscript><script>alert(1)</script>"></title>`},
+	{"script string", `<script>document.write('<img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>">')</script>`},
+	{"style", `<style>/* <img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>"> */</style>`},
+	{"template", `<template><img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>"></template>`},
+	{"svg style breaks out", `<svg><style><img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>"></style></svg>`},
+	{"svg style hides a tag in an attribute", `<svg><style><p title="</style></svg><img src=/big.jpg onmouseover=alert(1) alt=x>">`},
+	{"svg title", `<svg><title>Menu</title><path d="M0 0"/></svg><img src="/big.jpg">`},
+	{"svg integration point", `<svg><desc><div></svg><style><p title="</style><img src=/big.jpg onmouseover=alert(1)>">`},
+	{"svg integration point with phrasing", `<svg><desc><a></svg></a></desc><style><p title="</style><img src=/big.jpg onmouseover=alert(1)>">`},
+	{"svg breakout", `<svg><p><style><g title='</style><b title="'></svg><img src=/big.jpg onmouseover=alert(1) alt=x>">`},
+	{"svg cdata", `<svg><![CDATA[ > <img src="/big.jpg" alt="]]><img src=x onerror=alert(1)>"> ]]></svg>`},
+	{"math", `<math><mtext><img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>"></mtext></math>`},
+	{"noscript in page", `<noscript><img src="/big.jpg" alt="</noscript><img src=/big.jpg onerror=alert(1)>"></noscript>`},
+	{"element inside noscript", `<noscript><img src="/big.jpg"></noscript><img src="/big.jpg">`},
+	{"select", `<select><img src=/big.jpg><style><img src=/big.jpg alt="</style><img src=x onerror=alert(1)>"></style></select>`},
+	{"table", `<table><tr><img src=/big.jpg alt="</noscript><script>alert(1)</script>"></table>`},
+	{"frameset", `<frameset><noframes><img src=/big.jpg></noframes></frameset><img src=/big.jpg>`},
+	{"comments", `<!-- <img src="/big.jpg"> --><img src="/big.jpg" alt="<!--"><!-- -->`},
+	{"video attribute", `<video><source src="/movie.mp4"><p title="</noscript><img src=x onerror=alert(1)>"></video>`},
+	{"video holding a noscript", `<video src="/movie.mp4"><noscript></noscript><script>alert(1)</script></video>`},
+	{"video comment", `<video src="/movie.mp4"><!-- </noscript><img src=x onerror=alert(1)> --></video>`},
+	{"video in a paragraph", `<p><video><source src="/movie.mp4"><p>fallback</video>`},
+	{"head in a comment and a script", `<html><head><!-- </head> --><script>var s = "</head>"</script></head><body><img src="/big.jpg"></body></html>`},
+	{"head in svg", `<svg></head></svg><img src="/big.jpg">`},
+	{"unterminated comment", `<img src="/big.jpg"><!-- no end`},
+	{"unterminated tag", `<img src="/big.jpg"><p title="`},
+	{"unterminated script", `<img src="/big.jpg"><script>var a = 1;`},
+}
+
+// TestRewriteHostileMarkup checks each hostile page with rewriteDiff, with and without the loader injected, and
+// that a rewritten page carries a loader a browser runs.
+func TestRewriteHostileMarkup(t *testing.T) {
+	for _, tc := range hostilePages {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, tag := range []string{"", testLoaderTag} {
+				out := testRewriter(tag).rewrite([]byte(tc.page))
+				if err := rewriteDiff([]byte(tc.page), out, tag); err != nil {
+					t.Fatalf("loader %q: %v\n in: %s\nout: %s", tag, err, tc.page, out)
+				}
+				if tag != "" && string(out) != tc.page && !loaderRuns(out) {
+					t.Fatalf("rewritten without a loader that runs:\n in: %s\nout: %s", tc.page, out)
+				}
+			}
+		})
+	}
+}
+
+// loaderRuns reports whether the page, parsed with scripting on, has the injected loader as an HTML <script>
+// outside <template>, <noscript> and foreign content.
+func loaderRuns(page []byte) bool {
+	doc, err := xhtml.ParseWithOptions(strings.NewReader(string(page)), xhtml.ParseOptionEnableScripting(true))
+	if err != nil {
+		return false
+	}
+	runs := false
+	walk(doc, func(n *xhtml.Node) bool {
+		if n.Type != xhtml.ElementNode {
+			return true
+		}
+		if n.Namespace != "" || n.Data == "template" || n.Data == "noscript" {
+			return false
+		}
+		if n.Data == "script" {
+			for _, a := range n.Attr {
+				runs = runs || (a.Key == "src" && a.Val == PathLoader)
+			}
+		}
+		return true
+	})
+	return runs
+}
+
+func TestRewriteSerializesTheNoscriptCopy(t *testing.T) {
+	for in, want := range map[string]string{
+		`<img src="/big.jpg" alt="</noscript><img src=x onerror=alert(1)>">`: `<img data-swarm-src="/big.jpg" alt="&lt;/noscript&gt;&lt;img src=x onerror=alert(1)&gt;">` +
+			`<noscript><img src="/big.jpg" alt="&lt;/noscript&gt;&lt;img src=x onerror=alert(1)&gt;"></noscript>`,
+		`<IMG SRC=/big.jpg ALT='it&apos;s' src=/small.png hidden>`:    `<img data-swarm-src="/big.jpg" alt="it&#39;s" hidden><noscript><img src="/big.jpg" alt="it&#39;s" hidden></noscript>`,
+		`<img src="/big.jpg" data-swarm-src="/small.png">`:            `<img src="/big.jpg" data-swarm-src="/small.png">`,
+		`<img src="javascript:alert(1)"><img src="data:image/png,x">`: `<img src="javascript:alert(1)"><img src="data:image/png,x">`,
+		`<video src="/movie.mp4">old <!-- x --> browser<track src="/t.vtt" default></video>`: `<video data-swarm-src="/movie.mp4">old <!-- x --> browser<track src="/t.vtt" default></video>` +
+			`<noscript><video src="/movie.mp4"><track src="/t.vtt" default></video></noscript>`,
+		`<video src="/movie.mp4"><a href="/movie.mp4">download</a></video>`: `<video src="/movie.mp4"><a href="/movie.mp4">download</a></video>`,
+	} {
+		if got := string(testRewriter("").rewrite([]byte(in))); got != want {
+			t.Errorf("%s\n got %s\nwant %s", in, got, want)
+		}
+	}
+}
+
+func TestSrcsetURLs(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                                   nil,
+		"/a.jpg":                             {"/a.jpg"},
+		" /a.jpg 1x, /b.jpg 2x ":             {"/a.jpg", "/b.jpg"},
+		"/a.jpg,/b.jpg":                      {"/a.jpg,/b.jpg"},
+		"/a.jpg, /b.jpg":                     {"/a.jpg", "/b.jpg"},
+		"/a.jpg,, /b.jpg":                    {"/a.jpg", "/b.jpg"},
+		"data:image/png;base64,AA 1x, /b 2x": {"data:image/png;base64,AA", "/b"},
+		"/a.jpg (x, y) 1x, /b.jpg":           {"/a.jpg", "/b.jpg"},
+		",,, ,":                              nil,
+	} {
+		if got := srcsetURLs(in); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("srcsetURLs(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
