@@ -119,6 +119,13 @@ type Config struct {
 	// not from this machine (for the dashboard), and all share that proxy's address for the caps per
 	// client. Trusted proxies are exempt from the cap on connections per address.
 	TrustedProxies []netip.Prefix
+	// MaxConnsPerClient bounds the connections one address (an IPv6 /64) holds open on Listen and TLSListen
+	// (DefaultMaxConnsPerClient); negative: no bound. Trusted proxies are exempt.
+	MaxConnsPerClient int
+	// IdleTimeout is how long a kept-alive connection waits for its next request (DefaultIdleTimeout);
+	// ProgressTimeout how long a request's body or response may make no progress (DefaultProgressTimeout).
+	IdleTimeout     time.Duration
+	ProgressTimeout time.Duration
 	// Federation, if set, makes the gateway a federation member: it recruits helpers in a crowd and helps
 	// others when it has spare capacity.
 	Federation *FederationConfig
@@ -200,6 +207,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.UploadCeiling <= 0 {
 		cfg.UploadCeiling = DefaultUploadCeiling
 	}
+	if cfg.MaxConnsPerClient == 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ProgressTimeout <= 0 {
+		cfg.ProgressTimeout = DefaultProgressTimeout
+	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("gateway: no data directory configured")
 	}
@@ -212,9 +228,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, tracker: tracker.New(cfg.Tracker), cat: cat, assets: assets,
+		cfg: cfg, log: cfg.Logger, cat: cat, assets: assets,
 		mux: http.NewServeMux(), reports: newReports(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
 	}
+	if cfg.Tracker.Client == nil {
+		cfg.Tracker.Client = s.clientIP // the caps per client, behind the operator's proxies too
+	}
+	s.tracker = tracker.New(cfg.Tracker)
 	if cfg.DNS != nil && cfg.Monitor.EndingHold <= 0 {
 		cfg.Monitor.EndingHold = cfg.DNS.TTL() // withdrawn records must expire before helpers are released
 	}
@@ -257,6 +277,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
 	}
+	ln = newLimitListener(ln, cfg.MaxConnsPerClient, cfg.TrustedProxies, s.log)
 	if cfg.Uplink != nil {
 		ln = cfg.Uplink.Listener(ln)
 	}
@@ -272,6 +293,7 @@ func New(cfg Config) (*Server, error) {
 			ln.Close()
 			return nil, fmt.Errorf("gateway: listen %s: %w", cfg.TLSListen, err)
 		}
+		s.tlsLn = newLimitListener(s.tlsLn, cfg.MaxConnsPerClient, cfg.TrustedProxies, s.log)
 		if cfg.Uplink != nil {
 			s.tlsLn = cfg.Uplink.Listener(s.tlsLn)
 		}
@@ -396,7 +418,10 @@ func (s *Server) buildLoop(ctx context.Context) {
 
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+	// ReadTimeout and WriteTimeout bound a request until its handler starts; from there the deadlines follow
+	// progress (withProgressDeadlines), so that downloads and status streams live while they move.
+	hs := &http.Server{Handler: withProgressDeadlines(s, s.cfg.ProgressTimeout), ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout: s.cfg.ProgressTimeout, WriteTimeout: s.cfg.ProgressTimeout, IdleTimeout: s.cfg.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(ctx)

@@ -3,6 +3,7 @@ package tracker
 import (
 	"bufio"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +40,7 @@ const (
 type conn struct {
 	t      *Tracker
 	ws     *websocket.Conn
+	client netip.Prefix  // whose holdings the socket counts in (Config.Client)
 	br     *bufio.Reader // ws's read buffer; holds a buffer only while lent (see lend)
 	polled bool          // registered with the poller
 

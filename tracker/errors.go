@@ -18,6 +18,7 @@ var (
 	ErrBadAnswer         = errors.New("answer must be an object with type \"answer\" and an sdp string")
 	ErrTooManyHashes     = errors.New("too many info_hash values in scrape")
 	ErrTooManyTorrents   = errors.New("too many torrents on this connection")
+	ErrTooManySwarms     = errors.New("too many swarms started from your address")
 	ErrPeerIDInUse       = errors.New("peer_id is in use by another connection")
 	ErrNoSuchOffer       = errors.New("answer does not match an offer relayed to this connection")
 	ErrNotInSwarm        = errors.New("connection has not announced this torrent")

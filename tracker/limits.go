@@ -44,6 +44,18 @@ const (
 	// MaxRateViolations is how many rate-limited messages a socket may send before it is closed: the first ones
 	// are answered with a failure reason so an honest but bursty client can back off.
 	MaxRateViolations = 100
+
+	// DefaultMaxSocketsPerClient bounds the sockets one client (an IPv4 address, an IPv6 /64) holds open. A
+	// page holds one socket for all its torrents, so this is 256 pages open at once behind one address: a
+	// large office or campus NAT. Each idle socket costs a descriptor and about 2 KiB; one address cannot take
+	// more than a few percent of a gateway's 20,000 descriptors.
+	DefaultMaxSocketsPerClient = 256
+
+	// DefaultMaxSwarmsPerClient bounds the swarms one client has started that still exist. Visitors of a site
+	// join the few swarms of its versions, started by the gateway's own seeder; a client that seeds a library
+	// of its own multiplexes it over one socket, which holds at most MaxTorrentsPerConn torrents, so that many
+	// is a generous bound for one address.
+	DefaultMaxSwarmsPerClient = MaxTorrentsPerConn
 )
 
 // Timing defaults, used where Config leaves a field zero.

@@ -1,6 +1,9 @@
 package tracker
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"net/netip"
+)
 
 // peer is one client in one swarm. All fields are guarded by Tracker.mu.
 type peer struct {
@@ -17,7 +20,8 @@ type swarm struct {
 	peers      map[ID]*peer
 	list       []*peer // the same peers, for uniform random choice
 	seeders    int
-	downloaded int64 // completed events seen
+	downloaded int64        // completed events seen
+	creator    netip.Prefix // the client that started it, charged against Config.MaxSwarmsPerClient
 }
 
 func (p *peer) key() peerKey { return peerKey{p.ih, p.id} }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -25,6 +26,14 @@ type Config struct {
 	// MessageRate (per second) and MessageBurst bound the messages one socket may send.
 	MessageRate  float64
 	MessageBurst float64
+	// Client returns the address of a request's client (behind the operator's proxies, the one they name);
+	// nil takes the TCP peer. The caps below are kept per client: an IPv4 address, or an IPv6 /64.
+	Client func(r *http.Request) netip.Addr
+	// MaxSocketsPerClient bounds the sockets one client holds open (DefaultMaxSocketsPerClient);
+	// MaxSwarmsPerClient the swarms it has started that still exist (DefaultMaxSwarmsPerClient). Negative:
+	// no bound (benchmarks that open thousands of sockets from one address).
+	MaxSocketsPerClient int
+	MaxSwarmsPerClient  int
 	// CheckOrigin decides whether a browser page from the request's Origin may connect. Nil allows every
 	// origin: a tracker serves peers of any site that names it, as public WebTorrent trackers do.
 	CheckOrigin func(r *http.Request) bool
@@ -54,6 +63,15 @@ func (c *Config) fillDefaults() {
 	if c.MessageBurst <= 0 {
 		c.MessageBurst = DefaultMessageBurst
 	}
+	if c.Client == nil {
+		c.Client = peerAddr
+	}
+	if c.MaxSocketsPerClient == 0 {
+		c.MaxSocketsPerClient = DefaultMaxSocketsPerClient
+	}
+	if c.MaxSwarmsPerClient == 0 {
+		c.MaxSwarmsPerClient = DefaultMaxSwarmsPerClient
+	}
 	if c.CheckOrigin == nil {
 		c.CheckOrigin = func(*http.Request) bool { return true }
 	}
@@ -72,8 +90,10 @@ type Tracker struct {
 	mu     sync.Mutex
 	swarms map[ID]*swarm
 	conns  map[*conn]struct{}
-	poll   *poller // started with the first socket
-	closed bool
+	// clients holds what each client has open, for the caps per client; entries go when they come to zero.
+	clients map[netip.Prefix]*holdings
+	poll    *poller // started with the first socket
+	closed  bool
 }
 
 var _ http.Handler = (*Tracker)(nil)
@@ -91,9 +111,48 @@ func New(cfg Config) *Tracker {
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     cfg.CheckOrigin,
 		},
-		swarms: make(map[ID]*swarm),
-		conns:  make(map[*conn]struct{}),
+		swarms:  make(map[ID]*swarm),
+		conns:   make(map[*conn]struct{}),
+		clients: make(map[netip.Prefix]*holdings),
 	}
+}
+
+// holdings is what one client has open. Guarded by Tracker.mu.
+type holdings struct{ sockets, swarms int }
+
+// hold changes a client's holdings by the deltas, dropping the entry when it empties. Called with mu held.
+func (t *Tracker) hold(k netip.Prefix, sockets, swarms int) {
+	h := t.clients[k]
+	if h == nil {
+		h = &holdings{}
+		t.clients[k] = h
+	}
+	h.sockets += sockets
+	h.swarms += swarms
+	if h.sockets <= 0 && h.swarms <= 0 {
+		delete(t.clients, k)
+	}
+}
+
+// clientKey is the unit the caps per client are kept for: an IPv4 address, or an IPv6 /64 (one host
+// usually has a whole /64). The zero Addr gives the zero Prefix: clients of unknown address share it.
+func clientKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// peerAddr is Config.Client's default: the TCP peer's address.
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
 }
 
 // ServeHTTP upgrades the request to a WebSocket and returns; the socket is served until it closes (by the
@@ -103,6 +162,25 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "tracker: this is a WebSocket tracker; connect with a WebSocket client", http.StatusUpgradeRequired)
 		return
 	}
+	client := clientKey(t.cfg.Client(r))
+	t.mu.Lock()
+	if h := t.clients[client]; h != nil && t.cfg.MaxSocketsPerClient > 0 && h.sockets >= t.cfg.MaxSocketsPerClient {
+		t.mu.Unlock()
+		t.stats.refused.Add(1)
+		t.log.Debug("tracker: too many sockets from one client", slog.String("client", client.String()))
+		http.Error(w, "tracker: too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	t.hold(client, 1, 0) // released by drop, or below if the socket never opens
+	t.mu.Unlock()
+	opened := false
+	defer func() {
+		if !opened {
+			t.mu.Lock()
+			t.hold(client, -1, 0)
+			t.mu.Unlock()
+		}
+	}()
 	s := getScratch()
 	var hw *hijackWriter
 	if _, ok := w.(http.Hijacker); ok {
@@ -122,7 +200,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now().UnixNano()
-	c := &conn{t: t, ws: ws, tokens: t.cfg.MessageBurst, lastRefill: now, lastPing: now}
+	c := &conn{t: t, ws: ws, client: client, tokens: t.cfg.MessageBurst, lastRefill: now, lastPing: now}
 	if hw != nil && hw.br != nil {
 		c.br = hw.br
 	}
@@ -147,6 +225,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p := t.poll
 	t.conns[c] = struct{}{}
+	opened = true // drop releases the socket's hold from now on
 	t.mu.Unlock()
 	t.stats.connsTotal.Add(1)
 	if c.br == nil || !p.add(c) {
@@ -266,7 +345,13 @@ func (t *Tracker) announce(c *conn, s *scratch, req *Request) error {
 			sw = t.swarms[ih]
 		}
 		if sw == nil {
+			if h := t.clients[c.client]; h != nil && t.cfg.MaxSwarmsPerClient > 0 && h.swarms >= t.cfg.MaxSwarmsPerClient {
+				t.mu.Unlock()
+				return ErrTooManySwarms
+			}
 			sw = newSwarm()
+			sw.creator = c.client
+			t.hold(c.client, 0, 1)
 			t.swarms[ih] = sw
 		}
 		p = &peer{ih: ih, id: req.PeerID, conn: c}
@@ -341,6 +426,7 @@ func (t *Tracker) leave(c *conn, k peerKey, p *peer) {
 	c.removePeer(p)
 	if len(s.list) == 0 {
 		delete(t.swarms, k.infoHash)
+		t.hold(s.creator, 0, -1)
 	}
 }
 
@@ -409,6 +495,9 @@ func (t *Tracker) drop(c *conn) {
 	}
 	c.pending = nil
 	c.gone = true
+	if _, ok := t.conns[c]; ok {
+		t.hold(c.client, -1, 0)
+	}
 	delete(t.conns, c)
 	p := t.poll
 	t.mu.Unlock()

@@ -76,7 +76,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		oursCmd = &trackerbench.Command{Name: "swarmgate", Path: exe, Output: stderr,
-			Args: []string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}}
+			Args: []string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn", // every socket from 127.0.0.1:
+				"--max-conns-per-client", "-1", "--tracker-sockets-per-client", "-1"}}
 	}
 	ours, err := benchOne(ctx, cfg, oursCmd, *url, *pid, stderr)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/gateway/uplink"
+	"github.com/swarmgate/swarmgate/tracker"
 )
 
 const usage = `swarmgate turns a flash crowd into the CDN for a web site.
@@ -142,6 +143,9 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 		}
 		return err
 	})
+	fs.IntVar(&cfg.MaxConnsPerClient, "max-conns-per-client", gateway.DefaultMaxConnsPerClient, "TCP connections one address (IPv6 /64) may hold open; --trusted-proxy addresses are exempt; -1: no cap")
+	fs.IntVar(&cfg.Tracker.MaxSocketsPerClient, "tracker-sockets-per-client", tracker.DefaultMaxSocketsPerClient, "tracker WebSockets one client may hold open; -1: no cap")
+	fs.IntVar(&cfg.Tracker.MaxSwarmsPerClient, "swarms-per-client", tracker.DefaultMaxSwarmsPerClient, "tracker swarms one client may have started that still exist; -1: no cap")
 	fs.Float64Var(&cfg.Monitor.Threshold, "crowd-threshold", monitor.DefaultThreshold, "demand (successful site GETs per second, each client's counted up to --crowd-client-rate) that declares a flash crowd")
 	fs.Float64Var(&cfg.Monitor.ClientRate, "crowd-client-rate", monitor.DefaultClientRate, "requests per second one client (IPv4 address, IPv6 /64) adds to the demand at most; -1 counts every request")
 	fs.DurationVar(&cfg.Monitor.Window, "crowd-window", monitor.DefaultWindow, "span the demand is averaged over")
@@ -189,6 +193,11 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	}
 	if cfg.Fallback <= 0 {
 		return cfg, processFlags{}, fmt.Errorf("%w: --fallback must be positive", errBadFlag)
+	}
+	for _, n := range []int{cfg.MaxConnsPerClient, cfg.Tracker.MaxSocketsPerClient, cfg.Tracker.MaxSwarmsPerClient} {
+		if n == 0 || n < -1 {
+			return cfg, processFlags{}, fmt.Errorf("%w: --max-conns-per-client, --tracker-sockets-per-client and --swarms-per-client must be positive, or -1 for no cap", errBadFlag)
+		}
 	}
 	if err := checkMonitor(cfg.Monitor); err != nil {
 		return cfg, processFlags{}, err

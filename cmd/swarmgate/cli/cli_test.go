@@ -102,6 +102,10 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--crowd-client-rate", "-2"}, false},
 		{[]string{"--crowd-window", "0s"}, false},
 		{[]string{"--crowd-enter-after", "-1s"}, false},
+		{[]string{"--max-conns-per-client", "64", "--tracker-sockets-per-client", "-1", "--swarms-per-client", "10"}, true},
+		{[]string{"--max-conns-per-client", "0"}, false},
+		{[]string{"--tracker-sockets-per-client", "-5"}, false},
+		{[]string{"--swarms-per-client", "0"}, false},
 	} {
 		_, _, err := serveConfig(tc.args, io.Discard)
 		if (err == nil) != tc.ok {
