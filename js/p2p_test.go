@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,7 +294,8 @@ type pageLog struct {
 	Warnings []string
 	Peers    []string // peer IDs (hex) whose wires opened
 	Pieces   map[string]int
-	Order    []int // pieces as they were verified
+	Order    []int          // pieces as they were verified
+	ByPeer   map[string]int // pieces verified whole from each peer
 	FirstMS  float64
 	LongTask float64 // the longest task on the page's main thread while it ran (PerformanceObserver), ms
 }
@@ -356,6 +358,27 @@ func sourceBytes(f finished) string {
 	return fmt.Sprintf("%d B from peers, %d B from webseeds, %d pieces (longest task %.0f ms)", f.Stats.PeerBytes, f.Stats.WebseedBytes, f.Stats.Have, f.Log.LongTask)
 }
 
+// startGoSeeder runs the gateway's seeder (anacrolix/torrent behind pion) on the torrent until the test ends.
+func startGoSeeder(t *testing.T, e *p2pEnv, tt *testTorrent, wsURL string) *seeder.Seeder {
+	t.Helper()
+	s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+		_ = s.Close()
+	})
+	if err := s.AddTorrent(&metainfo.MetaInfo{InfoBytes: tt.infoBytes}, e.root); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestP2P runs each source in turn in one browser.
 func TestP2P(t *testing.T) {
 	e := newP2PEnv(t)
@@ -365,21 +388,7 @@ func TestP2P(t *testing.T) {
 	t.Run("GoSeeder", func(t *testing.T) {
 		tt := makeTorrent(t, e.root, "seeder", pieceLength, sizes...)
 		trk, wsURL := e.tracker(t)
-		s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		ran := make(chan error, 1)
-		go func() { ran <- s.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			<-ran
-			_ = s.Close()
-		})
-		if err := s.AddTorrent(&metainfo.MetaInfo{InfoBytes: tt.infoBytes}, e.root); err != nil {
-			t.Fatal(err)
-		}
+		s := startGoSeeder(t, e, tt, wsURL)
 		waitStats(t, trk, "the seeder in the swarm", func(s tracker.Stats) bool { return s.Seeders == 1 })
 
 		p := e.page(t)
@@ -569,6 +578,40 @@ func TestP2P(t *testing.T) {
 		t.Logf("page re-announced %v after the tracker restarted", time.Since(began).Round(time.Millisecond))
 		call[bool](t, p, 5*time.Second, "destroy", nil)
 		waitStats(t, trk2, "the page's socket closed", func(s tracker.Stats) bool { return s.Connections == 0 && s.Peers == 0 })
+	})
+
+	t.Run("Swarm", func(t *testing.T) {
+		// Three seeders at once: the Go seeder and two pages of our engine (fed by Torrent.put). A fourth page
+		// takes 3.5 MB from them together. (Stock WebTorrent's part is proven both ways above.)
+		tt := makeTorrent(t, e.root, "swarm", pieceLength, 1_500_000, 1_500_000, 500_000)
+		trk, wsURL := e.tracker(t)
+		s := startGoSeeder(t, e, tt, wsURL)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		a.Seed = "verified"
+		id := s.PeerID()
+		names := map[string]string{hex.EncodeToString(id[:]): "Go seeder"}
+		for k := range 2 {
+			names[start(t, e.page(t), a).PeerID] = fmt.Sprintf("engine %d", k+1)
+		}
+		waitStats(t, trk, "three seeders", func(s tracker.Stats) bool { return s.Seeders == 3 })
+
+		p := e.page(t)
+		a.Seed = ""
+		start(t, p, a)
+		f := finish(t, p, tt, 30*time.Second)
+		if f.Stats.WebseedBytes != 0 || int64(f.Stats.PeerBytes) != tt.length {
+			t.Errorf("%s; want all %d bytes from peers", sourceBytes(f), tt.length)
+		}
+		var got []string
+		for peer, n := range f.Log.ByPeer {
+			got = append(got, fmt.Sprintf("%s: %d pieces", names[peer], n))
+		}
+		slices.Sort(got)
+		if len(f.Log.ByPeer) < 2 {
+			t.Errorf("wires to %q, pieces from %v: want pieces from at least two peers", f.Log.Peers, got)
+		}
+		t.Logf("from a swarm of three: %s in %.0f ms (first piece at %.0f ms); %d wires; %v", sourceBytes(f), f.MS, f.Log.FirstMS, len(f.Log.Peers), got)
 	})
 
 	t.Run("Units", func(t *testing.T) {
