@@ -25,6 +25,7 @@ export class Conn {
   closed = false
   onclose?: () => void
   private timer?: ReturnType<typeof setTimeout>
+  private wake?: () => void // ends a wait for ICE gathering
 
   // onopen runs once with the open data channel (binaryType arraybuffer); it is not called once the
   // connection is closed.
@@ -62,6 +63,7 @@ export class Conn {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.timer)
+    this.wake?.()
     try {
       this.dc?.close()
       this.pc.close()
@@ -69,9 +71,10 @@ export class Conn {
     this.onclose?.()
   }
 
-  private deadline(): void {
+  // deadline closes the connection unless its data channel opens within ms.
+  deadline(ms = OPEN_MS): void {
     clearTimeout(this.timer)
-    this.timer = setTimeout(() => this.close(), OPEN_MS)
+    this.timer = setTimeout(() => this.close(), ms)
   }
 
   private bind(dc: RTCDataChannel): void {
@@ -91,11 +94,12 @@ export class Conn {
     if (pc.iceGatheringState !== 'complete') {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, GATHER_MS)
+        this.wake = () => {
+          clearTimeout(t)
+          resolve()
+        }
         pc.addEventListener('icegatheringstatechange', () => {
-          if (pc.iceGatheringState === 'complete') {
-            clearTimeout(t)
-            resolve()
-          }
+          if (pc.iceGatheringState === 'complete') this.wake?.()
         })
       })
     }

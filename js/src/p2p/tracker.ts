@@ -108,7 +108,6 @@ export class TrackerClient {
       return this.retry()
     }
     ws.onopen = () => {
-      this.retries = 0
       void this.announce(this.started ? undefined : 'started')
       this.started = true
     }
@@ -142,16 +141,16 @@ export class TrackerClient {
     const id = binary(randomBytes(20))
     const conn = this.track(new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId)))
     this.offers.set(id, conn)
-    setTimeout(() => {
-      if (this.offers.get(id) === conn) {
-        this.offers.delete(id)
-        conn.close()
-      }
-    }, OFFER_MS)
+    const untrack = conn.onclose
+    conn.onclose = () => {
+      untrack?.()
+      if (this.offers.get(id) === conn) this.offers.delete(id)
+    }
     try {
-      return { offer_id: id, offer: await conn.offer() }
+      const offer = await conn.offer()
+      conn.deadline(OFFER_MS)
+      return { offer_id: id, offer }
     } catch (e) {
-      this.offers.delete(id)
       conn.close()
       if (!this.destroyed) this.o.onwarning?.(`tracker: offer: ${e}`)
       return undefined
@@ -181,6 +180,7 @@ export class TrackerClient {
     if (typeof m !== 'object' || !m || m.action !== 'announce') return
     const ih = fromBinary(m.info_hash)
     if (!ih || !equal(ih, this.o.infoHash)) return
+    this.retries = 0 // the backoff restarts once the tracker answers, not when a socket merely opens
     if (m['failure reason']) return this.o.onwarning?.(`tracker: ${m['failure reason']}`)
     if (m['warning message']) this.o.onwarning?.(`tracker: ${m['warning message']}`)
     if (typeof m.interval === 'number' && m.interval > 0) {
