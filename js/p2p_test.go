@@ -455,11 +455,13 @@ func TestP2P(t *testing.T) {
 		}
 		t.Logf("engine from WebTorrent: %s in %.0f ms (first piece at %.0f ms)", sourceBytes(f), f.MS, f.Log.FirstMS)
 
-		// The first WebTorrent client leaves; a second one, without webseeds, gets it from our engine alone.
+		// The first WebTorrent client leaves; a second one, given only a magnet link, gets the info dictionary
+		// (ut_metadata) and every piece from our engine alone.
 		call[bool](t, wt, 10*time.Second, "wtDestroy", nil)
 		waitStats(t, trk, "the first WebTorrent client gone", func(s tracker.Stats) bool { return s.Peers == 1 })
 		wt2 := e.page(t)
-		w2 := call[wtResult](t, wt2, 30*time.Second, "wtAdd", map[string]any{"torrent": tt.torrentFile(t, wsURL)})
+		magnet := metainfo.Magnet{InfoHash: tt.ih, Trackers: []string{wsURL}, DisplayName: tt.name}.String()
+		w2 := call[wtResult](t, wt2, 30*time.Second, "wtAdd", map[string]any{"magnet": magnet})
 		if w2.Error != "" {
 			t.Fatalf("second webtorrent: %s", w2.Error)
 		}
@@ -471,7 +473,7 @@ func TestP2P(t *testing.T) {
 		if int64(up.Stats.Uploaded) < tt.length-2*pieceLength { // WebTorrent fetches padding too
 			t.Errorf("our engine uploaded %d bytes, want about %d", up.Stats.Uploaded, tt.length)
 		}
-		t.Logf("WebTorrent from our engine: %d bytes uploaded in %.0f ms", up.Stats.Uploaded, w2.MS)
+		t.Logf("WebTorrent from our engine, by magnet link: %d bytes uploaded in %.0f ms", up.Stats.Uploaded, w2.MS)
 	})
 
 	t.Run("WebseedOnly", func(t *testing.T) {

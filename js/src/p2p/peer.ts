@@ -14,6 +14,7 @@ export class Peer {
   downloaded = 0
   uploaded = 0
   strikes = 0 // bad pieces it had a part in
+  utMetadata?: number // the peer's extended message ID for ut_metadata (BEP 9), from its LTEP handshake
   lastSent = 0
   readonly born = performance.now()
 

@@ -2,9 +2,9 @@
 // webseeds), piece picking by the caller's priorities, SHA-1 verification of every piece, banning peers that
 // send bad data, and serving peers what we hold within the caller's upload cap.
 
-import { encode } from './bencode'
+import { decode, dict, encode, num } from './bencode'
 import { Bits } from './bits'
-import { equal, hex, randomBytes, sha1, utf8 } from './bytes'
+import { concat, equal, hex, randomBytes, sha1, utf8 } from './bytes'
 import { Emitter } from './emitter'
 import { type Info, parseInfo, pieceSize } from './metainfo'
 import { Peer } from './peer'
@@ -88,6 +88,9 @@ const WEBSEED_SLOTS = 3
 // WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
 const WEBSEED_RETRY_MS = 1000
 const TICK_MS = 1000
+// UT_METADATA is our extended message ID for ut_metadata; METADATA_BLOCK the size BEP 9 fixes for its pieces.
+const UT_METADATA = 1
+const METADATA_BLOCK = 1 << 14
 
 interface Pending {
   buf: Uint8Array
@@ -282,8 +285,9 @@ export class Torrent extends Emitter<TorrentEvents> {
         this.handshaking.delete(p)
         this.peers.set(id, p)
         w.bitfield(this.have)
-        // Our LTEP handshake: no extension messages, and how many requests we queue.
-        if (w.ltep) w.extended(0, encode({ m: {}, v: 'swarmgate', reqq: REQQ }))
+        // Our LTEP handshake: ut_metadata (served, never asked for), and how many requests we queue.
+        const ltep = { m: { ut_metadata: UT_METADATA }, metadata_size: this.o.info.length, v: 'swarmgate', reqq: REQQ }
+        if (w.ltep) w.extended(0, encode(ltep))
         this.emit('peer', { id, open: true })
         return
       }
@@ -326,7 +330,24 @@ export class Torrent extends Emitter<TorrentEvents> {
         return this.serve(p, m.i, m.off, m.len)
       case 'piece':
         return this.onblock(p, m.i, m.off, m.data)
+      case 'extended':
+        return this.onextended(p, m.id, m.payload)
     }
+  }
+
+  // onextended reads the peer's LTEP handshake and answers ut_metadata requests (BEP 9) with the info
+  // dictionary, so that a client given only a magnet link can start from us. Malformed messages are ignored.
+  private onextended(p: Peer, id: number, payload: Uint8Array): void {
+    try {
+      const d = dict(decode(payload))
+      if (id === 0) p.utMetadata = num(dict(d?.m)?.ut_metadata)
+      if (id !== UT_METADATA || !p.utMetadata || num(d?.msg_type) !== 0) return
+      const piece = num(d?.piece) ?? -1
+      const chunk = this.o.info.subarray(piece * METADATA_BLOCK, (piece + 1) * METADATA_BLOCK)
+      const ok = piece >= 0 && chunk.length > 0
+      const head = encode(ok ? { msg_type: 1, piece, total_size: this.o.info.length } : { msg_type: 2, piece })
+      p.wire.extended(p.utMetadata, ok ? concat([head, chunk]) : head)
+    } catch {}
   }
 
   // interest tells a peer whether it holds anything we lack.
