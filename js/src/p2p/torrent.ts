@@ -51,7 +51,8 @@ export interface TorrentEvents {
 export interface Stats {
   have: number // verified pieces
   count: number
-  peerBytes: number // verified bytes from peers
+  // Verified bytes by source, counted by whole pieces (padding zeros filled in locally included).
+  peerBytes: number // from peers
   webseedBytes: number // from webseeds
   uploaded: number
   peers: number
@@ -95,6 +96,7 @@ const METADATA_BLOCK = 1 << 14
 interface Pending {
   buf: Uint8Array
   state: Uint8Array // per block: 0 needed, 1 requested, 2 received
+  dup: Uint8Array // per block: requested a second time, in the endgame
   left: number // blocks not received
   from: Set<Peer>
   owner?: Peer // the peer that started it; others join only once it is gone or in the endgame
@@ -464,51 +466,54 @@ export class Torrent extends Emitter<TorrentEvents> {
     for (const w of this.webseeds) this.feed(w)
   }
 
-  // fill keeps up to MAX_REQS blocks requested from a peer that unchokes us.
+  // fill keeps up to MAX_REQS blocks requested from a peer that unchokes us, in one pass: free blocks of
+  // pieces under way that p may work on; then new pieces in the picker's order that p holds; then (the
+  // endgame) free blocks of others' pieces, and one duplicate request for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
-    while (p.reqs.size < MAX_REQS) {
-      const k = this.next(p)
-      if (k === undefined) break
-      const i = Math.floor(k / this.bpp)
-      const b = k % this.bpp
-      this.pending.get(i)!.state[b] = 1
-      p.reqs.set(k, performance.now())
-      p.wire.request(i, b * BLOCK, this.blockLen(i, b))
-    }
-    if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
-  }
-
-  // next picks the block to request from p: a free block of a piece under way that p may work on, else the
-  // first piece in the picker's order that p holds, else (endgame) a block requested from someone else.
-  private next(p: Peer): number | undefined {
-    const free = (i: number, pd: Pending, dup: boolean): number | undefined => {
-      for (let b = 0; b < pd.state.length; b++) {
+    let room = MAX_REQS - p.reqs.size
+    const take = (i: number, pd: Pending, dup: boolean) => {
+      for (let b = 0; b < pd.state.length && room > 0; b++) {
         const k = i * this.bpp + b
-        if (pd.state[b] === 0 || (dup && pd.state[b] === 1 && !p.reqs.has(k))) return k
+        const again = dup && pd.state[b] === 1 && !pd.dup[b] && !p.reqs.has(k)
+        if (pd.state[b] !== 0 && !again) continue
+        if (again) pd.dup[b] = 1
+        pd.state[b] = 1
+        p.reqs.set(k, performance.now())
+        p.wire.request(i, b * BLOCK, this.blockLen(i, b))
+        room--
       }
     }
     for (const [i, pd] of this.pending) {
+      if (room <= 0) break
       if (pd.webseed || !p.has.get(i) || (pd.owner && pd.owner !== p)) continue
       pd.owner ??= p
-      const k = free(i, pd, false)
-      if (k !== undefined) return k
+      take(i, pd, false)
     }
-    for (const i of this.picker.ordered(performance.now())) {
-      if (this.have.get(i) || this.pending.has(i) || !p.has.get(i)) continue
-      return free(i, this.start(i, p), false)
+    for (const i of room > 0 ? this.picker.ordered(performance.now()) : []) {
+      if (room <= 0) break
+      if (!this.have.get(i) && !this.pending.has(i) && p.has.get(i)) take(i, this.start(i, p), false)
     }
     for (const [i, pd] of this.pending) {
+      if (room <= 0) break
       if (pd.webseed || !p.has.get(i)) continue
-      const k = free(i, pd, false) ?? free(i, pd, true)
-      if (k !== undefined) return k
+      take(i, pd, false)
+      take(i, pd, true)
     }
+    if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
   }
 
   // start begins a piece; blocks wholly inside padding files are zeros already and never requested.
   private start(i: number, owner?: Peer): Pending {
     const n = Math.ceil(pieceSize(this.info, i) / BLOCK)
-    const pd: Pending = { buf: new Uint8Array(pieceSize(this.info, i)), state: new Uint8Array(n), left: n, from: new Set(), owner }
+    const pd: Pending = {
+      buf: new Uint8Array(pieceSize(this.info, i)),
+      state: new Uint8Array(n),
+      dup: new Uint8Array(n),
+      left: n,
+      from: new Set(),
+      owner,
+    }
     for (let b = 0; b < n; b++) {
       if (this.padBlocks(i, b)) {
         pd.state[b] = 2
@@ -537,7 +542,8 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   private async fetchPiece(w: Webseed, i: number): Promise<void> {
-    const pd: Pending = { buf: new Uint8Array(0), state: new Uint8Array(0), left: 1, from: new Set(), webseed: true }
+    const none = new Uint8Array(0)
+    const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true }
     this.pending.set(i, pd)
     w.busy++
     const ac = new AbortController()
