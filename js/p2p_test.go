@@ -342,6 +342,14 @@ func checkFiles(t *testing.T, who string, got map[string]string, tt *testTorrent
 	}
 }
 
+// destroy ends the page's torrent and checks that no peer connection is left open.
+func destroy(t *testing.T, p *browsertest.Page) {
+	t.Helper()
+	if n := call[int](t, p, 5*time.Second, "destroy", nil); n != 0 {
+		t.Errorf("%d peer connections still open after destroy", n)
+	}
+}
+
 // waitStats polls a tracker until cond holds.
 func waitStats(t *testing.T, trk *tracker.Tracker, what string, cond func(tracker.Stats) bool) {
 	t.Helper()
@@ -405,7 +413,7 @@ func TestP2P(t *testing.T) {
 		t.Logf("from the Go seeder: %s in %.0f ms (first piece at %.0f ms); seeder %+v", sourceBytes(f), f.MS, f.Log.FirstMS, s.Stats())
 
 		// destroy leaves nothing behind: the page's tracker socket closes and it leaves the swarm.
-		call[bool](t, p, 5*time.Second, "destroy", nil)
+		destroy(t, p)
 		waitStats(t, trk, "the page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
 
 		// Deadlines pick the source: with a webseed that may take only pieces due soon, the file due now
@@ -426,7 +434,7 @@ func TestP2P(t *testing.T) {
 			t.Errorf("%s; want the file due now (%d bytes) partly or wholly from the webseed, the rest from the seeder", sourceBytes(f2), sizes[2])
 		}
 		t.Logf("with %s due now: %s in %.0f ms", hero, sourceBytes(f2), f2.MS)
-		call[bool](t, p2, 5*time.Second, "destroy", nil)
+		destroy(t, p2)
 		waitStats(t, trk, "the second page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
 	})
 
@@ -578,7 +586,11 @@ func TestP2P(t *testing.T) {
 		trk2 := e.restartTracker(t, strings.TrimPrefix(wsURL, "ws"+strings.TrimPrefix(e.srv.URL, "http")))
 		waitStats(t, trk2, "the page back in the swarm", func(s tracker.Stats) bool { return s.Peers == 1 && s.Leechers == 1 })
 		t.Logf("page re-announced %v after the tracker restarted", time.Since(began).Round(time.Millisecond))
-		call[bool](t, p, 5*time.Second, "destroy", nil)
+		// Its offers wait for answers, each a peer connection, until destroy closes them.
+		if n := call[int](t, p, 5*time.Second, "livePeerConnections", nil); n == 0 {
+			t.Errorf("no peer connection open for the page's offers")
+		}
+		destroy(t, p)
 		waitStats(t, trk2, "the page's socket closed", func(s tracker.Stats) bool { return s.Connections == 0 && s.Peers == 0 })
 	})
 
