@@ -524,9 +524,16 @@ func TestP2P(t *testing.T) {
 		p := e.page(t)
 		a.Seed, a.Corrupt = "", nil
 		start(t, p, a)
-		bans := call[[]string](t, p, 20*time.Second, "banned", 15000)
-		if len(bans) != 1 || bans[0] != liar.PeerID {
-			t.Fatalf("banned %q, want the corrupt peer %s", bans, liar.PeerID)
+		b := call[struct {
+			finished
+			Bans []string
+		}](t, p, 20*time.Second, "banned", 15000)
+		if b.Error != "" {
+			lr := call[finished](t, bad, 5*time.Second, "report", nil)
+			t.Fatalf("%s; downloader %+v; corrupt peer %+v", b.Error, b.finished, lr)
+		}
+		if len(b.Bans) != 1 || b.Bans[0] != liar.PeerID {
+			t.Fatalf("banned %q, want the corrupt peer %s", b.Bans, liar.PeerID)
 		}
 		// With the only peer banned, the download completes from a webseed the page learns of now.
 		call[bool](t, p, 5*time.Second, "addWebseed", e.srv.URL+"/seed/")
@@ -560,7 +567,10 @@ func TestP2P(t *testing.T) {
 		a.Seed, a.Cap = "", 0
 		start(t, p, a)
 		// The seeder stops at its cap; the rest comes from a webseed the page learns of then.
-		call[bool](t, up, 20*time.Second, "capped", 15000)
+		if c := call[finished](t, up, 20*time.Second, "capped", 15000); c.Error != "" {
+			d := call[finished](t, p, 5*time.Second, "report", nil)
+			t.Fatalf("%s; seeder %+v; downloader %+v", c.Error, c, d)
+		}
 		call[bool](t, p, 5*time.Second, "addWebseed", e.srv.URL+"/seed/")
 		f := finish(t, p, tt, 20*time.Second)
 		u := call[finished](t, up, 5*time.Second, "report", nil)

@@ -23,6 +23,7 @@ export class Conn {
   dc?: RTCDataChannel
   peerId?: Uint8Array // the remote peer's, as the tracker named it
   closed = false
+  failed = false // ICE or DTLS failed (else it was closed, or timed out)
   onclose?: () => void
   private timer?: ReturnType<typeof setTimeout>
   private wake?: () => void // ends a wait for ICE gathering
@@ -33,6 +34,7 @@ export class Conn {
     this.pc = new RTCPeerConnection(config)
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState
+      this.failed ||= s === 'failed'
       if (s === 'failed' || s === 'closed') this.close()
     }
   }

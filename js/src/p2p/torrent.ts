@@ -158,6 +158,7 @@ export class Torrent extends Emitter<TorrentEvents> {
             downloaded: this.stats.peerBytes + this.stats.webseedBytes,
             left: this.left(),
             want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
+            starving: !this.done && !this.peers.size && !this.handshaking.size,
           }),
           onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
           accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
@@ -240,7 +241,10 @@ export class Torrent extends Emitter<TorrentEvents> {
     const p = new Peer(conn, dc, id, this.info.count)
     this.handshaking.add(p)
     p.wire.onmsg = (m) => this.onmsg(p, m)
-    p.wire.onclose = () => this.dropPeer(p)
+    p.wire.onclose = (err) => {
+      if (err && !this.destroyed) this.emit('warning', `torrent: peer ${p.id}: ${err.message}`)
+      this.dropPeer(p)
+    }
     p.wire.handshake(this.infoHash, this.peerId)
   }
 
@@ -279,9 +283,16 @@ export class Torrent extends Emitter<TorrentEvents> {
     switch (m.t) {
       case 'handshake': {
         const id = hex(m.peerId)
-        if (!equal(m.infoHash, this.infoHash) || equal(m.peerId, this.peerId) || this.banned.has(id) || this.peers.has(id)) {
-          return w.close()
-        }
+        const refuse = !equal(m.infoHash, this.infoHash)
+          ? 'another torrent'
+          : equal(m.peerId, this.peerId)
+            ? 'ourselves'
+            : this.banned.has(id)
+              ? 'banned'
+              : this.peers.has(id)
+                ? 'already connected'
+                : ''
+        if (refuse) return w.close(new Error(`handshake refused: ${refuse}`))
         p.id = id
         p.ready = true
         this.handshaking.delete(p)
@@ -570,7 +581,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   private tick(): void {
     const now = performance.now()
-    for (const p of this.handshaking) if (now - p.born > HANDSHAKE_MS) p.wire.close()
+    for (const p of this.handshaking) if (now - p.born > HANDSHAKE_MS) p.wire.close(new Error('no handshake'))
     for (const p of this.peers.values()) {
       for (const t of p.reqs.values()) {
         if (now - t > REQ_MS) {

@@ -17,15 +17,19 @@ const RETRY_MIN_MS = 1000
 const RETRY_MAX_MS = 60000
 // MIN_INTERVAL_S bounds how often the tracker's interval can make us re-announce.
 const MIN_INTERVAL_S = 15
+// STARVING_MS: while a torrent that still needs data has no peer at all, it re-announces with fresh offers
+// after 5 s, then 10, 20... up to the tracker's interval, instead of waiting the whole interval (2 minutes
+// on ours) after a first offer that went nowhere or a connection that failed.
+const STARVING_MS = 5000
 
 export interface TrackerOptions {
   url: string
   infoHash: Uint8Array
   peerId: Uint8Array
   rtc: RTCConfiguration // iceServers and the like, from the caller
-  // state is asked at each announce: transfer counts, and how many more peers are wanted (0: send no offers,
-  // and answer no relayed offers).
-  state(): { uploaded: number; downloaded: number; left: number; want: number }
+  // state is asked at each announce: transfer counts, how many more peers are wanted (0: send no offers,
+  // and answer no relayed offers), and whether the torrent needs data and has no peer (see STARVING_MS).
+  state(): { uploaded: number; downloaded: number; left: number; want: number; starving: boolean }
   // onpeer gets each open data channel, with the remote peer ID the tracker gave.
   onpeer(dc: RTCDataChannel, conn: Conn, peerId: Uint8Array): void
   // accept is asked before answering an offer (a banned peer ID, say).
@@ -53,6 +57,7 @@ export class TrackerClient {
   private offers = new Map<string, Conn>() // unanswered, by binary offer ID
   private connecting = new Set<Conn>() // every connection until its data channel opens or it closes
   private interval = 120
+  private starved = 0 // announces in a row made while starving
   private started = false
 
   constructor(private o: TrackerOptions) {
@@ -126,10 +131,14 @@ export class TrackerClient {
     this.timer = setTimeout(() => this.open(), ms * (1 + Math.random() / 4))
   }
 
-  // schedule the next regular announce at the tracker's interval.
+  // schedule the next regular announce at the tracker's interval, or sooner while starving.
   private schedule(): void {
     clearTimeout(this.timer)
-    if (!this.destroyed) this.timer = setTimeout(() => void this.announce(), Math.max(this.interval, MIN_INTERVAL_S) * 1000)
+    if (this.destroyed) return
+    let ms = Math.max(this.interval, MIN_INTERVAL_S) * 1000
+    if (this.o.state().starving) ms = Math.min(ms, STARVING_MS * 2 ** this.starved++)
+    else this.starved = 0
+    this.timer = setTimeout(() => void this.announce(), ms)
   }
 
   private send(m: object): void {
@@ -161,7 +170,12 @@ export class TrackerClient {
   // closes.
   private track(conn: Conn): Conn {
     this.connecting.add(conn)
-    conn.onclose = () => this.connecting.delete(conn)
+    conn.onclose = () => {
+      this.connecting.delete(conn)
+      if (conn.peerId && !this.destroyed) {
+        this.o.onwarning?.(`tracker: connection to ${hex(conn.peerId)} ${conn.failed ? 'failed' : 'did not open'}`)
+      }
+    }
     const open = conn.onopen
     conn.onopen = (c, dc) => {
       this.connecting.delete(c)
