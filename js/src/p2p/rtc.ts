@@ -25,6 +25,9 @@ export class Conn {
   closed = false
   failed = false // ICE or DTLS failed (else it was closed, or timed out)
   onclose?: () => void
+  // early holds data-channel messages received before onopen's callee set its own handler; it must take
+  // them first. (A peer's handshake was lost that way in about one engine-to-engine connection in ten.)
+  early: ArrayBuffer[] = []
   private timer?: ReturnType<typeof setTimeout>
   private wake?: () => void // ends a wait for ICE gathering
 
@@ -83,6 +86,8 @@ export class Conn {
     if (this.dc) return dc.close()
     this.dc = dc
     dc.binaryType = 'arraybuffer'
+    // Whatever arrives before the channel's owner listens is kept for it (see early).
+    dc.onmessage = (e: MessageEvent<ArrayBuffer>) => this.early.push(e.data)
     const open = () => {
       clearTimeout(this.timer)
       if (!this.closed) this.onopen(this, dc)

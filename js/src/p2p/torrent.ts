@@ -246,6 +246,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       this.dropPeer(p)
     }
     p.wire.handshake(this.infoHash, this.peerId)
+    for (const b of conn.early.splice(0)) p.wire.push(new Uint8Array(b))
   }
 
   private dropPeer(p: Peer): void {
