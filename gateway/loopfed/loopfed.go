@@ -129,7 +129,6 @@ func New(cfg Config) (*Federation, error) {
 		gc := gateway.Config{
 			Listen:     netip.AddrPortFrom(f.IPs[i], uint16(f.Port)).String(),
 			DataDir:    filepath.Join(cfg.Dir, Names[i]),
-			SiteName:   cfg.Site,
 			PeerListen: net.JoinHostPort(f.IPs[i].String(), "0"),
 			Federation: &fc,
 			Logger:     cfg.Logger.With("member", Names[i]),
@@ -139,7 +138,7 @@ func New(cfg Config) (*Federation, error) {
 			gc.Uplink = cfg.Uplink(i)
 		}
 		if i == 0 { // the first member fronts the site and runs its DNS
-			gc.Origin, gc.Root, gc.DNS = cfg.Origin, cfg.Root, f.DNS
+			gc.Origin, gc.Root, gc.DNS, gc.SiteName = cfg.Origin, cfg.Root, f.DNS, cfg.Site
 		}
 		g, err := gateway.New(gc)
 		if err != nil {
