@@ -73,6 +73,8 @@ type Job struct {
 type JobFile struct {
 	Type   string `json:"type"`
 	SHA256 string `json:"sha256"`
+	// Header is the origin's end-to-end header of the stored response; the helper sends it with the file.
+	Header http.Header `json:"header,omitempty"`
 }
 
 func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +97,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 		}
 		job.Peers = append(job.Peers, s.coord.helperPeers(v)...)
 		for _, f := range v.Files {
-			job.Files[f.Path] = JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256)}
+			job.Files[f.Path] = JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256), Header: f.Header}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if err := json.NewEncoder(w).Encode(job); err != nil {

@@ -109,7 +109,7 @@ func (s *Server) help(ctx context.Context, from string, r *federation.HelpReques
 		Peers: s.jobPeers(ctx, member, job.Peers), Webseeds: r.Webseeds, Trackers: []string{r.Tracker},
 		Files: map[string]webseed.FileMeta{}, Requester: member.Name, Until: r.Until, AllowPrivate: member.AllowPrivate}
 	for p, f := range job.Files {
-		fm := webseed.FileMeta{ContentType: f.Type}
+		fm := webseed.FileMeta{ContentType: f.Type, Header: f.Header}
 		if b, err := hex.DecodeString(f.SHA256); err == nil && len(b) == 32 {
 			copy(fm.SHA256[:], b)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"mime"
 	"net"
+	"net/http"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -58,6 +59,10 @@ type Job struct {
 type FileMeta struct {
 	// ContentType is sent as the file's Content-Type.
 	ContentType string
+	// Header holds the site's other end-to-end fields of the file (Content-Security-Policy,
+	// Content-Disposition, X-Content-Type-Options, CORS...), sent with it to steered clients; fields that
+	// are the helper's own to set, or that no shared copy may carry (Set-Cookie), are never taken from it.
+	Header http.Header
 	// SHA256 is the file's SHA-256; when not zero, a fetched file that differs fails the job.
 	SHA256 [32]byte
 }
@@ -79,8 +84,9 @@ type file struct {
 	disk        string // where the seeder writes it
 	size        int64
 	contentType string
-	want        [32]byte // FileMeta.SHA256
-	etag        string   // quoted, set once the file is verified
+	header      http.Header // FileMeta.Header, filtered by replayHeader
+	want        [32]byte    // FileMeta.SHA256
+	etag        string      // quoted, set once the file is verified
 }
 
 // normalizeHost lower-cases a host name and drops a port and a trailing dot.
@@ -199,7 +205,7 @@ func checkJob(j *Job, dir string) (*version, error) {
 			disk: filepath.Join(append([]string{dir, info.Name}, fi.Path...)...),
 		}
 		meta := j.Files[f.urlPath]
-		f.contentType, f.want = meta.ContentType, meta.SHA256
+		f.contentType, f.want, f.header = meta.ContentType, meta.SHA256, replayHeader(meta.Header)
 		if f.contentType == "" {
 			p, _, _ := strings.Cut(f.urlPath, "?")
 			f.contentType = mime.TypeByExtension(path.Ext(p))
@@ -217,4 +223,29 @@ func checkJob(j *Job, dir string) (*version, error) {
 // validComponent reports whether s can be one component of a path on disk.
 func validComponent(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}
+
+// notReplayed are the fields a helper never takes from a job's file header: framing and validators are its
+// own (it serves ranges of its verified copy), and no shared copy may set a cookie.
+var notReplayed = map[string]bool{
+	"Content-Type": true, "Content-Length": true, "Content-Range": true, "Content-Encoding": true,
+	"Transfer-Encoding": true, "Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
+	"Trailer": true, "Upgrade": true, "Etag": true, "Last-Modified": true, "Age": true, "Date": true,
+	"Set-Cookie": true, "Set-Cookie2": true, "Accept-Ranges": true,
+}
+
+// maxReplayedFields bounds the fields a helper replays with one file (a response has a few dozen at most).
+const maxReplayedFields = 64
+
+// replayHeader is the part of a job file's header that the helper sends with the file.
+func replayHeader(h http.Header) http.Header {
+	out := http.Header{}
+	for k, v := range h {
+		ck := http.CanonicalHeaderKey(k)
+		if notReplayed[ck] || len(out) >= maxReplayedFields {
+			continue
+		}
+		out[ck] = append([]string(nil), v...)
+	}
+	return out
 }

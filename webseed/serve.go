@@ -58,6 +58,9 @@ func (h *Helper) serveFile(w http.ResponseWriter, r *http.Request, j *job, f *fi
 	}
 	defer fh.Close()
 	hd := w.Header()
+	for k, v := range f.header {
+		hd[k] = v
+	}
 	if f.contentType != "" {
 		hd.Set("Content-Type", f.contentType)
 	}

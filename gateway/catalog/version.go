@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,10 +23,13 @@ import (
 type File struct {
 	Path        string // URL path
 	ContentType string
-	Size        int64
-	Offset      int64 // where the file starts in the torrent's byte stream: a multiple of the piece length
-	Index       int   // index in the torrent's file list, padding files included
-	SHA256      [32]byte
+	// Header is the stored response's end-to-end header (see StoredHeader), for helpers that serve the file
+	// to steered clients: they must send its Content-Security-Policy, Content-Disposition and the rest too.
+	Header http.Header
+	Size   int64
+	Offset int64 // where the file starts in the torrent's byte stream: a multiple of the piece length
+	Index  int   // index in the torrent's file list, padding files included
+	SHA256 [32]byte
 }
 
 // Version is one torrent of a site's swarmable resources.
@@ -215,7 +219,7 @@ func (c *Catalog) layOut(name string, res []Resource) (*Version, int, error) {
 		if err := hashFile(hasher, dst, r.Size); err != nil {
 			return fail(i, err)
 		}
-		v.Files = append(v.Files, File{Path: r.Path, ContentType: r.ContentType, Size: r.Size, Offset: offset,
+		v.Files = append(v.Files, File{Path: r.Path, ContentType: r.ContentType, Header: r.Header, Size: r.Size, Offset: offset,
 			Index: len(v.Info.Files), SHA256: r.SHA256})
 		v.Info.Files = append(v.Info.Files, metainfo.FileInfo{Length: r.Size, Path: comps})
 		offset += r.Size
