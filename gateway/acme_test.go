@@ -26,13 +26,13 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/swarmgate/swarmgate/certs"
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
-	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/pebbletest"
-	"github.com/swarmgate/swarmgate/webseed/certs"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/steer"
 )
 
 // challengeValue is a well-formed ACME DNS-01 TXT value.

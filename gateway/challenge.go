@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/federation"
 )
 
 // challengeRecord is an ACME DNS-01 challenge value the site's DNS publishes for a helper (at

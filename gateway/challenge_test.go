@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/internal/testlog"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/steer"
 )
 
 // txtRecorder is a steer.Publisher that only records TXT values.

@@ -20,11 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmgate/swarmgate/certs"
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/webseed/certs"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/steer"
 )
 
 // FederationConfig makes the gateway a member of a federation of servers that lend each other capacity.

@@ -24,8 +24,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/swarmgate/swarmgate/gateway"
-	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 

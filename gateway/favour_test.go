@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/federation"
 )
 
 // TestFavoured: a site that recruits favours only its first recruit still fetching, and not past favourFor;

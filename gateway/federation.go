@@ -11,7 +11,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/federation"
 )
 
 // PathJob is where a helper fetches what it needs to help with a version: the info dictionary, the

@@ -20,14 +20,14 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
-	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/gateway/uplink"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/tracker"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/uplink"
 )
 
 const siteName = "launch.example.test"

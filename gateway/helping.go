@@ -20,11 +20,11 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/swarmgate/swarmgate/certs"
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/webseed"
-	"github.com/swarmgate/swarmgate/webseed/certs"
-	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
 // maxJobBody bounds a job description fetched from a member (it carries 20 bytes per piece).

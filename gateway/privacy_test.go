@@ -16,8 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/swarmgate/swarmgate/gateway"
-	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
 )
 
 // Pages the privacy tests add to the example site: the example page with an attribute on its script tag, and

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
-	"github.com/swarmgate/swarmgate/gateway/seeder"
+	"github.com/swarmgate/swarmgate/seeder"
 )
 
 // startSeeder creates the gateway's WebRTC seeder. It reaches the embedded tracker over a loopback listener

@@ -18,16 +18,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/swarmgate/swarmgate/certs"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/gateway/seeder"
-	"github.com/swarmgate/swarmgate/gateway/uplink"
 	"github.com/swarmgate/swarmgate/js"
+	"github.com/swarmgate/swarmgate/seeder"
+	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/tracker"
+	"github.com/swarmgate/swarmgate/uplink"
 	"github.com/swarmgate/swarmgate/web"
 	"github.com/swarmgate/swarmgate/webseed"
-	"github.com/swarmgate/swarmgate/webseed/certs"
 )
 
 // Paths the gateway serves itself; everything else goes to the origin.

@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
-	"github.com/swarmgate/swarmgate/gateway/examplesite"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/steer"
 )
 
 // memberClient is a federation client speaking as member name: a test sends what that member could send.

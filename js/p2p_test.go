@@ -26,10 +26,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/evanw/esbuild/pkg/api"
 
-	"github.com/swarmgate/swarmgate/gateway/seeder"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/testlog"
 	"github.com/swarmgate/swarmgate/js/jsbuild"
+	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/tracker"
 )
 

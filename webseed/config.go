@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/swarmgate/swarmgate/gateway/seeder"
+	"github.com/swarmgate/swarmgate/seeder"
 )
 
 // Config configures a Helper. Zero fields take the defaults below; DataDir and Seeder are required.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmgate/swarmgate/gateway/seeder"
+	"github.com/swarmgate/swarmgate/seeder"
 )
 
 // TestFetchOverBitTorrentAndServe: a helper fetches a real site version from the gateway's seeder over

@@ -19,8 +19,8 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
-	"github.com/swarmgate/swarmgate/gateway/seeder"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/federation"
+	"github.com/swarmgate/swarmgate/seeder"
 )
 
 // Phase is where a job stands.

@@ -19,8 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
-	"github.com/swarmgate/swarmgate/gateway/seeder"
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/seeder"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

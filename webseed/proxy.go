@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/federation"
 )
 
 // flight is a cache fill under way; requests for the same key wait for it rather than ask the origin too.

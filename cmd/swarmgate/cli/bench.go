@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/swarmgate/swarmgate/tracker/trackerbench"
+	"github.com/swarmgate/swarmgate/bench/trackerload"
 )
 
 const benchUsage = `Usage:
@@ -35,7 +35,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("bench tracker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	n := fs.Int("n", 1000, fmt.Sprintf("WebSocket clients to open (at most %d)", trackerbench.MaxConns))
+	n := fs.Int("n", 1000, fmt.Sprintf("WebSocket clients to open (at most %d)", trackerload.MaxConns))
 	duration := fs.Duration("duration", 10*time.Second, "length of the measured announce phase")
 	warmup := fs.Duration("warmup", time.Second, "unmeasured announce phase before it")
 	concurrency := fs.Int("concurrency", 128, "announces in flight at once")
@@ -58,24 +58,24 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *offers == 0 {
 		*offers = -1 // Config's zero value means the default
 	}
-	cfg := trackerbench.Config{
+	cfg := trackerload.Config{
 		Conns: *n, Swarms: *swarms, Concurrency: *concurrency, Duration: *duration, Warmup: *warmup,
 		OfferFraction: *offers,
 	}
-	probe := trackerbench.Defaults(cfg)
+	probe := trackerload.Defaults(cfg)
 	probe.URL = "ws://" // known once the tracker runs
 	if err := probe.Validate(); err != nil {
 		fmt.Fprintln(stderr, "swarmgate:", err)
 		return errUsage
 	}
 
-	var oursCmd *trackerbench.Command
+	var oursCmd *trackerload.Command
 	if *url == "" {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		oursCmd = &trackerbench.Command{Name: "swarmgate", Path: exe, Output: stderr,
+		oursCmd = &trackerload.Command{Name: "swarmgate", Path: exe, Output: stderr,
 			Args: []string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn", // every socket from 127.0.0.1:
 				"--max-conns-per-client", "-1", "--tracker-sockets-per-client", "-1"}}
 	}
@@ -84,13 +84,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var ref *trackerbench.Result
+	var ref *trackerload.Result
 	if *againstNode {
 		nm := *modules
 		if nm == "" {
 			wd, _ := os.Getwd()
 			exe, _ := os.Executable()
-			if nm, err = trackerbench.FindNodeModules(wd, filepath.Dir(exe)); err != nil {
+			if nm, err = trackerload.FindNodeModules(wd, filepath.Dir(exe)); err != nil {
 				return fmt.Errorf("bench: %w (give -node-modules, or -against-node=false)", err)
 			}
 		}
@@ -99,7 +99,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		nodeCmd, err := trackerbench.NodeServer(*node, nm, dir)
+		nodeCmd, err := trackerload.NodeServer(*node, nm, dir)
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ref = &r
 	}
 
-	cmp := trackerbench.Compare(&ours, ref)
+	cmp := trackerload.Compare(&ours, ref)
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -124,19 +124,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // benchOne starts the tracker (unless url is given), runs the benchmark against it, and stops it.
-func benchOne(ctx context.Context, cfg trackerbench.Config, cmd *trackerbench.Command, url string, pid int,
-	progress io.Writer) (trackerbench.Result, error) {
+func benchOne(ctx context.Context, cfg trackerload.Config, cmd *trackerload.Command, url string, pid int,
+	progress io.Writer) (trackerload.Result, error) {
 	cfg.URL, cfg.PID, cfg.Name = url, pid, "swarmgate"
 	if cmd != nil {
-		p, err := trackerbench.Start(ctx, *cmd)
+		p, err := trackerload.Start(ctx, *cmd)
 		if err != nil {
-			return trackerbench.Result{}, fmt.Errorf("bench: %w", err)
+			return trackerload.Result{}, fmt.Errorf("bench: %w", err)
 		}
 		defer p.Stop()
 		cfg.URL, cfg.PID, cfg.Name = p.URL, p.PID, p.Name
 		fmt.Fprintf(progress, "%s: pid %d at %s\n", p.Name, p.PID, p.URL)
 	}
-	res, err := trackerbench.Run(ctx, cfg, progress)
+	res, err := trackerload.Run(ctx, cfg, progress)
 	if err != nil {
 		return res, fmt.Errorf("bench %s: %w", cfg.Name, err)
 	}

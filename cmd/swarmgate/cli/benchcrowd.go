@@ -12,25 +12,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/swarmgate/swarmgate/gateway/crowdbench"
-	"github.com/swarmgate/swarmgate/gateway/uplink"
+	crowd "github.com/swarmgate/swarmgate/bench/crowd"
+	"github.com/swarmgate/swarmgate/uplink"
 )
 
-// benchCrowd runs `bench crowd`: see package crowdbench.
+// benchCrowd runs `bench crowd`: see package crowd.
 func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench crowd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg crowdbench.Config
-	fs.IntVar(&cfg.Browsers, "browsers", crowdbench.DefaultBrowsers, "N: headless Chromium visitors")
-	fs.DurationVar(&cfg.Arrival, "arrival", crowdbench.DefaultArrival, "time between browser arrivals")
-	fs.IntVar(&cfg.Plain, "plain", crowdbench.DefaultPlain, "M: plain HTTP visitors (no scripts, no P2P), resolving the site through its DNS")
+	var cfg crowd.Config
+	fs.IntVar(&cfg.Browsers, "browsers", crowd.DefaultBrowsers, "N: headless Chromium visitors")
+	fs.DurationVar(&cfg.Arrival, "arrival", crowd.DefaultArrival, "time between browser arrivals")
+	fs.IntVar(&cfg.Plain, "plain", crowd.DefaultPlain, "M: plain HTTP visitors (no scripts, no P2P), resolving the site through its DNS")
 	rate := fs.String("uplink", "20Mbit", "what each machine (the site's, each helper's) can send per second")
-	fs.IntVar(&cfg.Images, "images", crowdbench.DefaultImages, "heavy images on the site's page")
-	fs.IntVar(&cfg.ImageSide, "image-side", crowdbench.DefaultImageSide, "their side in pixels (noise PNG: about 4·side² bytes)")
-	fs.DurationVar(&cfg.PageTimeout, "timeout", crowdbench.DefaultPageTimeout, "a visit not complete by then failed")
-	fs.Float64Var(&cfg.Threshold, "threshold", crowdbench.DefaultThreshold, "requests per second at which the gateway declares a crowd")
+	fs.IntVar(&cfg.Images, "images", crowd.DefaultImages, "heavy images on the site's page")
+	fs.IntVar(&cfg.ImageSide, "image-side", crowd.DefaultImageSide, "their side in pixels (noise PNG: about 4·side² bytes)")
+	fs.DurationVar(&cfg.PageTimeout, "timeout", crowd.DefaultPageTimeout, "a visit not complete by then failed")
+	fs.Float64Var(&cfg.Threshold, "threshold", crowd.DefaultThreshold, "requests per second at which the gateway declares a crowd")
 	fs.BoolVar(&cfg.SharedBrowser, "shared-browser", false, "run every browser visitor in one Chromium process (less memory; its browser process then carries all WebRTC traffic)")
-	fs.IntVar(&cfg.BrowserNice, "browser-nice", crowdbench.DefaultBrowserNice, "scheduling niceness of the browsers (0 to 19; -1: none), so that the servers, which stand for machines of their own, get the CPU they need")
+	fs.IntVar(&cfg.BrowserNice, "browser-nice", crowd.DefaultBrowserNice, "scheduling niceness of the browsers (0 to 19; -1: none), so that the servers, which stand for machines of their own, get the CPU they need")
 	modes := fs.String("modes", "without,with", "runs, in order: without (the bare origin), with (swarmgate and two helpers)")
 	out := fs.String("out", ".", "directory for crowd.json and crowd.svg")
 	jsonOut := fs.Bool("json", false, "print the figures as JSON instead of a table")
@@ -57,12 +57,12 @@ func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return bad(errors.New("bench crowd: -modes is empty"))
 	}
 	for _, m := range strings.Split(*modes, ",") {
-		cfg.Modes = append(cfg.Modes, crowdbench.Mode(strings.TrimSpace(m)))
+		cfg.Modes = append(cfg.Modes, crowd.Mode(strings.TrimSpace(m)))
 	}
 	if cfg.Plain == 0 {
 		cfg.Plain = -1 // Config's zero means the default
 	}
-	if err := crowdbench.Defaults(cfg).Validate(); err != nil {
+	if err := crowd.Defaults(cfg).Validate(); err != nil {
 		return bad(err)
 	}
 	log, err := newLogger(stderr, *logLevel)
@@ -75,7 +75,7 @@ func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	start := time.Now()
-	res, err := crowdbench.Run(ctx, cfg)
+	res, err := crowd.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,8 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/gateway/uplink"
 	"github.com/swarmgate/swarmgate/tracker"
+	"github.com/swarmgate/swarmgate/uplink"
 )
 
 const usage = `swarmgate turns a flash crowd into the CDN for a web site.

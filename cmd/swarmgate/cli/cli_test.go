@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
-	"github.com/swarmgate/swarmgate/webseed/federation"
 )
 
 // TestDemo runs README's first command, `swarmgate demo`, and loads the page it prints.

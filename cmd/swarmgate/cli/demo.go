@@ -14,9 +14,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/swarmgate/swarmgate/gateway/examplesite"
-	"github.com/swarmgate/swarmgate/gateway/loopfed"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/internal/loopfed"
 )
 
 const (

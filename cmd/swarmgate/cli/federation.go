@@ -8,10 +8,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/swarmgate/swarmgate/certs"
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway"
-	steer "github.com/swarmgate/swarmgate/gateway/dns"
-	"github.com/swarmgate/swarmgate/webseed/certs"
-	"github.com/swarmgate/swarmgate/webseed/federation"
+	"github.com/swarmgate/swarmgate/steer"
 )
 
 // federationConfig loads the member key (made on first start in the data directory) and the federation file.
