@@ -33,6 +33,7 @@ import (
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/pebbletest"
 	"github.com/swarmgate/swarmgate/steer"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // challengeValue is a well-formed ACME DNS-01 TXT value.
@@ -195,17 +196,17 @@ func TestHelperHTTPSByACME(t *testing.T) {
 
 	// Pages served over HTTPS keep the site's own webseed: beta's is plain HTTP at its address, which such a
 	// page may not fetch (mixed content).
-	wreq, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s?version=%s", port, gateway.PathWebseeds,
+	wreq, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s?version=%s", port, swarmapi.PathWebseeds,
 		url.QueryEscape(alpha.g.Catalog().Current().Name)), nil)
 	wreq.Header.Set("X-Forwarded-Proto", "https")
 	wresp, err := http.DefaultClient.Do(wreq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ws gateway.Webseeds
+	var ws swarmapi.Webseeds
 	err = json.NewDecoder(wresp.Body).Decode(&ws)
 	wresp.Body.Close()
-	if want := fmt.Sprintf("https://127.0.0.1:%d%s", port, gateway.PathSeed); err != nil || ws.Now || !slices.Equal(ws.Webseeds, []string{want}) {
+	if want := fmt.Sprintf("https://127.0.0.1:%d%s", port, swarmapi.PathSeed); err != nil || ws.Now || !slices.Equal(ws.Webseeds, []string{want}) {
 		t.Errorf("webseeds for an HTTPS page in the crowd: %+v (%v); want only %s", ws, err, want)
 	}
 

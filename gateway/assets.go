@@ -20,6 +20,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/webseed"
 )
 
@@ -118,52 +119,11 @@ func weight(params string) float64 {
 	return 1
 }
 
-// Manifest is what the browser engine needs to join a site version's swarm and verify what it gets.
-type Manifest struct {
-	Version     string                  `json:"version"`
-	InfoHash    string                  `json:"infoHash"`
-	Torrent     []byte                  `json:"torrent"` // the .torrent (info dictionary and no trackers), base64
-	PieceLength int64                   `json:"pieceLength"`
-	Files       map[string]ManifestFile `json:"files"`
-	Tracker     string                  `json:"tracker"`
-	Webseeds    []string                `json:"webseeds"`
-	ICEServers  []ICEServer             `json:"iceServers"`
-	Engine      string                  `json:"engine"`
-	FallbackMs  int64                   `json:"fallbackMs"`
-	// WebseedsNow tells engines the webseeds have capacity to spare (ready helpers in a crowd): take pieces
-	// from them at once rather than after FallbackMs without progress.
-	WebseedsNow bool   `json:"webseedsNow,omitempty"`
-	Mode        string `json:"mode"`
-	// Visitor policy, the operator's switches (see docs/privacy.md): Uploads "off" makes every engine
-	// download-only; UploadRatio and UploadCeiling cap what one page view uploads (a multiple of what it
-	// holds, and an absolute number of bytes); IgnoreGPC lets engines of browsers that send Global Privacy
-	// Control or Do Not Track upload (by default they are download-only).
-	Uploads       string  `json:"uploads"`
-	UploadRatio   float64 `json:"uploadRatio"`
-	UploadCeiling int64   `json:"uploadCeiling"`
-	IgnoreGPC     bool    `json:"ignoreGPC"`
-	// SeederPeerID is the hex peer ID of the gateway's WebRTC seeder, so engines can count its bytes apart.
-	SeederPeerID string `json:"seederPeerId,omitempty"`
-	// ServiceWorker tells the loader to install /.swarm/sw.js for scope / (it never displaces a site's own).
-	ServiceWorker bool `json:"serviceWorker"`
-	// ReportToken is this page view's: its engine sends it with its stats reports (see reports).
-	ReportToken string `json:"reportToken"`
-}
-
-// ManifestFile is one asset in the manifest.
-type ManifestFile struct {
-	Index  int    `json:"index"`
-	Size   int64  `json:"size"`
-	Offset int64  `json:"offset"`
-	Type   string `json:"type"`
-	SHA256 string `json:"sha256"`
-}
-
 // crowdFallbackFactor multiplies Config.Fallback in the manifests served during a crowd.
 const crowdFallbackFactor = 4
 
 // manifest describes a version for a browser that reached the gateway at base.
-func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error) {
+func (s *Server) manifest(v *catalog.Version, base *pageBase) (*swarmapi.Manifest, error) {
 	var torrent bytes.Buffer
 	if err := v.MetaInfo(nil, nil).Write(&torrent); err != nil {
 		return nil, fmt.Errorf("gateway: encoding torrent: %w", err)
@@ -176,12 +136,12 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 		// swarm before they use them (and the engine's give-up, 5 fallbacks, grows with it).
 		fallback *= crowdFallbackFactor
 	}
-	m := &Manifest{
+	m := &swarmapi.Manifest{
 		Version: v.Name, InfoHash: v.InfoHash.HexString(), Torrent: torrent.Bytes(), PieceLength: v.Info.PieceLength,
-		Files:      make(map[string]ManifestFile, len(v.Files)),
-		Tracker:    base.ws + PathAnnounce,
+		Files:      make(map[string]swarmapi.ManifestFile, len(v.Files)),
+		Tracker:    base.ws + swarmapi.PathAnnounce,
 		ICEServers: s.cfg.ICEServers,
-		Engine:     PathPrefix + s.assets.Engine,
+		Engine:     swarmapi.Prefix + s.assets.Engine,
 		FallbackMs: fallback.Milliseconds(),
 		Mode:       state.String(),
 
@@ -197,13 +157,13 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*Manifest, error)
 	}
 	m.Webseeds, m.WebseedsNow = s.webseedsFor(v, base)
 	if m.ICEServers == nil && s.stunPort != 0 {
-		m.ICEServers = []ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}
+		m.ICEServers = []swarmapi.ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}
 	}
 	if m.ICEServers == nil {
-		m.ICEServers = []ICEServer{}
+		m.ICEServers = []swarmapi.ICEServer{}
 	}
 	for _, f := range v.Files {
-		m.Files[f.Path] = ManifestFile{Index: f.Index, Size: f.Size, Offset: f.Offset, Type: f.ContentType,
+		m.Files[f.Path] = swarmapi.ManifestFile{Index: f.Index, Size: f.Size, Offset: f.Offset, Type: f.ContentType,
 			SHA256: fmt.Sprintf("%x", f.SHA256)}
 	}
 	return m, nil
@@ -219,15 +179,7 @@ func (s *Server) webseedsFor(v *catalog.Version, base *pageBase) (urls []string,
 			return hw, true
 		}
 	}
-	return []string{base.http + PathSeed}, false
-}
-
-// Webseeds is what PathWebseeds serves: a version's webseeds as a manifest would give them now. Engines that
-// are still loading ask for it, so that helpers that became ready after the page loaded take their load.
-type Webseeds struct {
-	Version  string   `json:"version"`
-	Webseeds []string `json:"webseeds"`
-	Now      bool     `json:"now,omitempty"`
+	return []string{base.http + swarmapi.PathSeed}, false
 }
 
 func (s *Server) serveWebseeds(w http.ResponseWriter, r *http.Request) {
@@ -241,7 +193,7 @@ func (s *Server) serveWebseeds(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "swarmgate: no such version", http.StatusNotFound)
 		return
 	}
-	ws := Webseeds{Version: v.Name}
+	ws := swarmapi.Webseeds{Version: v.Name}
 	ws.Webseeds, ws.Now = s.webseedsFor(v, baseOf(r))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmgate/swarmgate/web"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 func TestResolveClient(t *testing.T) {
@@ -108,7 +108,7 @@ func statusFrom(t *testing.T, c *http.Client, url string, hdr ...string) int {
 // trusted proxy, and never from anyone else.
 func TestDashboardLoopbackRuleUsesTheResolvedClient(t *testing.T) {
 	g := startGateway(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
-	status := g.url(web.PathStatus)
+	status := g.url(swarmapi.PathStatus)
 	for _, tc := range []struct {
 		from string
 		hdr  []string

@@ -25,6 +25,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/steer"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // FederationConfig makes the gateway a member of a federation of servers that lend each other capacity.
@@ -380,7 +381,7 @@ func (c *coordinator) askAgain(h *helperState) bool {
 func (c *coordinator) helpRequest(h *helperState) *federation.HelpRequest {
 	return &federation.HelpRequest{
 		Site: c.s.cfg.SiteName, Version: h.version.Name, InfoHash: h.version.InfoHash.HexString(),
-		Origin: c.self.URL, Webseeds: []string{c.self.URL + PathSeed}, Tracker: wsURL(c.self.URL) + PathAnnounce,
+		Origin: c.self.URL, Webseeds: []string{c.self.URL + swarmapi.PathSeed}, Tracker: wsURL(c.self.URL) + swarmapi.PathAnnounce,
 		Capacity: c.cfg.HelpCapacity, Until: time.Now().Add(c.cfg.HelpLease), Challenge: hex.EncodeToString(h.challenge),
 		TLS: h.tls,
 	}
@@ -700,7 +701,7 @@ func (c *coordinator) webseeds() []string {
 	}
 	var out []string
 	for _, h := range c.readyHelpers() {
-		out = append(out, "http://"+h.addr.String()+PathSeed)
+		out = append(out, "http://"+h.addr.String()+swarmapi.PathSeed)
 	}
 	return out
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // site serves the example site as the origin, counting the bytes it sends per path.
@@ -261,12 +262,12 @@ func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
 // each file's end to the piece boundary the next file starts on.
 func versionPadding(t *testing.T, g *gateway.Server) int64 {
 	t.Helper()
-	resp, err := http.Get("http://" + g.Addr().String() + gateway.PathManifest)
+	resp, err := http.Get("http://" + g.Addr().String() + swarmapi.PathManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var m gateway.Manifest
+	var m swarmapi.Manifest
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
@@ -510,7 +511,7 @@ func TestCorruptPeerIsDropped(t *testing.T) {
 	bs := httptest.NewServer(badSite)
 	defer bs.Close()
 
-	resp, err := http.Get(gw + gateway.PathManifest)
+	resp, err := http.Get(gw + swarmapi.PathManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,11 +620,11 @@ func TestStockWebTorrentDownloadsFromTheSeeder(t *testing.T) {
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
 	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
-	resp, err := http.Get("http://" + g.Addr().String() + gateway.PathManifest)
+	resp, err := http.Get("http://" + g.Addr().String() + swarmapi.PathManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m gateway.Manifest
+	var m swarmapi.Manifest
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,8 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/federation"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
-
-// PathJob is where a helper fetches what it needs to help with a version: the info dictionary, the
-// gateway's BitTorrent peer address and the files' metadata. The content is public; the signed help
-// request names the infohash that the helper checks the info dictionary against.
-const PathJob = PathPrefix + "job/"
 
 // joinFederation sets up both sides of cooperation: the coordinator that recruits helpers for this site, and
 // the federation endpoint that takes help requests, readiness reports and releases from other members.
@@ -39,7 +35,7 @@ func (s *Server) joinFederation(cfg FederationConfig) error {
 		s.cfg.Uplink.SetPriority(c.favoured)
 	}
 	s.mux.Handle("POST "+federation.Path, federation.Handler(v, cfg.Key, s.log, s.onFederation))
-	s.mux.HandleFunc("GET "+PathJob+"{infohash}", s.serveJob)
+	s.mux.HandleFunc("GET "+swarmapi.PathJob+"{infohash}", s.serveJob)
 	return nil
 }
 
@@ -61,22 +57,6 @@ func (s *Server) onFederation(ctx context.Context, env *federation.Envelope) (fe
 	return nil, fmt.Errorf("gateway: %w: %s", federation.ErrUnexpectedKind, env.Kind)
 }
 
-// Job is what PathJob serves.
-type Job struct {
-	Version   string             `json:"version"`
-	InfoBytes []byte             `json:"info"`
-	Peers     []string           `json:"peers"`
-	Files     map[string]JobFile `json:"files"`
-}
-
-// JobFile is a file's metadata in a Job.
-type JobFile struct {
-	Type   string `json:"type"`
-	SHA256 string `json:"sha256"`
-	// Header is the origin's end-to-end header of the stored response; the helper sends it with the file.
-	Header http.Header `json:"header,omitempty"`
-}
-
 func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 	var ih metainfo.Hash
 	if err := ih.FromHexString(r.PathValue("infohash")); err != nil {
@@ -87,7 +67,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 		if v.InfoHash != ih {
 			continue
 		}
-		job := Job{Version: v.Name, InfoBytes: v.InfoBytes, Files: map[string]JobFile{}}
+		job := swarmapi.Job{Version: v.Name, InfoBytes: v.InfoBytes, Files: map[string]swarmapi.JobFile{}}
 		if port := s.seeder.ListenPort(); port != 0 && s.cfg.PeerListen != "" {
 			host, _, err := net.SplitHostPort(r.Host)
 			if err != nil {
@@ -97,7 +77,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 		}
 		job.Peers = append(job.Peers, s.coord.helperPeers(v)...)
 		for _, f := range v.Files {
-			job.Files[f.Path] = JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256), Header: f.Header}
+			job.Files[f.Path] = swarmapi.JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256), Header: f.Header}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if err := json.NewEncoder(w).Encode(job); err != nil {

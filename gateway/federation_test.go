@@ -26,6 +26,7 @@ import (
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/steer"
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/uplink"
 )
@@ -134,14 +135,14 @@ func firstAnswer(t *testing.T, server netip.AddrPort) netip.Addr {
 }
 
 // webseedsNow asks the gateway on 127.0.0.1:port for a version's webseeds and checks the status.
-func webseedsNow(t *testing.T, port int, version string, status int) gateway.Webseeds {
+func webseedsNow(t *testing.T, port int, version string, status int) swarmapi.Webseeds {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?version=%s", port, gateway.PathWebseeds, url.QueryEscape(version)))
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?version=%s", port, swarmapi.PathWebseeds, url.QueryEscape(version)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var w gateway.Webseeds
+	var w swarmapi.Webseeds
 	if resp.StatusCode != status {
 		t.Fatalf("webseeds of %q: status %d, want %d", version, resp.StatusCode, status)
 	}
@@ -244,11 +245,11 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 
 	// Members were asked one after another, and a job lists the helpers that accepted: a helper asked later
 	// fetched from those before it too. Each is listed at its own address.
-	jresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s%s", port, gateway.PathJob, v.InfoHash.HexString()))
+	jresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s%s", port, swarmapi.PathJob, v.InfoHash.HexString()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var job gateway.Job
+	var job swarmapi.Job
 	err = json.NewDecoder(jresp.Body).Decode(&job)
 	jresp.Body.Close()
 	if err != nil {
@@ -273,8 +274,8 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 
 	// Browsers arriving now are told the crowd: they wait longer for the swarm before using webseeds, and the
 	// webseeds are the helpers' (the site's own link is the one that is full).
-	var m gateway.Manifest
-	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, gateway.PathManifest))
+	var m swarmapi.Manifest
+	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, swarmapi.PathManifest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSeeds := []string{fmt.Sprintf("http://127.0.0.2:%d%s", port, gateway.PathSeed), fmt.Sprintf("http://127.0.0.3:%d%s", port, gateway.PathSeed)}
+	wantSeeds := []string{fmt.Sprintf("http://127.0.0.2:%d%s", port, swarmapi.PathSeed), fmt.Sprintf("http://127.0.0.3:%d%s", port, swarmapi.PathSeed)}
 	if m.Mode != "crowd" || !slices.Equal(m.Webseeds, wantSeeds) || m.FallbackMs != 4*gateway.DefaultFallback.Milliseconds() || !m.WebseedsNow {
 		t.Errorf("manifest in a crowd: mode %q, webseeds %v (want %v, now %v), fallback %d ms", m.Mode, m.Webseeds, wantSeeds, m.WebseedsNow, m.FallbackMs)
 	}
@@ -352,7 +353,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1"))
 	})
 	waitUntil(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
-	ownSeed := []string{fmt.Sprintf("http://127.0.0.1:%d%s", port, gateway.PathSeed)}
+	ownSeed := []string{fmt.Sprintf("http://127.0.0.1:%d%s", port, swarmapi.PathSeed)}
 	if w := webseedsNow(t, port, v.Name, http.StatusOK); w.Now || !slices.Equal(w.Webseeds, ownSeed) {
 		t.Errorf("webseeds after the crowd: %+v, want the site's own %v", w, ownSeed)
 	}

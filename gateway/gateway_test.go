@@ -29,6 +29,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 func testBytes(n int, seed uint64) []byte {
@@ -177,13 +178,13 @@ func TestProxyPreservesStatusHeadersRangeAndStreaming(t *testing.T) {
 	}
 }
 
-func manifestOf(t *testing.T, g *Server) *Manifest {
+func manifestOf(t *testing.T, g *Server) *swarmapi.Manifest {
 	t.Helper()
-	resp, b := get(t, g.url(PathManifest))
+	resp, b := get(t, g.url(swarmapi.PathManifest))
 	if resp.StatusCode != 200 {
 		return nil
 	}
-	var m Manifest
+	var m swarmapi.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestOnlyPublicCacheableContentEntersTheSwarm(t *testing.T) {
 		if bytes.Contains(m.Torrent, []byte(secret)) {
 			t.Errorf("%s reached the torrent", secret)
 		}
-		if resp, _ := get(t, g.url(PathSeed+m.Version+"/"+secret+".bin")); resp.StatusCode != 404 {
+		if resp, _ := get(t, g.url(swarmapi.PathSeed+m.Version+"/"+secret+".bin")); resp.StatusCode != 404 {
 			t.Errorf("webseed serves %s", secret)
 		}
 	}
@@ -247,7 +248,7 @@ func TestWebseedServesRangesOfVersionFiles(t *testing.T) {
 	get(t, g.url("/v.mp4"))
 	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
 	m := manifestOf(t, g)
-	if m.Tracker != "ws://"+g.Addr().String()+PathAnnounce || m.Webseeds[0] != g.url(PathSeed) {
+	if m.Tracker != "ws://"+g.Addr().String()+swarmapi.PathAnnounce || m.Webseeds[0] != g.url(swarmapi.PathSeed) {
 		t.Fatalf("manifest URLs: %s %v", m.Tracker, m.Webseeds)
 	}
 	resp, b := get(t, m.Webseeds[0]+m.Version+"/v.mp4", "Range", "bytes=100-199")
@@ -318,7 +319,7 @@ func TestOwnSTUNServerIsTheDefaultICEServer(t *testing.T) {
 	}
 	// Operator-configured servers replace it.
 	g2 := startGateway(t, Config{Origin: mustURL(o.URL), STUNListen: "127.0.0.1:0",
-		ICEServers: []ICEServer{{URLs: []string{"turn:turn.site.test:3478"}, Username: "u", Credential: "c"}}})
+		ICEServers: []swarmapi.ICEServer{{URLs: []string{"turn:turn.site.test:3478"}, Username: "u", Credential: "c"}}})
 	get(t, g2.url("/a.bin"))
 	waitFor(t, "a version", func() bool { return g2.Catalog().Current() != nil })
 	if m := manifestOf(t, g2); m.ICEServers[0].URLs[0] != "turn:turn.site.test:3478" {
@@ -340,16 +341,16 @@ func TestServesHTTPSWithSecureSocketURLs(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
-	resp, err = client.Get(base + PathManifest)
+	resp, err = client.Get(base + swarmapi.PathManifest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var m Manifest
+	var m swarmapi.Manifest
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Tracker != "wss://"+g.Addr().String()+PathAnnounce || m.Webseeds[0] != base+PathSeed {
+	if m.Tracker != "wss://"+g.Addr().String()+swarmapi.PathAnnounce || m.Webseeds[0] != base+swarmapi.PathSeed {
 		t.Fatalf("over HTTPS the manifest must name secure URLs: %s %v", m.Tracker, m.Webseeds)
 	}
 }
@@ -396,7 +397,7 @@ func TestLoadDrivesTheCrowdState(t *testing.T) {
 		t.Fatalf("manifest mode %q", m.Mode)
 	}
 	waitFor(t, "the crowd to end", func() bool { return g.Monitor().Status().State == monitor.Normal })
-	resp, b := get(t, g.url(PathMetrics))
+	resp, b := get(t, g.url(swarmapi.PathMetrics))
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `swarmgate_crowd_transitions_total{from="crowd",to="ending"} 1`) ||
 		!strings.Contains(string(b), `swarmgate_crowd_state{state="normal"} 1`) {
 		t.Fatalf("metrics:\n%s", b)
@@ -408,7 +409,7 @@ func TestLoadDrivesTheCrowdState(t *testing.T) {
 // that do not accept gzip, or ask for a range, get it as it is.
 func TestBundlesAreGzippedToBrowsersThatAcceptIt(t *testing.T) {
 	g := startGateway(t, Config{Origin: mustURL(newOrigin(t).URL)})
-	engine := PathPrefix + g.assets.Engine
+	engine := swarmapi.Prefix + g.assets.Engine
 	tr := &http.Transport{DisableCompression: true} // see the encoding as sent
 	defer tr.CloseIdleConnections()
 	fetch := func(accept, rng string) (*http.Response, []byte) {

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/webseed"
 )
 
@@ -276,10 +277,10 @@ const jobFetchTimeout = 10 * time.Second
 
 // fetchJob gets a version's job description from the member that asks for help, and checks it against the
 // signed infohash. It follows no redirect, and connects only to addresses the member may use.
-func (s *Server) fetchJob(ctx context.Context, member federation.Member, ih metainfo.Hash) (*Job, error) {
+func (s *Server) fetchJob(ctx context.Context, member federation.Member, ih metainfo.Hash) (*swarmapi.Job, error) {
 	ctx, cancel := context.WithTimeout(federation.WithPrivate(ctx, member.AllowPrivate), jobFetchTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, member.URL+PathJob+ih.HexString(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, member.URL+swarmapi.PathJob+ih.HexString(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +292,7 @@ func (s *Server) fetchJob(ctx context.Context, member federation.Member, ih meta
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("job %s: HTTP %d", ih.HexString(), resp.StatusCode)
 	}
-	var job Job
+	var job swarmapi.Job
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJobBody)).Decode(&job); err != nil {
 		return nil, fmt.Errorf("job %s: %w", ih.HexString(), err)
 	}
@@ -303,7 +304,7 @@ func (s *Server) fetchJob(ctx context.Context, member federation.Member, ih meta
 
 // reportReady waits for the fetch and, for a site served over HTTPS, for this server's certificate for the
 // site's name, then tells the member where this server serves its site. If either fails it declines.
-func (s *Server) reportReady(member federation.Member, r *federation.HelpRequest, ih metainfo.Hash, challenge []byte, job *Job) {
+func (s *Server) reportReady(member federation.Member, r *federation.HelpRequest, ih metainfo.Hash, challenge []byte, job *swarmapi.Job) {
 	ctx := s.runCtx
 	start := time.Now()
 	var certErr error
@@ -424,7 +425,7 @@ func (s *Server) release(from string, r *federation.Release) error {
 // everything else, the gateway's own site first, to the gateway's own handlers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.helping != nil {
-		if len(r.URL.Path) > len(PathSeed) && s.helpingSeed(r.URL.Path) {
+		if len(r.URL.Path) > len(swarmapi.PathSeed) && s.helpingSeed(r.URL.Path) {
 			s.helping.ServeHTTP(w, r)
 			return
 		}
@@ -438,7 +439,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // helpingSeed reports whether a webseed path names a version this server helps with (not one of its own).
 func (s *Server) helpingSeed(p string) bool {
-	rest, ok := strings.CutPrefix(p, PathSeed)
+	rest, ok := strings.CutPrefix(p, swarmapi.PathSeed)
 	if !ok {
 		return false
 	}

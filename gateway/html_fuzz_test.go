@@ -11,11 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmgate/swarmgate/swarmapi"
 	xhtml "golang.org/x/net/html"
 )
 
 // testLoaderTag is the tag rewritePage injects.
-const testLoaderTag = `<script src="` + PathLoader + `" async></script>`
+const testLoaderTag = `<script src="` + swarmapi.PathLoader + `" async></script>`
 
 // testRewriter rewrites as the gateway does for http://site.test/index.html, with every same-origin URL whose
 // path does not contain "small" in the swarm, so that as much of a fuzzed page as possible is rewritten.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmgate/swarmgate/swarmapi"
 	xhtml "golang.org/x/net/html"
 )
 
@@ -157,7 +158,7 @@ func loaderRuns(page []byte) bool {
 		}
 		if n.Data == "script" {
 			for _, a := range n.Attr {
-				runs = runs || (a.Key == "src" && a.Val == PathLoader)
+				runs = runs || (a.Key == "src" && a.Val == swarmapi.PathLoader)
 			}
 		}
 		return true

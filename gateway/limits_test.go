@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
-	"github.com/swarmgate/swarmgate/web"
 )
 
 // dialFrom opens a TCP connection to addr from the loopback host ip.
@@ -33,7 +33,7 @@ func dialFrom(t *testing.T, ip string, addr net.Addr) net.Conn {
 func served(t *testing.T, c net.Conn, br *bufio.Reader) bool {
 	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "GET "+PathManifest+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, "GET "+swarmapi.PathManifest+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		return false
 	}
 	resp, err := http.ReadResponse(br, nil)
@@ -126,7 +126,7 @@ func TestStalledClientsAreCutOff(t *testing.T) {
 	if resp.StatusCode != 200 || strings.Count(string(body), "chunk") != 8 {
 		t.Fatalf("slow download: %d %q", resp.StatusCode, body)
 	}
-	stream, err := http.Get(g.url(web.PathStream))
+	stream, err := http.Get(g.url(swarmapi.PathStatusStream))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestStalledClientsAreCutOff(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, err := tracker.Dial(ctx, "ws://"+g.Addr().String()+PathAnnounce, nil)
+	ws, err := tracker.Dial(ctx, "ws://"+g.Addr().String()+swarmapi.PathAnnounce, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestTrackerCapsFollowTheResolvedClient(t *testing.T) {
 	dialAs := func(client string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := tracker.Dial(ctx, "ws://"+g.Addr().String()+PathAnnounce, http.Header{"X-Forwarded-For": {client}})
+		c, err := tracker.Dial(ctx, "ws://"+g.Addr().String()+swarmapi.PathAnnounce, http.Header{"X-Forwarded-For": {client}})
 		if err == nil {
 			t.Cleanup(func() { c.Close() })
 		}

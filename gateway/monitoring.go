@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // timedTransport reports each origin round trip to the monitor: its latency, and whether it failed.
@@ -29,7 +30,7 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // known: a GET of the site (not of /.swarm/) answered 2xx or 3xx. HEADs, errors and 404s show nobody
 // wanting the site, so that probing for missing pages cannot make a crowd.
 func (s *Server) countDemand(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
-	if r.Method != http.MethodGet || strings.HasPrefix(r.URL.Path, PathPrefix) {
+	if r.Method != http.MethodGet || strings.HasPrefix(r.URL.Path, swarmapi.Prefix) {
 		return w
 	}
 	return &demandWriter{ResponseWriter: w, mon: s.mon, client: s.clientIP(r)}

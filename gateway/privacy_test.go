@@ -18,6 +18,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // Pages the privacy tests add to the example site: the example page with an attribute on its script tag, and
@@ -105,7 +106,7 @@ func testSwitches(t *testing.T, b *browsertest.Browser, s *site, origin *url.URL
 	// something.
 	log := strings.Join(first.requests(), "\n")
 	t.Logf("first browser's requests:\n%s", log)
-	for _, want := range []string{gateway.PathManifest, gateway.PathLoader, "/.swarm/engine-", gateway.PathAnnounce} {
+	for _, want := range []string{swarmapi.PathManifest, swarmapi.PathLoader, "/.swarm/engine-", swarmapi.PathAnnounce} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the first browser's request log lacks %s:\n%s", want, log)
 		}

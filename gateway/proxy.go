@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // Limits of the proxy.
@@ -494,10 +495,10 @@ func (s *Server) rewritePage(resp *http.Response) error {
 		return nil
 	}
 	resp.Body.Close()
-	hasLoader := bytes.Contains(body, []byte(PathLoader))
+	hasLoader := bytes.Contains(body, []byte(swarmapi.PathLoader))
 	rw := &htmlRewriter{base: pageURL(req), inSwarm: func(string) bool { return false }}
 	if s.cfg.Inject && !hasLoader {
-		rw.loaderTag = `<script src="` + PathLoader + `" async></script>`
+		rw.loaderTag = `<script src="` + swarmapi.PathLoader + `" async></script>`
 	}
 	if v != nil && (hasLoader || s.cfg.Inject) {
 		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }

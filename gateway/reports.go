@@ -13,9 +13,11 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
-// Engines report the bytes of a page view by source to PathStats. The gateway cannot see what browsers send
+// Engines report the bytes of a page view by source to swarmapi.PathStats. The gateway cannot see what browsers send
 // each other, so those reports are the only source of its peer byte count; they are the visitors' word, and
 // they feed that count (the dashboard's offload ratio, /.swarm/metrics) and nothing else. A report is
 // credited only when it carries the report token of the manifest its page view was given: the token names
@@ -128,7 +130,7 @@ func (r *reports) parse(s string, client netip.Addr) (reportToken, error) {
 
 // credit checks rep against its token and returns what may be added to the counts: the report's bytes, cut
 // to what the page view has left of its bounds.
-func (r *reports) credit(rep EngineReport, client netip.Addr) (peers, uploaded int64, err error) {
+func (r *reports) credit(rep swarmapi.StatsReport, client netip.Addr) (peers, uploaded int64, err error) {
 	if rep.PeerBytes < 0 || rep.UploadedBytes < 0 || rep.SeederBytes < 0 || rep.WebseedBytes < 0 {
 		return 0, 0, errReportNegative
 	}
@@ -168,16 +170,6 @@ func (r *reports) credit(rep EngineReport, client netip.Addr) (peers, uploaded i
 	return peers, uploaded, nil
 }
 
-// EngineReport is what a browser engine reports: bytes by source since its previous report, and the report
-// token of its page view's manifest.
-type EngineReport struct {
-	PeerBytes     int64  `json:"peerBytes"`
-	SeederBytes   int64  `json:"seederBytes"`
-	WebseedBytes  int64  `json:"webseedBytes"`
-	UploadedBytes int64  `json:"uploadedBytes"`
-	Token         string `json:"token"`
-}
-
 // reportToken mints the report token of a manifest served for v to the client of r.
 func (s *Server) reportToken(r *http.Request, size int64) string {
 	return s.reports.mint(s.clientIP(r), reportPeerFactor*size, s.cfg.UploadCeiling)
@@ -185,7 +177,7 @@ func (s *Server) reportToken(r *http.Request, size int64) string {
 
 // serveStats takes an engine's report (see reports).
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
-	var rep EngineReport
+	var rep swarmapi.StatsReport
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStatsBody)).Decode(&rep); err != nil {
 		http.Error(w, "swarmgate: bad stats report: "+err.Error(), http.StatusBadRequest)
 		return

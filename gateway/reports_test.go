@@ -9,15 +9,17 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // postReport posts an engine report from the local address ip (any 127.x is a distinct client on loopback).
-func postReport(t *testing.T, g *Server, ip string, rep EngineReport) int {
+func postReport(t *testing.T, g *Server, ip string, rep swarmapi.StatsReport) int {
 	t.Helper()
 	b, _ := json.Marshal(rep)
 	c := clientFrom(ip)
 	defer c.CloseIdleConnections()
-	resp, err := c.Post(g.url(PathStats), "text/plain", bytes.NewReader(b))
+	resp, err := c.Post(g.url(swarmapi.PathStats), "text/plain", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,16 +28,16 @@ func postReport(t *testing.T, g *Server, ip string, rep EngineReport) int {
 }
 
 // manifestFrom fetches the manifest as the client at ip.
-func manifestFrom(t *testing.T, g *Server, ip string) Manifest {
+func manifestFrom(t *testing.T, g *Server, ip string) swarmapi.Manifest {
 	t.Helper()
 	c := clientFrom(ip)
 	defer c.CloseIdleConnections()
-	resp, err := c.Get(g.url(PathManifest))
+	resp, err := c.Get(g.url(swarmapi.PathManifest))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var m Manifest
+	var m swarmapi.Manifest
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestStatsReportsCannotInflateTheOffload(t *testing.T) {
 
 	// No token, or a made-up one: refused, nothing counted.
 	for _, tok := range []string{"", "bm90IGEgdG9rZW4", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
-		if code := postReport(t, g, "127.0.0.1", EngineReport{PeerBytes: total, Token: tok}); code != http.StatusForbidden {
+		if code := postReport(t, g, "127.0.0.1", swarmapi.StatsReport{PeerBytes: total, Token: tok}); code != http.StatusForbidden {
 			t.Errorf("report with token %q: HTTP %d, want 403", tok, code)
 		}
 	}
@@ -71,7 +73,7 @@ func TestStatsReportsCannotInflateTheOffload(t *testing.T) {
 	if m.ReportToken == "" {
 		t.Fatal("the manifest carries no report token")
 	}
-	if code := postReport(t, g, "127.0.0.1", EngineReport{PeerBytes: 1000, UploadedBytes: 500, Token: m.ReportToken}); code != http.StatusNoContent {
+	if code := postReport(t, g, "127.0.0.1", swarmapi.StatsReport{PeerBytes: 1000, UploadedBytes: 500, Token: m.ReportToken}); code != http.StatusNoContent {
 		t.Fatalf("honest report: HTTP %d", code)
 	}
 	if n := peers(); n != 1000 {
@@ -79,13 +81,13 @@ func TestStatsReportsCannotInflateTheOffload(t *testing.T) {
 	}
 
 	// The same token from another client: refused.
-	if code := postReport(t, g, "127.0.0.2", EngineReport{PeerBytes: 1000, Token: m.ReportToken}); code != http.StatusForbidden {
+	if code := postReport(t, g, "127.0.0.2", swarmapi.StatsReport{PeerBytes: 1000, Token: m.ReportToken}); code != http.StatusForbidden {
 		t.Errorf("a token used from another client: HTTP %d, want 403", code)
 	}
 
 	// 200 reports on one page view's token are credited no more than that page view can receive.
 	for range 200 {
-		postReport(t, g, "127.0.0.1", EngineReport{PeerBytes: total, Token: m.ReportToken})
+		postReport(t, g, "127.0.0.1", swarmapi.StatsReport{PeerBytes: total, Token: m.ReportToken})
 	}
 	if n := peers(); n != reportPeerFactor*total {
 		t.Fatalf("200 reports on one token counted %d peer bytes, want the page view's bound %d", n, reportPeerFactor*total)
@@ -96,7 +98,7 @@ func TestStatsReportsCannotInflateTheOffload(t *testing.T) {
 	credited := 0
 	for range maxReportViewsPerClient + 20 {
 		tok := manifestFrom(t, g, "127.0.0.3").ReportToken
-		if postReport(t, g, "127.0.0.3", EngineReport{PeerBytes: 1, Token: tok}) == http.StatusNoContent {
+		if postReport(t, g, "127.0.0.3", swarmapi.StatsReport{PeerBytes: 1, Token: tok}) == http.StatusNoContent {
 			credited++
 		}
 	}
@@ -105,7 +107,7 @@ func TestStatsReportsCannotInflateTheOffload(t *testing.T) {
 		t.Fatalf("%d of %d page views of one client credited (%d bytes), want %d a minute",
 			credited, maxReportViewsPerClient+20, peers()-before, maxReportViewsPerClient)
 	}
-	if code := postReport(t, g, "127.0.0.1", EngineReport{PeerBytes: -5, Token: m.ReportToken}); code != http.StatusBadRequest {
+	if code := postReport(t, g, "127.0.0.1", swarmapi.StatsReport{PeerBytes: -5, Token: m.ReportToken}); code != http.StatusBadRequest {
 		t.Errorf("negative report: HTTP %d, want 400", code)
 	}
 }
@@ -118,11 +120,11 @@ func TestReportTokensExpire(t *testing.T) {
 	client := netip.MustParseAddr("127.0.0.1")
 	tok := r.mint(client, 100, 100)
 	now = now.Add(reportTokenTTL - time.Second)
-	if p, _, err := r.credit(EngineReport{PeerBytes: 10, Token: tok}, client); err != nil || p != 10 {
+	if p, _, err := r.credit(swarmapi.StatsReport{PeerBytes: 10, Token: tok}, client); err != nil || p != 10 {
 		t.Fatalf("a live token: credited %d, %v", p, err)
 	}
 	now = now.Add(2 * time.Second)
-	if _, _, err := r.credit(EngineReport{PeerBytes: 10, Token: tok}, client); err == nil {
+	if _, _, err := r.credit(swarmapi.StatsReport{PeerBytes: 10, Token: tok}, client); err == nil {
 		t.Fatal("an expired token was credited")
 	}
 }
@@ -145,7 +147,7 @@ func TestMetricsAreTheOperators(t *testing.T) {
 		{"127.0.0.2", []string{"X-Forwarded-For", "203.0.113.9", "Authorization", "Bearer s3cret"}, http.StatusOK},
 		{"127.0.0.2", []string{"X-Forwarded-For", "203.0.113.9", "Authorization", "Bearer wrong"}, http.StatusForbidden},
 	} {
-		if got := statusFrom(t, clientFrom(c.from), g.url(PathMetrics), c.hdr...); got != c.want {
+		if got := statusFrom(t, clientFrom(c.from), g.url(swarmapi.PathMetrics), c.hdr...); got != c.want {
 			t.Errorf("metrics from %s with %q: HTTP %d, want %d", c.from, c.hdr, got, c.want)
 		}
 	}

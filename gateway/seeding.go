@@ -10,6 +10,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/seeder"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // startSeeder creates the gateway's WebRTC seeder. It reaches the embedded tracker over a loopback listener
@@ -23,7 +24,7 @@ func (s *Server) startSeeder() error {
 			return fmt.Errorf("gateway: seeder's tracker listener: %w", err)
 		}
 		s.internalLn = ln
-		trackerURL = "ws://" + ln.Addr().String() + PathAnnounce
+		trackerURL = "ws://" + ln.Addr().String() + swarmapi.PathAnnounce
 	}
 	scfg := seeder.Config{
 		TrackerURLs: []string{trackerURL},

@@ -24,22 +24,11 @@ import (
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/steer"
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/uplink"
 	"github.com/swarmgate/swarmgate/web"
 	"github.com/swarmgate/swarmgate/webseed"
-)
-
-// Paths the gateway serves itself; everything else goes to the origin.
-const (
-	PathPrefix   = "/.swarm/"
-	PathAnnounce = PathPrefix + "announce"
-	PathMetrics  = PathPrefix + "metrics"
-	PathManifest = PathPrefix + "manifest.json"
-	PathLoader   = PathPrefix + "loader.js"
-	PathSeed     = PathPrefix + "seed/"    // BEP 19 webseed root: PathSeed + version name + "/" + file path
-	PathStats    = PathPrefix + "stats"    // engines report bytes by source here
-	PathWebseeds = PathPrefix + "webseeds" // ?version=: a version's webseeds now, for engines still loading
 )
 
 // Defaults for Config.
@@ -87,7 +76,7 @@ type Config struct {
 	// ICEServers are given to browsers for WebRTC (STUN/TURN URLs). Only the operator's own servers belong
 	// here: a third-party STUN server learns who visits. When empty, browsers get the gateway's own STUN
 	// server if STUNListen is set, else none (peers on one network still connect).
-	ICEServers []ICEServer
+	ICEServers []swarmapi.ICEServer
 	// PeerListen, if set, is where the gateway's seeder accepts ordinary BitTorrent peers (TCP and uTP), e.g.
 	// helpers fetching a site version; empty: browsers over WebRTC only.
 	PeerListen string
@@ -139,13 +128,6 @@ type Config struct {
 	Tracker tracker.Config
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-}
-
-// ICEServer is a STUN or TURN server for browsers, in the shape of the browser's RTCIceServer.
-type ICEServer struct {
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username,omitempty"`
-	Credential string   `json:"credential,omitempty"`
 }
 
 // Server is a gateway: the reverse proxy in front of a site's origin, with the tracker, the manifest, the
@@ -257,14 +239,14 @@ func New(cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.tracker, &s.counters, monitorCollector{s.mon}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.mux.Handle("GET "+PathAnnounce, s.tracker)
-	s.mux.Handle("GET "+PathMetrics, s.operatorOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	s.mux.HandleFunc("GET "+PathManifest, s.serveManifest)
-	s.mux.HandleFunc("GET "+PathWebseeds, s.serveWebseeds)
-	s.mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", s.serveSeed)
-	s.mux.HandleFunc("OPTIONS "+PathSeed+"{version}/{path...}", s.serveSeed)
-	s.mux.HandleFunc("GET "+PathPrefix+"{file}", s.serveAsset)
-	s.mux.HandleFunc("POST "+PathStats, s.serveStats)
+	s.mux.Handle("GET "+swarmapi.PathAnnounce, s.tracker)
+	s.mux.Handle("GET "+swarmapi.PathMetrics, s.operatorOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	s.mux.HandleFunc("GET "+swarmapi.PathManifest, s.serveManifest)
+	s.mux.HandleFunc("GET "+swarmapi.PathWebseeds, s.serveWebseeds)
+	s.mux.HandleFunc("GET "+swarmapi.PathSeed+"{version}/{path...}", s.serveSeed)
+	s.mux.HandleFunc("OPTIONS "+swarmapi.PathSeed+"{version}/{path...}", s.serveSeed)
+	s.mux.HandleFunc("GET "+swarmapi.Prefix+"{file}", s.serveAsset)
+	s.mux.HandleFunc("POST "+swarmapi.PathStats, s.serveStats)
 	s.dash = web.New(web.Config{Snapshot: s.Snapshot, Token: cfg.DashboardToken, Local: s.localClient, Logger: cfg.Logger})
 	for _, p := range web.Routes() {
 		s.mux.Handle("GET "+p, s.dash)

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/steer"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // memberClient is a federation client speaking as member name: a test sends what that member could send.
@@ -66,22 +67,22 @@ type fakeMember struct {
 }
 
 func (f *fakeMember) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ih, ok := cutPrefix(r.URL.Path, gateway.PathJob)
+	ih, ok := cutPrefix(r.URL.Path, swarmapi.PathJob)
 	if !ok {
 		fmt.Fprint(w, "gamma's origin")
 		return
 	}
 	if f.redirect.Load() {
-		http.Redirect(w, r, f.alphaURL+gateway.PathJob+ih, http.StatusFound)
+		http.Redirect(w, r, f.alphaURL+swarmapi.PathJob+ih, http.StatusFound)
 		return
 	}
-	resp, err := http.Get(f.alphaURL + gateway.PathJob + ih)
+	resp, err := http.Get(f.alphaURL + swarmapi.PathJob + ih)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
 	defer resp.Body.Close()
-	var job gateway.Job
+	var job swarmapi.Job
 	if err := json.NewDecoder(resp.Body).Decode(&job); err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -155,7 +156,7 @@ func TestHelpRequestBelongsToItsSender(t *testing.T) {
 	ctx := context.Background()
 	request := func(edit func(r *federation.HelpRequest)) error {
 		r := &federation.HelpRequest{Site: "gamma.example.test", Version: v.Name, InfoHash: v.InfoHash.HexString(),
-			Origin: gammaURL, Webseeds: []string{gammaURL + gateway.PathSeed}, Tracker: "ws://127.0.0.3:" + fmt.Sprint(port) + gateway.PathAnnounce,
+			Origin: gammaURL, Webseeds: []string{gammaURL + swarmapi.PathSeed}, Tracker: "ws://127.0.0.3:" + fmt.Sprint(port) + swarmapi.PathAnnounce,
 			Capacity: 10, Until: time.Now().Add(10 * time.Minute), Challenge: hex.EncodeToString(make([]byte, 32))}
 		if edit != nil {
 			edit(r)
@@ -176,9 +177,9 @@ func TestHelpRequestBelongsToItsSender(t *testing.T) {
 		"alpha as origin":            {func(r *federation.HelpRequest) { r.Origin = alphaURL }, http.StatusForbidden},
 		"an internal origin":         {func(r *federation.HelpRequest) { r.Origin = internal.URL }, http.StatusForbidden},
 		"a named internal origin":    {func(r *federation.HelpRequest) { r.Origin = "http://localhost:" + fmt.Sprint(port) }, http.StatusForbidden},
-		"alpha as webseed":           {func(r *federation.HelpRequest) { r.Webseeds = append(r.Webseeds, alphaURL+gateway.PathSeed) }, http.StatusForbidden},
+		"alpha as webseed":           {func(r *federation.HelpRequest) { r.Webseeds = append(r.Webseeds, alphaURL+swarmapi.PathSeed) }, http.StatusForbidden},
 		"alpha as tracker": {func(r *federation.HelpRequest) {
-			r.Tracker = "ws://127.0.0.1:" + fmt.Sprint(port) + gateway.PathAnnounce
+			r.Tracker = "ws://127.0.0.1:" + fmt.Sprint(port) + swarmapi.PathAnnounce
 		}, http.StatusForbidden},
 		"until past":    {func(r *federation.HelpRequest) { r.Until = time.Now().Add(-time.Minute) }, http.StatusBadRequest},
 		"until too far": {func(r *federation.HelpRequest) { r.Until = time.Now().Add(2 * time.Hour) }, http.StatusBadRequest},
@@ -239,7 +240,7 @@ func TestHelpRequestNeedsAllowPrivate(t *testing.T) {
 		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed}})
 	alphaURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	r := &federation.HelpRequest{Site: siteName, Version: "v", InfoHash: fmt.Sprintf("%040x", 1), Origin: alphaURL,
-		Tracker: "ws://127.0.0.1:" + fmt.Sprint(port) + gateway.PathAnnounce, Capacity: 10, Until: time.Now().Add(time.Minute)}
+		Tracker: "ws://127.0.0.1:" + fmt.Sprint(port) + swarmapi.PathAnnounce, Capacity: 10, Until: time.Now().Add(time.Minute)}
 	err := memberClient(t, fed, keys, "alpha").Send(context.Background(), fmt.Sprintf("http://127.0.0.2:%d", port),
 		federation.KindHelpRequest, r, &federation.Accept{})
 	if !refusedWith(err, http.StatusForbidden) {

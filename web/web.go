@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 //go:embed static
@@ -87,13 +89,8 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// Paths the handler serves, below the gateway's /.swarm/ prefix.
-const (
-	PathDashboard = "/.swarm/dashboard"
-	PathStatus    = "/.swarm/status"
-	PathStream    = "/.swarm/status/stream"
-	pathStatic    = "/.swarm/dashboard/"
-)
+// pathStatic holds the dashboard's files.
+const pathStatic = swarmapi.PathDashboard + "/"
 
 // Handler serves the dashboard, its files and the status API.
 type Handler struct {
@@ -118,18 +115,20 @@ func New(cfg Config) *Handler {
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), closed: make(chan struct{})}
 	files, _ := fs.Sub(static, "static")
-	h.mux.HandleFunc("GET "+PathDashboard, func(w http.ResponseWriter, r *http.Request) {
+	h.mux.HandleFunc("GET "+swarmapi.PathDashboard, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, files, "index.html")
 	})
 	h.mux.Handle("GET "+pathStatic, http.StripPrefix(pathStatic, http.FileServerFS(files)))
-	h.mux.HandleFunc("GET "+PathStatus, h.serveStatus)
-	h.mux.HandleFunc("GET "+PathStream, h.serveStream)
+	h.mux.HandleFunc("GET "+swarmapi.PathStatus, h.serveStatus)
+	h.mux.HandleFunc("GET "+swarmapi.PathStatusStream, h.serveStream)
 	return h
 }
 
 // Routes lists the paths to mount the handler at.
-func Routes() []string { return []string{PathDashboard, pathStatic, PathStatus, PathStream} }
+func Routes() []string {
+	return []string{swarmapi.PathDashboard, pathStatic, swarmapi.PathStatus, swarmapi.PathStatusStream}
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.allowed(w, r) {
@@ -150,7 +149,7 @@ const tokenCookie = "swarmgate_dashboard"
 
 func (h *Handler) allowed(w http.ResponseWriter, r *http.Request) bool {
 	if tok, ok := h.token(r); ok {
-		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: "/.swarm/", HttpOnly: true,
+		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: swarmapi.Prefix, HttpOnly: true,
 			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 		return true
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 func snap() Snapshot {
@@ -22,13 +24,13 @@ func TestAccess(t *testing.T) {
 		fwd                     bool
 		want                    int
 	}{
-		{"loopback", "127.0.0.1:5000", PathStatus, "", false, 200},
-		{"loopback v6", "[::1]:5000", PathStatus, "", false, 200},
-		{"remote without token", "203.0.113.9:5000", PathStatus, "", false, 403},
-		{"remote with wrong token", "203.0.113.9:5000", PathStatus + "?token=nope", "", false, 403},
-		{"remote with token", "203.0.113.9:5000", PathStatus + "?token=s3cret", "", false, 200},
-		{"remote with bearer", "203.0.113.9:5000", PathStatus, "Bearer s3cret", false, 200},
-		{"proxied through loopback", "127.0.0.1:5000", PathStatus, "", true, 403},
+		{"loopback", "127.0.0.1:5000", swarmapi.PathStatus, "", false, 200},
+		{"loopback v6", "[::1]:5000", swarmapi.PathStatus, "", false, 200},
+		{"remote without token", "203.0.113.9:5000", swarmapi.PathStatus, "", false, 403},
+		{"remote with wrong token", "203.0.113.9:5000", swarmapi.PathStatus + "?token=nope", "", false, 403},
+		{"remote with token", "203.0.113.9:5000", swarmapi.PathStatus + "?token=s3cret", "", false, 200},
+		{"remote with bearer", "203.0.113.9:5000", swarmapi.PathStatus, "Bearer s3cret", false, 200},
+		{"proxied through loopback", "127.0.0.1:5000", swarmapi.PathStatus, "", true, 403},
 	} {
 		r := httptest.NewRequest("GET", tc.url, nil)
 		r.RemoteAddr = tc.remote
@@ -45,7 +47,7 @@ func TestAccess(t *testing.T) {
 		}
 	}
 	// A token in the page URL becomes a cookie for the page's own requests.
-	r := httptest.NewRequest("GET", PathDashboard+"?token=s3cret", nil)
+	r := httptest.NewRequest("GET", swarmapi.PathDashboard+"?token=s3cret", nil)
 	r.RemoteAddr = "203.0.113.9:5000"
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
@@ -68,7 +70,7 @@ func TestStatusAndStream(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.Close()
-	resp, err := http.Get(srv.URL + PathStatus)
+	resp, err := http.Get(srv.URL + swarmapi.PathStatus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestStatusAndStream(t *testing.T) {
 		t.Fatalf("status %+v %v", s, err)
 	}
 	resp.Body.Close()
-	resp, err = http.Get(srv.URL + PathStream)
+	resp, err = http.Get(srv.URL + swarmapi.PathStatusStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +110,9 @@ func TestLocalDecidesWithoutAToken(t *testing.T) {
 		remote, url, local string
 		want               int
 	}{
-		{"127.0.0.1:5000", PathStatus, "", 403}, // loopback peer, but the server says it is not local
-		{"203.0.113.9:5000", PathStatus, "yes", 200},
-		{"203.0.113.9:5000", PathStatus + "?token=s3cret", "", 200},
+		{"127.0.0.1:5000", swarmapi.PathStatus, "", 403}, // loopback peer, but the server says it is not local
+		{"203.0.113.9:5000", swarmapi.PathStatus, "yes", 200},
+		{"203.0.113.9:5000", swarmapi.PathStatus + "?token=s3cret", "", 200},
 	} {
 		r := httptest.NewRequest("GET", tc.url, nil)
 		r.RemoteAddr = tc.remote
@@ -121,7 +123,7 @@ func TestLocalDecidesWithoutAToken(t *testing.T) {
 			t.Errorf("%s %s local=%q: %d, want %d", tc.remote, tc.url, tc.local, w.Code, tc.want)
 		}
 	}
-	r := httptest.NewRequest("GET", PathStatus, nil)
+	r := httptest.NewRequest("GET", swarmapi.PathStatus, nil)
 	r.Header.Set("Authorization", "Bearer s3cret")
 	if !h.HasToken(r) || New(Config{Snapshot: snap}).HasToken(r) {
 		t.Error("HasToken: want true with the configured token, false without one configured")

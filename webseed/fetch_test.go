@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/seeder"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // TestFetchOverBitTorrentAndServe: a helper fetches a real site version from the gateway's seeder over
@@ -129,7 +130,7 @@ func TestFetchOverBitTorrentAndServe(t *testing.T) {
 	if resp, _ := env.get(t, "/index.html"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("after release, proxied: %s", resp.Status)
 	}
-	if resp, _ := env.do(t, http.MethodGet, "127.0.0.2", PathSeed+src.v.Name+"/img/hero.jpg"); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := env.do(t, http.MethodGet, "127.0.0.2", swarmapi.PathSeed+src.v.Name+"/img/hero.jpg"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("webseed after release: %s", resp.Status)
 	}
 	if env.seeder.Seeding(job.InfoHash) || env.h.Ready(job.InfoHash) || env.h.Serves(testSite) {
@@ -163,7 +164,7 @@ func checkWebseedParity(t *testing.T, env *helperEnv, src *source) {
 		want, _ := io.ReadAll(rc)
 		rc.Close()
 		// What a BEP 19 client sends: each component path-escaped, below the torrent's name.
-		u := PathSeed + src.v.Name + "/" + escapeComponents(fi.Path)
+		u := swarmapi.PathSeed + src.v.Name + "/" + escapeComponents(fi.Path)
 		resp, body := env.do(t, http.MethodGet, "127.0.0.2", u)
 		if resp.StatusCode != http.StatusOK || int64(len(body)) != n || !bytes.Equal(body, want) {
 			t.Fatalf("webseed %s: %s, %d bytes of %d", u, resp.Status, len(body), n)
@@ -178,11 +179,11 @@ func checkWebseedParity(t *testing.T, env *helperEnv, src *source) {
 		t.Fatal("the test version has no padding files")
 	}
 	for _, p := range []string{"nope", "img/nope.jpg", ".pad/1", "../../etc/passwd"} {
-		if resp, _ := env.do(t, http.MethodGet, "127.0.0.2", PathSeed+src.v.Name+"/"+p); resp.StatusCode != http.StatusNotFound {
+		if resp, _ := env.do(t, http.MethodGet, "127.0.0.2", swarmapi.PathSeed+src.v.Name+"/"+p); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("webseed %s: %s", p, resp.Status)
 		}
 	}
-	if resp, _ := env.do(t, http.MethodPost, "127.0.0.2", PathSeed+src.v.Name+"/img/hero.jpg"); resp.StatusCode != http.StatusMethodNotAllowed {
+	if resp, _ := env.do(t, http.MethodPost, "127.0.0.2", swarmapi.PathSeed+src.v.Name+"/img/hero.jpg"); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("webseed POST: %s", resp.Status)
 	}
 }
@@ -231,7 +232,7 @@ func TestHelperWebseedFeedsAnotherHelper(t *testing.T) {
 	waitReady(t, a.h, job, 30*time.Second)
 
 	b := newHelper(t, "127.0.0.3", Config{})
-	job.Peers, job.Webseeds = nil, []string{a.url + PathSeed}
+	job.Peers, job.Webseeds = nil, []string{a.url + swarmapi.PathSeed}
 	start := time.Now()
 	if err := b.h.Accept(job); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/internal/testlog"
 	"github.com/swarmgate/swarmgate/seeder"
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -112,7 +113,7 @@ func newSource(t testing.TB) *source {
 	}
 	src.peer = fmt.Sprintf("127.0.0.1:%d", src.seeder.ListenPort())
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathSeed+"{version}/{path...}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+swarmapi.PathSeed+"{version}/{path...}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("version") != src.v.Name {
 			http.NotFound(w, r)
 			return
@@ -130,7 +131,7 @@ func newSource(t testing.TB) *source {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	src.webseed = srv.URL + PathSeed
+	src.webseed = srv.URL + swarmapi.PathSeed
 	return src
 }
 

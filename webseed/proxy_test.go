@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
 // TestProxy: what a ready helper does with the site's paths that no version holds.
@@ -190,7 +192,7 @@ func TestProxy(t *testing.T) {
 	})
 
 	t.Run("webseed of a version not held goes to the origin", func(t *testing.T) {
-		p := PathSeed + "site-other/img/a.jpg"
+		p := swarmapi.PathSeed + "site-other/img/a.jpg"
 		if resp, _ := env.get(t, p); resp.StatusCode != http.StatusNotFound || org.count(p) != 1 {
 			t.Fatalf("%s, origin asked %d times", resp.Status, org.count(p))
 		}

@@ -8,21 +8,19 @@ import (
 	"os"
 	"strings"
 	"time"
-)
 
-// PathSeed is the root of the BEP 19 webseed, as on the gateway: PathSeed + version name + "/" + the file's
-// path in the torrent. A job's webseed URL for BitTorrent clients is "http://HELPER" + PathSeed.
-const PathSeed = "/.swarm/seed/"
+	"github.com/swarmgate/swarmgate/swarmapi"
+)
 
 // viaToken marks requests a helper forwards (in Via), so that a loop back into a helper is refused.
 const viaToken = "swarmgate-helper"
 
-// ServeHTTP serves webseed requests (PathSeed) for any ready version, and requests whose Host is a site
+// ServeHTTP serves webseed requests (swarmapi.PathSeed) for any ready version, and requests whose Host is a site
 // with a ready version: files the version holds from disk, anything else through the origin proxy (webseed
 // requests for a version this helper does not hold included, so a page's engine that reached the helper by
 // the site's name still finds every version the gateway offers).
 func (h *Helper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if rest, ok := strings.CutPrefix(r.URL.Path, PathSeed); ok && h.serveSeed(w, r, rest) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, swarmapi.PathSeed); ok && h.serveSeed(w, r, rest) {
 		return
 	}
 	for _, via := range r.Header.Values("Via") {

@@ -31,6 +31,7 @@ import (
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/loopfed"
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/uplink"
 )
 
@@ -371,7 +372,7 @@ func waitReady(ctx context.Context, front string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front+gateway.PathManifest, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front+swarmapi.PathManifest, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

@@ -1,33 +1,7 @@
-// The shape of /.swarm/manifest.json, shared by the loader and the engine.
-export interface ManifestFile {
-  index: number // in the torrent's file list (padding files included)
-  size: number
-  offset: number
-  type: string
-  sha256: string
-}
-
-export interface Manifest {
-  version: string
-  infoHash: string
-  torrent: string // base64 of the .torrent (info dictionary, no trackers): what every piece is verified against
-  pieceLength: number
-  files: Record<string, ManifestFile> // by URL path (with query)
-  tracker: string
-  webseeds: string[]
-  iceServers: RTCIceServer[]
-  engine: string // URL of the engine bundle
-  fallbackMs: number // take pieces from webseeds after this long without progress
-  webseedsNow?: boolean // the webseeds have capacity to spare (helpers in a crowd): take pieces from them at once
-  mode: string
-  serviceWorker: boolean // whether the loader installs /.swarm/sw.js for scope /
-  uploads: string // "off": the operator made every engine download-only
-  uploadRatio: number // a page view uploads at most this multiple of what it downloaded...
-  uploadCeiling: number // ...and at most this many bytes
-  ignoreGPC: boolean // when false, browsers sending GPC or DNT are download-only
-  seederPeerId?: string // hex peer ID of the gateway's own seeder, to tell its bytes from other browsers'
-  reportToken: string // this page view's token, sent with its stats reports
-}
+// The loader's and the engine's types. What crosses the wire (the manifest, the webseed list, stats reports)
+// is generated from the Go package swarmapi into swarmapi.ts.
+import type { Manifest } from './swarmapi'
+export type { Manifest, ManifestFile, StatsReport, Webseeds } from './swarmapi'
 
 export interface EngineStats {
   peerBytes: number // from other browsers

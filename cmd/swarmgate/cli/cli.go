@@ -23,6 +23,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
 	"github.com/swarmgate/swarmgate/uplink"
 )
@@ -247,7 +248,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
 			return cfg, processFlags{}, fmt.Errorf("%w: --ice %q: want stun:, turn: or turns: URLs", errBadFlag, u)
 		}
-		cfg.ICEServers = append(cfg.ICEServers, gateway.ICEServer{URLs: []string{u}})
+		cfg.ICEServers = append(cfg.ICEServers, swarmapi.ICEServer{URLs: []string{u}})
 	}
 	return cfg, processFlags{logLevel: *logLevel, gcPercent: *gcPercent}, nil
 }
@@ -350,6 +351,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Origin != nil {
 		fmt.Fprintf(stdout, "swarmgate: gateway at %s://%s in front of %s\n", scheme, a, cfg.Origin)
 	}
-	fmt.Fprintf(stdout, "swarmgate: tracker at %s://%s%s, metrics at %s://%s%s\n", ws, a, gateway.PathAnnounce, scheme, a, gateway.PathMetrics)
+	fmt.Fprintf(stdout, "swarmgate: tracker at %s://%s%s, metrics at %s://%s%s\n", ws, a, swarmapi.PathAnnounce, scheme, a, swarmapi.PathMetrics)
 	return srv.Run(ctx)
 }
