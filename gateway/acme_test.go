@@ -32,8 +32,10 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/pebbletest"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/swarmapi"
+	"github.com/swarmgate/swarmgate/webseed"
 )
 
 // challengeValue is a well-formed ACME DNS-01 TXT value.
@@ -99,10 +101,12 @@ func TestChallengeRefused(t *testing.T) {
 	origin, _ := url.Parse(s.URL)
 	keys, fed := newFederation(t, port, "alpha", "beta")
 	dnsSrv := testDNS(t)
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir, SiteName: siteName,
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port)},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed}, DNS: dnsSrv})
 	alphaURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitUntil(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
+	testutil.Eventually(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
 
 	ch := &federation.Challenge{Site: siteName, Value: challengeValue}
 	var env map[string]any // a well-formed envelope from beta, its signature taken off
@@ -172,22 +176,24 @@ func TestHelperHTTPSByACME(t *testing.T) {
 	pb := pebbletest.Start(t, dnsSrv.Addr().String())
 	originCert := originCertificate(t)
 
-	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), TLSListen: fmt.Sprintf("127.0.0.1:%d", tlsPort),
-		TLS: &tls.Config{Certificates: []tls.Certificate{originCert}}, Origin: origin, Root: dir, SiteName: siteName,
+	alpha := runMember(t, gateway.Config{
+		Net:  gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), TLSListen: fmt.Sprintf("127.0.0.1:%d", tlsPort), TLS: &tls.Config{Certificates: []tls.Certificate{originCert}}, PeerListen: "127.0.0.1:0"},
+		Site: gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond,
 			HelperRoots: pb.IssuerRoots},
-		DNS: dnsSrv, PeerListen: "127.0.0.1:0",
+		DNS:     dnsSrv,
 		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
 	betaData := t.TempDir()
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), TLSListen: fmt.Sprintf("127.0.0.2:%d", tlsPort),
-		DataDir: betaData, PeerListen: "127.0.0.2:0",
-		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed,
-			ACME: &certs.Config{Directory: pb.Directory, Roots: pb.Roots, Email: "ops@beta.example.test"}}})
-	waitUntil(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.2:%d", port), TLSListen: fmt.Sprintf("127.0.0.2:%d", tlsPort), PeerListen: "127.0.0.2:0"},
+		DataDir:    betaData,
+		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed},
+		Helping:    &webseed.Config{ACME: &certs.Config{Directory: pb.Directory, Roots: pb.Roots, Email: "ops@beta.example.test"}}})
+	testutil.Eventually(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
 
 	crowd := time.Now()
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
-	waitUntil(t, 45*time.Second, "beta in DNS", func() bool {
+	testutil.Eventually(t, 45*time.Second, "beta in DNS", func() bool {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1", "127.0.0.2"))
 	})
 	_, took := alpha.g.Helpers()
@@ -272,8 +278,8 @@ func TestHelperHTTPSByACME(t *testing.T) {
 	}
 
 	stopLoad()
-	waitUntil(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
-	waitUntil(t, 10*time.Second, "beta released", func() bool {
+	testutil.Eventually(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
+	testutil.Eventually(t, 10*time.Second, "beta released", func() bool {
 		h := mustHelpers(alpha.g)
 		return len(h) == 1 && h[0].State == "released"
 	})

@@ -129,7 +129,7 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*swarmapi.Manifes
 		return nil, fmt.Errorf("gateway: encoding torrent: %w", err)
 	}
 	state := s.mon.Status().State
-	fallback := s.cfg.Fallback
+	fallback := s.cfg.Visitors.Fallback
 	if state != monitor.Normal {
 		// In a crowd the site's link is the scarce resource: its webseed and an HTTP fallback compete for
 		// the very bytes the seeder needs to give the swarm pieces it lacks. Engines wait longer for the
@@ -140,20 +140,20 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*swarmapi.Manifes
 		Version: v.Name, InfoHash: v.InfoHash.HexString(), Torrent: torrent.Bytes(), PieceLength: v.Info.PieceLength,
 		Files:      make(map[string]swarmapi.ManifestFile, len(v.Files)),
 		Tracker:    base.ws + swarmapi.PathAnnounce,
-		ICEServers: s.cfg.ICEServers,
+		ICEServers: s.cfg.Visitors.ICEServers,
 		Engine:     swarmapi.Prefix + s.assets.Engine,
 		FallbackMs: fallback.Milliseconds(),
 		Mode:       state.String(),
 
-		ServiceWorker: !s.cfg.NoServiceWorker,
-		Uploads:       map[bool]string{true: "off", false: "on"}[s.cfg.NoUploads],
-		UploadRatio:   s.cfg.UploadRatio,
-		UploadCeiling: s.cfg.UploadCeiling,
-		IgnoreGPC:     s.cfg.IgnoreGPC,
+		ServiceWorker: !s.cfg.Visitors.NoServiceWorker,
+		Uploads:       map[bool]string{true: "off", false: "on"}[s.cfg.Visitors.NoUploads],
+		UploadRatio:   s.cfg.Visitors.UploadRatio,
+		UploadCeiling: s.cfg.Visitors.UploadCeiling,
+		IgnoreGPC:     s.cfg.Visitors.IgnoreGPC,
 		SeederPeerID:  s.seeder.PeerID().String(),
 	}
-	if s.cfg.TrackerURL != "" {
-		m.Tracker = s.cfg.TrackerURL
+	if s.cfg.Visitors.TrackerURL != "" {
+		m.Tracker = s.cfg.Visitors.TrackerURL
 	}
 	m.Webseeds, m.WebseedsNow = s.webseedsFor(v, base)
 	if m.ICEServers == nil && s.stunPort != 0 {
@@ -276,7 +276,7 @@ func (s *Server) preseed(root string) error {
 			return err
 		}
 		info, err := d.Info()
-		if err != nil || info.Size() < s.cfg.MinSwarmSize {
+		if err != nil || info.Size() < s.cfg.Site.MinSwarmSize {
 			return err
 		}
 		ct := mime.TypeByExtension(filepath.Ext(p))

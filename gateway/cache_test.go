@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // The tests of the shared-store boundary (docs/security.md): what a response stored from one client carries
@@ -62,9 +64,9 @@ func TestStoredCopyKeepsTheOriginsHeaders(t *testing.T) {
 	o.asset("/uploads/a.svg", "image/svg+xml", svg, "Cache-Control", "public, max-age=600",
 		"Content-Disposition", `attachment; filename="a.svg"`, "Content-Security-Policy", "sandbox",
 		"X-Content-Type-Options", "nosniff", "Access-Control-Allow-Origin", "*")
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	first, _ := get(t, g.url("/uploads/a.svg"))
-	waitFor(t, "the upload stored", stored(g, "/uploads/a.svg"))
+	testutil.Eventually(t, 10*time.Second, "the upload stored", stored(g, "/uploads/a.svg"))
 	resp, b := get(t, g.url("/uploads/a.svg"))
 	if resp.Header.Get("X-Swarmgate") != "store" || !bytes.Equal(b, svg) {
 		t.Fatalf("second response not the stored copy: %v", resp.Header)
@@ -103,9 +105,9 @@ func TestRevalidationUpdatesTheStoredHeader(t *testing.T) {
 		h.Set("Timing-Allow-Origin", "*")
 		w.Write(font)
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/font.woff2"))
-	waitFor(t, "the font stored", stored(g, "/font.woff2"))
+	testutil.Eventually(t, 10*time.Second, "the font stored", stored(g, "/font.woff2"))
 	resp, b := get(t, g.url("/font.woff2")) // stale (no-cache): revalidated
 	if resp.StatusCode != 200 || !bytes.Equal(b, font) || notModified.Load() != 1 {
 		t.Fatalf("revalidated response: %d, %d bytes, %d revalidations", resp.StatusCode, len(b), notModified.Load())
@@ -132,7 +134,7 @@ func TestVaryingResponsesAreNotShared(t *testing.T) {
 		w.Write(bytes.Repeat([]byte(r.Header.Get("Accept-Language")+";"), 30_000))
 	})
 	o.asset("/gz.bin", "application/octet-stream", testBytes(80_000, 3), "Cache-Control", "max-age=600", "Vary", "Accept-Encoding")
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/hello.bin"), "Accept-Language", "fr")
 	if learningStarted(g, "/hello.bin") {
 		t.Error("a response with Vary: Accept-Language is being stored")
@@ -141,7 +143,7 @@ func TestVaryingResponsesAreNotShared(t *testing.T) {
 		t.Errorf("an English reader got %.10q", b)
 	}
 	get(t, g.url("/gz.bin"))
-	waitFor(t, "Vary: Accept-Encoding stored (the gateway asks for identity)", stored(g, "/gz.bin"))
+	testutil.Eventually(t, 10*time.Second, "Vary: Accept-Encoding stored (the gateway asks for identity)", stored(g, "/gz.bin"))
 }
 
 // Item 7: a request for another host neither reads nor teaches the store; the site's names do.
@@ -157,13 +159,13 @@ func TestOnlyTheSitesHostUsesTheStore(t *testing.T) {
 		}
 		w.Write(good)
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	fetch(t, "GET", g.url("/app.js"), "attacker.example", nil)
 	if learningStarted(g, "/app.js") {
 		t.Fatal("a response for attacker.example is being stored as the site's")
 	}
 	get(t, g.url("/app.js"))
-	waitFor(t, "the site's script stored", stored(g, "/app.js"))
+	testutil.Eventually(t, 10*time.Second, "the site's script stored", stored(g, "/app.js"))
 	if resp, b := fetch(t, "GET", g.url("/app.js"), "", nil); !bytes.Equal(b, good) || resp.Header.Get("X-Swarmgate") != "store" {
 		t.Fatalf("the site's script: from the store %q, same bytes %v", resp.Header.Get("X-Swarmgate"), bytes.Equal(b, good))
 	}
@@ -172,13 +174,13 @@ func TestOnlyTheSitesHostUsesTheStore(t *testing.T) {
 	}
 
 	// With a site name, that name (any case, any port) is the site; its address is not.
-	named := startGateway(t, Config{Origin: mustURL(o.URL), SiteName: "site.example"})
+	named := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL), Name: "site.example"}})
 	fetch(t, "GET", named.url("/app.js"), "127.0.0.1", nil)
 	if learningStarted(named, "/app.js") {
 		t.Fatal("a gateway with a site name stores a response for its address")
 	}
 	fetch(t, "GET", named.url("/app.js"), "Site.Example:8443", nil)
-	waitFor(t, "the named site's script stored", stored(named, "/app.js"))
+	testutil.Eventually(t, 10*time.Second, "the named site's script stored", stored(named, "/app.js"))
 }
 
 // Item 8 and its siblings: a request with credentials in any field, or a body, or no-store, teaches the
@@ -193,7 +195,7 @@ func TestCredentialedRequestsAreNotStored(t *testing.T) {
 		}
 		w.Write(bytes.Repeat([]byte(user+";"), 20_000))
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL), PublicPaths: []string{"/pub/"}})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL), PublicPaths: []string{"/pub/"}}})
 	for _, c := range []struct {
 		path string
 		hdr  http.Header
@@ -230,10 +232,10 @@ func TestLongQueriesDoNotStopVersions(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/big.bin", "application/octet-stream", testBytes(80_000, 6), "Cache-Control", "max-age=600")
 	o.asset("/next.bin", "application/octet-stream", testBytes(80_000, 7), "Cache-Control", "max-age=600")
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/big.bin?"+strings.Repeat("q", 300)))
 	get(t, g.url("/next.bin"))
-	waitFor(t, "a version with /next.bin", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a version with /next.bin", func() bool {
 		v := g.Catalog().Current()
 		if v == nil {
 			return false
@@ -254,7 +256,7 @@ func TestLargeChunkedPagePassesThroughWhole(t *testing.T) {
 			w.(http.Flusher).Flush() // chunked: no Content-Length
 		}
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL), Inject: true})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL), Inject: true}})
 	resp, b := get(t, g.url("/long.html"))
 	if !bytes.Equal(b, page) {
 		t.Fatalf("got %d bytes (Content-Length %d), the origin sent %d", len(b), resp.ContentLength, len(page))
@@ -271,12 +273,12 @@ func TestUntypedResponsesStayUntyped(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		w.Write(body)
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	resp, _ := get(t, g.url("/upload"))
 	if ct := resp.Header.Values("Content-Type"); len(ct) > 0 {
 		t.Errorf("proxied: Content-Type %q added", ct)
 	}
-	waitFor(t, "the upload stored", stored(g, "/upload"))
+	testutil.Eventually(t, 10*time.Second, "the upload stored", stored(g, "/upload"))
 	resp, _ = get(t, g.url("/upload"))
 	if ct := resp.Header.Values("Content-Type"); len(ct) > 0 || resp.Header.Get("X-Swarmgate") != "store" {
 		t.Errorf("stored: Content-Type %q added (%q)", ct, resp.Header.Get("X-Swarmgate"))
@@ -287,11 +289,11 @@ func TestUntypedResponsesStayUntyped(t *testing.T) {
 func TestNoCacheIsRevalidatedDespiteSMaxAge(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/a.bin", "application/octet-stream", testBytes(80_000, 9), "Cache-Control", "no-cache, s-maxage=600", "ETag", `"a"`)
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	var asked atomic.Int32
 	o.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Add(1); o.mux.ServeHTTP(w, r) })
 	get(t, g.url("/a.bin"))
-	waitFor(t, "stored", stored(g, "/a.bin"))
+	testutil.Eventually(t, 10*time.Second, "stored", stored(g, "/a.bin"))
 	get(t, g.url("/a.bin"))
 	if asked.Load() != 2 {
 		t.Errorf("origin asked %d times for two requests of a no-cache asset", asked.Load())
@@ -313,9 +315,9 @@ func TestRevalidationNeverAnswersAnUnconditionalRequestWith304(t *testing.T) {
 		w.Header().Set("ETag", `"x"`)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/x.bin"))
-	waitFor(t, "stored", stored(g, "/x.bin"))
+	testutil.Eventually(t, 10*time.Second, "stored", stored(g, "/x.bin"))
 	res, _ := g.Catalog().Lookup("/x.bin")
 	f, err := g.Catalog().OpenResource(res)
 	if err != nil {
@@ -342,9 +344,9 @@ func TestRevalidationNeverAnswersAnUnconditionalRequestWith304(t *testing.T) {
 func TestStoreKeyIsTheClientsPath(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/base/pic.jpg", "image/jpeg", testBytes(80_000, 11), "Cache-Control", "max-age=600")
-	g := startGateway(t, Config{Origin: mustURL(o.URL + "/base")})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL + "/base")}})
 	get(t, g.url("/pic.jpg"))
-	waitFor(t, "stored as /pic.jpg", stored(g, "/pic.jpg"))
+	testutil.Eventually(t, 10*time.Second, "stored as /pic.jpg", stored(g, "/pic.jpg"))
 	if resp, _ := get(t, g.url("/pic.jpg")); resp.Header.Get("X-Swarmgate") != "store" {
 		t.Error("not answered from the store")
 	}

@@ -25,7 +25,7 @@ func acmeChallengeName(name string) string { return "_acme-challenge." + name }
 // maxChallengesPerHelper values at once; the record goes when the helper asks, when it is released or
 // declines, and after ChallengeTimeout. It returns once the record is live (or gone).
 func (c *coordinator) challenge(ctx context.Context, from string, m *federation.Challenge) error {
-	site := c.s.cfg.SiteName
+	site := c.site
 	if c.dns == nil || site == "" {
 		return fmt.Errorf("gateway: challenge from %s: %w", from, ErrNoDNS)
 	}
@@ -122,7 +122,7 @@ func (c *coordinator) dropChallenges(ctx context.Context, drop func(*challengeRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
-	name := acmeChallengeName(c.s.cfg.SiteName)
+	name := acmeChallengeName(c.site)
 	for i, v := range values {
 		if err := c.dns.RemoveTXT(ctx, name, v); err != nil {
 			c.log.Error("coordinator: removing a challenge record", slog.String("member", members[i]), slog.Any("err", err))

@@ -54,8 +54,7 @@ func TestChallengeRecordLifetime(t *testing.T) {
 	const site = "launch.example.test"
 	name := acmeChallengeName(site)
 	rec := &txtRecorder{txt: map[string][]string{}}
-	s := &Server{cfg: Config{SiteName: site}, log: testlog.New(t, slog.LevelInfo)}
-	c := &coordinator{s: s, cfg: FederationConfig{ChallengeTimeout: time.Minute}, dns: rec, log: s.log,
+	c := &coordinator{site: site, cfg: FederationConfig{ChallengeTimeout: time.Minute}, dns: rec, log: testlog.New(t, slog.LevelInfo),
 		client:  &federation.Client{}, // releases fail to send: no verifier; the records go all the same
 		helpers: map[string]*helperState{}, challenges: map[string]*challengeRecord{}}
 	for _, m := range []string{"beta", "gamma"} {

@@ -60,13 +60,13 @@ func resolveClient(remoteAddr string, h http.Header, trusted []netip.Prefix) cli
 
 // clientIP is the address of the request's client (see resolveClient).
 func (s *Server) clientIP(r *http.Request) netip.Addr {
-	return resolveClient(r.RemoteAddr, r.Header, s.cfg.TrustedProxies).addr
+	return resolveClient(r.RemoteAddr, r.Header, s.cfg.Clients.TrustedProxies).addr
 }
 
 // localClient reports whether a request surely comes from this machine: its resolved client is a loopback
 // address, and no untrusted peer relayed it.
 func (s *Server) localClient(r *http.Request) bool {
-	c := resolveClient(r.RemoteAddr, r.Header, s.cfg.TrustedProxies)
+	c := resolveClient(r.RemoteAddr, r.Header, s.cfg.Clients.TrustedProxies)
 	return c.sure && c.addr.IsLoopback()
 }
 
@@ -177,7 +177,7 @@ func unquoteHeader(s string) string {
 func (s *Server) setForwarded(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	peer := peerAddr(in.RemoteAddr)
-	trusted := peer.IsValid() && isTrusted(peer, s.cfg.TrustedProxies)
+	trusted := peer.IsValid() && isTrusted(peer, s.cfg.Clients.TrustedProxies)
 	host, proto := in.Host, "http"
 	if in.TLS != nil {
 		proto = "https"

@@ -107,7 +107,7 @@ func statusFrom(t *testing.T, c *http.Client, url string, hdr ...string) int {
 // X-Forwarded-For, visitors are not the operator; the dashboard trusts a forwarded address only from a
 // trusted proxy, and never from anyone else.
 func TestDashboardLoopbackRuleUsesTheResolvedClient(t *testing.T) {
-	g := startGateway(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	g := startGateway(t, Config{Clients: ClientConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}})
 	status := g.url(swarmapi.PathStatus)
 	for _, tc := range []struct {
 		from string
@@ -145,7 +145,7 @@ func TestOriginGetsTheClientChain(t *testing.T) {
 		}
 	}))
 	defer o.Close()
-	g := startGateway(t, Config{Origin: mustURL(o.URL), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}, Clients: ClientConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}})
 	host := g.Addr().String()
 	for _, tc := range []struct {
 		from               string

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,9 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -20,12 +17,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/swarmgate/swarmgate/certs"
 	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
+	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/swarmapi"
+	"github.com/swarmgate/swarmgate/webseed"
 )
 
 // FederationConfig makes the gateway a member of a federation of servers that lend each other capacity.
@@ -34,8 +32,8 @@ type FederationConfig struct {
 	Key ed25519.PrivateKey
 	// Members is the federation file: every member with its URL, public key and addresses.
 	Members *federation.Federation
-	// HelpCapacity is the load, in requests per second, this gateway asks each helper to take, and the
-	// capacity it offers when it helps others.
+	// HelpCapacity is the load, in requests per second, this gateway asks each helper to take (what a
+	// helper offers is its own, webseed.Config.Capacity).
 	HelpCapacity int
 	// HealthInterval is how often ready helpers are checked. One that answers wrongly (wrong bytes, an HTTP
 	// error) or refuses the connection is withdrawn at once; one that does not answer within HealthTimeout
@@ -44,11 +42,6 @@ type FederationConfig struct {
 	// HealthTimeout bounds one health check (default DefaultHealthTimeout).
 	HealthTimeout time.Duration
 
-	// ACME, if set, lets this server help sites served over HTTPS: for each, it gets a certificate of its
-	// own for the site's name from this ACME CA by DNS-01, asking the site's gateway to publish the
-	// challenge. It also needs an HTTPS listener (Config.TLSListen, or Config.TLS on Listen). Dir defaults
-	// to the "certs" directory under Config.DataDir.
-	ACME *certs.Config
 	// HelperRoots are the CAs a helper's certificate for this site must chain to before the helper is
 	// published in DNS (the health check speaks HTTPS to it as browsers will); nil: the system's roots.
 	HelperRoots *x509.CertPool
@@ -90,8 +83,9 @@ const (
 	maxJobHelperPeers = 16
 	// DefaultHelpLease is how long a help request holds without renewal (HelpRequest.Until): long enough
 	// that renewals (every half lease) are rare, short enough that a helper whose site's gateway vanished
-	// does not serve the site, and steer nobody's DNS-cached clients to stale pages, for long.
-	DefaultHelpLease = 30 * time.Minute
+	// does not serve the site, and steer nobody's DNS-cached clients to stale pages, for long. It is the
+	// most a helper accepts.
+	DefaultHelpLease = webseed.MaxLease
 	// cleanupTimeout bounds the DNS updates that remove challenge records, which a DNS server answers at once.
 	cleanupTimeout = 3 * time.Second
 )
@@ -129,9 +123,11 @@ type helperState struct {
 // publishes them in DNS once they prove they hold the content and pass a health check, withdraws failing
 // ones at once, and releases them after the crowd, once withdrawn records have expired.
 type coordinator struct {
-	s    *Server
-	cfg  FederationConfig
-	self federation.Member
+	srv       siteServer
+	site      string // the site's name (Config.SiteName)
+	httpsSite bool   // the site is served over HTTPS, and so must its helpers serve it
+	cfg       FederationConfig
+	self      federation.Member
 	// fellows are the other members' addresses (the federation file does not change while the server runs):
 	// favoured looks them up for every write on the uplink.
 	fellows map[netip.Addr]bool
@@ -140,7 +136,6 @@ type coordinator struct {
 	log     *slog.Logger
 	http    *http.Client
 	https   *http.Client // health checks of helpers serving HTTPS: verifies their certificate for the site
-	members *http.Client // job fetches from members: no redirects, only addresses the member may use
 
 	mu         sync.Mutex
 	helpers    map[string]*helperState
@@ -149,9 +144,18 @@ type coordinator struct {
 	firstReady time.Duration // from crowd start to the first helper in DNS
 	published  []steer.Weighted
 	wake       chan struct{}
+	wg         sync.WaitGroup // requests to members under way; run waits for them
 }
 
-func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns steer.Publisher) (*coordinator, error) {
+// siteServer is what the coordinator sees of the server whose site it recruits for.
+type siteServer interface {
+	crowdState() monitor.State
+	// currentVersion is the site version helpers are recruited for; nil before the first.
+	currentVersion() *catalog.Version
+}
+
+// newCoordinator makes the coordinator of the site named site, served over HTTPS when https.
+func newCoordinator(srv siteServer, site string, https bool, cfg FederationConfig, v *federation.Verifier, dns steer.Publisher, log *slog.Logger) (*coordinator, error) {
 	self, err := cfg.Members.Self(cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: federation: %w", err)
@@ -171,18 +175,18 @@ func newCoordinator(s *Server, cfg FederationConfig, v *federation.Verifier, dns
 	if cfg.HelpLease <= 0 || cfg.HelpLease > DefaultHelpLease {
 		cfg.HelpLease = DefaultHelpLease
 	}
-	if site := s.cfg.SiteName; site != "" && !self.HasSite(site) {
-		s.log.Warn("gateway: the federation file does not list this site for this member: other members will refuse to help it",
+	if site != "" && !self.HasSite(site) {
+		log.Warn("gateway: the federation file does not list this site for this member: other members will refuse to help it",
 			slog.String("site", site), slog.String("member", self.Name))
 	}
 	noRedirect := federation.NoRedirects // a helper's health check answers itself; a redirect is no answer
 	return &coordinator{
-		s: s, cfg: cfg, self: self, fellows: fellowAddrs(cfg.Members, self.Name), dns: dns, log: s.log.With(slog.String("component", "coordinator")),
+		srv: srv, site: site, httpsSite: https, cfg: cfg, self: self, fellows: fellowAddrs(cfg.Members, self.Name), dns: dns,
+		log:    log.With(slog.String("component", "coordinator")),
 		client: &federation.Client{Key: cfg.Key, Name: self.Name, Verifier: v},
 		http:   &http.Client{Timeout: cfg.HealthTimeout, CheckRedirect: noRedirect},
 		https: &http.Client{Timeout: cfg.HealthTimeout, CheckRedirect: noRedirect, Transport: &http.Transport{DisableKeepAlives: true,
-			TLSClientConfig: &tls.Config{RootCAs: cfg.HelperRoots, ServerName: s.cfg.SiteName, MinVersion: tls.VersionTLS12}}},
-		members:    federation.NewHTTPClient(jobFetchTimeout),
+			TLSClientConfig: &tls.Config{RootCAs: cfg.HelperRoots, ServerName: site, MinVersion: tls.VersionTLS12}}},
 		helpers:    map[string]*helperState{},
 		challenges: map[string]*challengeRecord{},
 		wake:       make(chan struct{}, 1),
@@ -264,6 +268,7 @@ func (c *coordinator) run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.HealthInterval)
 	defer tick.Stop()
 	defer c.dropChallenges(context.WithoutCancel(ctx), func(*challengeRecord) bool { return true })
+	defer c.wg.Wait() // before the challenges are dropped: a member's answer may still add one
 	for {
 		c.reconcile(ctx)
 		select {
@@ -276,7 +281,7 @@ func (c *coordinator) run(ctx context.Context) {
 }
 
 func (c *coordinator) reconcile(ctx context.Context) {
-	state := c.s.mon.Status().State
+	state := c.srv.crowdState()
 	switch state {
 	case monitor.Crowd:
 		c.recruit(ctx)
@@ -294,7 +299,7 @@ func (c *coordinator) reconcile(ctx context.Context) {
 
 // recruit asks every member not yet asked for the current version to help.
 func (c *coordinator) recruit(ctx context.Context) {
-	v := c.s.cat.Current()
+	v := c.srv.currentVersion()
 	if v == nil {
 		return
 	}
@@ -311,7 +316,7 @@ func (c *coordinator) recruit(ctx context.Context) {
 		}
 		challenge := make([]byte, 32)
 		_, _ = rand.Read(challenge)
-		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now(), tls: c.s.cfg.TLS != nil}
+		h = &helperState{member: m, state: helperAsked, challenge: challenge, version: v, asked: time.Now(), tls: c.httpsSite}
 		c.helpers[m.Name] = h
 		c.mu.Unlock()
 		asks = append(asks, h)
@@ -323,14 +328,14 @@ func (c *coordinator) recruit(ctx context.Context) {
 	// before it, and fetches from them as well as from the site, so the site's link carries each piece to the
 	// helpers about once (an answer takes milliseconds; the fetches take seconds). A member that is slow to
 	// answer holds the next one back for askStagger at most.
-	c.s.wg.Add(1)
+	c.wg.Add(1)
 	go func() {
-		defer c.s.wg.Done()
+		defer c.wg.Done()
 		for _, h := range asks {
 			answered := make(chan struct{})
-			c.s.wg.Add(1)
+			c.wg.Add(1)
 			go func() {
-				defer c.s.wg.Done()
+				defer c.wg.Done()
 				defer close(answered)
 				actx, cancel := context.WithTimeout(ctx, askTimeout)
 				defer cancel()
@@ -380,7 +385,7 @@ func (c *coordinator) askAgain(h *helperState) bool {
 // helpRequest is the help request for h's version, with a lease from now. Called with mu held.
 func (c *coordinator) helpRequest(h *helperState) *federation.HelpRequest {
 	return &federation.HelpRequest{
-		Site: c.s.cfg.SiteName, Version: h.version.Name, InfoHash: h.version.InfoHash.HexString(),
+		Site: c.site, Version: h.version.Name, InfoHash: h.version.InfoHash.HexString(),
 		Origin: c.self.URL, Webseeds: []string{c.self.URL + swarmapi.PathSeed}, Tracker: wsURL(c.self.URL) + swarmapi.PathAnnounce,
 		Capacity: c.cfg.HelpCapacity, Until: time.Now().Add(c.cfg.HelpLease), Challenge: hex.EncodeToString(h.challenge),
 		TLS: h.tls,
@@ -403,9 +408,9 @@ func (c *coordinator) renew(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, h := range due {
-		c.s.wg.Add(1)
+		c.wg.Add(1)
 		go func() {
-			defer c.s.wg.Done()
+			defer c.wg.Done()
 			c.renewOne(ctx, h)
 		}()
 	}
@@ -474,7 +479,7 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 	h := c.helpers[from]
 	engaged := h != nil && engagedState(h.state)
 	c.mu.Unlock()
-	if !engaged || h.version.InfoHash.HexString() != r.InfoHash || r.Site != c.s.cfg.SiteName {
+	if !engaged || h.version.InfoHash.HexString() != r.InfoHash || r.Site != c.site {
 		return fmt.Errorf("gateway: ready from %s for %s: %w: %w", from, r.InfoHash, federation.ErrForbidden, ErrNotAsked)
 	}
 	for _, ap := range []netip.AddrPort{r.Address, r.TLSAddress} {
@@ -483,7 +488,7 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 				from, ap, federation.ErrForbidden)
 		}
 	}
-	piece, err := catalog.ReadPiece(&h.version.Info, h.version.Dir, federation.ChallengePiece(h.challenge, h.version.Info.NumPieces()))
+	piece, err := seeder.ReadPiece(&h.version.Info, h.version.Dir, federation.ChallengePiece(h.challenge, h.version.Info.NumPieces()))
 	if err != nil {
 		return err
 	}
@@ -517,110 +522,6 @@ func engagedState(state string) bool {
 	return state == helperAsked || state == helperAccepted || state == helperReady
 }
 
-// healthy fetches the start of the version's smallest file from a helper, as a steered client would (Host:
-// the site), and compares it with our copy: over HTTP at addr, and over HTTPS at tlsAddr when that is
-// valid, where the helper's certificate must be valid for the site under HelperRoots.
-func (c *coordinator) healthy(ctx context.Context, addr, tlsAddr netip.AddrPort, v *catalog.Version) error {
-	if err := c.probe(ctx, c.http, "http://"+addr.String(), v); err != nil {
-		return err
-	}
-	if tlsAddr.IsValid() {
-		return c.probe(ctx, c.https, "https://"+tlsAddr.String(), v)
-	}
-	return nil
-}
-
-// late marks err as errLate when the health check's time ran out (the helper did not answer in time), as
-// opposed to a connection refused or reset.
-func late(ctx context.Context, err error) error {
-	var ne net.Error
-	if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
-		return fmt.Errorf("%w: %w", errLate, err)
-	}
-	return err
-}
-
-func (c *coordinator) probe(ctx context.Context, hc *http.Client, base string, v *catalog.Version) error {
-	f := slices.MinFunc(v.Files, func(a, b catalog.File) int { return int(a.Size - b.Size) })
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.HealthTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+f.Path, nil)
-	if err != nil {
-		return err
-	}
-	req.Host = c.s.cfg.SiteName
-	const probe = 4096
-	req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", probe-1))
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnhealthy, late(ctx, err))
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(io.LimitReader(resp.Body, probe))
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrUnhealthy, f.Path, late(ctx, err))
-	}
-	if resp.StatusCode != http.StatusPartialContent && resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s: status %d", ErrUnhealthy, f.Path, resp.StatusCode)
-	}
-	rc, _, err := v.Open(f.Path[1:])
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	want, _ := io.ReadAll(io.LimitReader(rc, int64(len(got))))
-	if len(got) == 0 || !bytes.Equal(got, want) {
-		return fmt.Errorf("%w: %s: wrong bytes", ErrUnhealthy, f.Path)
-	}
-	return nil
-}
-
-// checkHealth checks every ready helper; a failing one is withdrawn from DNS at once.
-func (c *coordinator) checkHealth(ctx context.Context) {
-	c.mu.Lock()
-	var ready []*helperState
-	for _, h := range c.helpers {
-		if h.state == helperReady {
-			ready = append(ready, h)
-		}
-	}
-	c.mu.Unlock()
-	for _, h := range ready {
-		err := c.healthy(ctx, h.addr, h.tlsAddr, h.version)
-		if ctx.Err() != nil {
-			return // shutting down: no verdict
-		}
-		c.mu.Lock()
-		if h.state != helperReady { // released or withdrawn meanwhile
-			c.mu.Unlock()
-			continue
-		}
-		if err == nil {
-			h.strikes = 0
-			c.mu.Unlock()
-			continue
-		}
-		if errors.Is(err, errLate) {
-			if h.strikes++; h.strikes < HealthStrikes {
-				strikes := h.strikes
-				c.mu.Unlock()
-				c.log.Info("coordinator: helper late to answer its health check", slog.String("member", h.member.Name),
-					slog.Int("strikes", strikes), slog.Int("of", HealthStrikes), slog.Any("err", err))
-				continue
-			}
-		}
-		h.state, h.reason = helperFailed, err.Error()
-		c.mu.Unlock()
-		c.log.Warn("coordinator: helper failed its health check", slog.String("member", h.member.Name), slog.Any("err", err))
-		if c.dns != nil {
-			if err := c.dns.Withdraw(ctx, c.s.cfg.SiteName, h.addr.Addr()); err != nil {
-				c.log.Error("coordinator: withdrawing helper", slog.Any("err", err))
-			}
-			c.forget(h.addr.Addr())
-		}
-	}
-}
-
 // forget drops a withdrawn address from what publish believes is live, so the next publish sets the rest.
 func (c *coordinator) forget(a netip.Addr) {
 	c.mu.Lock()
@@ -644,7 +545,7 @@ func (s *Server) Published() []netip.Addr {
 
 // publish sets the site's DNS records: the origin's addresses, plus ready helpers during a crowd.
 func (c *coordinator) publish(ctx context.Context, state monitor.State) {
-	if c.dns == nil || c.s.cfg.SiteName == "" {
+	if c.dns == nil || c.site == "" {
 		return
 	}
 	var helpers []steer.Weighted
@@ -671,14 +572,14 @@ func (c *coordinator) publish(ctx context.Context, state monitor.State) {
 	if same {
 		return
 	}
-	if err := c.dns.Set(ctx, c.s.cfg.SiteName, set); err != nil {
+	if err := c.dns.Set(ctx, c.site, set); err != nil {
 		c.log.Error("coordinator: publishing DNS", slog.Any("err", err))
 		return
 	}
 	c.mu.Lock()
 	c.published = set
 	c.mu.Unlock()
-	c.log.Info("coordinator: DNS published", slog.String("name", c.s.cfg.SiteName), slog.Int("addresses", len(set)))
+	c.log.Info("coordinator: DNS published", slog.String("name", c.site), slog.Int("addresses", len(set)))
 }
 
 func (c *coordinator) readyHelpers() []helperState {
@@ -696,7 +597,7 @@ func (c *coordinator) readyHelpers() []helperState {
 
 // webseeds are the ready helpers' webseed URLs, for the manifest during a crowd.
 func (c *coordinator) webseeds() []string {
-	if c.s.mon.Status().State != monitor.Crowd {
+	if c.srv.crowdState() != monitor.Crowd {
 		return nil
 	}
 	var out []string
@@ -727,7 +628,7 @@ func (c *coordinator) release(ctx context.Context) {
 	}
 	for _, h := range engaged {
 		err := c.client.Send(ctx, h.member.URL, federation.KindRelease,
-			&federation.Release{Site: c.s.cfg.SiteName, InfoHash: h.version.InfoHash.HexString()}, nil)
+			&federation.Release{Site: c.site, InfoHash: h.version.InfoHash.HexString()}, nil)
 		c.log.Info("coordinator: released helper", slog.String("member", h.member.Name), slog.Any("err", err))
 	}
 }
@@ -787,7 +688,7 @@ func (c *coordinator) declined(from string, d *federation.Decline) {
 	c.dropChallenges(context.Background(), func(r *challengeRecord) bool { return r.member == from })
 	c.log.Info("coordinator: helper stops helping", slog.String("member", from), slog.String("reason", d.Reason))
 	if wasReady && c.dns != nil {
-		if err := c.dns.Withdraw(context.Background(), c.s.cfg.SiteName, h.addr.Addr()); err != nil {
+		if err := c.dns.Withdraw(context.Background(), c.site, h.addr.Addr()); err != nil {
 			c.log.Error("coordinator: withdrawing helper", slog.Any("err", err))
 		}
 		c.forget(h.addr.Addr())

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"io"
 	"net/http"
 	"sync/atomic"
 
@@ -49,18 +48,6 @@ func (c *counters) Collect(ch chan<- prometheus.Metric) {
 	for src, n := range c.snapshot() {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(n), src)
 	}
-}
-
-// countingReader adds what it reads to a counter.
-type countingReader struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (r countingReader) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	r.n.Add(int64(n))
-	return n, err
 }
 
 // countingResponseWriter counts the body bytes written to a response.

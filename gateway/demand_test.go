@@ -17,7 +17,7 @@ import (
 func TestCrowdIsDemandFromManyClients(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/p.html", "text/html", []byte("<p>hi</p>"))
-	g := startGateway(t, Config{Origin: mustURL(o.URL), Monitor: monitor.Config{
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}, Monitor: monitor.Config{
 		Window: 2 * time.Second, Threshold: 20, ClientBurst: 5, EnterAfter: 300 * time.Millisecond}})
 	state := func() monitor.State { return g.Monitor().Status().State }
 

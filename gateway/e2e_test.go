@@ -72,7 +72,7 @@ func testLogger(t *testing.T) *slog.Logger { return testlog.New(t, slog.LevelInf
 
 func startGateway(t *testing.T, cfg gateway.Config) *gateway.Server {
 	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Net.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Logger = testLogger(t)
 	g, err := gateway.New(cfg)
@@ -166,7 +166,10 @@ func TestCrowdOfBrowsersSharesTheSite(t *testing.T) {
 	origin, _ := url.Parse(s.URL)
 	// A generous fallback: this test measures where bytes come from when the swarm works, and a machine
 	// slowed by the race detector must not push browsers to the webseed.
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir, Fallback: 5 * time.Second})
+	g := startGateway(t, gateway.Config{
+		Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+		Visitors: gateway.VisitorConfig{Fallback: 5 * time.Second},
+	})
 	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
 	heavy := int64(len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV]))
 
@@ -294,7 +297,7 @@ func TestReturningVisitorReadsItsStore(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
 	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
 	p := browsertest.Start(t).NewPage()
 
@@ -346,7 +349,7 @@ func TestStoreKeepsTheCurrentVersionOnly(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
 	gw := "http://" + g.Addr().String()
 	heavy := len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV])
 	p := browsertest.Start(t).NewPage()
@@ -427,7 +430,7 @@ func TestWithoutWebRTCThePageLoadsOverHTTP(t *testing.T) {
 		}
 	}
 
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
 	noRTC := b.NewPage()
 	_, err := chromedp.Call(noRTC.Ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
 		Source: "delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;",
@@ -443,7 +446,10 @@ func TestWithoutWebRTCThePageLoadsOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed.Close()
-	g2 := startGateway(t, gateway.Config{Origin: origin, Root: dir, TrackerURL: "ws://" + closed.Addr().String() + "/.swarm/announce"})
+	g2 := startGateway(t, gateway.Config{
+		Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+		Visitors: gateway.VisitorConfig{TrackerURL: "ws://" + closed.Addr().String() + "/.swarm/announce"},
+	})
 	check("tracker unreachable", b.NewPage(), "http://"+g2.Addr().String()+examplesite.PageHTML, "p2p")
 	if n := g2.Bytes()[gateway.SourceGatewayHTTP]; n < int64(len(s.files[examplesite.ImagePNG])+len(s.files[examplesite.AudioWAV])) {
 		t.Errorf("webseed served %d bytes; the heavy assets weigh more", n)
@@ -456,7 +462,7 @@ func TestServiceWorkerServesFromTheEngine(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
 	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
 	b := browsertest.Start(t)
 	first := b.NewPage()
@@ -497,7 +503,7 @@ func TestCorruptPeerIsDropped(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
 	gw := "http://" + g.Addr().String()
 
 	badSite := http.NewServeMux()
@@ -549,7 +555,9 @@ func TestDashboardShowsTheStatus(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir, SiteName: "launch.example"})
+	g := startGateway(t, gateway.Config{
+		Site: gateway.SiteConfig{Origin: origin, Root: dir, Name: "launch.example"},
+	})
 	gw := "http://" + g.Addr().String()
 	b := browsertest.Start(t)
 	loadPage(t, b.NewPage(), gw+examplesite.PageHTML)
@@ -619,7 +627,7 @@ func TestStockWebTorrentDownloadsFromTheSeeder(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir})
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
 	resp, err := http.Get("http://" + g.Addr().String() + swarmapi.PathManifest)
 	if err != nil {
 		t.Fatal(err)

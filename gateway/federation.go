@@ -12,6 +12,8 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/swarmgate/swarmgate/federation"
+	"github.com/swarmgate/swarmgate/gateway/catalog"
+	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
@@ -26,13 +28,13 @@ func (s *Server) joinFederation(cfg FederationConfig) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	c, err := newCoordinator(s, cfg, v, s.cfg.DNS)
+	c, err := newCoordinator(s, s.cfg.Site.Name, s.cfg.Net.TLS != nil, cfg, v, s.cfg.DNS, s.log)
 	if err != nil {
 		return err
 	}
 	s.coord = c
-	if s.cfg.Uplink != nil {
-		s.cfg.Uplink.SetPriority(c.favoured)
+	if s.cfg.Net.Uplink != nil {
+		s.cfg.Net.Uplink.SetPriority(c.favoured)
 	}
 	s.mux.Handle("POST "+federation.Path, federation.Handler(v, cfg.Key, s.log, s.onFederation))
 	s.mux.HandleFunc("GET "+swarmapi.PathJob+"{infohash}", s.serveJob)
@@ -43,11 +45,17 @@ func (s *Server) joinFederation(cfg FederationConfig) error {
 func (s *Server) onFederation(ctx context.Context, env *federation.Envelope) (federation.Message, error) {
 	switch m := env.Message.(type) {
 	case *federation.HelpRequest:
-		return s.help(ctx, env.From, m)
+		if s.helping == nil {
+			return &federation.Decline{Site: m.Site, InfoHash: m.InfoHash, Reason: "not helping: no BitTorrent listener (--peer-listen)"}, nil
+		}
+		return s.helping.Help(ctx, env.From, m)
 	case *federation.Ready:
 		return nil, s.coord.ready(ctx, env.From, m)
 	case *federation.Release:
-		return nil, s.release(env.From, m)
+		if s.helping == nil {
+			return nil, nil
+		}
+		return nil, s.helping.ReleaseFrom(env.From, m)
 	case *federation.Decline:
 		s.coord.declined(env.From, m)
 		return nil, nil
@@ -68,7 +76,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		job := swarmapi.Job{Version: v.Name, InfoBytes: v.InfoBytes, Files: map[string]swarmapi.JobFile{}}
-		if port := s.seeder.ListenPort(); port != 0 && s.cfg.PeerListen != "" {
+		if port := s.seeder.ListenPort(); port != 0 && s.cfg.Net.PeerListen != "" {
 			host, _, err := net.SplitHostPort(r.Host)
 			if err != nil {
 				host = r.Host
@@ -87,3 +95,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	http.NotFound(w, r)
 }
+
+// crowdState and currentVersion are what the coordinator sees of the server (siteServer).
+func (s *Server) crowdState() monitor.State        { return s.mon.Status().State }
+func (s *Server) currentVersion() *catalog.Version { return s.cat.Current() }

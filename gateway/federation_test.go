@@ -25,6 +25,7 @@ import (
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
@@ -187,14 +188,20 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	fedCfg := func(n string) *gateway.FederationConfig {
 		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: health}
 	}
-	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
-		SiteName: siteName, Federation: fedCfg("alpha"), DNS: dnsSrv, PeerListen: "127.0.0.1:0",
+	alpha := runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), PeerListen: "127.0.0.1:0"},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
+		Federation: fedCfg("alpha"), DNS: dnsSrv,
 		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
-	beta := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0"})
-	gamma := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.3:%d", port), Federation: fedCfg("gamma"), PeerListen: "127.0.0.3:0"})
+	beta := runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0"},
+		Federation: fedCfg("beta")})
+	gamma := runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.3:%d", port), PeerListen: "127.0.0.3:0"},
+		Federation: fedCfg("gamma")})
 	_ = beta
 
-	waitUntil(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
+	testutil.Eventually(t, 10*time.Second, "normal-state DNS", func() bool { return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1")) })
 
 	// Unsigned, forged and replayed help requests change nothing: beta does not start serving the site.
 	betaURL := fmt.Sprintf("http://127.0.0.2:%d", port)
@@ -234,7 +241,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
 
-	waitUntil(t, 45*time.Second, "both helpers in DNS", func() bool {
+	testutil.Eventually(t, 45*time.Second, "both helpers in DNS", func() bool {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1", "127.0.0.2", "127.0.0.3"))
 	})
 	helpers, took := alpha.g.Helpers()
@@ -267,7 +274,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	if !slices.Equal(hosts, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
 		t.Errorf("job peers %v: want the site's seeder and both helpers'", job.Peers)
 	}
-	waitUntil(t, 10*time.Second, "helpers in the site's swarm", func() bool {
+	testutil.Eventually(t, 10*time.Second, "helpers in the site's swarm", func() bool {
 		seeders, _ := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
 		return seeders >= 3 // alpha's seeder, beta's and gamma's
 	})
@@ -339,7 +346,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	// A helper killed mid-crowd is withdrawn within a health interval or two; the survivors keep serving.
 	gamma.stop()
 	killed := time.Now()
-	waitUntil(t, 10*time.Second, "gamma withdrawn", func() bool {
+	testutil.Eventually(t, 10*time.Second, "gamma withdrawn", func() bool {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1", "127.0.0.2"))
 	})
 	t.Logf("killed helper withdrawn after %v (health interval %v)", time.Since(killed), health)
@@ -349,15 +356,15 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 
 	// The load stops: ending withdraws the helpers' records; after the TTL the crowd is over and beta is released.
 	stopLoad()
-	waitUntil(t, 30*time.Second, "records withdrawn", func() bool {
+	testutil.Eventually(t, 30*time.Second, "records withdrawn", func() bool {
 		return slices.Equal(resolve(t, dnsSrv.Addr()), addrs("127.0.0.1"))
 	})
-	waitUntil(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
+	testutil.Eventually(t, 30*time.Second, "normal state", func() bool { return alpha.g.Monitor().Status().State == monitor.Normal })
 	ownSeed := []string{fmt.Sprintf("http://127.0.0.1:%d%s", port, swarmapi.PathSeed)}
 	if w := webseedsNow(t, port, v.Name, http.StatusOK); w.Now || !slices.Equal(w.Webseeds, ownSeed) {
 		t.Errorf("webseeds after the crowd: %+v, want the site's own %v", w, ownSeed)
 	}
-	waitUntil(t, 10*time.Second, "beta released", func() bool {
+	testutil.Eventually(t, 10*time.Second, "beta released", func() bool {
 		for _, h := range mustHelpers(alpha.g) {
 			if h.Name == "beta" && h.State != "released" {
 				return false
@@ -443,17 +450,6 @@ func mustHelpers(g *gateway.Server) []gateway.HelperStatus {
 	return h
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // crowdAfterPageLoads is the setup of the tests of a page that is loading when a crowd comes: alpha serves the
 // site on an uplink of 1 MiB/s, which goes to the helper beta first while it fetches, so the page cannot finish
 // from the site meanwhile; the fallback is long enough that the engine never turns to the site's own webseed
@@ -486,12 +482,16 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 	if err != nil {
 		t.Fatal(err)
 	}
-	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
-		SiteName: siteName, Federation: fedCfg("alpha"), PeerListen: "127.0.0.1:0", Uplink: up, Fallback: 10 * time.Minute,
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter}})
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), Federation: fedCfg("beta"), PeerListen: "127.0.0.2:0",
-		Uplink: betaUplink})
-	waitUntil(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
+	alpha := runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), PeerListen: "127.0.0.1:0", Uplink: up},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
+		Visitors:   gateway.VisitorConfig{Fallback: 10 * time.Minute},
+		Federation: fedCfg("alpha"),
+		Monitor:    monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter}})
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0", Uplink: betaUplink},
+		Federation: fedCfg("beta")})
+	testutil.Eventually(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 
 	lp := &loadingPage{s: s, alpha: alpha, page: browsertest.Start(t).NewPage(), loaded: make(chan loaded, 1)}
@@ -500,7 +500,7 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 		lp.loaded <- loaded{res, err}
 	}()
 	// Once the page's engine has joined the swarm, the crowd comes.
-	waitUntil(t, 30*time.Second, "the page's engine in the swarm", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the page's engine in the swarm", func() bool {
 		_, leechers := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))
 		return leechers >= 1
 	})
@@ -551,7 +551,7 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 		t.Fatal(err)
 	}
 	lp := crowdAfterPageLoads(t, slow, time.Second)
-	waitUntil(t, 60*time.Second, "the page loading from the helper's webseed", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the page loading from the helper's webseed", func() bool {
 		n, err := browsertest.Eval[float64](lp.page, 5*time.Second,
 			`window.swarmgate && window.swarmgate.stats() ? window.swarmgate.stats().webseedBytes : 0`)
 		return err == nil && n >= 256<<10
@@ -613,15 +613,19 @@ func TestSilentMemberDoesNotHoldBackRecruiting(t *testing.T) {
 	fedCfg := func(n string) *gateway.FederationConfig {
 		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: 300 * time.Millisecond}
 	}
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir,
-		SiteName: siteName, Federation: fedCfg("alpha"), DNS: dnsSrv, PeerListen: "127.0.0.1:0",
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), PeerListen: "127.0.0.1:0"},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
+		Federation: fedCfg("alpha"), DNS: dnsSrv,
 		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: 3 * time.Second}})
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.3:%d", port), Federation: fedCfg("gamma"), PeerListen: "127.0.0.3:0"})
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.3:%d", port), PeerListen: "127.0.0.3:0"},
+		Federation: fedCfg("gamma")})
 
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
 	defer stopLoad()
 	start := time.Now()
-	waitUntil(t, 20*time.Second, "gamma in DNS while beta says nothing", func() bool {
+	testutil.Eventually(t, 20*time.Second, "gamma in DNS while beta says nothing", func() bool {
 		return slices.Contains(resolve(t, dnsSrv.Addr()), netip.MustParseAddr("127.0.0.3"))
 	})
 	t.Logf("gamma in DNS %v after the load began", time.Since(start).Round(time.Millisecond))

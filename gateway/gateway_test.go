@@ -29,6 +29,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
@@ -70,8 +71,8 @@ func (o *origin) asset(path, ctype string, body []byte, hdr ...string) {
 
 func startGateway(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
+	if cfg.Net.Listen == "" {
+		cfg.Net.Listen = "127.0.0.1:0"
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -115,17 +116,6 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
 	return resp, b
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func mustURL(s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -150,7 +140,7 @@ func TestProxyPreservesStatusHeadersRangeAndStreaming(t *testing.T) {
 		<-flushed
 		fmt.Fprint(w, "second")
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 
 	resp, b := get(t, g.url("/teapot"))
 	if resp.StatusCode != http.StatusTeapot || resp.Header.Get("X-Tea") != "earl grey" || string(b) != "short and stout" {
@@ -203,7 +193,7 @@ func TestOnlyPublicCacheableContentEntersTheSwarm(t *testing.T) {
 	o.asset("/api/me", "application/json", big(7))              // fetched with Authorization below
 	o.asset("/declared/logo.png", "image/png", big(8))          // the operator declared it public
 	o.asset("/small.css", "text/css", []byte("body{}"))
-	g := startGateway(t, Config{Origin: mustURL(o.URL), PublicPaths: []string{"/declared/"}})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL), PublicPaths: []string{"/declared/"}}})
 
 	for _, p := range []string{"/public.jpg", "/private.jpg", "/nostore.bin", "/setcookie.bin", "/varycookie.bin", "/small.css"} {
 		get(t, g.url(p))
@@ -212,7 +202,7 @@ func TestOnlyPublicCacheableContentEntersTheSwarm(t *testing.T) {
 	get(t, g.url("/api/me"), "Authorization", "Bearer x")
 	get(t, g.url("/declared/logo.png"), "Cookie", "session=abc")
 
-	waitFor(t, "a version with the public assets", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a version with the public assets", func() bool {
 		m := manifestOf(t, g)
 		return m != nil && len(m.Files) == 2
 	})
@@ -244,9 +234,9 @@ func TestWebseedServesRangesOfVersionFiles(t *testing.T) {
 	o := newOrigin(t)
 	body := testBytes(150_000, 3)
 	o.asset("/v.mp4", "video/mp4", body, "Cache-Control", "max-age=60")
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/v.mp4"))
-	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g.Catalog().Current() != nil })
 	m := manifestOf(t, g)
 	if m.Tracker != "ws://"+g.Addr().String()+swarmapi.PathAnnounce || m.Webseeds[0] != g.url(swarmapi.PathSeed) {
 		t.Fatalf("manifest URLs: %s %v", m.Tracker, m.Webseeds)
@@ -265,10 +255,10 @@ func TestStoredAssetsLeaveTheOriginOnce(t *testing.T) {
 	body := testBytes(200_000, 4)
 	o.asset("/fresh.jpg", "image/jpeg", body, "Cache-Control", "public, max-age=600")
 	o.asset("/stale.jpg", "image/jpeg", body[:150_000], "Cache-Control", "no-cache", "ETag", `"v1"`)
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	for _, p := range []string{"/fresh.jpg", "/stale.jpg"} {
 		_, b := get(t, g.url(p))
-		waitFor(t, p+" stored", func() bool { _, ok := g.Catalog().Lookup(p); return ok })
+		testutil.Eventually(t, 10*time.Second, p+" stored", func() bool { _, ok := g.Catalog().Lookup(p); return ok })
 		for range 3 {
 			resp, b2 := get(t, g.url(p))
 			if !bytes.Equal(b, b2) || resp.Header.Get("X-Swarmgate") != "store" {
@@ -284,9 +274,9 @@ func TestStoredAssetsLeaveTheOriginOnce(t *testing.T) {
 func TestOwnSTUNServerIsTheDefaultICEServer(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/a.bin", "application/octet-stream", testBytes(70_000, 1), "Cache-Control", "max-age=60")
-	g := startGateway(t, Config{Origin: mustURL(o.URL), STUNListen: "127.0.0.1:0"})
+	g := startGateway(t, Config{Net: NetConfig{STUNListen: "127.0.0.1:0"}, Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/a.bin"))
-	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g.Catalog().Current() != nil })
 	m := manifestOf(t, g)
 	want := fmt.Sprintf("stun:127.0.0.1:%d", g.STUNPort())
 	if len(m.ICEServers) != 1 || m.ICEServers[0].URLs[0] != want {
@@ -318,10 +308,13 @@ func TestOwnSTUNServerIsTheDefaultICEServer(t *testing.T) {
 		t.Fatalf("STUN says %s, we are %s", mapped, conn.LocalAddr())
 	}
 	// Operator-configured servers replace it.
-	g2 := startGateway(t, Config{Origin: mustURL(o.URL), STUNListen: "127.0.0.1:0",
-		ICEServers: []swarmapi.ICEServer{{URLs: []string{"turn:turn.site.test:3478"}, Username: "u", Credential: "c"}}})
+	g2 := startGateway(t, Config{
+		Net:      NetConfig{STUNListen: "127.0.0.1:0"},
+		Site:     SiteConfig{Origin: mustURL(o.URL)},
+		Visitors: VisitorConfig{ICEServers: []swarmapi.ICEServer{{URLs: []string{"turn:turn.site.test:3478"}, Username: "u", Credential: "c"}}},
+	})
 	get(t, g2.url("/a.bin"))
-	waitFor(t, "a version", func() bool { return g2.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g2.Catalog().Current() != nil })
 	if m := manifestOf(t, g2); m.ICEServers[0].URLs[0] != "turn:turn.site.test:3478" {
 		t.Fatalf("configured ICE servers ignored: %+v", m.ICEServers)
 	}
@@ -331,7 +324,7 @@ func TestServesHTTPSWithSecureSocketURLs(t *testing.T) {
 	cert, pool := selfSigned(t)
 	o := newOrigin(t)
 	o.asset("/a.bin", "application/octet-stream", testBytes(70_000, 1), "Cache-Control", "max-age=60")
-	g := startGateway(t, Config{Origin: mustURL(o.URL), TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	g := startGateway(t, Config{Net: NetConfig{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, Site: SiteConfig{Origin: mustURL(o.URL)}})
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	base := "https://" + g.Addr().String()
 	resp, err := client.Get(base + "/a.bin")
@@ -340,7 +333,7 @@ func TestServesHTTPSWithSecureSocketURLs(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g.Catalog().Current() != nil })
 	resp, err = client.Get(base + swarmapi.PathManifest)
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +374,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestLoadDrivesTheCrowdState(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/p.html", "text/html", []byte("<p>hi</p>"))
-	g := startGateway(t, Config{Origin: mustURL(o.URL), Monitor: monitor.Config{
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}, Monitor: monitor.Config{
 		Window: time.Second, Threshold: 50, EnterAfter: 300 * time.Millisecond, ClientRate: -1, // one client stands for a crowd
 		ExitAfter: 300 * time.Millisecond, EndingHold: 300 * time.Millisecond}})
 	// A bounded load: at most 2000 requests or 10 s, stopping as soon as the crowd is declared.
@@ -396,7 +389,7 @@ func TestLoadDrivesTheCrowdState(t *testing.T) {
 	if m := manifestOf(t, g); m != nil && m.Mode != "crowd" {
 		t.Fatalf("manifest mode %q", m.Mode)
 	}
-	waitFor(t, "the crowd to end", func() bool { return g.Monitor().Status().State == monitor.Normal })
+	testutil.Eventually(t, 10*time.Second, "the crowd to end", func() bool { return g.Monitor().Status().State == monitor.Normal })
 	resp, b := get(t, g.url(swarmapi.PathMetrics))
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `swarmgate_crowd_transitions_total{from="crowd",to="ending"} 1`) ||
 		!strings.Contains(string(b), `swarmgate_crowd_state{state="normal"} 1`) {
@@ -408,7 +401,7 @@ func TestLoadDrivesTheCrowdState(t *testing.T) {
 // every P2P visitor, goes gzipped when the browser accepts it, and decompresses to the very bundle; clients
 // that do not accept gzip, or ask for a range, get it as it is.
 func TestBundlesAreGzippedToBrowsersThatAcceptIt(t *testing.T) {
-	g := startGateway(t, Config{Origin: mustURL(newOrigin(t).URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(newOrigin(t).URL)}})
 	engine := swarmapi.Prefix + g.assets.Engine
 	tr := &http.Transport{DisableCompression: true} // see the encoding as sent
 	defer tr.CloseIdleConnections()

@@ -4,7 +4,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"github.com/swarmgate/swarmgate/swarmapi"
 	xhtml "golang.org/x/net/html"
 )
@@ -58,9 +60,9 @@ func TestProxiedPagesAreRewrittenOnlyWithTheLoader(t *testing.T) {
 	o.asset("/hero.jpg", "image/jpeg", testBytes(90_000, 9), "Cache-Control", "max-age=60")
 	o.asset("/with.html", "text/html", []byte(`<html><head><script src="/.swarm/loader.js" async></script></head><body><img src="/hero.jpg"></body></html>`))
 	o.asset("/without.html", "text/html", []byte(`<html><head></head><body><img src="/hero.jpg"></body></html>`))
-	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/hero.jpg"))
-	waitFor(t, "a version", func() bool { return g.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g.Catalog().Current() != nil })
 	if _, b := get(t, g.url("/with.html")); !strings.Contains(string(b), `<img data-swarm-src="/hero.jpg">`) {
 		t.Fatalf("page with the loader not rewritten: %s", b)
 	}
@@ -68,9 +70,9 @@ func TestProxiedPagesAreRewrittenOnlyWithTheLoader(t *testing.T) {
 	if _, b := get(t, g.url("/without.html")); !strings.Contains(string(b), `<img src="/hero.jpg">`) || strings.Contains(string(b), "swarm") {
 		t.Fatalf("page without the loader was changed: %s", b)
 	}
-	g2 := startGateway(t, Config{Origin: mustURL(o.URL), Inject: true})
+	g2 := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL), Inject: true}})
 	get(t, g2.url("/hero.jpg"))
-	waitFor(t, "a version", func() bool { return g2.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g2.Catalog().Current() != nil })
 	_, b := get(t, g2.url("/without.html"))
 	if !strings.Contains(string(b), `<script src="/.swarm/loader.js" async></script></head>`) || !strings.Contains(string(b), `data-swarm-src="/hero.jpg"`) {
 		t.Fatalf("--inject page: %s", b)

@@ -60,7 +60,7 @@ func closedByServer(c net.Conn) bool {
 // TestConnectionsPerAddressAreCapped: one address holds at most MaxConnsPerClient connections; others are
 // unaffected, a closed connection gives its place back, and trusted proxies are exempt.
 func TestConnectionsPerAddressAreCapped(t *testing.T) {
-	g := startGateway(t, Config{MaxConnsPerClient: 3, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.4.9/32")}})
+	g := startGateway(t, Config{Clients: ClientConfig{MaxConnsPerClient: 3, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.4.9/32")}}})
 	var held []net.Conn
 	for range 3 {
 		c := dialFrom(t, "127.0.4.1", g.Addr())
@@ -110,7 +110,10 @@ func TestStalledClientsAreCutOff(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	g := startGateway(t, Config{Origin: mustURL(o.URL), ProgressTimeout: timeout, IdleTimeout: timeout})
+	g := startGateway(t, Config{
+		Site:    SiteConfig{Origin: mustURL(o.URL)},
+		Clients: ClientConfig{ProgressTimeout: timeout, IdleTimeout: timeout},
+	})
 
 	c := dialFrom(t, "127.0.0.1", g.Addr())
 	_, _ = io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
@@ -164,7 +167,7 @@ func TestStalledClientsAreCutOff(t *testing.T) {
 // TestTrackerCapsFollowTheResolvedClient: behind a trusted proxy the tracker's caps count the client the
 // proxy names, not the proxy.
 func TestTrackerCapsFollowTheResolvedClient(t *testing.T) {
-	g := startGateway(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	g := startGateway(t, Config{Clients: ClientConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
 		Tracker: tracker.Config{MaxSocketsPerClient: 1}})
 	dialAs := func(client string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

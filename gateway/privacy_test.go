@@ -59,14 +59,20 @@ func TestPrivacy(t *testing.T) {
 	t.Run("Switches", func(t *testing.T) { testSwitches(t, b, s, origin, dir) })
 	t.Run("CeilingCap", func(t *testing.T) {
 		const ceiling = 1 << 20
-		capped := testCap(t, b, s, gateway.Config{Origin: origin, Root: dir, UploadCeiling: ceiling}, "ceiling")
+		capped := testCap(t, b, s, gateway.Config{
+			Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+			Visitors: gateway.VisitorConfig{UploadCeiling: ceiling},
+		}, "ceiling")
 		if capped.UploadedBytes > ceiling {
 			t.Errorf("uploaded %.0f bytes past a ceiling of %d", capped.UploadedBytes, ceiling)
 		}
 	})
 	t.Run("RatioCap", func(t *testing.T) {
 		const ratio = 0.25
-		capped := testCap(t, b, s, gateway.Config{Origin: origin, Root: dir, UploadRatio: ratio, IgnoreGPC: true}, "ratio")
+		capped := testCap(t, b, s, gateway.Config{
+			Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+			Visitors: gateway.VisitorConfig{UploadRatio: ratio, IgnoreGPC: true},
+		}, "ratio")
 		if got := capped.received(); capped.UploadedBytes > ratio*got {
 			t.Errorf("uploaded %.0f bytes, more than %.2f of the %.0f it received", capped.UploadedBytes, ratio, got)
 		}
@@ -93,7 +99,10 @@ func settingsSnippet(t *testing.T) string {
 // not one byte from any of them.
 func testSwitches(t *testing.T, b *browsertest.Browser, s *site, origin *url.URL, dir string) {
 	// The first browser may serve every other one here; the caps have subtests of their own.
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir, UploadRatio: 100, UploadCeiling: 1 << 30})
+	g := startGateway(t, gateway.Config{
+		Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+		Visitors: gateway.VisitorConfig{UploadRatio: 100, UploadCeiling: 1 << 30},
+	})
 	gw := "http://" + g.Addr().String()
 
 	first := newVisitor(t, b, g, "first")
@@ -288,7 +297,7 @@ func testCap(t *testing.T, b *browsertest.Browser, s *site, cfg gateway.Config, 
 
 	later := newVisitor(t, b, g, "later", initScript(gpcScript))
 	checkHashes(t, s, later.name, loadPage(t, later.page, gw+examplesite.PageHTML))
-	want := map[bool]string{true: "p2p", false: "download-only"}[cfg.IgnoreGPC]
+	want := map[bool]string{true: "p2p", false: "download-only"}[cfg.Visitors.IgnoreGPC]
 	if st := later.state(t); st.Mode != want || st.PeerBytes == 0 {
 		t.Errorf("later browser: mode %s (%s), want %s; %.0f bytes from the first", st.Mode, st.Reason, want, st.PeerBytes)
 	}
@@ -304,7 +313,11 @@ func testCap(t *testing.T, b *browsertest.Browser, s *site, cfg gateway.Config, 
 // testOperatorSwitch: with --no-uploads every browser is download-only, a second browser gets nothing from the
 // first; and browsers use the gateway's own STUN server and no other.
 func testOperatorSwitch(t *testing.T, b *browsertest.Browser, s *site, origin *url.URL, dir string) {
-	g := startGateway(t, gateway.Config{Origin: origin, Root: dir, NoUploads: true, STUNListen: "127.0.0.1:0"})
+	g := startGateway(t, gateway.Config{
+		Net:      gateway.NetConfig{STUNListen: "127.0.0.1:0"},
+		Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+		Visitors: gateway.VisitorConfig{NoUploads: true},
+	})
 	gw := "http://" + g.Addr().String()
 	stun := fmt.Sprintf(`[{"urls":["stun:127.0.0.1:%d"]}]`, g.STUNPort())
 	var prev *visitor

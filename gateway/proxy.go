@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway/catalog"
+	"github.com/swarmgate/swarmgate/internal/counting"
 	"github.com/swarmgate/swarmgate/swarmapi"
 )
 
@@ -114,7 +115,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 // the site's (siteHost), one with credentials (credentialed), or one for a path the store cannot hold.
 func (s *Server) storeKey(r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet || r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
-		!siteHost(r.Host, s.cfg.SiteName) || credentialed(r.Header, s.isPublicPath(r.URL.Path)) {
+		!siteHost(r.Host, s.cfg.Site.Name) || credentialed(r.Header, s.isPublicPath(r.URL.Path)) {
 		return "", false
 	}
 	key := r.URL.RequestURI()
@@ -179,7 +180,7 @@ func (w noSniffWriter) WriteHeader(code int) {
 func (w noSniffWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) isPublicPath(p string) bool {
-	for _, prefix := range s.cfg.PublicPaths {
+	for _, prefix := range s.cfg.Site.PublicPaths {
 		if strings.HasPrefix(p, prefix) {
 			return true
 		}
@@ -345,7 +346,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	if st != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) {
 		s.cat.Forget(st.key) // the origin no longer has it: stop serving and swarming a stored copy
 	}
-	resp.Body = countingReader{resp.Body, &s.counters.origin}
+	resp.Body = counting.NewReadCloser(resp.Body, &s.counters.origin)
 	if mediaType(resp.Header) == "text/html" {
 		return s.rewritePage(resp)
 	}
@@ -374,7 +375,7 @@ func (s *Server) answerRevalidated(resp *http.Response, st *storeState) error {
 	resp.Header = storedReplyHeader(res, now)
 	resp.Header.Set("Content-Length", strconv.FormatInt(res.Size, 10))
 	resp.ContentLength = res.Size
-	resp.Body = countingReader{st.reval.f, &s.counters.gatewayHTTP}
+	resp.Body = counting.NewReadCloser(st.reval.f, &s.counters.gatewayHTTP)
 	return nil
 }
 
@@ -392,7 +393,7 @@ func (s *Server) learn(resp *http.Response, st *storeState) {
 		len(resp.Header.Values("Content-Range")) > 0 {
 		return
 	}
-	if resp.ContentLength >= 0 && resp.ContentLength < s.cfg.MinSwarmSize {
+	if resp.ContentLength >= 0 && resp.ContentLength < s.cfg.Site.MinSwarmSize {
 		return // small resources are not swarmed, so not worth storing
 	}
 	if !s.startLearning(st.key) {
@@ -479,7 +480,7 @@ func (s *Server) rewritePage(resp *http.Response) error {
 	req := resp.Request
 	v := s.cat.Current()
 	if req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || len(resp.Header.Values("Content-Encoding")) > 0 ||
-		resp.ContentLength > maxRewriteHTML || (v == nil && !s.cfg.Inject) {
+		resp.ContentLength > maxRewriteHTML || (v == nil && !s.cfg.Site.Inject) {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewriteHTML+1))
@@ -497,10 +498,10 @@ func (s *Server) rewritePage(resp *http.Response) error {
 	resp.Body.Close()
 	hasLoader := bytes.Contains(body, []byte(swarmapi.PathLoader))
 	rw := &htmlRewriter{base: pageURL(req), inSwarm: func(string) bool { return false }}
-	if s.cfg.Inject && !hasLoader {
+	if s.cfg.Site.Inject && !hasLoader {
 		rw.loaderTag = `<script src="` + swarmapi.PathLoader + `" async></script>`
 	}
-	if v != nil && (hasLoader || s.cfg.Inject) {
+	if v != nil && (hasLoader || s.cfg.Site.Inject) {
 		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
 	}
 	out := rw.rewrite(body)

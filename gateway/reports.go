@@ -172,7 +172,7 @@ func (r *reports) credit(rep swarmapi.StatsReport, client netip.Addr) (peers, up
 
 // reportToken mints the report token of a manifest served for v to the client of r.
 func (s *Server) reportToken(r *http.Request, size int64) string {
-	return s.reports.mint(s.clientIP(r), reportPeerFactor*size, s.cfg.UploadCeiling)
+	return s.reports.mint(s.clientIP(r), reportPeerFactor*size, s.cfg.Visitors.UploadCeiling)
 }
 
 // serveStats takes an engine's report (see reports).

@@ -54,7 +54,7 @@ func TestStatsReportsCannotInflateTheOffload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hero.jpg"), testBytes(size, 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := startGateway(t, Config{Origin: mustURL(newOrigin(t).URL), Root: dir})
+	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(newOrigin(t).URL), Root: dir}})
 	total := g.cat.Current().Info.TotalLength()
 	peers := func() int64 { return g.Bytes()[SourcePeers] }
 
@@ -133,8 +133,11 @@ func TestReportTokensExpire(t *testing.T) {
 // token), as the dashboard does; before, any visitor could read the gateway's internals there. Behind the
 // operator's front proxy on 127.0.0.2, visitors are whoever it names.
 func TestMetricsAreTheOperators(t *testing.T) {
-	g := startGateway(t, Config{Origin: mustURL(newOrigin(t).URL), DashboardToken: "s3cret",
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	g := startGateway(t, Config{
+		Site:           SiteConfig{Origin: mustURL(newOrigin(t).URL)},
+		Clients:        ClientConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}},
+		DashboardToken: "s3cret",
+	})
 	for _, c := range []struct {
 		from string
 		hdr  []string

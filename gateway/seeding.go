@@ -17,7 +17,7 @@ import (
 // of its own (plain ws://, whatever TLS the public listener has), or announces to Config.TrackerURL when
 // browsers are sent to another tracker.
 func (s *Server) startSeeder() error {
-	trackerURL := s.cfg.TrackerURL
+	trackerURL := s.cfg.Visitors.TrackerURL
 	if trackerURL == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -29,18 +29,15 @@ func (s *Server) startSeeder() error {
 	scfg := seeder.Config{
 		TrackerURLs: []string{trackerURL},
 		DataDir:     s.cfg.DataDir + "/seeder",
-		ListenAddr:  s.cfg.PeerListen,
+		ListenAddr:  s.cfg.Net.PeerListen,
 		Logger:      s.log,
 	}
-	if s.cfg.Uplink != nil {
-		scfg.Shape = s.cfg.Uplink.Conn
+	if s.cfg.Net.Uplink != nil {
+		scfg.Shape = s.cfg.Net.Uplink.Conn
 	}
 	sd, err := seeder.New(scfg)
 	if err != nil {
-		if s.internalLn != nil {
-			s.internalLn.Close()
-		}
-		return fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err) // Close closes internalLn
 	}
 	s.seeder = sd
 	s.counters.seeder = func() int64 { return sd.Stats().UploadedBytes }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"sync"
 	"time"
 
@@ -18,142 +16,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/swarmgate/swarmgate/certs"
 	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/js"
 	"github.com/swarmgate/swarmgate/seeder"
-	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
-	"github.com/swarmgate/swarmgate/uplink"
 	"github.com/swarmgate/swarmgate/web"
 	"github.com/swarmgate/swarmgate/webseed"
 )
 
-// Defaults for Config.
-const (
-	DefaultFallback = 1500 * time.Millisecond
-	// DefaultUploadRatio and DefaultUploadCeiling cap one page view's uploads: twice what it holds
-	// keeps a swarm healthy while no visitor gives much more than it took; the ceiling bounds a long visit.
-	DefaultUploadRatio   = 2
-	DefaultUploadCeiling = 50 << 20
-	// buildDelay batches the resources learned from one page load into one new version.
-	buildDelay = 300 * time.Millisecond
-)
-
-// Config configures a Server.
-type Config struct {
-	// Listen is the TCP address to serve HTTP on, e.g. "127.0.0.1:8000"; port 0 picks a free port.
-	Listen string
-	// Origin is the site's origin server. Without one the gateway serves only its /.swarm/ paths.
-	Origin *url.URL
-	// DataDir holds the gateway's state: stored assets and site versions.
-	DataDir string
-	// Root, if set, is the site's document root: its files are stored and swarmed from the start, so the
-	// very first visitors already get heavy assets from the swarm.
-	Root string
-	// PublicPaths are path prefixes whose responses are public even when requests carry cookies.
-	PublicPaths []string
-	// NoUploads makes every visitor's engine download-only (the operator's global switch).
-	NoUploads bool
-	// UploadRatio caps one page view's uploads at this multiple of what it holds (default 2);
-	// UploadCeiling at this many bytes (default 50 MB).
-	UploadRatio   float64
-	UploadCeiling int64
-	// IgnoreGPC lets browsers that send Global Privacy Control or Do Not Track upload; by default their
-	// engines are download-only.
-	IgnoreGPC bool
-	// NoServiceWorker keeps the loader from installing swarmgate's service worker (for sites with their own:
-	// the loader never displaces one, but a site may prefer not to race it).
-	NoServiceWorker bool
-	// Inject adds the loader's script tag to proxied HTML pages, for sites that cannot edit their pages.
-	Inject bool
-	// MinSwarmSize is the smallest asset fetched from the swarm; smaller ones load over HTTP.
-	MinSwarmSize int64
-	// Fallback is how long a browser waits without progress from peers before taking pieces over HTTP.
-	Fallback time.Duration
-	// ICEServers are given to browsers for WebRTC (STUN/TURN URLs). Only the operator's own servers belong
-	// here: a third-party STUN server learns who visits. When empty, browsers get the gateway's own STUN
-	// server if STUNListen is set, else none (peers on one network still connect).
-	ICEServers []swarmapi.ICEServer
-	// PeerListen, if set, is where the gateway's seeder accepts ordinary BitTorrent peers (TCP and uTP), e.g.
-	// helpers fetching a site version; empty: browsers over WebRTC only.
-	PeerListen string
-	// STUNListen is the UDP address of the gateway's own STUN server, e.g. ":3478"; empty runs none.
-	STUNListen string
-	// TrackerURL, if set, is the tracker browsers announce to instead of the gateway's own (ws:// or wss://).
-	TrackerURL string
-	// TLS, if set, makes the gateway serve HTTPS (browsers need a secure context for service workers, and
-	// for WebRTC on anything but localhost): on Listen, or on TLSListen when that is set. The site is then
-	// served over HTTPS, and helpers recruited for it must serve it so too.
-	TLS *tls.Config
-	// Uplink, if set, shapes everything the gateway sends (HTTP responses, and the seeder's pieces to
-	// browsers and BitTorrent peers) to the uplink's rate, as this machine's link would. During a crowd,
-	// helpers still fetching the site go first on it.
-	Uplink *uplink.Uplink
-	// TLSListen, if set, is a TCP address to serve HTTPS on beside plain HTTP on Listen. A helper needs it
-	// (or TLS on Listen) to help sites served over HTTPS. The certificate is chosen by the name the client
-	// asks for (SNI): the helper's own certificate for a site it helps (FederationConfig.ACME), else TLS's.
-	TLSListen string
-	// SiteName is the site's host name, as the dashboard and DNS know it.
-	SiteName string
-	// DashboardToken, if set, opens the dashboard (/.swarm/dashboard) to requests that carry it; without it
-	// the dashboard answers only requests from this machine (a loopback client, see TrustedProxies).
-	DashboardToken string
-	// TrustedProxies are the operator's own front proxies (load balancers, TLS terminators). A request from
-	// one is taken to come from the right-most address of its X-Forwarded-For (or, without that header,
-	// Forwarded) that is not itself a trusted proxy; a request from any other peer comes from that peer,
-	// whatever it claims. A trusted proxy that names no client makes the client unknown: such requests are
-	// not from this machine (for the dashboard), and all share that proxy's address for the caps per
-	// client. Trusted proxies are exempt from the cap on connections per address.
-	TrustedProxies []netip.Prefix
-	// MaxConnsPerClient bounds the connections one address (an IPv6 /64) holds open on Listen and TLSListen
-	// (DefaultMaxConnsPerClient); negative: no bound. Trusted proxies are exempt.
-	MaxConnsPerClient int
-	// IdleTimeout is how long a kept-alive connection waits for its next request (DefaultIdleTimeout);
-	// ProgressTimeout how long a request's body or response may make no progress (DefaultProgressTimeout).
-	IdleTimeout     time.Duration
-	ProgressTimeout time.Duration
-	// Federation, if set, makes the gateway a federation member: it recruits helpers in a crowd and helps
-	// others when it has spare capacity.
-	Federation *FederationConfig
-	// DNS, if set, publishes the site's addresses (SiteName): the origin's (the federation file's addresses
-	// of this member), plus ready helpers during a crowd. A publisher with a Run method (the embedded
-	// server) is run by the gateway.
-	DNS steer.Publisher
-	// Monitor configures flash-crowd detection on the site's request rate and origin health.
-	Monitor monitor.Config
-	// Tracker configures the embedded WebSocket tracker.
-	Tracker tracker.Config
-	// Logger receives the server's logs; nil discards them.
-	Logger *slog.Logger
-}
-
 // Server is a gateway: the reverse proxy in front of a site's origin, with the tracker, the manifest, the
 // webseed and the browser code under /.swarm/.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	tracker  *tracker.Tracker
-	cat      *catalog.Catalog
-	assets   *js.Assets
-	gzMu     sync.Mutex
-	gzAssets map[string][]byte // gzipped bundles by name, made on first request
-	proxy    http.Handler
-	mux      *http.ServeMux
-	ln       net.Listener
-	tlsLn    net.Listener // TLSListen's; nil without one
-	counters counters
-	reports  *reports // engines' stats reports, credited against their manifests' tokens
-	mon      *monitor.Monitor
-	seeder   *seeder.Seeder
-	coord    *coordinator    // nil outside a federation
-	helping  *webseed.Helper // nil unless in a federation with a BitTorrent listener
-	certs    *certs.Manager  // the helper's certificates for sites it helps; nil without FederationConfig.ACME
-	// runCtx ends when Run does; wg counts the goroutines Run waits for besides its loops.
-	runCtx context.Context
-	wg     sync.WaitGroup
+	cfg       Config
+	log       *slog.Logger
+	tracker   *tracker.Tracker
+	cat       *catalog.Catalog
+	assets    *js.Assets
+	gzMu      sync.Mutex
+	gzAssets  map[string][]byte // gzipped bundles by name, made on first request
+	proxy     http.Handler
+	mux       *http.ServeMux
+	ln        net.Listener
+	tlsLn     net.Listener // TLSListen's; nil without one
+	counters  counters
+	reports   *reports // engines' stats reports, credited against their manifests' tokens
+	mon       *monitor.Monitor
+	seeder    *seeder.Seeder
+	coord     *coordinator    // nil outside a federation
+	helping   *webseed.Helper // nil unless in a federation with a BitTorrent listener
+	closeOnce sync.Once
+	closeErr  error
 	// internalLn serves the embedded tracker to the seeder on loopback.
 	internalLn net.Listener
 	dash       *web.Handler
@@ -168,6 +62,9 @@ type Server struct {
 
 // New builds a server and binds its listener, so that Addr is known before Run.
 func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -177,35 +74,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Monitor.Logger == nil {
 		cfg.Monitor.Logger = cfg.Logger
 	}
-	if cfg.MinSwarmSize <= 0 {
-		cfg.MinSwarmSize = catalog.DefaultMinSize
-	}
-	if cfg.Fallback <= 0 {
-		cfg.Fallback = DefaultFallback
-	}
-	if cfg.UploadRatio <= 0 {
-		cfg.UploadRatio = DefaultUploadRatio
-	}
-	if cfg.UploadCeiling <= 0 {
-		cfg.UploadCeiling = DefaultUploadCeiling
-	}
-	if cfg.MaxConnsPerClient == 0 {
-		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.ProgressTimeout <= 0 {
-		cfg.ProgressTimeout = DefaultProgressTimeout
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("gateway: no data directory configured")
-	}
 	assets, err := js.Load()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	cat, err := catalog.Open(catalog.Config{Dir: cfg.DataDir + "/catalog", MinSize: cfg.MinSwarmSize, Logger: cfg.Logger})
+	cat, err := catalog.Open(catalog.Config{Dir: cfg.DataDir + "/catalog", MinSize: cfg.Site.MinSwarmSize, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -217,9 +90,6 @@ func New(cfg Config) (*Server, error) {
 		cfg.Tracker.Client = s.clientIP // the caps per client, behind the operator's proxies too
 	}
 	s.tracker = tracker.New(cfg.Tracker)
-	if cfg.DNS != nil && cfg.Monitor.EndingHold <= 0 {
-		cfg.Monitor.EndingHold = cfg.DNS.TTL() // withdrawn records must expire before helpers are released
-	}
 	onChange := cfg.Monitor.OnChange
 	cfg.Monitor.OnChange = func(from, to monitor.State) {
 		if onChange != nil {
@@ -230,9 +100,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.mon = monitor.New(cfg.Monitor)
-	s.runCtx = context.Background()
-	if cfg.Root != "" {
-		if err := s.preseed(cfg.Root); err != nil {
+	if cfg.Site.Root != "" {
+		if err := s.preseed(cfg.Site.Root); err != nil {
+			_ = s.Close()
 			return nil, err
 		}
 	}
@@ -251,65 +121,101 @@ func New(cfg Config) (*Server, error) {
 	for _, p := range web.Routes() {
 		s.mux.Handle("GET "+p, s.dash)
 	}
-	if cfg.Origin != nil {
-		s.proxy = s.newProxy(cfg.Origin)
+	if cfg.Site.Origin != nil {
+		s.proxy = s.newProxy(cfg.Site.Origin)
 		s.mux.HandleFunc("/", s.serveProxy)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
+	if err := s.listen(); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
-	ln = newLimitListener(ln, cfg.MaxConnsPerClient, cfg.TrustedProxies, s.log)
-	if cfg.Uplink != nil {
-		ln = cfg.Uplink.Listener(ln)
+	if err := s.start(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// listen binds the server's listeners: HTTP on Net.Listen, HTTPS on Net.TLSListen, STUN on Net.STUNListen.
+func (s *Server) listen() error {
+	cfg := s.cfg
+	ln, err := net.Listen("tcp", cfg.Net.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", cfg.Net.Listen, err)
+	}
+	ln = newLimitListener(ln, cfg.Clients.MaxConnsPerClient, cfg.Clients.TrustedProxies, s.log)
+	if cfg.Net.Uplink != nil {
+		ln = cfg.Net.Uplink.Listener(ln)
 	}
 	s.ln = ln
-	closeListeners := func() {
-		ln.Close()
-		if s.tlsLn != nil {
-			s.tlsLn.Close()
-		}
-	}
-	if cfg.TLSListen != "" {
-		if s.tlsLn, err = net.Listen("tcp", cfg.TLSListen); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("gateway: listen %s: %w", cfg.TLSListen, err)
-		}
-		s.tlsLn = newLimitListener(s.tlsLn, cfg.MaxConnsPerClient, cfg.TrustedProxies, s.log)
-		if cfg.Uplink != nil {
-			s.tlsLn = cfg.Uplink.Listener(s.tlsLn)
-		}
-	}
-	if cfg.STUNListen != "" {
-		srv, addr, err := startSTUN(cfg.STUNListen, s.log)
+	if cfg.Net.TLSListen != "" {
+		tlsLn, err := net.Listen("tcp", cfg.Net.TLSListen)
 		if err != nil {
-			closeListeners()
-			return nil, err
+			return fmt.Errorf("gateway: listen %s: %w", cfg.Net.TLSListen, err)
+		}
+		s.tlsLn = newLimitListener(tlsLn, cfg.Clients.MaxConnsPerClient, cfg.Clients.TrustedProxies, s.log)
+		if cfg.Net.Uplink != nil {
+			s.tlsLn = cfg.Net.Uplink.Listener(s.tlsLn)
+		}
+	}
+	if cfg.Net.STUNListen != "" {
+		srv, addr, err := startSTUN(cfg.Net.STUNListen, s.log)
+		if err != nil {
+			return err
 		}
 		s.stun, s.stunPort = srv, addr.Port
 	}
+	return nil
+}
+
+// start creates the seeder and, in a federation, the coordinator and the helper role.
+func (s *Server) start() error {
 	if err := s.startSeeder(); err != nil {
-		closeListeners()
+		return err
+	}
+	if s.cfg.Federation == nil {
+		return nil
+	}
+	if err := s.joinFederation(*s.cfg.Federation); err != nil {
+		return err
+	}
+	if s.cfg.Net.PeerListen != "" {
+		return s.startHelping()
+	}
+	return nil
+}
+
+// Close releases everything New acquired, whether New finished or failed part-way and whether or not Run
+// ran: the helper role, the seeder, the tracker's sockets, the dashboard's streams, the STUN server and the
+// listeners. Run calls it as it returns, after its loops have ended; New calls it when it fails. Calling it
+// again does nothing.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.helping != nil {
+			errs = append(errs, s.helping.Close())
+		}
+		if s.seeder != nil {
+			errs = append(errs, s.seeder.Close())
+		}
+		if s.tracker != nil {
+			errs = append(errs, s.tracker.Close())
+		}
+		if s.dash != nil {
+			s.dash.Close()
+		}
 		if s.stun != nil {
-			s.stun.Close()
+			errs = append(errs, s.stun.Close())
 		}
-		return nil, err
-	}
-	if cfg.Federation != nil {
-		err := s.joinFederation(*cfg.Federation)
-		if err == nil && cfg.PeerListen != "" {
-			err = s.startHelping()
-		}
-		if err != nil {
-			closeListeners()
-			_ = s.seeder.Close()
-			if s.stun != nil {
-				s.stun.Close()
+		// Run's HTTP servers close the listeners they served; closing one again only says so.
+		for _, ln := range []net.Listener{s.ln, s.tlsLn, s.internalLn} {
+			if ln != nil {
+				_ = ln.Close()
 			}
-			return nil, err
 		}
-	}
-	return s, nil
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
 }
 
 // TLSAddr is the address of the HTTPS listener of Config.TLSListen, nil without one.
@@ -324,15 +230,15 @@ func (s *Server) TLSAddr() net.Addr {
 // sites chosen first by SNI.
 func (s *Server) serverTLS() *tls.Config {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.cfg.TLS != nil {
-		cfg = s.cfg.TLS.Clone()
+	if s.cfg.Net.TLS != nil {
+		cfg = s.cfg.Net.TLS.Clone()
 	}
-	if s.certs == nil {
+	if s.helping == nil {
 		return cfg
 	}
 	own := cfg.GetCertificate
 	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if c := s.helpingCert(hello.ServerName); c != nil {
+		if c := s.helping.Certificate(hello.ServerName); c != nil {
 			return c, nil
 		}
 		if own != nil {
@@ -402,12 +308,11 @@ func (s *Server) buildLoop(ctx context.Context) {
 func (s *Server) Run(ctx context.Context) error {
 	// ReadTimeout and WriteTimeout bound a request until its handler starts; from there the deadlines follow
 	// progress (withProgressDeadlines), so that downloads and status streams live while they move.
-	hs := &http.Server{Handler: withProgressDeadlines(s, s.cfg.ProgressTimeout), ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout: s.cfg.ProgressTimeout, WriteTimeout: s.cfg.ProgressTimeout, IdleTimeout: s.cfg.IdleTimeout,
+	hs := &http.Server{Handler: withProgressDeadlines(s, s.cfg.Clients.ProgressTimeout), ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout: s.cfg.Clients.ProgressTimeout, WriteTimeout: s.cfg.Clients.ProgressTimeout, IdleTimeout: s.cfg.Clients.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(ctx)
-	s.runCtx = loopCtx
 	loops := []func(context.Context){s.runSeeder, s.buildLoop, s.monitorLoop}
 	if s.coord != nil {
 		loops = append(loops, s.coord.run)
@@ -430,25 +335,15 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() {
 		stopLoops()
 		wg.Wait()
-		s.wg.Wait()
-		if s.helping != nil {
-			_ = s.helping.Close()
-		}
-		if s.certs != nil {
-			s.certs.Close()
-		}
-		_ = s.seeder.Close()
-		_ = s.tracker.Close()
-		s.dash.Close()
-		if s.stun != nil {
-			_ = s.stun.Close()
+		if err := s.Close(); err != nil {
+			s.log.Warn("gateway: closing", slog.Any("err", err))
 		}
 	}()
 	listeners := []net.Listener{s.ln}
 	switch {
 	case s.tlsLn != nil:
 		listeners = append(listeners, tls.NewListener(s.tlsLn, s.serverTLS()))
-	case s.cfg.TLS != nil:
+	case s.cfg.Net.TLS != nil:
 		listeners[0] = tls.NewListener(s.ln, s.serverTLS())
 	}
 	errc := make(chan error, len(listeners))

@@ -9,7 +9,7 @@ import (
 func (s *Server) Snapshot() web.Snapshot {
 	st := s.mon.Status()
 	snap := web.Snapshot{
-		Time: s.mon.Now(), Site: s.cfg.SiteName, State: st.State.String(), StateSince: st.Since, Rate: st.Load.Rate,
+		Time: s.mon.Now(), Site: s.cfg.Site.Name, State: st.State.String(), StateSince: st.Since, Rate: st.Load.Rate,
 		Threshold: st.Threshold, OriginLatencyMs: float64(st.Load.OriginLatency.Microseconds()) / 1000,
 		Bytes: s.counters.snapshot(), Swarms: []web.Swarm{}, Helpers: []web.Helper{}, DNS: []web.DNSAnswer{},
 	}
@@ -25,7 +25,7 @@ func (s *Server) Snapshot() web.Snapshot {
 		snap.Helpers = append(snap.Helpers, web.Helper{Name: h.Name, State: h.State, Healthy: h.Healthy, Address: h.Address})
 	}
 	if pub := s.Published(); len(pub) > 0 {
-		ans := web.DNSAnswer{Name: s.cfg.SiteName, TTL: int(s.cfg.DNS.TTL().Seconds())}
+		ans := web.DNSAnswer{Name: s.cfg.Site.Name, TTL: int(s.cfg.DNS.TTL().Seconds())}
 		for _, a := range pub {
 			ans.Addrs = append(ans.Addrs, a.String())
 		}

@@ -20,9 +20,10 @@ import (
 
 	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway"
-	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/internal/testutil"
+	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/steer"
 	"github.com/swarmgate/swarmgate/swarmapi"
 )
@@ -119,10 +120,15 @@ func TestHelpRequestBelongsToItsSender(t *testing.T) {
 	fedCfg := func(n string) *gateway.FederationConfig {
 		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: 300 * time.Millisecond}
 	}
-	alpha := runMember(t, gateway.Config{Listen: "127.0.0.1:" + fmt.Sprint(port), Origin: origin, Root: dir, SiteName: siteName,
-		Federation: fedCfg("alpha"), PeerListen: "127.0.0.1:0"})
-	runMember(t, gateway.Config{Listen: "127.0.0.2:" + fmt.Sprint(port), SiteName: betaSite, Federation: fedCfg("beta"),
-		PeerListen: "127.0.0.2:0"})
+	alpha := runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: "127.0.0.1:" + fmt.Sprint(port), PeerListen: "127.0.0.1:0"},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
+		Federation: fedCfg("alpha")})
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: "127.0.0.2:" + fmt.Sprint(port), PeerListen: "127.0.0.2:0"},
+		Site:       gateway.SiteConfig{Name: betaSite},
+		Federation: fedCfg("beta"),
+	})
 
 	// A listener no job may send beta's seeder to: not an address of any member.
 	trap, err := net.Listen("tcp", "127.0.0.9:0")
@@ -150,7 +156,7 @@ func TestHelpRequestBelongsToItsSender(t *testing.T) {
 	go gsrv.Serve(gln)
 	defer gsrv.Close()
 
-	waitUntil(t, 10*time.Second, "alpha's first version", func() bool { return alpha.g.Catalog().Current() != nil })
+	testutil.Eventually(t, 10*time.Second, "alpha's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 	client := memberClient(t, fed, keys, "gamma")
 	ctx := context.Background()
@@ -201,7 +207,7 @@ func TestHelpRequestBelongsToItsSender(t *testing.T) {
 	if err := request(nil); err != nil {
 		t.Fatalf("gamma's own site: %v", err)
 	}
-	waitUntil(t, 30*time.Second, "beta serving gamma's site", func() bool {
+	testutil.Eventually(t, 30*time.Second, "beta serving gamma's site", func() bool {
 		return serving(t, betaURL, "gamma.example.test", examplesite.ImagePNG)
 	})
 	if n := trapped.Load(); n != 0 {
@@ -222,7 +228,7 @@ func TestHelpRequestBelongsToItsSender(t *testing.T) {
 	if err := client.Send(ctx, betaURL, federation.KindRelease, release, nil); err != nil {
 		t.Fatalf("release by gamma: %v", err)
 	}
-	waitUntil(t, 10*time.Second, "beta to stop serving gamma's site", func() bool {
+	testutil.Eventually(t, 10*time.Second, "beta to stop serving gamma's site", func() bool {
 		return !serving(t, betaURL, "gamma.example.test", examplesite.ImagePNG)
 	})
 }
@@ -236,7 +242,8 @@ func TestHelpRequestNeedsAllowPrivate(t *testing.T) {
 			delete(m, "allowPrivate")
 		}
 	}, "alpha", "beta")
-	runMember(t, gateway.Config{Listen: "127.0.0.2:" + fmt.Sprint(port), PeerListen: "127.0.0.2:0",
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: "127.0.0.2:" + fmt.Sprint(port), PeerListen: "127.0.0.2:0"},
 		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed}})
 	alphaURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	r := &federation.HelpRequest{Site: siteName, Version: "v", InfoHash: fmt.Sprintf("%040x", 1), Origin: alphaURL,
@@ -263,11 +270,13 @@ func TestReadyAddressesMustBeListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alpha := runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir, SiteName: siteName,
+	alpha := runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), PeerListen: "127.0.0.1:0"},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond},
-		DNS:        dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
-	waitUntil(t, 10*time.Second, "alpha's first version", func() bool { return alpha.g.Catalog().Current() != nil })
+		DNS:        dnsSrv,
+		Monitor:    monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
+	testutil.Eventually(t, 10*time.Second, "alpha's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 
 	// beta: its federation endpoint answers help requests with Accept; everything else is the site, served
@@ -320,7 +329,7 @@ func TestReadyAddressesMustBeListed(t *testing.T) {
 	}
 	proof := func(challenge string) string {
 		c, _ := hex.DecodeString(challenge)
-		piece, err := catalog.ReadPiece(&v.Info, v.Dir, federation.ChallengePiece(c, v.Info.NumPieces()))
+		piece, err := seeder.ReadPiece(&v.Info, v.Dir, federation.ChallengePiece(c, v.Info.NumPieces()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,7 +363,7 @@ func TestReadyAddressesMustBeListed(t *testing.T) {
 	if err := ready("beta", &base); err != nil {
 		t.Fatalf("ready at the listed address: %v", err)
 	}
-	waitUntil(t, 10*time.Second, "beta in DNS", func() bool {
+	testutil.Eventually(t, 10*time.Second, "beta in DNS", func() bool {
 		return slices.Contains(resolve(t, dnsSrv.Addr()), listed.Addr())
 	})
 	if got := resolve(t, dnsSrv.Addr()); slices.Contains(got, unlisted.Addr()) {
@@ -376,18 +385,21 @@ func TestHelpersLeaseIsRenewed(t *testing.T) {
 		t.Fatal(err)
 	}
 	const lease = 3 * time.Second
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), Origin: origin, Root: dir, SiteName: siteName,
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), PeerListen: "127.0.0.1:0"},
+		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
 		Federation: &gateway.FederationConfig{Key: keys["alpha"], Members: fed, HealthInterval: 300 * time.Millisecond, HelpLease: lease},
-		DNS:        dnsSrv, PeerListen: "127.0.0.1:0",
-		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
-	runMember(t, gateway.Config{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0",
+		DNS:        dnsSrv,
+		Monitor:    monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: time.Minute}})
+	runMember(t, gateway.Config{
+		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0"},
 		Federation: &gateway.FederationConfig{Key: keys["beta"], Members: fed}})
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
 	defer stopLoad()
 	beta := fmt.Sprintf("http://127.0.0.2:%d", port)
-	waitUntil(t, 30*time.Second, "beta serving the site", func() bool { return serving(t, beta, siteName, examplesite.ImagePNG) })
+	testutil.Eventually(t, 30*time.Second, "beta serving the site", func() bool { return serving(t, beta, siteName, examplesite.ImagePNG) })
 	start := time.Now()
-	waitUntil(t, 4*lease, "three leases to pass", func() bool { return time.Since(start) > 3*lease })
+	testutil.Eventually(t, 4*lease, "three leases to pass", func() bool { return time.Since(start) > 3*lease })
 	if !serving(t, beta, siteName, examplesite.ImagePNG) {
 		t.Fatal("beta stopped serving the site during the crowd: its lease was not renewed")
 	}

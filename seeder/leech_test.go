@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // TestFetchTakesPiecesFromBrowsers: a helper fetching a site version joins the site's swarm on its tracker as
@@ -26,7 +27,7 @@ func TestFetchTakesPiecesFromBrowsers(t *testing.T) {
 	if err := site.AddTorrent(mi, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the site's seeder in the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	testutil.Eventually(t, 10*time.Second, "the site's seeder in the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
 
 	helper := startSeeder(t)
 	fetchDir := t.TempDir()
@@ -34,7 +35,7 @@ func TestFetchTakesPiecesFromBrowsers(t *testing.T) {
 	defer cancel()
 	fetched := make(chan error, 1)
 	go func() { fetched <- helper.Fetch(ctx, mi, fetchDir, nil, nil, []string{env.wsURL}, nil) }()
-	waitFor(t, 10*time.Second, "the fetching seeder in the swarm as a leecher", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the fetching seeder in the swarm as a leecher", func() bool {
 		st := env.trk.Stats()
 		return st.Seeders == 1 && st.Leechers == 1
 	})
@@ -70,7 +71,7 @@ func TestFetchTakesPiecesFromBrowsers(t *testing.T) {
 		t.Fatal("the helper does not seed what it fetched")
 	}
 	// Complete, it stays in the swarm as a seeder ("completed" announced).
-	waitFor(t, 10*time.Second, "the helper announced as a seeder", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the helper announced as a seeder", func() bool {
 		st := env.trk.Stats()
 		return st.Seeders == 3 && st.Leechers == 0 // the site's seeder, the browser, the helper
 	})

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +30,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"github.com/swarmgate/swarmgate/tracker"
 )
 
@@ -45,7 +45,7 @@ func testLogger(t testing.TB) *slog.Logger {
 type testEnv struct {
 	trk   *tracker.Tracker
 	srv   *httptest.Server
-	conns *trackingListener
+	conns *testutil.TrackingListener
 	wsURL string
 }
 
@@ -64,7 +64,7 @@ func newEnv(t *testing.T) *testEnv {
 		fmt.Fprint(w, "<!doctype html><title>seeder test</title>")
 	})
 	srv := httptest.NewUnstartedServer(mux)
-	conns := &trackingListener{Listener: srv.Listener}
+	conns := &testutil.TrackingListener{Listener: srv.Listener}
 	srv.Listener = conns
 	srv.Start()
 	t.Cleanup(func() {
@@ -72,33 +72,6 @@ func newEnv(t *testing.T) *testEnv {
 		srv.Close()
 	})
 	return &testEnv{trk: trk, srv: srv, conns: conns, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/announce"}
-}
-
-// trackingListener remembers accepted connections so a test can cut them, WebSockets included (httptest
-// forgets hijacked connections).
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-func (l *trackingListener) dropAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		_ = c.Close()
-	}
-	l.conns = nil
 }
 
 // newSeeder makes a seeder with the test's data dir and logger where cfg leaves them empty, closed when the
@@ -164,18 +137,6 @@ func makeTorrent(t *testing.T, dir, name string, size int) (*metainfo.MetaInfo, 
 	return &metainfo.MetaInfo{InfoBytes: infoBytes}, data
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 type browserResult struct {
 	Hash        string  `json:"hash"`
 	Size        int     `json:"size"`
@@ -197,7 +158,7 @@ func TestBrowserDownloadsFromSeeder(t *testing.T) {
 	if err := s.AddTorrent(mi, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
 
 	ih := mi.HashInfoBytes()
 	magnet := metainfo.Magnet{InfoHash: ih, Trackers: []string{env.wsURL}, DisplayName: "asset.bin"}.String()
@@ -455,7 +416,7 @@ func TestGoPeerFetchesBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	ih := mi.HashInfoBytes()
-	waitFor(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
 
 	gp := dialGoPeer(t, env.wsURL, ih, int64(len(data)))
 	if id := gp.handshake(t, ih); id != [20]byte(s.PeerID()) {
@@ -469,7 +430,7 @@ func TestGoPeerFetchesBlock(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	gp.close()
-	waitFor(t, 10*time.Second, "the seeder to drop the closed peer", func() bool { return s.Stats().ActivePeers == 0 })
+	testutil.Eventually(t, 10*time.Second, "the seeder to drop the closed peer", func() bool { return s.Stats().ActivePeers == 0 })
 }
 
 // TestCloseLeavesNoGoroutines closes a seeder with a browser stand-in connected and its tracker sockets
@@ -486,7 +447,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- s.Run(context.Background()) }()
-	waitFor(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
 	gp := dialGoPeer(t, env.wsURL, mi.HashInfoBytes(), 1<<20)
 	gp.handshake(t, mi.HashInfoBytes())
 	if err := s.Close(); err != nil {
@@ -519,9 +480,9 @@ func TestReconnectsToTracker(t *testing.T) {
 	if err := s.AddTorrent(mi, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
-	env.conns.dropAll()
-	waitFor(t, 10*time.Second, "the seeder to reconnect and announce again", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	env.conns.CloseAll()
+	testutil.Eventually(t, 10*time.Second, "the seeder to reconnect and announce again", func() bool {
 		st := env.trk.Stats()
 		return st.ConnectionsTotal >= 2 && st.Seeders == 1 && s.Stats().Trackers == 1
 	})
@@ -539,13 +500,13 @@ func TestAnnouncesToEveryTracker(t *testing.T) {
 	if err := s.AddTorrent(mi, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the seeder to join both swarms", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the seeder to join both swarms", func() bool {
 		return env1.trk.Stats().Seeders == 1 && env2.trk.Stats().Seeders == 1
 	})
 	if err := s.RemoveTorrent(mi.HashInfoBytes()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the seeder to leave both swarms", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the seeder to leave both swarms", func() bool {
 		return env1.trk.Stats().Peers == 0 && env2.trk.Stats().Peers == 0
 	})
 	if err := s.RemoveTorrent(mi.HashInfoBytes()); !errors.Is(err, ErrUnknownTorrent) {
@@ -695,7 +656,7 @@ func TestReannounces(t *testing.T) {
 	}
 	start := time.Now()
 	run(t, s)
-	waitFor(t, 10*time.Second, "three announces", func() bool { return trk.Stats().Announces >= 3 })
+	testutil.Eventually(t, 10*time.Second, "three announces", func() bool { return trk.Stats().Announces >= 3 })
 	if d := time.Since(start); d < 1900*time.Millisecond {
 		t.Fatalf("three announces within %v with a 1 s interval", d)
 	}
@@ -711,13 +672,13 @@ func TestUnopenedPeerIsClosed(t *testing.T) {
 	if err := s.AddTorrent(mi, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
 	gp := offerGoPeer(t, env.wsURL, mi.HashInfoBytes(), 100<<10)
 	gp.awaitAnswer(t) // and never use it
 	if st := s.Stats(); st.ConnectingPeers != 1 {
 		t.Fatalf("stats after the answer: %+v", st)
 	}
-	waitFor(t, 5*time.Second, "the unopened peer connection to be closed", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the unopened peer connection to be closed", func() bool {
 		st := s.Stats()
 		return st.ConnectingPeers == 0 && st.ActivePeers == 0
 	})
@@ -733,13 +694,13 @@ func TestMaxPeers(t *testing.T) {
 	if err := s.AddTorrent(mi, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
 	first := dialGoPeer(t, env.wsURL, mi.HashInfoBytes(), 100<<10)
 	first.handshake(t, mi.HashInfoBytes())
 	_ = first.tc.Close() // leave the swarm, so that the tracker relays the next offer to the seeder
-	waitFor(t, 10*time.Second, "the first peer to leave the swarm", func() bool { return env.trk.Stats().Peers == 1 })
+	testutil.Eventually(t, 10*time.Second, "the first peer to leave the swarm", func() bool { return env.trk.Stats().Peers == 1 })
 	offerGoPeer(t, env.wsURL, mi.HashInfoBytes(), 100<<10)
-	waitFor(t, 10*time.Second, "the second offer to be refused", func() bool { return s.Stats().OffersRefused == 1 })
+	testutil.Eventually(t, 10*time.Second, "the second offer to be refused", func() bool { return s.Stats().OffersRefused == 1 })
 	if st := s.Stats(); st.OffersAnswered != 1 || st.ActivePeers != 1 {
 		t.Fatalf("stats %+v", st)
 	}

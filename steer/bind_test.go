@@ -15,13 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
-	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // namedPath is where Debian's bind9 package installs BIND.
@@ -109,26 +108,7 @@ controls { };
 		}
 		args = append(args, "-u", "bind")
 	}
-	var logs testlog.Buffer
-	cmd := exec.Command(namedPath, args...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start named: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() || os.Getenv("NAMED_LOG") != "" {
-			t.Logf("named's log:\n%s", logs.String())
-		}
-	})
+	proc := testutil.StartProcess(t, exec.Command(namedPath, args...), "named", "NAMED_LOG")
 
 	start := time.Now()
 	deadline := start.Add(namedStartTimeout)
@@ -140,12 +120,12 @@ controls { };
 			break
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("named exited before answering: %v\n%s", err, logs.String())
+		case <-proc.Exited():
+			t.Fatalf("named exited before answering: %v\n%s", proc.Err(), proc.Logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("named did not answer for %s within %s\n%s", waitZone, namedStartTimeout, logs.String())
+			t.Fatalf("named did not answer for %s within %s\n%s", waitZone, namedStartTimeout, proc.Logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -435,7 +415,7 @@ zone "example.test" {
 		if err := st.do(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the secondary to carry the "+st.name+" change", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the secondary to carry the "+st.name+" change", func() bool {
 			return slices.Equal(lookup(t, secondary, "www.example.test"), st.want)
 		})
 		t.Logf("%s: secondary answers the new set %s after the change", st.name, time.Since(changed).Round(time.Millisecond))

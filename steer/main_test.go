@@ -97,15 +97,3 @@ func addrsIn(rrs []dns.RR) []netip.Addr {
 	}
 	return out
 }
-
-// waitFor polls cond every 20 ms until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // TestSocketsPerClientAreCapped: one client may hold MaxSocketsPerClient sockets; the next is refused
@@ -58,7 +60,7 @@ func TestSocketsPerClientAreCapped(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitFor(t, func() bool { return tr.Stats().Connections == 4 })
+	testutil.Eventually(t, 5*time.Second, "4 connections", func() bool { return tr.Stats().Connections == 4 })
 }
 
 // TestSwarmsPerClientAreCapped: a client may have started MaxSwarmsPerClient swarms that still exist;

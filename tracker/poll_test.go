@@ -3,18 +3,17 @@ package tracker
 import (
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // TestIdleSocketsHoldNoGoroutine: many sockets announce, then idle; on Linux the tracker holds no goroutine per
@@ -55,7 +54,7 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		// The test's client goroutines are not reading; the tracker's are the poller and, briefly, the
 		// goroutines that served the last messages.
-		waitFor(t, func() bool { return runtime.NumGoroutine() <= before+10 })
+		testutil.Eventually(t, 5*time.Second, "the goroutines to end", func() bool { return runtime.NumGoroutine() <= before+10 })
 	}
 	announceAll()
 }
@@ -97,7 +96,7 @@ func TestPingBetweenMessagesIsAnswered(t *testing.T) {
 		t.Fatalf("pinging socket dropped: %+v", st)
 	}
 	// Then it falls silent and is dropped.
-	waitFor(t, func() bool { return tr.Stats().Connections == 0 })
+	testutil.Eventually(t, 5*time.Second, "no connection", func() bool { return tr.Stats().Connections == 0 })
 }
 
 // TestSocketClosedUnderTheTrackerIsDropped: a connection closed by someone else (here the listener's owner)
@@ -105,7 +104,7 @@ func TestPingBetweenMessagesIsAnswered(t *testing.T) {
 func TestSocketClosedUnderTheTrackerIsDropped(t *testing.T) {
 	tr := New(Config{Logger: testLogger(t)})
 	srv := httptest.NewUnstartedServer(tr)
-	ln := &recordingListener{Listener: srv.Listener}
+	ln := &testutil.TrackingListener{Listener: srv.Listener}
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(func() {
@@ -115,16 +114,16 @@ func TestSocketClosedUnderTheTrackerIsDropped(t *testing.T) {
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	c := dial(t, url)
 	announce(t, c, Announce{InfoHash: idOf(1), PeerID: idOf(2), Left: 1})
-	ln.closeAll()
+	ln.CloseAll()
 	// The client is back at once, before the sweeper's next look: its peer ID is free.
 	c2 := dial(t, url)
 	announce(t, c2, Announce{InfoHash: idOf(1), PeerID: idOf(2), Left: 1})
-	waitFor(t, func() bool { st := tr.Stats(); return st.Connections == 1 && st.Peers == 1 })
+	testutil.Eventually(t, 5*time.Second, "one connection with one peer", func() bool { st := tr.Stats(); return st.Connections == 1 && st.Peers == 1 })
 	// And a socket closed under the tracker that never speaks again is dropped by the sweeper.
 	c3 := dial(t, url)
 	announce(t, c3, Announce{InfoHash: idOf(1), PeerID: idOf(3), Left: 1})
-	ln.closeAll()
-	waitFor(t, func() bool { st := tr.Stats(); return st.Connections == 0 && st.Peers == 0 })
+	ln.CloseAll()
+	testutil.Eventually(t, 5*time.Second, "no connection and no peer", func() bool { st := tr.Stats(); return st.Connections == 0 && st.Peers == 0 })
 }
 
 // TestMessagesInOneWriteAreAllServed: frames that arrive together (read into the buffer at once) are served
@@ -174,7 +173,7 @@ func TestCloseStopsThePoller(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("socket not closed by Close")
 	}
-	waitFor(t, func() bool { return tr.Stats().Connections == 0 })
+	testutil.Eventually(t, 5*time.Second, "no connection", func() bool { return tr.Stats().Connections == 0 })
 	// A second Close is harmless; a socket after Close is refused.
 	_ = tr.Close()
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
@@ -183,30 +182,6 @@ func TestCloseStopsThePoller(t *testing.T) {
 			t.Fatalf("close code %d", code)
 		}
 		ws.Close()
-	}
-}
-
-type recordingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *recordingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-func (l *recordingListener) closeAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		_ = c.Close()
 	}
 }
 

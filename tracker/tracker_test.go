@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -319,7 +320,7 @@ func TestClosedSocketLeavesItsSwarms(t *testing.T) {
 	announce(t, c, Announce{InfoHash: idOf(1), PeerID: idOf(1), Left: 1})
 	announce(t, c, Announce{InfoHash: idOf(2), PeerID: idOf(1), Left: 0})
 	_ = c.Close()
-	waitFor(t, func() bool { st := tr.Stats(); return st.Swarms == 0 && st.Peers == 0 && st.Connections == 0 })
+	testutil.Eventually(t, 5*time.Second, "no swarm, peer or connection", func() bool { st := tr.Stats(); return st.Swarms == 0 && st.Peers == 0 && st.Connections == 0 })
 	// The peer ID is free again for a new socket.
 	c2 := dial(t, url)
 	announce(t, c2, Announce{InfoHash: idOf(1), PeerID: idOf(1), Left: 1})
@@ -337,8 +338,8 @@ func TestSilentSocketExpires(t *testing.T) {
 	if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return tr.Stats().Peers == 1 })
-	waitFor(t, func() bool { st := tr.Stats(); return st.Peers == 0 && st.Connections == 0 })
+	testutil.Eventually(t, 5*time.Second, "one peer", func() bool { return tr.Stats().Peers == 1 })
+	testutil.Eventually(t, 5*time.Second, "no peer and no connection", func() bool { st := tr.Stats(); return st.Peers == 0 && st.Connections == 0 })
 
 	// A client that reads answers pings and stays, though it never announces again (as anacrolix does).
 	c := dial(t, url)
@@ -350,17 +351,6 @@ func TestSilentSocketExpires(t *testing.T) {
 }
 
 func key(id ID) string { return binaryString(id[:]) }
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func TestBadInputIsRefusedWithAReason(t *testing.T) {
 	url, tr := start(t, Config{})

@@ -3,9 +3,12 @@ package webseed
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
+	"github.com/swarmgate/swarmgate/certs"
+	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/seeder"
 )
 
@@ -51,8 +54,39 @@ type Config struct {
 	// under a crowd. Zero: DefaultCacheTTL; negative: such answers are not cached.
 	CacheTTL time.Duration
 
+	// Federation, if set, makes the Helper a federation member's helper role: Help takes the members' help
+	// requests (only for the sites the file lists for the asking member), ReleaseFrom their releases.
+	Federation *federation.Federation
+	// Self is this server's entry in Federation; Client signs and sends its messages (Ready, Decline,
+	// Challenge) to the members it helps. Both are required with Federation.
+	Self   federation.Member
+	Client *federation.Client
+	// Capacity is the load, in requests per second, this helper offers a site when it is idle (Accept's
+	// Capacity is this times Spare). Default DefaultCapacity.
+	Capacity int
+	// ACME, if set, lets this helper help sites served over HTTPS: for each, it gets a certificate of its own
+	// for the site's name from this ACME CA by DNS-01, asking the site's gateway to publish the challenge.
+	// Its server also needs an HTTPS listener (Addrs().TLS).
+	ACME *certs.Config
+	// PeerListen is the seeder's BitTorrent listen address, as configured: a help Accept names it (or, when
+	// it is on every interface, the federation file's first address for Self) for the site's seeder.
+	PeerListen string
+	// Addrs reports where the server listens for steered clients: plain HTTP, and HTTPS (nil without). A
+	// helper reports them in Ready (a listener on every interface as Self's first address).
+	Addrs func() Addrs
+	// OwnSite reports whether a host name (BareHost) is one of the server's own: never helped, and never
+	// routed to the helper. OwnVersion reports whether a version name under /.swarm/seed/ is one of the
+	// server's own site's. Nil: none.
+	OwnSite    func(host string) bool
+	OwnVersion func(name string) bool
+
 	// Logger receives the helper's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// Addrs are a server's listeners for clients.
+type Addrs struct {
+	HTTP, TLS net.Addr
 }
 
 // Defaults and limits.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/swarmgate/swarmgate/certs"
 	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/seeder"
 )
@@ -110,6 +111,10 @@ type Helper struct {
 	mu     sync.Mutex
 	closed bool
 	jobs   map[metainfo.Hash]*job
+
+	// The federation side (member.go), with Config.Federation.
+	members *http.Client   // job fetches from members: no redirects, only addresses the member may use
+	certs   *certs.Manager // certificates for helped HTTPS sites; nil without Config.ACME
 }
 
 var _ http.Handler = (*Helper)(nil)
@@ -137,6 +142,10 @@ func New(cfg Config) (*Helper, error) {
 		h.transport, h.closeIdle = t, t.CloseIdleConnections
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if err := h.startMember(); err != nil {
+		_ = h.Close()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -524,6 +533,9 @@ func (h *Helper) Close() error {
 	h.wg.Wait()
 	if h.closeIdle != nil {
 		h.closeIdle()
+	}
+	if h.certs != nil {
+		h.certs.Close()
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // TestJobLease: a job ends at its Until (the helper stops serving the site, then deletes the job) unless its
@@ -60,12 +62,12 @@ func TestJobLease(t *testing.T) {
 	if err := h.RenewBy("alpha", j.InfoHash, j.Until.Add(lease)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*lease, "the first Until to pass", func() bool { return time.Now().After(j.Until.Add(200 * time.Millisecond)) })
+	testutil.Eventually(t, 2*lease, "the first Until to pass", func() bool { return time.Now().After(j.Until.Add(200 * time.Millisecond)) })
 	if !h.Serves(testSite) {
 		t.Fatal("a renewed job stopped at its first Until")
 	}
 	// Then its time runs out: the site is no longer served and the job is gone.
-	waitFor(t, 3*lease, "the job to expire", func() bool { _, held := h.State(j.InfoHash); return !held })
+	testutil.Eventually(t, 3*lease, "the job to expire", func() bool { _, held := h.State(j.InfoHash); return !held })
 	if h.Serves(testSite) {
 		t.Error("an expired job is still served")
 	}
@@ -122,16 +124,4 @@ func shorten(h *Helper, j Job) {
 	jb := h.jobs[j.InfoHash]
 	jb.until = j.Until
 	jb.expiry.Reset(time.Until(j.Until))
-}
-
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

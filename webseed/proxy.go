@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/federation"
+	"github.com/swarmgate/swarmgate/internal/counting"
 )
 
 // flight is a cache fill under way; requests for the same key wait for it rather than ask the origin too.
@@ -97,7 +98,7 @@ func (h *Helper) fill(w http.ResponseWriter, r *http.Request, j *job, key string
 		return
 	}
 	defer resp.Body.Close()
-	body := countingReader{resp.Body, &h.origin}
+	body := counting.NewReadCloser(resp.Body, &h.origin)
 	buf, err := io.ReadAll(io.LimitReader(body, h.cfg.MaxCachedObject+1))
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("webseed: %s%s: %w: %w", r.Host, r.URL.Path, ErrOrigin, err))
@@ -161,7 +162,7 @@ func (h *Helper) reverseProxy(origin *url.URL) *httputil.ReverseProxy {
 		Rewrite:   func(pr *httputil.ProxyRequest) { rewrite(pr, origin) },
 		Transport: h.transport,
 		ModifyResponse: func(resp *http.Response) error {
-			resp.Body = countingReader{resp.Body, &h.origin}
+			resp.Body = counting.NewReadCloser(resp.Body, &h.origin)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

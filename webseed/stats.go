@@ -99,15 +99,3 @@ func (c *countingWriter) Flush() { _ = http.NewResponseController(c.ResponseWrit
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 type writerOnly struct{ io.Writer }
-
-// countingReader counts the bytes read through it into n.
-type countingReader struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c countingReader) Read(b []byte) (int, error) {
-	n, err := c.ReadCloser.Read(b)
-	c.n.Add(int64(n))
-	return n, err
-}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/swarmgate/swarmgate/seeder"
 )
 
 func testData(n int, seed uint64) []byte {
@@ -175,7 +176,7 @@ func TestReadPieceMatchesPieceHashes(t *testing.T) {
 	}
 	n := len(v.Info.Pieces) / 20
 	for i := range n {
-		p, err := ReadPiece(&v.Info, v.Dir, i)
+		p, err := seeder.ReadPiece(&v.Info, v.Dir, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +185,7 @@ func TestReadPieceMatchesPieceHashes(t *testing.T) {
 			t.Fatalf("piece %d does not hash to the torrent's hash", i)
 		}
 	}
-	if _, err := ReadPiece(&v.Info, v.Dir, n); !errors.Is(err, ErrNotInVersion) {
+	if _, err := seeder.ReadPiece(&v.Info, v.Dir, n); !errors.Is(err, seeder.ErrNoPiece) {
 		t.Fatalf("piece past the end: %v", err)
 	}
 }

@@ -13,6 +13,7 @@
 package monitor
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -101,6 +102,20 @@ type Config struct {
 	OnChange func(from, to State)
 	// Logger receives a line per transition.
 	Logger *slog.Logger
+}
+
+// Validate rejects values no default can stand for (negative spans and thresholds; a ClientRate below 0
+// other than -1). Zero fields take their defaults in New.
+func (c *Config) Validate() error {
+	switch {
+	case c.Threshold < 0:
+		return fmt.Errorf("monitor: Threshold %v is negative", c.Threshold)
+	case c.ClientRate < 0 && c.ClientRate != -1:
+		return fmt.Errorf("monitor: ClientRate %v: want a positive rate, or -1 to count every request", c.ClientRate)
+	case c.Window < 0 || c.EnterAfter < 0 || c.ExitAfter < 0 || c.EndingHold < 0:
+		return errors.New("monitor: Window, EnterAfter, ExitAfter and EndingHold must be positive")
+	}
+	return nil
 }
 
 func (c *Config) fillDefaults() {

@@ -127,18 +127,17 @@ func New(cfg Config) (*Federation, error) {
 		fc := cfg.Federation
 		fc.Key, fc.Members = keys[i], fed
 		gc := gateway.Config{
-			Listen:     netip.AddrPortFrom(f.IPs[i], uint16(f.Port)).String(),
+			Net:        gateway.NetConfig{Listen: netip.AddrPortFrom(f.IPs[i], uint16(f.Port)).String(), PeerListen: net.JoinHostPort(f.IPs[i].String(), "0")},
 			DataDir:    filepath.Join(cfg.Dir, Names[i]),
-			PeerListen: net.JoinHostPort(f.IPs[i].String(), "0"),
 			Federation: &fc,
 			Logger:     cfg.Logger.With("member", Names[i]),
 			Monitor:    cfg.Monitor,
 		}
 		if cfg.Uplink != nil {
-			gc.Uplink = cfg.Uplink(i)
+			gc.Net.Uplink = cfg.Uplink(i)
 		}
 		if i == 0 { // the first member fronts the site and runs its DNS
-			gc.Origin, gc.Root, gc.DNS, gc.SiteName = cfg.Origin, cfg.Root, f.DNS, cfg.Site
+			gc.Site.Origin, gc.Site.Root, gc.DNS, gc.Site.Name = cfg.Origin, cfg.Root, f.DNS, cfg.Site
 		}
 		g, err := gateway.New(gc)
 		if err != nil {

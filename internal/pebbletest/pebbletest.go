@@ -24,11 +24,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 )
 
 // Binary is the name of Debian's pebble executable (package pebble).
@@ -107,31 +106,13 @@ func Start(t testing.TB, dnsServer string) *Pebble {
 	confFile := filepath.Join(dir, "pebble-config.json")
 	write(t, confFile, conf)
 
-	var logs testlog.Buffer
 	cmd := exec.Command(bin, "-config", confFile, "-dnsserver", dnsServer)
 	cmd.Env = append(os.Environ(),
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once instead of after up to 5 s
 		"PEBBLE_WFE_NONCEREJECT=0", // never reject a good nonce (15% by default)
 		"PEBBLE_AUTHZREUSE=0",      // every order is validated through DNS, never by a reused authorization
 	)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("pebbletest: start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() || os.Getenv("PEBBLE_LOG") != "" {
-			t.Logf("pebble's log:\n%s", logs.String())
-		}
-	})
+	proc := testutil.StartProcess(t, cmd, "pebble", "PEBBLE_LOG")
 
 	p := &Pebble{
 		Directory:  fmt.Sprintf("https://127.0.0.1:%d/dir", ports[0]),
@@ -147,12 +128,12 @@ func Start(t testing.TB, dnsServer string) *Pebble {
 			break
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("pebbletest: pebble exited before answering: %v\n%s", err, logs.String())
+		case <-proc.Exited():
+			t.Fatalf("pebbletest: pebble exited before answering: %v\n%s", proc.Err(), proc.Logs.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Since(start) > startTimeout {
-			t.Fatalf("pebbletest: pebble's directory did not answer within %v\n%s", startTimeout, logs.String())
+			t.Fatalf("pebbletest: pebble's directory did not answer within %v\n%s", startTimeout, proc.Logs.String())
 		}
 	}
 	root, err := get(hc, p.Management+"/roots/0")

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/gateway/catalog"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
@@ -113,24 +114,24 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg gateway.Config
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8000", "address to serve HTTP on")
+	fs.StringVar(&cfg.Net.Listen, "listen", "127.0.0.1:8000", "address to serve HTTP on")
 	origin := fs.String("origin", "", "the site's origin server, e.g. http://127.0.0.1:8080 (without it only /.swarm/ is served)")
 	fs.StringVar(&cfg.DataDir, "data", "swarmgate-data", "directory for the gateway's state (stored assets, site versions)")
-	fs.StringVar(&cfg.Root, "root", "", "the site's document root, to swarm its assets from the first visitor on")
-	fs.BoolVar(&cfg.Inject, "inject", false, "add the loader's script tag to proxied HTML pages")
-	fs.BoolVar(&cfg.NoUploads, "no-uploads", false, "make every visitor download-only (no browser uploads to others)")
-	fs.Float64Var(&cfg.UploadRatio, "upload-ratio", gateway.DefaultUploadRatio, "cap a page view's uploads at this multiple of what it holds")
-	fs.Int64Var(&cfg.UploadCeiling, "upload-ceiling", gateway.DefaultUploadCeiling, "cap a page view's uploads at this many bytes")
-	fs.BoolVar(&cfg.IgnoreGPC, "ignore-gpc", false, "let browsers that send Global Privacy Control or Do Not Track upload")
+	fs.StringVar(&cfg.Site.Root, "root", "", "the site's document root, to swarm its assets from the first visitor on")
+	fs.BoolVar(&cfg.Site.Inject, "inject", false, "add the loader's script tag to proxied HTML pages")
+	fs.BoolVar(&cfg.Visitors.NoUploads, "no-uploads", false, "make every visitor download-only (no browser uploads to others)")
+	positive(fs, &cfg.Visitors.UploadRatio, "upload-ratio", gateway.DefaultUploadRatio, "cap a page view's uploads at this multiple of what it holds", false)
+	positive(fs, &cfg.Visitors.UploadCeiling, "upload-ceiling", gateway.DefaultUploadCeiling, "cap a page view's uploads at this many bytes", false)
+	fs.BoolVar(&cfg.Visitors.IgnoreGPC, "ignore-gpc", false, "let browsers that send Global Privacy Control or Do Not Track upload")
 	sw := fs.Bool("service-worker", true, "let the loader install swarmgate's service worker for repeat views (never over a site's own)")
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
-	fs.Int64Var(&cfg.MinSwarmSize, "min-swarm-size", 64<<10, "smallest asset, in bytes, that browsers fetch from the swarm")
-	fs.DurationVar(&cfg.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP")
+	positive(fs, &cfg.Site.MinSwarmSize, "min-swarm-size", catalog.DefaultMinSize, "smallest asset, in bytes, that browsers fetch from the swarm", false)
+	positive(fs, &cfg.Visitors.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP", false)
 	stunAddr := fs.String("stun", "auto", "UDP address of the gateway's own STUN server; auto: --listen's host, port 3478; off: none")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
 	acmeHost := fs.String("acme-host", "", "public host name to get a certificate for automatically (ACME, TLS-ALPN-01 on the listen port)")
-	fs.StringVar(&cfg.TLSListen, "tls-listen", "", "also serve HTTPS on this address (e.g. :443), --listen staying plain HTTP; needed to help HTTPS sites")
+	fs.StringVar(&cfg.Net.TLSListen, "tls-listen", "", "also serve HTTPS on this address (e.g. :443), --listen staying plain HTTP; needed to help HTTPS sites")
 	var acme acmeFlags
 	fs.StringVar(&acme.directory, "acme-directory", "", "ACME directory URL; with --federation, help HTTPS sites with certificates of our own for their names (DNS-01 through the site's DNS)")
 	fs.StringVar(&acme.roots, "acme-ca-roots", "", "PEM file of the CAs trusted for the ACME server's HTTPS (a private CA such as pebble's); default: the system's")
@@ -140,21 +141,21 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	fs.Func("trusted-proxy", "a front proxy of yours (IP or CIDR; repeat the flag for more) whose X-Forwarded-For or Forwarded names the client", func(v string) error {
 		p, err := parsePrefix(v)
 		if err == nil {
-			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			cfg.Clients.TrustedProxies = append(cfg.Clients.TrustedProxies, p)
 		}
 		return err
 	})
-	fs.IntVar(&cfg.MaxConnsPerClient, "max-conns-per-client", gateway.DefaultMaxConnsPerClient, "TCP connections one address (IPv6 /64) may hold open; --trusted-proxy addresses are exempt; -1: no cap")
-	fs.IntVar(&cfg.Tracker.MaxSocketsPerClient, "tracker-sockets-per-client", tracker.DefaultMaxSocketsPerClient, "tracker WebSockets one client may hold open; -1: no cap")
-	fs.IntVar(&cfg.Tracker.MaxSwarmsPerClient, "swarms-per-client", tracker.DefaultMaxSwarmsPerClient, "tracker swarms one client may have started that still exist; -1: no cap")
-	fs.Float64Var(&cfg.Monitor.Threshold, "crowd-threshold", monitor.DefaultThreshold, "demand (successful site GETs per second, each client's counted up to --crowd-client-rate) that declares a flash crowd")
-	fs.Float64Var(&cfg.Monitor.ClientRate, "crowd-client-rate", monitor.DefaultClientRate, "requests per second one client (IPv4 address, IPv6 /64) adds to the demand at most; -1 counts every request")
-	fs.DurationVar(&cfg.Monitor.Window, "crowd-window", monitor.DefaultWindow, "span the demand is averaged over")
-	fs.DurationVar(&cfg.Monitor.EnterAfter, "crowd-enter-after", monitor.DefaultEnterAfter, "how long demand must stay over the threshold before a crowd is declared")
-	fs.DurationVar(&cfg.Monitor.ExitAfter, "crowd-exit-after", monitor.DefaultExitAfter, "how long a crowd must stay calm before it ends")
-	fs.StringVar(&cfg.SiteName, "site", "", "the site's host name (as DNS publishes it and helpers see it in Host)")
+	positive(fs, &cfg.Clients.MaxConnsPerClient, "max-conns-per-client", gateway.DefaultMaxConnsPerClient, "TCP connections one address (IPv6 /64) may hold open; --trusted-proxy addresses are exempt; -1: no cap", true)
+	positive(fs, &cfg.Tracker.MaxSocketsPerClient, "tracker-sockets-per-client", tracker.DefaultMaxSocketsPerClient, "tracker WebSockets one client may hold open; -1: no cap", true)
+	positive(fs, &cfg.Tracker.MaxSwarmsPerClient, "swarms-per-client", tracker.DefaultMaxSwarmsPerClient, "tracker swarms one client may have started that still exist; -1: no cap", true)
+	positive(fs, &cfg.Monitor.Threshold, "crowd-threshold", monitor.DefaultThreshold, "demand (successful site GETs per second, each client's counted up to --crowd-client-rate) that declares a flash crowd", false)
+	positive(fs, &cfg.Monitor.ClientRate, "crowd-client-rate", monitor.DefaultClientRate, "requests per second one client (IPv4 address, IPv6 /64) adds to the demand at most; -1 counts every request", true)
+	positive(fs, &cfg.Monitor.Window, "crowd-window", monitor.DefaultWindow, "span the demand is averaged over", false)
+	positive(fs, &cfg.Monitor.EnterAfter, "crowd-enter-after", monitor.DefaultEnterAfter, "how long demand must stay over the threshold before a crowd is declared", false)
+	positive(fs, &cfg.Monitor.ExitAfter, "crowd-exit-after", monitor.DefaultExitAfter, "how long a crowd must stay calm before it ends", false)
+	fs.StringVar(&cfg.Site.Name, "site", "", "the site's host name (as DNS publishes it and helpers see it in Host)")
 	fedFile := fs.String("federation", "", "federation file (JSON): the members that lend each other capacity")
-	fs.StringVar(&cfg.PeerListen, "peer-listen", "", "address for BitTorrent peers (TCP and uTP), needed to fetch for helpers and to help")
+	fs.StringVar(&cfg.Net.PeerListen, "peer-listen", "", "address for BitTorrent peers (TCP and uTP), needed to fetch for helpers and to help")
 	dnsListen := fs.String("dns-listen", "", "run the embedded authoritative DNS server on this address (UDP and TCP), e.g. :53")
 	dnsZone := fs.String("dns-zone", "", "the zone the embedded DNS server is authoritative for")
 	dnsNS := fs.String("dns-ns", "", "the zone's name server host name (its addresses: this member's in the federation file)")
@@ -184,62 +185,45 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	}
 	if *origin != "" {
 		u, err := url.Parse(*origin)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, processFlags{}, fmt.Errorf("%w: --origin %q: want an http:// or https:// URL with a host", errBadFlag, *origin)
+		if err != nil {
+			return cfg, processFlags{}, fmt.Errorf("%w: --origin: %v", errBadFlag, err)
 		}
-		cfg.Origin = u
-	}
-	if cfg.MinSwarmSize <= 0 {
-		return cfg, processFlags{}, fmt.Errorf("%w: --min-swarm-size must be positive", errBadFlag)
-	}
-	if cfg.Fallback <= 0 {
-		return cfg, processFlags{}, fmt.Errorf("%w: --fallback must be positive", errBadFlag)
-	}
-	for _, n := range []int{cfg.MaxConnsPerClient, cfg.Tracker.MaxSocketsPerClient, cfg.Tracker.MaxSwarmsPerClient} {
-		if n == 0 || n < -1 {
-			return cfg, processFlags{}, fmt.Errorf("%w: --max-conns-per-client, --tracker-sockets-per-client and --swarms-per-client must be positive, or -1 for no cap", errBadFlag)
-		}
-	}
-	if err := checkMonitor(cfg.Monitor); err != nil {
-		return cfg, processFlags{}, err
-	}
-	if cfg.UploadRatio <= 0 || cfg.UploadCeiling <= 0 {
-		return cfg, processFlags{}, fmt.Errorf("%w: --upload-ratio and --upload-ceiling must be positive", errBadFlag)
+		cfg.Site.Origin = u
 	}
 	switch *stunAddr {
 	case "off":
 	case "auto":
-		host, port, err := net.SplitHostPort(cfg.Listen)
+		host, port, err := net.SplitHostPort(cfg.Net.Listen)
 		if err != nil {
-			return cfg, processFlags{}, fmt.Errorf("%w: --listen %q: %v", errBadFlag, cfg.Listen, err)
+			return cfg, processFlags{}, fmt.Errorf("%w: --listen %q: %v", errBadFlag, cfg.Net.Listen, err)
 		}
 		if port != "0" {
 			port = "3478"
 		}
-		cfg.STUNListen = net.JoinHostPort(host, port)
+		cfg.Net.STUNListen = net.JoinHostPort(host, port)
 	default:
-		cfg.STUNListen = *stunAddr
+		cfg.Net.STUNListen = *stunAddr
 	}
 	tlsCfg, err := tlsConfig(*tlsCert, *tlsKey, *acmeHost, cfg.DataDir)
 	if err != nil {
 		return cfg, processFlags{}, err
 	}
-	cfg.TLS = tlsCfg
+	cfg.Net.TLS = tlsCfg
 	if err := acmeConfig(&cfg, acme); err != nil {
 		return cfg, processFlags{}, err
 	}
-	cfg.NoServiceWorker = !*sw
+	cfg.Visitors.NoServiceWorker = !*sw
 	if *uplinkRate != "" {
 		r, err := uplink.ParseRate(*uplinkRate)
 		if err != nil {
 			return cfg, processFlags{}, fmt.Errorf("%w: --uplink: %v", errBadFlag, err)
 		}
-		if cfg.Uplink, err = uplink.New(r); err != nil {
+		if cfg.Net.Uplink, err = uplink.New(r); err != nil {
 			return cfg, processFlags{}, fmt.Errorf("%w: --uplink: %v", errBadFlag, err)
 		}
 	}
-	cfg.PublicPaths = splitList(*public)
-	for _, p := range cfg.PublicPaths {
+	cfg.Site.PublicPaths = splitList(*public)
+	for _, p := range cfg.Site.PublicPaths {
 		if !strings.HasPrefix(p, "/") {
 			return cfg, processFlags{}, fmt.Errorf("%w: --public %q: paths start with /", errBadFlag, p)
 		}
@@ -248,7 +232,10 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
 			return cfg, processFlags{}, fmt.Errorf("%w: --ice %q: want stun:, turn: or turns: URLs", errBadFlag, u)
 		}
-		cfg.ICEServers = append(cfg.ICEServers, swarmapi.ICEServer{URLs: []string{u}})
+		cfg.Visitors.ICEServers = append(cfg.Visitors.ICEServers, swarmapi.ICEServer{URLs: []string{u}})
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, processFlags{}, fmt.Errorf("%w: %w", errBadFlag, err)
 	}
 	return cfg, processFlags{logLevel: *logLevel, gcPercent: *gcPercent}, nil
 }
@@ -291,18 +278,6 @@ func parsePrefix(v string) (netip.Prefix, error) {
 }
 
 // checkMonitor refuses crowd settings that parse but make no sense.
-func checkMonitor(m monitor.Config) error {
-	switch {
-	case !(m.Threshold > 0):
-		return fmt.Errorf("%w: --crowd-threshold must be positive", errBadFlag)
-	case m.ClientRate == 0 || (m.ClientRate < 0 && m.ClientRate != -1):
-		return fmt.Errorf("%w: --crowd-client-rate must be positive, or -1 to count every request", errBadFlag)
-	case m.Window <= 0 || m.EnterAfter <= 0 || m.ExitAfter <= 0:
-		return fmt.Errorf("%w: --crowd-window, --crowd-enter-after and --crowd-exit-after must be positive", errBadFlag)
-	}
-	return nil
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -345,11 +320,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	a, scheme, ws := srv.Addr(), "http", "ws"
-	if cfg.TLS != nil {
+	if cfg.Net.TLS != nil {
 		scheme, ws = "https", "wss"
 	}
-	if cfg.Origin != nil {
-		fmt.Fprintf(stdout, "swarmgate: gateway at %s://%s in front of %s\n", scheme, a, cfg.Origin)
+	if cfg.Site.Origin != nil {
+		fmt.Fprintf(stdout, "swarmgate: gateway at %s://%s in front of %s\n", scheme, a, cfg.Site.Origin)
 	}
 	fmt.Fprintf(stdout, "swarmgate: tracker at %s://%s%s, metrics at %s://%s%s\n", ws, a, swarmapi.PathAnnounce, scheme, a, swarmapi.PathMetrics)
 	return srv.Run(ctx)

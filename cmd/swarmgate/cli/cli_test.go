@@ -123,12 +123,12 @@ func TestServeFlagValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
-	if !slices.Equal(cfg.TrustedProxies, want) || cfg.Monitor.Threshold != 120 || cfg.Monitor.ClientRate != -1 ||
+	if !slices.Equal(cfg.Clients.TrustedProxies, want) || cfg.Monitor.Threshold != 120 || cfg.Monitor.ClientRate != -1 ||
 		cfg.Monitor.Window != monitor.DefaultWindow {
-		t.Fatalf("trusted %v, monitor %+v", cfg.TrustedProxies, cfg.Monitor)
+		t.Fatalf("trusted %v, monitor %+v", cfg.Clients.TrustedProxies, cfg.Monitor)
 	}
 	cfg, _, err = serveConfig(nil, io.Discard)
-	if err != nil || cfg.TrustedProxies != nil || cfg.Monitor.Threshold != monitor.DefaultThreshold ||
+	if err != nil || cfg.Clients.TrustedProxies != nil || cfg.Monitor.Threshold != monitor.DefaultThreshold ||
 		cfg.Monitor.ClientRate != monitor.DefaultClientRate {
 		t.Fatalf("defaults: %+v %v", cfg.Monitor, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/swarmgate/swarmgate/federation"
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/steer"
+	"github.com/swarmgate/swarmgate/webseed"
 )
 
 // federationConfig loads the member key (made on first start in the data directory) and the federation file.
@@ -42,7 +43,7 @@ func dnsConfig(cfg *gateway.Config, listen, zone, ns, server, tsig string) error
 		return nil
 	case listen != "" && server != "":
 		return fmt.Errorf("%w: --dns-listen and --rfc2136 exclude each other", errBadFlag)
-	case cfg.SiteName == "":
+	case cfg.Site.Name == "":
 		return fmt.Errorf("%w: DNS steering needs --site", errBadFlag)
 	case zone == "":
 		return fmt.Errorf("%w: DNS steering needs --dns-zone", errBadFlag)
@@ -91,7 +92,7 @@ func acmeConfig(cfg *gateway.Config, f acmeFlags) error {
 		return nil
 	case cfg.Federation == nil:
 		return fmt.Errorf("%w: --acme-directory is for helping other members' HTTPS sites: it needs --federation", errBadFlag)
-	case cfg.TLSListen == "" && cfg.TLS == nil:
+	case cfg.Net.TLSListen == "" && cfg.Net.TLS == nil:
 		return fmt.Errorf("%w: --acme-directory needs an HTTPS listener: --tls-listen (or --tls-cert/--acme-host)", errBadFlag)
 	}
 	c := &certs.Config{Directory: f.directory, Email: f.email}
@@ -105,6 +106,9 @@ func acmeConfig(cfg *gateway.Config, f acmeFlags) error {
 			return fmt.Errorf("%w: --acme-ca-roots %s: no PEM certificate", errBadFlag, f.roots)
 		}
 	}
-	cfg.Federation.ACME = c
+	if cfg.Helping == nil {
+		cfg.Helping = &webseed.Config{}
+	}
+	cfg.Helping.ACME = c
 	return nil
 }
