@@ -4,8 +4,8 @@
 // a member's server carries it beside its own site and hands it the seeder, its load and its listeners
 // through Config.
 //
-// A Helper owns the jobs it accepted. Accept checks a Job (the bencoded info dictionary must hash to the
-// infohash the gateway named, and the helper must have spare capacity and no crowd of its own) and starts
+// A Helper owns the jobs it accepted. Accept checks an Assignment (the bencoded info dictionary must hash to
+// the infohash the gateway named, and the helper must have spare capacity and no crowd of its own) and starts
 // fetching the version through the shared seeder (package seeder): over TCP/uTP from the gateway and other
 // helpers, and from BEP 19 webseeds. Once every piece is verified the job is ready and the seeder keeps
 // seeding it. The Helper is also the http.Handler that serves ready versions:
@@ -24,5 +24,6 @@
 //
 // Release stops serving and seeding a job and deletes its data. Signed federation messages (who may ask,
 // replay protection) live in package federation; DNS steering in package steer, used by the site's gateway.
-// Accept trusts its caller to have verified who sent a Job, and trusts nothing in the Job but what it checks.
+// Accept trusts its caller to have verified who sent an Assignment, and trusts nothing in it but what it
+// checks.
 package webseed

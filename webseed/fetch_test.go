@@ -254,7 +254,7 @@ func sumSizes(files []siteFile) int64 {
 }
 
 // checkOnDisk compares a ready helper's files with the site's.
-func checkOnDisk(t *testing.T, env *helperEnv, src *source, job Job) {
+func checkOnDisk(t *testing.T, env *helperEnv, src *source, job Assignment) {
 	t.Helper()
 	for _, f := range src.files {
 		got, err := os.ReadFile(filepath.Join(env.dir, job.InfoHash.HexString(), src.v.Name,

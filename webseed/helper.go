@@ -59,9 +59,9 @@ type JobInfo struct {
 // errReleased is the cause of a fetch cancelled by Release or Close.
 var errReleased = errors.New("released")
 
-// job is one accepted Job.
+// job is one accepted Assignment.
 type job struct {
-	Job
+	Assignment
 	v        *version
 	dir      string
 	accepted time.Time
@@ -75,11 +75,11 @@ type job struct {
 	phase   Phase
 	err     error
 	readyAt time.Time
-	until   time.Time   // Job.Until, moved on by RenewBy; zero: no end
+	until   time.Time   // Assignment.Until, moved on by RenewBy; zero: no end
 	expiry  *time.Timer // ends the job at until; nil when until is zero
 }
 
-// liveLocked reports whether the job's time (Job.Until) has not run out at now.
+// liveLocked reports whether the job's time (Assignment.Until) has not run out at now.
 func (j *job) liveLocked(now time.Time) bool { return j.until.IsZero() || now.Before(j.until) }
 
 func (j *job) stateLocked() State {
@@ -171,7 +171,7 @@ func removeStaleJobs(dir string) error {
 // (ErrInCrowd), a job for a site or version held for another Requester (ErrTaken), and a job that does not
 // fit (ErrNoCapacity). Accepting a job already held for the same requester only moves its Until later,
 // unless it failed: then it is fetched again. The job ends at its Until unless renewed.
-func (h *Helper) Accept(j Job) error {
+func (h *Helper) Accept(j Assignment) error {
 	ih := j.InfoHash
 	dir := filepath.Join(h.cfg.DataDir, ih.HexString())
 	v, err := checkJob(&j, dir)
@@ -211,7 +211,7 @@ func (h *Helper) Accept(j Job) error {
 		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), err)
 	}
 	ctx, cancel := context.WithCancelCause(h.ctx)
-	jb := &job{Job: j, v: v, dir: dir, accepted: time.Now(), cancel: cancel, done: make(chan struct{}),
+	jb := &job{Assignment: j, v: v, dir: dir, accepted: time.Now(), cancel: cancel, done: make(chan struct{}),
 		rp: h.reverseProxy(j.Origin), phase: PhaseFetching, until: j.Until}
 	if !jb.until.IsZero() {
 		jb.expiry = time.AfterFunc(time.Until(jb.until), func() { h.expire(jb) })

@@ -14,11 +14,11 @@ import (
 )
 
 // smallJob is a job for a one-file version that nobody seeds: it stays fetching until released.
-func smallJob(t *testing.T, seed uint64) Job {
+func smallJob(t *testing.T, seed uint64) Assignment {
 	t.Helper()
 	v := buildVersion(t, []siteFile{{"/a.bin", "application/octet-stream", testData(100_000, seed)}})
 	origin, _ := url.Parse("http://origin.test")
-	return Job{Site: testSite, Version: v.Name, InfoHash: v.InfoHash, InfoBytes: v.InfoBytes, Origin: origin}
+	return Assignment{Site: testSite, Version: v.Name, InfoHash: v.InfoHash, InfoBytes: v.InfoBytes, Origin: origin}
 }
 
 func TestAcceptRefuses(t *testing.T) {
@@ -43,14 +43,14 @@ func TestAcceptRefuses(t *testing.T) {
 	}
 
 	// Malformed jobs.
-	for name, mod := range map[string]func(*Job){
-		"no origin":     func(j *Job) { j.Origin = nil },
-		"ftp origin":    func(j *Job) { j.Origin = &url.URL{Scheme: "ftp", Host: "x"} },
-		"bad site":      func(j *Job) { j.Site = "a/b" },
-		"no site":       func(j *Job) { j.Site = "" },
-		"other version": func(j *Job) { j.Version = "site-0000" },
-		"no info":       func(j *Job) { j.InfoBytes, j.InfoHash = nil, metainfo.HashBytes(nil) },
-		"bad webseed":   func(j *Job) { j.Webseeds = []string{"file:///etc/"} },
+	for name, mod := range map[string]func(*Assignment){
+		"no origin":     func(j *Assignment) { j.Origin = nil },
+		"ftp origin":    func(j *Assignment) { j.Origin = &url.URL{Scheme: "ftp", Host: "x"} },
+		"bad site":      func(j *Assignment) { j.Site = "a/b" },
+		"no site":       func(j *Assignment) { j.Site = "" },
+		"other version": func(j *Assignment) { j.Version = "site-0000" },
+		"no info":       func(j *Assignment) { j.InfoBytes, j.InfoHash = nil, metainfo.HashBytes(nil) },
+		"bad webseed":   func(j *Assignment) { j.Webseeds = []string{"file:///etc/"} },
 	} {
 		j := j1
 		mod(&j)

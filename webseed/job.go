@@ -15,8 +15,9 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// Job is one site version a gateway asks this server to help serve.
-type Job struct {
+// Assignment is one site version a gateway asked this server to help serve, as Accept takes it: what the
+// signed help request says, with the job the gateway served (swarmapi.Job) parsed and checked.
+type Assignment struct {
 	// Site is the site's host name, as clients send it in Host and DNS publishes it, e.g. "launch.example".
 	Site string
 	// Version is the site version's name: the torrent's name.
@@ -121,7 +122,7 @@ func validSite(s string) bool {
 
 // checkJob validates a job (normalizing its site) and indexes its version, whose files the seeder writes
 // under dir. It is pure apart from reading its arguments.
-func checkJob(j *Job, dir string) (*version, error) {
+func checkJob(j *Assignment, dir string) (*version, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("webseed: job %s: %s: %w", j.InfoHash.HexString(), fmt.Sprintf(format, args...), ErrBadJob)
 	}

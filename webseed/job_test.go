@@ -51,9 +51,9 @@ func pad(length int64) metainfo.FileInfo {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // jobFor is a job carrying info, named as info says.
-func jobFor(info []byte, version string) Job {
+func jobFor(info []byte, version string) Assignment {
 	origin, _ := url.Parse("https://origin.example")
-	return Job{Site: "Launch.Example.", Version: version, InfoHash: metainfo.HashBytes(info), InfoBytes: info, Origin: origin}
+	return Assignment{Site: "Launch.Example.", Version: version, InfoHash: metainfo.HashBytes(info), InfoBytes: info, Origin: origin}
 }
 
 // checkJobCases are info dictionaries checkJob must accept or refuse; the fuzz corpus starts from them.

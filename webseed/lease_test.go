@@ -118,7 +118,7 @@ func TestOriginNeedsAllowPrivate(t *testing.T) {
 }
 
 // shorten sets a held job's Until to j.Until (RenewBy only moves it later), as if it had been accepted so.
-func shorten(h *Helper, j Job) {
+func shorten(h *Helper, j Assignment) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	jb := h.jobs[j.InfoHash]

@@ -136,8 +136,8 @@ func newSource(t testing.TB) *source {
 }
 
 // job is the help request for the source's version. Its origin is on loopback, so it allows private addresses.
-func (src *source) job(origin *url.URL) Job {
-	j := Job{Site: testSite, Version: src.v.Name, InfoHash: src.v.InfoHash, InfoBytes: src.v.InfoBytes, Origin: origin,
+func (src *source) job(origin *url.URL) Assignment {
+	j := Assignment{Site: testSite, Version: src.v.Name, InfoHash: src.v.InfoHash, InfoBytes: src.v.InfoBytes, Origin: origin,
 		Files: make(map[string]FileMeta), AllowPrivate: true}
 	for _, f := range src.v.Files {
 		j.Files[f.Path] = FileMeta{ContentType: f.ContentType, SHA256: f.SHA256}
@@ -251,7 +251,7 @@ func (e *helperEnv) do(t *testing.T, method, host, path string, hdr ...string) (
 }
 
 // waitReady waits for a job to end its fetch and fails the test unless it is ready.
-func waitReady(t *testing.T, h *Helper, j Job, within time.Duration) State {
+func waitReady(t *testing.T, h *Helper, j Assignment, within time.Duration) State {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()

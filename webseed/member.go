@@ -127,7 +127,7 @@ func (h *Helper) Help(ctx context.Context, from string, r *federation.HelpReques
 	if err != nil {
 		return nil, fmt.Errorf("webseed: %w: %w", federation.ErrBadBody, err)
 	}
-	wj := Job{Site: r.Site, Version: r.Version, InfoHash: ih, InfoBytes: job.InfoBytes, Origin: origin,
+	wj := Assignment{Site: r.Site, Version: r.Version, InfoHash: ih, InfoBytes: job.InfoBytes, Origin: origin,
 		Peers: h.jobPeers(ctx, member, job.Peers), Webseeds: r.Webseeds, Trackers: []string{r.Tracker},
 		Files: map[string]FileMeta{}, Requester: member.Name, Until: r.Until, AllowPrivate: member.AllowPrivate}
 	for p, f := range job.Files {

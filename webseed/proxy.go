@@ -28,7 +28,7 @@ func (h *Helper) proxy(w http.ResponseWriter, r *http.Request, j *job) {
 		j.served.proxied.add(cw.n)
 		h.stats.proxied.add(cw.n)
 	}()
-	// The origin is reached with the job's address policy (Job.AllowPrivate), whichever way the request goes.
+	// The origin is reached with the job's address policy (Assignment.AllowPrivate), whichever way the request goes.
 	r = r.WithContext(federation.WithPrivate(r.Context(), j.AllowPrivate))
 	// Only anonymous reads share answers: with Cookie or Authorization the answer may be someone's own.
 	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || personal(r.Header) || r.Header.Get("Upgrade") != "" {
