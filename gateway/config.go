@@ -107,8 +107,23 @@ type SiteConfig struct {
 	MinSwarmSize int64
 }
 
+// P2PMode is when the gateway sends visitors' browsers to the swarm for a page's heavy assets.
+type P2PMode string
+
+const (
+	// P2PAuto: only while P2P pays, in the crowd and ending states. In normal times pages pass unchanged,
+	// so the browser fetches every asset at once as it would without swarmgate.
+	P2PAuto P2PMode = "auto"
+	// P2PAlways: in every state (for tests, and for sites that want the swarm warm at all times).
+	P2PAlways P2PMode = "always"
+	// P2POff: never; the gateway is a caching proxy with crowd detection and helpers.
+	P2POff P2PMode = "off"
+)
+
 // VisitorConfig is the operator's policy for visitors' engines (see docs/privacy.md).
 type VisitorConfig struct {
+	// P2P is when pages are rewritten for the swarm (P2PAuto by default).
+	P2P P2PMode
 	// NoUploads makes every visitor's engine download-only (the operator's global switch).
 	NoUploads bool
 	// UploadRatio caps one page view's uploads at this multiple of what it holds (DefaultUploadRatio);
@@ -172,6 +187,8 @@ func (c *Config) Validate() error {
 		return bad("Clients.MaxConnsPerClient %d: want a positive number, or -1 for no bound", c.Clients.MaxConnsPerClient)
 	case c.Clients.IdleTimeout < 0 || c.Clients.ProgressTimeout < 0:
 		return bad("Clients.IdleTimeout and ProgressTimeout must be positive")
+	case c.Visitors.P2P != "" && c.Visitors.P2P != P2PAuto && c.Visitors.P2P != P2PAlways && c.Visitors.P2P != P2POff:
+		return bad("Visitors.P2P %q: want %q, %q or %q", c.Visitors.P2P, P2PAuto, P2PAlways, P2POff)
 	case c.Tracker.MaxSocketsPerClient < -1 || c.Tracker.MaxSwarmsPerClient < -1:
 		return bad("Tracker.MaxSocketsPerClient and MaxSwarmsPerClient: want positive numbers, or -1 for no bound")
 	}
@@ -183,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Site.MinSwarmSize == 0 {
 		c.Site.MinSwarmSize = catalog.DefaultMinSize
+	}
+	if c.Visitors.P2P == "" {
+		c.Visitors.P2P = P2PAuto
 	}
 	if c.Visitors.Fallback == 0 {
 		c.Visitors.Fallback = DefaultFallback

@@ -75,6 +75,9 @@ func startGateway(t *testing.T, cfg gateway.Config) *gateway.Server {
 	cfg.Net.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Logger = testLogger(t)
+	if cfg.Visitors.P2P == "" {
+		cfg.Visitors.P2P = gateway.P2PAlways // the tests of P2P run in any state; p2p_test.go tests the default
+	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,9 @@ func runMember(t *testing.T, cfg gateway.Config) *member {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
+	if cfg.Visitors.P2P == "" {
+		cfg.Visitors.P2P = gateway.P2PAlways // pages load before the crowd in some of these tests
+	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,9 @@ func startGateway(t *testing.T, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = testlog.New(t, slog.LevelDebug)
 	}
+	if cfg.Visitors.P2P == "" {
+		cfg.Visitors.P2P = P2PAlways // the tests of P2P run in any state; p2p_test.go tests the default
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,8 @@ type Config struct {
 	Root   string
 	// Dir holds the federation file and each member's data directory.
 	Dir string
+	// P2P is the site gateway's P2P policy (gateway.VisitorConfig.P2P).
+	P2P gateway.P2PMode
 	// Monitor configures every member's flash-crowd detection; Federation the cooperation settings.
 	Monitor    monitor.Config
 	Federation gateway.FederationConfig
@@ -138,6 +140,7 @@ func New(cfg Config) (*Federation, error) {
 		}
 		if i == 0 { // the first member fronts the site and runs its DNS
 			gc.Site.Origin, gc.Site.Root, gc.DNS, gc.Site.Name = cfg.Origin, cfg.Root, f.DNS, cfg.Site
+			gc.Visitors.P2P = cfg.P2P
 		}
 		g, err := gateway.New(gc)
 		if err != nil {

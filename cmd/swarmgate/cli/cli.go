@@ -123,6 +123,10 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	positive(fs, &cfg.Visitors.UploadRatio, "upload-ratio", gateway.DefaultUploadRatio, "cap a page view's uploads at this multiple of what it holds", false)
 	positive(fs, &cfg.Visitors.UploadCeiling, "upload-ceiling", gateway.DefaultUploadCeiling, "cap a page view's uploads at this many bytes", false)
 	fs.BoolVar(&cfg.Visitors.IgnoreGPC, "ignore-gpc", false, "let browsers that send Global Privacy Control or Do Not Track upload")
+	fs.Func("p2p", "when pages send visitors to the swarm: auto (in a crowd and as it ends; in normal times pages pass unchanged), always, or off (default auto)", func(v string) error {
+		cfg.Visitors.P2P = gateway.P2PMode(v)
+		return nil
+	})
 	sw := fs.Bool("service-worker", true, "let the loader install swarmgate's service worker for repeat views (never over a site's own)")
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
 	positive(fs, &cfg.Site.MinSwarmSize, "min-swarm-size", catalog.DefaultMinSize, "smallest asset, in bytes, that browsers fetch from the swarm", false)

@@ -106,6 +106,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--max-conns-per-client", "0"}, false},
 		{[]string{"--tracker-sockets-per-client", "-5"}, false},
 		{[]string{"--swarms-per-client", "0"}, false},
+		{[]string{"--p2p", "always"}, true},
+		{[]string{"--p2p", "sometimes"}, false},
 	} {
 		_, _, err := serveConfig(tc.args, io.Discard)
 		if (err == nil) != tc.ok {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/loopfed"
@@ -32,6 +33,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dnsPort := fs.Int("dns-port", 5353, "UDP/TCP port of the embedded DNS server on 127.0.0.1; 0 picks one")
 	dir := fs.String("dir", "", "directory for the example site and the servers' data (default: a new temporary directory)")
 	threshold := fs.Float64("threshold", 50, "requests per second that make a flash crowd")
+	p2p := fs.String("p2p", string(gateway.P2PAlways), "when pages send visitors to the swarm: always (so that two tabs show it), auto or off")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -69,6 +71,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fed, err := loopfed.New(loopfed.Config{
 		Port: *port, DNSAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(*dnsPort)), Zone: demoZone, Site: demoSite,
 		Origin: originURL, Root: siteDir, Dir: *dir, Monitor: monitor.Config{Threshold: *threshold}, Logger: log,
+		P2P: gateway.P2PMode(*p2p),
 	})
 	if err != nil {
 		return err
@@ -84,14 +87,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   DNS for %s:   dig @127.0.0.1 -p %d %s
 
 Open the gateway's URL in two or more browser tabs: the first takes the 2 MB photo and the 8 MB audio from
-the gateway, the later ones from the tabs already open. In a tab's console, swarmgate.stats() says where its
+the gateway, the later ones from the tabs already open. (The demo runs with --p2p %s; serve's default,
+auto, sends pages to the swarm only in a crowd and as it ends, and leaves them unchanged in normal times.) In a tab's console, swarmgate.stats() says where its
 bytes came from. To watch a flash crowd, keep the dashboard open and run:
 
   go run ./cmd/swarmgate load -rate 150 -duration 40s http://%s/style.css
 
 The gateway enters the crowd state, beta and gamma fetch the site over BitTorrent and join DNS, then the
 load stops, the records are withdrawn and the helpers released. Ctrl-C stops.
-`, originURL, a, a, *port, *port, demoSite, dnsSrv.Addr().Port(), demoSite, a)
+`, originURL, a, a, *port, *port, demoSite, dnsSrv.Addr().Port(), demoSite, *p2p, a)
 
 	return fed.Run(ctx)
 }
