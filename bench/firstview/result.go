@@ -75,9 +75,9 @@ func (r *Result) summarize() {
 				return median(mr.Visits, func(v Visit) float64 { return float64(v.Bytes[src]) }, true)
 			}
 			mr.Median = Figures{
-				HeroMs:     times(func(v Visit) float64 { return v.HeroMs }),
-				FrameMs:    times(func(v Visit) float64 { return v.FrameMs }),
-				CompleteMs: times(func(v Visit) float64 { return v.CompleteMs }),
+				HeroMs:      times(func(v Visit) float64 { return v.HeroMs }),
+				FrameMs:     times(func(v Visit) float64 { return v.FrameMs }),
+				CompleteMs:  times(func(v Visit) float64 { return v.CompleteMs }),
 				OriginBytes: bytes(BytesOrigin), GatewayBytes: bytes(BytesGateway), PeerBytes: bytes(BytesPeers),
 			}
 			if mr.Mode == Direct {
