@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ func TestTinyFirstView(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg not found (bash .ci/test installs Debian's ffmpeg):", err)
 	}
+	goroutines := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var progress strings.Builder
@@ -39,6 +42,16 @@ func TestTinyFirstView(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("progress:\n%s", progress.String())
+	// Every gateway, origin and browser is stopped when Run returns: what the run started winds down.
+	http.DefaultClient.CloseIdleConnections()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goroutines+2; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines after the run, %d before:\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	var table strings.Builder
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)

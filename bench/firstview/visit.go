@@ -23,7 +23,9 @@ type Visit struct {
 	FrameMs    float64 `json:"frameMs"`
 	CompleteMs float64 `json:"completeMs"`
 	// HeroPaintMs is Chromium's element timing of the hero (0 when it reported none); LoadedDataMs the
-	// video's loadeddata event; LoadMs the window's load event. They are kept for comparison only.
+	// video's loadeddata event (0 when the page saw none: through the gateway, whose loader swaps in a blob:
+	// URL, it saw none in the runs so far, though the first frame came); LoadMs the window's load event.
+	// They are kept for comparison only.
 	HeroPaintMs  float64 `json:"heroPaintMs,omitempty"`
 	LoadedDataMs float64 `json:"loadedDataMs,omitempty"`
 	LoadMs       float64 `json:"loadMs,omitempty"`
