@@ -164,12 +164,13 @@ func startGateway(ctx context.Context, cfg Config, s *site, o *origin, dir strin
 	return g, stop, nil
 }
 
-// waitReady waits until the gateway serves its manifest: the site's first version is built.
+// waitReady waits until the gateway answers for the page. Its site version is built already: New stores the
+// files under Root and builds the first version before it returns, and Run starts seeding it at once.
 func waitReady(ctx context.Context, front string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front+gateway.PathManifest, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, front+PagePath, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

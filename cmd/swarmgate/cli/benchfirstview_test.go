@@ -23,6 +23,8 @@ func TestBenchFirstViewFlags(t *testing.T) {
 		{"-modes", "direct,cdn"},
 		{"-networks", "3g"},
 		{"-down", "fast"},
+		{"-down", "0"},
+		{"-rtt", "-1s"},
 		{"-video-size", "big"},
 		{"-video-size", "641x360"},
 		{"-runs", "-1"},
