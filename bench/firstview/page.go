@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -113,18 +112,9 @@ type pageReport struct {
 	VideoState int     `json:"videoState"`
 }
 
-// emulateNetworkConditions is CDP's Network.emulateNetworkConditions, which cdproto no longer generates
-// (the protocol marks it deprecated in favour of emulateNetworkConditionsByRule). It is the command issue 14's
-// figures were measured with, and Chromium 156 still has it; its conditions apply to the page's HTTP requests
-// and WebSockets.
-var emulateNetworkConditions = cdp.Command[emulateParams, cdp.Empty]{Method: "Network.emulateNetworkConditions"}
-
-type emulateParams struct {
-	Offline            bool    `json:"offline"`
-	Latency            float64 `json:"latency"`            // ms added from request sent to response headers
-	DownloadThroughput float64 `json:"downloadThroughput"` // bytes/s; -1: no throttling
-	UploadThroughput   float64 `json:"uploadThroughput"`   // bytes/s; -1: no throttling
-}
+// urlPatterns are the requests a Network's conditions apply to unless it throttles WebRTC: every HTTP request
+// and WebSocket. A rule with an empty pattern would match WebRTC's connections too.
+var urlPatterns = []string{"http://*:*/*", "https://*:*/*", "ws://*:*/*", "wss://*:*/*"}
 
 // openPage prepares a browser's first tab: the network it emulates, and measureJS in every document.
 func openPage(ctx context.Context, n Network) error {
@@ -142,9 +132,17 @@ func openPage(ctx context.Context, n Network) error {
 	if n.Download > 0 {
 		down = n.Download / 8
 	}
-	if _, err := chromedp.Call(ctx, emulateNetworkConditions, emulateParams{
-		Latency: float64(n.Latency.Milliseconds()), DownloadThroughput: down, UploadThroughput: -1,
-	}); err != nil {
+	patterns := urlPatterns
+	if n.ThrottleWebRTC {
+		patterns = []string{""}
+	}
+	var rules []*network.Conditions
+	for _, p := range patterns {
+		rules = append(rules, &network.Conditions{URLPattern: p, Latency: float64(n.Latency.Milliseconds()),
+			DownloadThroughput: down, UploadThroughput: -1})
+	}
+	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule,
+		network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: rules}); err != nil {
 		return fmt.Errorf("network emulation: %w", err)
 	}
 	return nil

@@ -43,6 +43,10 @@ type Figures struct {
 	OriginBytes  float64 `json:"originBytes"`
 	GatewayBytes float64 `json:"gatewayBytes"`
 	PeerBytes    float64 `json:"peerBytes"`
+	// WebRTCBytes and WebseedBytes are what the page's engine got over WebRTC (from peers and the gateway's
+	// seeder) and from webseeds over HTTP.
+	WebRTCBytes  float64 `json:"webrtcBytes"`
+	WebseedBytes float64 `json:"webseedBytes"`
 }
 
 func newResult(cfg Config, s *site) *Result {
@@ -79,6 +83,10 @@ func (r *Result) summarize() {
 				FrameMs:     times(func(v Visit) float64 { return v.FrameMs }),
 				CompleteMs:  times(func(v Visit) float64 { return v.CompleteMs }),
 				OriginBytes: bytes(BytesOrigin), GatewayBytes: bytes(BytesGateway), PeerBytes: bytes(BytesPeers),
+				WebseedBytes: bytes(BytesWebseed),
+				WebRTCBytes: median(mr.Visits, func(v Visit) float64 {
+					return float64(v.Bytes[BytesPeers] + v.Bytes[BytesSeeder])
+				}, true),
 			}
 			if mr.Mode == Direct {
 				direct = &mr.Median
@@ -161,7 +169,7 @@ func (r *Result) Missing() []string {
 
 // Caveats are printed under the table.
 var Caveats = []string{
-	"Chromium's network emulation throttles HTTP and WebSockets, not WebRTC: bytes from peers and the gateway's seeder arrive at loopback speed, which favours swarmgate.",
+	"The emulation throttles HTTP and WebSockets, not WebRTC (unless a network throttles WebRTC): bytes from peers and the gateway's seeder arrive at loopback speed, which favours swarmgate.",
 	"Each visit is a cold browser (fresh Chromium process and profile) and, with swarmgate, a fresh gateway; times are from navigation start, measured in the page.",
 	"One machine runs origin, gateway and browsers: on a small shared machine the figures are noisy. Compare medians of several runs, and ratios more than absolute times.",
 }
@@ -202,6 +210,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 		timeRow("page complete", func(f Figures) float64 { return f.CompleteMs })
 		row("MB from origin / gateway / peers", func(mr ModeResult) string {
 			return fmt.Sprintf("%.2f / %.2f / %.2f", mr.Median.OriginBytes/1e6, mr.Median.GatewayBytes/1e6, mr.Median.PeerBytes/1e6)
+		})
+		row("engine's MB over WebRTC / webseed", func(mr ModeResult) string {
+			if mr.Mode == Direct {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f / %.2f", mr.Median.WebRTCBytes/1e6, mr.Median.WebseedBytes/1e6)
 		})
 		row("failed visits", func(mr ModeResult) string { return fmt.Sprintf("%d of %d", mr.Failed, len(mr.Visits)) })
 	}

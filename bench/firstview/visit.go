@@ -32,7 +32,8 @@ type Visit struct {
 	// Bytes, by source, while the page loaded (from navigation until the page was complete): "origin" is
 	// what the origin server sent (the page, and with a gateway whatever it proxied); "gateway" what the
 	// gateway sent from its own store (its seeder over WebRTC and its HTTP webseed); "peers" what the page's
-	// engine got from other browsers. "http" is the page's HTTP body bytes by Resource Timing.
+	// engine got from other browsers. "seeder" and "webseed" are what the engine got from the gateway's
+	// seeder over WebRTC and from webseeds over HTTP; "http" is the page's HTTP body bytes by Resource Timing.
 	Bytes map[string]int64 `json:"bytes"`
 	// HeroVia and VideoVia say how the elements got their bytes: "p2p" through swarmgate's engine, else
 	// "http".
@@ -47,6 +48,8 @@ const (
 	BytesGateway = "gateway"
 	BytesPeers   = "peers"
 	BytesHTTP    = "http"
+	BytesSeeder  = "seeder"
+	BytesWebseed = "webseed"
 )
 
 func (v Visit) summary() string {
@@ -123,6 +126,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 	}
 	v.Bytes[BytesPeers] = rep.Peers
 	v.Bytes[BytesHTTP] = rep.HTTP
+	v.Bytes[BytesSeeder], v.Bytes[BytesWebseed] = rep.Seeder, rep.Webseed
 	v.HeroMs, v.FrameMs, v.CompleteMs = rep.Hero, rep.Frame, rep.Complete
 	v.HeroPaintMs, v.LoadedDataMs, v.LoadMs = rep.HeroPaint, rep.LoadedData, rep.Load
 	v.HeroVia, v.VideoVia = rep.HeroVia, rep.VideoVia

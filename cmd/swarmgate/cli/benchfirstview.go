@@ -22,7 +22,8 @@ func benchFirstView(ctx context.Context, args []string, stdout, stderr io.Writer
 	modes := fs.String("modes", "direct,gateway,peer", "ways to load the page: direct (the origin alone), gateway (through swarmgate, a lone visitor), peer (through swarmgate, a peer already on the page)")
 	networks := fs.String("networks", "emulated,loopback", "emulated (Chromium's network emulation, see -rtt and -down) and/or loopback (none)")
 	rtt := fs.Duration("rtt", firstview.Emulated80ms40Mbit.Latency, "emulated round-trip latency added to each request")
-	down := fs.Float64("down", firstview.Emulated80ms40Mbit.Download/1e6, "emulated download rate in Mbit/s (HTTP and WebSockets; WebRTC is not throttled)")
+	down := fs.Float64("down", firstview.Emulated80ms40Mbit.Download/1e6, "emulated download rate in Mbit/s (HTTP and WebSockets)")
+	throttleRTC := fs.Bool("throttle-webrtc", false, "apply the emulation to WebRTC too (Chromium 156 does so harshly: see package firstview)")
 	fs.IntVar(&cfg.HeroSide, "hero-side", firstview.DefaultHeroSide, "hero image side in pixels (opaque noise PNG: about 3·side² bytes)")
 	videoSize := fs.String("video-size", fmt.Sprintf("%dx%d", firstview.DefaultVideo.Width, firstview.DefaultVideo.Height), "video frame size, WIDTHxHEIGHT")
 	fs.IntVar(&cfg.Video.Seconds, "video-seconds", firstview.DefaultVideo.Seconds, "video length")
@@ -48,7 +49,11 @@ func benchFirstView(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *rtt <= 0 || !(*down > 0) {
 		return bad(fmt.Errorf("bench firstview: -rtt %v and -down %g must be positive", *rtt, *down))
 	}
-	em := firstview.Network{Name: fmt.Sprintf("%dms-%gmbit", rtt.Milliseconds(), *down), Latency: *rtt, Download: *down * 1e6}
+	em := firstview.Network{Name: fmt.Sprintf("%dms-%gmbit", rtt.Milliseconds(), *down), Latency: *rtt, Download: *down * 1e6,
+		ThrottleWebRTC: *throttleRTC}
+	if *throttleRTC {
+		em.Name += "-webrtc"
+	}
 	var err error
 	if cfg.Networks, err = firstview.ParseNetworks(*networks, em); err != nil {
 		return bad(err)
