@@ -18,8 +18,10 @@ const benchUsage = `Usage:
   swarmgate bench tracker [flags]    load swarmgate's tracker and bittorrent-tracker alike, print both
   swarmgate bench crowd [flags]      a flash crowd of headless Chromium visitors on a capped uplink,
                                      without and with swarmgate; prints a table, writes JSON and a chart
+  swarmgate bench firstview [flags]  one visitor's first view of a page with a hero image and a video: direct,
+                                     through swarmgate alone, and with a peer on the page; prints medians
 
-Run 'swarmgate bench tracker -h' or 'swarmgate bench crowd -h' for their flags.
+Run 'swarmgate bench tracker -h', 'swarmgate bench crowd -h' or 'swarmgate bench firstview -h' for their flags.
 `
 
 // bench runs a benchmark: `bench tracker` starts swarmgate's tracker (this executable, `serve`) and the
@@ -28,6 +30,9 @@ Run 'swarmgate bench tracker -h' or 'swarmgate bench crowd -h' for their flags.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "crowd" {
 		return benchCrowd(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "firstview" {
+		return benchFirstView(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "tracker" {
 		fmt.Fprint(stderr, benchUsage)

@@ -37,6 +37,7 @@ Usage:
   swarmgate serve [flags]    run the gateway in front of a site's origin
   swarmgate bench tracker    measure the tracker against the bittorrent-tracker npm server
   swarmgate bench crowd      a flash crowd of browsers on a capped uplink, without and with swarmgate
+  swarmgate bench firstview  one visitor's first view of a hero image and a video: direct and through swarmgate
   swarmgate version          print the version
 
 Run 'swarmgate COMMAND -h' for a command's flags.

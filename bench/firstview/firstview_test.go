@@ -1,0 +1,125 @@
+package firstview
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/testlog"
+)
+
+// TestTinyFirstView runs the benchmark the way `swarmgate bench firstview` does, at a size that takes
+// seconds (one run, a small image, a video of about 1 MB, no emulation), so that it cannot rot: every mode
+// produces every figure, and the table and JSON come out. It asserts no timings.
+func TestTinyFirstView(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium and gateways")
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg not found (bash .ci/test installs Debian's ffmpeg):", err)
+	}
+	goroutines := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	configured := 0
+	res, err := Run(ctx, Config{
+		Runs: 1, Networks: []Network{Loopback}, HeroSide: 200,
+		Video:       Video{Width: 640, Height: 360, Seconds: 4, Kbps: 2000},
+		PageTimeout: time.Minute, Dir: t.TempDir(), CacheDir: t.TempDir(), Progress: &progress,
+		Logger:           testlog.New(t, slog.LevelWarn),
+		ConfigureGateway: func(*gateway.Config) { configured++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress:\n%s", progress.String())
+	// Every gateway, origin and browser is stopped when Run returns: what the run started winds down.
+	http.DefaultClient.CloseIdleConnections()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goroutines+2; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines after the run, %d before:\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	if missing := res.Missing(); len(missing) > 0 {
+		t.Fatalf("%v:\n%s", ErrMissing, strings.Join(missing, "\n"))
+	}
+	if len(res.Networks) != 1 || len(res.Networks[0].Modes) != 3 {
+		t.Fatalf("result holds %+v, want one network with three modes", res.Networks)
+	}
+	for i, mr := range res.Networks[0].Modes {
+		if mr.Mode != Modes[i] {
+			t.Errorf("mode %d is %q, want %q", i, mr.Mode, Modes[i])
+		}
+		if mr.Median.HeroMs <= 0 || mr.Median.FrameMs <= 0 || mr.Median.CompleteMs <= 0 {
+			t.Errorf("%s: medians %+v", mr.Mode, mr.Median)
+		}
+		if mr.Ratio == nil || mr.Ratio.HeroMs <= 0 || mr.Ratio.FrameMs <= 0 || mr.Ratio.CompleteMs <= 0 {
+			t.Errorf("%s: ratios to direct %+v", mr.Mode, mr.Ratio)
+		}
+	}
+	if direct := res.Networks[0].Modes[0].Visits[0]; direct.Bytes[BytesOrigin] < res.HeroBytes {
+		t.Errorf("direct visit took %d bytes from the origin; the hero alone is %d", direct.Bytes[BytesOrigin], res.HeroBytes)
+	}
+	if configured != 2 {
+		t.Errorf("ConfigureGateway called %d times, want once per gateway (2)", configured)
+	}
+	if res.VideoBytes < 500e3 || res.VideoBytes > 2e6 {
+		t.Errorf("video is %d bytes, want about 1 MB", res.VideoBytes)
+	}
+	js, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"heroMs"`, `"frameMs"`, `"completeMs"`, `"ratioToDirect"`, `"peers"`} {
+		if !strings.Contains(string(js), key) {
+			t.Errorf("JSON lacks %s", key)
+		}
+	}
+}
+
+// TestConfigValidate checks the defaults and a table of configurations that cannot run.
+func TestConfigValidate(t *testing.T) {
+	d := Defaults(Config{})
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if d.Runs != DefaultRuns || len(d.Networks) != 2 || d.Networks[0] != Emulated80ms40Mbit || len(d.Modes) != 3 ||
+		d.Video != DefaultVideo || d.HeroSide != DefaultHeroSide {
+		t.Errorf("defaults = %+v", d)
+	}
+	for name, mod := range map[string]func(*Config){
+		"runs":          func(c *Config) { c.Runs = -1 },
+		"tiny hero":     func(c *Config) { c.HeroSide = 100 },
+		"odd video":     func(c *Config) { c.Video.Width = 641 },
+		"long video":    func(c *Config) { c.Video.Seconds = 1000 },
+		"low bitrate":   func(c *Config) { c.Video.Kbps = 10 },
+		"timeout":       func(c *Config) { c.PageTimeout = time.Millisecond },
+		"unknown mode":  func(c *Config) { c.Modes = []Mode{"cdn"} },
+		"mode twice":    func(c *Config) { c.Modes = []Mode{Direct, Direct} },
+		"network twice": func(c *Config) { c.Networks = []Network{Loopback, Loopback} },
+		"negative rate": func(c *Config) { c.Networks = []Network{{Name: "x", Download: -1}} },
+	} {
+		c := Defaults(Config{})
+		mod(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: Validate() = %v, want ErrConfig", name, err)
+		}
+	}
+}

@@ -1,0 +1,253 @@
+package firstview
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Result is a benchmark's figures: every visit, and medians per network and mode.
+type Result struct {
+	Config     Config `json:"config"`
+	HeroBytes  int64  `json:"heroBytes"`
+	VideoBytes int64  `json:"videoBytes"`
+	// Networks follow Config.Networks, each with Config.Modes in order.
+	Networks []NetworkResult `json:"networks"`
+}
+
+// NetworkResult is one network's runs.
+type NetworkResult struct {
+	Network Network      `json:"network"`
+	Modes   []ModeResult `json:"modes"`
+}
+
+// ModeResult is one mode's runs on one network.
+type ModeResult struct {
+	Mode   Mode    `json:"mode"`
+	Label  string  `json:"label"`
+	Visits []Visit `json:"visits"`
+	Failed int     `json:"failed"`
+	// Median is over the visits that produced the figure; Ratio is Median over the direct mode's median on
+	// the same network (absent without a direct mode).
+	Median Figures  `json:"median"`
+	Ratio  *Figures `json:"ratioToDirect,omitempty"`
+}
+
+// Figures are a visit's headline figures: times in milliseconds, bytes by source.
+type Figures struct {
+	HeroMs       float64 `json:"heroMs"`
+	FrameMs      float64 `json:"frameMs"`
+	CompleteMs   float64 `json:"completeMs"`
+	OriginBytes  float64 `json:"originBytes"`
+	GatewayBytes float64 `json:"gatewayBytes"`
+	PeerBytes    float64 `json:"peerBytes"`
+	// WebRTCBytes and WebseedBytes are what the page's engine got over WebRTC (from peers and the gateway's
+	// seeder) and from webseeds over HTTP.
+	WebRTCBytes  float64 `json:"webrtcBytes"`
+	WebseedBytes float64 `json:"webseedBytes"`
+}
+
+func newResult(cfg Config, s *site) *Result {
+	r := &Result{Config: cfg, HeroBytes: s.heroBytes, VideoBytes: s.videoBytes}
+	for _, n := range cfg.Networks {
+		nr := NetworkResult{Network: n}
+		for _, m := range cfg.Modes {
+			nr.Modes = append(nr.Modes, ModeResult{Mode: m, Label: m.Label()})
+		}
+		r.Networks = append(r.Networks, nr)
+	}
+	return r
+}
+
+// summarize fills in failures, medians and ratios.
+func (r *Result) summarize() {
+	for ni := range r.Networks {
+		nr := &r.Networks[ni]
+		var direct *Figures
+		for mi := range nr.Modes {
+			mr := &nr.Modes[mi]
+			mr.Failed = 0
+			for _, v := range mr.Visits {
+				if v.Error != "" {
+					mr.Failed++
+				}
+			}
+			times := func(f func(Visit) float64) float64 { return median(mr.Visits, f, false) }
+			bytes := func(src string) float64 {
+				return median(mr.Visits, func(v Visit) float64 { return float64(v.Bytes[src]) }, true)
+			}
+			mr.Median = Figures{
+				HeroMs:      times(func(v Visit) float64 { return v.HeroMs }),
+				FrameMs:     times(func(v Visit) float64 { return v.FrameMs }),
+				CompleteMs:  times(func(v Visit) float64 { return v.CompleteMs }),
+				OriginBytes: bytes(BytesOrigin), GatewayBytes: bytes(BytesGateway), PeerBytes: bytes(BytesPeers),
+				WebseedBytes: bytes(BytesWebseed),
+				WebRTCBytes: median(mr.Visits, func(v Visit) float64 {
+					return float64(v.Bytes[BytesPeers] + v.Bytes[BytesSeeder])
+				}, true),
+			}
+			if mr.Mode == Direct {
+				direct = &mr.Median
+			}
+		}
+		if direct == nil {
+			continue
+		}
+		for mi := range nr.Modes {
+			mr := &nr.Modes[mi]
+			ratio := func(a, b float64) float64 {
+				if b <= 0 {
+					return 0
+				}
+				return a / b
+			}
+			mr.Ratio = &Figures{
+				HeroMs: ratio(mr.Median.HeroMs, direct.HeroMs), FrameMs: ratio(mr.Median.FrameMs, direct.FrameMs),
+				CompleteMs: ratio(mr.Median.CompleteMs, direct.CompleteMs),
+			}
+		}
+	}
+}
+
+// median is the median of f over the visits without an error; times count only where they happened (>0),
+// byte counts (zero allowed) wherever the visit succeeded. 0 when there is none.
+func median(visits []Visit, f func(Visit) float64, zeroOK bool) float64 {
+	var xs []float64
+	for _, v := range visits {
+		if v.Error != "" {
+			continue
+		}
+		if x := f(v); x > 0 || zeroOK {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+}
+
+// Missing lists the figures a run failed to produce: every visit of every mode on every network must have
+// its three times and byte counts. Empty when all are there.
+func (r *Result) Missing() []string {
+	var out []string
+	for _, nr := range r.Networks {
+		for _, mr := range nr.Modes {
+			where := fmt.Sprintf("%s, %s", nr.Network.Name, mr.Mode)
+			if len(mr.Visits) != r.Config.Runs {
+				out = append(out, fmt.Sprintf("%s: %d visits of %d", where, len(mr.Visits), r.Config.Runs))
+			}
+			for i, v := range mr.Visits {
+				at := fmt.Sprintf("%s, run %d", where, i+1)
+				if v.Error != "" {
+					out = append(out, fmt.Sprintf("%s: %s", at, v.Error))
+					continue
+				}
+				for name, x := range map[string]float64{"hero image on screen": v.HeroMs, "video first frame": v.FrameMs,
+					"page complete": v.CompleteMs} {
+					if !(x > 0) {
+						out = append(out, fmt.Sprintf("%s: no %s", at, name))
+					}
+				}
+				for _, src := range []string{BytesOrigin, BytesGateway, BytesPeers} {
+					if _, ok := v.Bytes[src]; !ok {
+						out = append(out, fmt.Sprintf("%s: no bytes from %s", at, src))
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Caveats are printed under the table: what the figures do not show.
+func (r *Result) Caveats() []string {
+	var out []string
+	for _, nr := range r.Networks {
+		if nr.Network.Emulated() && !nr.Network.ThrottleWebRTC {
+			out = append(out, "The emulation throttles HTTP and WebSockets, not WebRTC: bytes from peers and the gateway's seeder arrive at loopback speed, which favours swarmgate.")
+			break
+		}
+	}
+	for _, nr := range r.Networks {
+		if nr.Network.ThrottleWebRTC {
+			out = append(out, "Chromium throttles WebRTC far below the emulated rate (4 MB over a data channel at 80 ms: 52 s): it disfavours swarmgate's peers and seeder.")
+			break
+		}
+	}
+	return append(out,
+		"Each visit is a cold browser (fresh Chromium process and profile) and, with swarmgate, a fresh gateway; times are from navigation start, measured in the page.",
+		"One machine runs origin, gateway and browsers: on a small shared machine the figures are noisy. Compare medians of several runs, and ratios more than absolute times.")
+}
+
+// WriteTable prints the medians side by side, with their ratio to direct, one block per network.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "first view: hero image %.0f KB, video %.1f MB (moov first); median of %d cold visits each\n",
+		float64(r.HeroBytes)/1e3, float64(r.VideoBytes)/1e6, r.Config.Runs)
+	for _, nr := range r.Networks {
+		fmt.Fprintf(tw, "\n%s\n  \t", nr.Network)
+		for _, mr := range nr.Modes {
+			fmt.Fprintf(tw, "%s\t", mr.Label)
+		}
+		fmt.Fprintln(tw)
+		row := func(name string, f func(ModeResult) string) {
+			fmt.Fprintf(tw, "  %s\t", name)
+			for _, mr := range nr.Modes {
+				fmt.Fprintf(tw, "%s\t", f(mr))
+			}
+			fmt.Fprintln(tw)
+		}
+		timeRow := func(name string, med func(Figures) float64) {
+			row(name, func(mr ModeResult) string {
+				m := med(mr.Median)
+				if m <= 0 {
+					return "-"
+				}
+				s := fmt.Sprintf("%s ms", thousands(m))
+				if mr.Ratio != nil && mr.Mode != Direct && med(*mr.Ratio) > 0 {
+					s += fmt.Sprintf(" (%.1fx)", med(*mr.Ratio))
+				}
+				return s
+			})
+		}
+		timeRow("hero image on screen", func(f Figures) float64 { return f.HeroMs })
+		timeRow("video first frame", func(f Figures) float64 { return f.FrameMs })
+		timeRow("page complete", func(f Figures) float64 { return f.CompleteMs })
+		row("MB from origin / gateway / peers", func(mr ModeResult) string {
+			return fmt.Sprintf("%.2f / %.2f / %.2f", mr.Median.OriginBytes/1e6, mr.Median.GatewayBytes/1e6, mr.Median.PeerBytes/1e6)
+		})
+		row("engine's MB over WebRTC / webseed", func(mr ModeResult) string {
+			if mr.Mode == Direct {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f / %.2f", mr.Median.WebRTCBytes/1e6, mr.Median.WebseedBytes/1e6)
+		})
+		row("failed visits", func(mr ModeResult) string { return fmt.Sprintf("%d of %d", mr.Failed, len(mr.Visits)) })
+	}
+	fmt.Fprintln(tw)
+	for _, c := range r.Caveats() {
+		fmt.Fprintf(tw, "note: %s\n", c)
+	}
+	return tw.Flush()
+}
+
+// thousands formats a millisecond figure as a whole number with thousands separators.
+func thousands(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,191 @@
+package firstview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/browsertest"
+)
+
+// Visit is one measured first view: a cold browser loading the page once.
+type Visit struct {
+	// HeroMs, FrameMs and CompleteMs are from navigation start: the hero image on screen, the video's first
+	// frame, the page complete (see measureJS). 0: it never happened.
+	HeroMs     float64 `json:"heroMs"`
+	FrameMs    float64 `json:"frameMs"`
+	CompleteMs float64 `json:"completeMs"`
+	// HeroPaintMs is Chromium's element timing of the hero (0 when it reported none); LoadedDataMs the
+	// video's loadeddata event (0 when the page saw none: through the gateway, whose loader swaps in a blob:
+	// URL, it saw none in the runs so far, though the first frame came); LoadMs the window's load event.
+	// They are kept for comparison only.
+	HeroPaintMs  float64 `json:"heroPaintMs,omitempty"`
+	LoadedDataMs float64 `json:"loadedDataMs,omitempty"`
+	LoadMs       float64 `json:"loadMs,omitempty"`
+	// Bytes, by source, while the page loaded (from navigation until the page was complete): "origin" is
+	// what the origin server sent (the page, and with a gateway whatever it proxied); "gateway" what the
+	// gateway sent from its own store (its seeder over WebRTC and its HTTP webseed); "peers" what the page's
+	// engine got from other browsers. "seeder" and "webseed" are what the engine got from the gateway's
+	// seeder over WebRTC and from webseeds over HTTP; "http" is the page's HTTP body bytes by Resource Timing.
+	Bytes map[string]int64 `json:"bytes"`
+	// HeroVia and VideoVia say how the elements got their bytes: "p2p" through swarmgate's engine, else
+	// "http".
+	HeroVia  string `json:"heroVia"`
+	VideoVia string `json:"videoVia"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Byte sources in Visit.Bytes.
+const (
+	BytesOrigin  = "origin"
+	BytesGateway = "gateway"
+	BytesPeers   = "peers"
+	BytesHTTP    = "http"
+	BytesSeeder  = "seeder"
+	BytesWebseed = "webseed"
+)
+
+func (v Visit) summary() string {
+	s := fmt.Sprintf("hero %.0f ms, first frame %.0f ms, complete %.0f ms; MB from origin %.2f, gateway %.2f, peers %.2f",
+		v.HeroMs, v.FrameMs, v.CompleteMs, mb(v.Bytes[BytesOrigin]), mb(v.Bytes[BytesGateway]), mb(v.Bytes[BytesPeers]))
+	if v.Error != "" {
+		s += " (" + v.Error + ")"
+	}
+	return s
+}
+
+func mb(n int64) float64 { return float64(n) / 1e6 }
+
+// visit loads the page once in mode on network n, each server and browser fresh, in dir.
+func visit(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n Network, dir string) Visit {
+	v, err := visitOnce(ctx, cfg, s, o, mode, n, dir)
+	if err != nil {
+		v.Error = err.Error()
+	}
+	return v
+}
+
+func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n Network, dir string) (Visit, error) {
+	v := Visit{Bytes: map[string]int64{}}
+	front := o.url
+	gatewaySent := func() int64 { return 0 }
+	if mode != Direct {
+		g, stop, err := startGateway(ctx, cfg, s, o, filepath.Join(dir, "gateway"))
+		if err != nil {
+			return v, err
+		}
+		defer stop()
+		front = "http://" + g.Addr().String()
+		gatewaySent = func() int64 {
+			b := g.Bytes()
+			return b[gateway.SourceSeeder] + b[gateway.SourceGatewayHTTP]
+		}
+	}
+	pageURL := front + PagePath
+	if mode == Peer {
+		// The peer is a browser of its own that already has the page open: it loads it without emulation (its
+		// network is not what is measured) and stays on it while the visitor loads.
+		pctx, stopPeer, err := browsertest.Launch(filepath.Join(dir, "peer"))
+		if err != nil {
+			return v, err
+		}
+		defer stopPeer()
+		if err := openPage(pctx, Loopback); err != nil {
+			return v, fmt.Errorf("peer: %w", err)
+		}
+		rep, err := loadPage(pctx, pageURL, cfg.PageTimeout)
+		if err != nil {
+			return v, fmt.Errorf("peer: %w", err)
+		}
+		if rep.Complete == 0 {
+			return v, fmt.Errorf("peer: page not complete after %v", cfg.PageTimeout)
+		}
+	}
+
+	bctx, stopBrowser, err := browsertest.Launch(filepath.Join(dir, "visitor"))
+	if err != nil {
+		return v, err
+	}
+	defer stopBrowser()
+	if err := openPage(bctx, n); err != nil {
+		return v, err
+	}
+	origin0, gateway0 := o.sent.Load(), gatewaySent()
+	rep, err := loadPage(bctx, pageURL, cfg.PageTimeout)
+	v.Bytes[BytesOrigin] = o.sent.Load() - origin0
+	v.Bytes[BytesGateway] = gatewaySent() - gateway0
+	if err != nil {
+		return v, err
+	}
+	v.Bytes[BytesPeers] = rep.Peers
+	v.Bytes[BytesHTTP] = rep.HTTP
+	v.Bytes[BytesSeeder], v.Bytes[BytesWebseed] = rep.Seeder, rep.Webseed
+	v.HeroMs, v.FrameMs, v.CompleteMs = rep.Hero, rep.Frame, rep.Complete
+	v.HeroPaintMs, v.LoadedDataMs, v.LoadMs = rep.HeroPaint, rep.LoadedData, rep.Load
+	v.HeroVia, v.VideoVia = rep.HeroVia, rep.VideoVia
+	if rep.Complete == 0 {
+		return v, fmt.Errorf("page not complete after %v (hero %.0f ms, first frame %.0f ms, load %.0f ms, video readyState %d)",
+			cfg.PageTimeout, rep.Hero, rep.Frame, rep.Load, rep.VideoState)
+	}
+	return v, nil
+}
+
+// startGateway starts a fresh gateway in front of the origin, its data in dir, with the site's files
+// stored and swarmed from the start (Root) and its loader injected into the page (Inject); stop ends it.
+func startGateway(ctx context.Context, cfg Config, s *site, o *origin, dir string) (*gateway.Server, func(), error) {
+	ou, err := url.Parse(o.url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("firstview: %w", err)
+	}
+	gc := gateway.Config{Listen: "127.0.0.1:0", Origin: ou, DataDir: dir, Root: s.dir, Inject: true, Logger: cfg.Logger}
+	if cfg.ConfigureGateway != nil {
+		cfg.ConfigureGateway(&gc)
+	}
+	g, err := gateway.New(gc)
+	if err != nil {
+		return nil, nil, err
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := g.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+			cfg.Logger.Error("firstview: gateway", slog.Any("err", err))
+		}
+	}()
+	stop := func() { cancel(); <-done }
+	if err := waitReady(gctx, "http://"+g.Addr().String()); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return g, stop, nil
+}
+
+// waitReady waits until the gateway answers for the page. Its site version is built already: New stores the
+// files under Root and builds the first version before it returns, and Run starts seeding it at once.
+func waitReady(ctx context.Context, front string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, front+PagePath, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("firstview: gateway at %s not ready: %w", front, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
