@@ -36,7 +36,7 @@ func TestTinyFirstView(t *testing.T) {
 		Video:       Video{Width: 640, Height: 360, Seconds: 4, Kbps: 2000},
 		PageTimeout: time.Minute, Dir: t.TempDir(), CacheDir: t.TempDir(), Progress: &progress,
 		Logger:           testlog.New(t, slog.LevelWarn),
-		ConfigureGateway: func(*gateway.Config) { configured++ },
+		ConfigureGateway: func(gc *gateway.Config) { configured++; gc.Visitors.P2P = gateway.P2PAlways },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -144,7 +144,8 @@ func startGateway(ctx context.Context, cfg Config, s *site, o *origin, dir strin
 	if err != nil {
 		return nil, nil, fmt.Errorf("firstview: %w", err)
 	}
-	gc := gateway.Config{Listen: "127.0.0.1:0", Origin: ou, DataDir: dir, Root: s.dir, Inject: true, Logger: cfg.Logger}
+	gc := gateway.Config{Net: gateway.NetConfig{Listen: "127.0.0.1:0"}, Site: gateway.SiteConfig{Origin: ou, Root: s.dir, Inject: true},
+		DataDir: dir, Logger: cfg.Logger}
 	if cfg.ConfigureGateway != nil {
 		cfg.ConfigureGateway(&gc)
 	}

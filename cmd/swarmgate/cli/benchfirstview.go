@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/bench/firstview"
+	"github.com/swarmgate/swarmgate/gateway"
 )
 
 // benchFirstView runs `bench firstview`: see package firstview.
@@ -31,6 +32,7 @@ func benchFirstView(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.DurationVar(&cfg.PageTimeout, "timeout", firstview.DefaultPageTimeout, "a visit whose page is not complete by then failed")
 	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg executable, to make the video (Debian: apt-get install ffmpeg)")
 	fs.StringVar(&cfg.CacheDir, "cache-dir", "", "where made videos are kept for later runs (default $TMPDIR/swarmgate-bench-cache)")
+	p2p := fs.String("p2p", string(gateway.P2PAlways), "the gateways' P2P policy: always (the swarm in every state: the P2P figures), auto (serve's default: a site in normal times, pages unchanged) or off")
 	jsonOut := fs.Bool("json", false, "print every visit and the medians as JSON instead of a table")
 	logLevel := fs.String("log-level", "error", "gateways' log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +74,11 @@ func benchFirstView(ctx context.Context, args []string, stdout, stderr io.Writer
 		return bad(err)
 	}
 	cfg.Logger, cfg.Progress = log, stderr
+	policy := gateway.P2PMode(*p2p)
+	cfg.ConfigureGateway = func(gc *gateway.Config) { gc.Visitors.P2P = policy }
+	if err := (&gateway.Config{DataDir: "-", Visitors: gateway.VisitorConfig{P2P: policy}}).Validate(); err != nil {
+		return bad(fmt.Errorf("bench firstview: -p2p: %w", err))
+	}
 
 	start := time.Now()
 	res, err := firstview.Run(ctx, cfg)
