@@ -77,16 +77,24 @@ func (c *coordinator) probe(ctx context.Context, hc *http.Client, base string, v
 
 // checkHealth checks every ready helper; a failing one is withdrawn from DNS at once.
 func (c *coordinator) checkHealth(ctx context.Context) {
+	// What a check needs is copied under the lock: a helper's Ready (a repeated one, or one after it was asked
+	// again) writes its addresses meanwhile.
+	type check struct {
+		h             *helperState
+		addr, tlsAddr netip.AddrPort
+		v             *catalog.Version
+	}
 	c.mu.Lock()
-	var ready []*helperState
+	var ready []check
 	for _, h := range c.helpers {
 		if h.state == helperReady {
-			ready = append(ready, h)
+			ready = append(ready, check{h, h.addr, h.tlsAddr, h.version})
 		}
 	}
 	c.mu.Unlock()
-	for _, h := range ready {
-		err := c.healthy(ctx, h.addr, h.tlsAddr, h.version)
+	for _, ck := range ready {
+		h := ck.h
+		err := c.healthy(ctx, ck.addr, ck.tlsAddr, ck.v)
 		if ctx.Err() != nil {
 			return // shutting down: no verdict
 		}
@@ -110,13 +118,14 @@ func (c *coordinator) checkHealth(ctx context.Context) {
 			}
 		}
 		h.state, h.reason = helperFailed, err.Error()
+		addr := h.addr.Addr()
 		c.mu.Unlock()
 		c.log.Warn("coordinator: helper failed its health check", slog.String("member", h.member.Name), slog.Any("err", err))
 		if c.dns != nil {
-			if err := c.dns.Withdraw(ctx, c.site, h.addr.Addr()); err != nil {
+			if err := c.dns.Withdraw(ctx, c.site, addr); err != nil {
 				c.log.Error("coordinator: withdrawing helper", slog.Any("err", err))
 			}
-			c.forget(h.addr.Addr())
+			c.forget(addr)
 		}
 	}
 }
