@@ -169,6 +169,14 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	uplinkRate := fs.String("uplink", "", "cap what this machine sends (HTTP and seeding) at this rate, e.g. 20Mbit or 2.5MB; empty: no cap")
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go GC target (GOGC); lower holds less memory per idle tracker socket for a little more CPU")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.String(configFlag, "", "configuration file: serve's flags, one a line (name value); flags given here override it (example: docs/swarmgate.conf)")
+	if path, err := configPath(args); err != nil {
+		return cfg, processFlags{}, err
+	} else if path != "" {
+		if err := loadConfigFile(fs, path); err != nil {
+			return cfg, processFlags{}, err
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, processFlags{}, err
