@@ -35,10 +35,12 @@ func (r *Result) SVG() []byte {
 	tmax := 1.0
 	peakRate, peakActive, peakBytes := 1.0, 1, 1.0
 	series := make([][3][]float64, len(r.Runs))
+	originRates := make([][]float64, len(r.Runs))
 	for i, run := range r.Runs {
-		for _, s := range run.Timeline {
+		originRates[i] = perSecond(run.Timeline, func(s Sample) float64 { return float64(s.OriginRequests) })
+		for k, s := range run.Timeline {
 			tmax = math.Max(tmax, s.T)
-			peakRate = math.Max(peakRate, s.Rate)
+			peakRate = math.Max(peakRate, math.Max(s.Rate, originRates[i][k]))
 			peakActive = max(peakActive, s.Active)
 		}
 		series[i] = senderRates(run.Timeline)
@@ -79,6 +81,7 @@ func (r *Result) SVG() []byte {
 			active[k], rate[k] = float64(s.Active), s.Rate
 		}
 		polyline(&b, run.Timeline, active, x, loadY, "#333", "")
+		polyline(&b, run.Timeline, originRates[i], x, loadY, "#d9534f", ` stroke-dasharray="2 2"`)
 		if run.Mode == With {
 			polyline(&b, run.Timeline, rate, x, loadY, "#8e44ad", ` stroke-dasharray="5 3"`)
 			for k, s := range run.Timeline {
@@ -126,6 +129,7 @@ func (r *Result) SVG() []byte {
 	}
 	legend("#333", "visitors loading", true)
 	legend("#8e44ad", "gateway req/s", true)
+	legend("#d9534f", "origin req/s", true)
 	legend(stateColours["crowd"], "crowd", false)
 	legend(stateColours["ending"], "ending", false)
 	for k := range senderNames {
@@ -164,24 +168,23 @@ func polyline(b *bytes.Buffer, tl []Sample, v []float64, x, y func(float64) floa
 // senderRates turns the cumulative byte counts into bytes per second for the site, the helpers and the
 // browser peers, averaged over about a second.
 func senderRates(tl []Sample) [3][]float64 {
-	var out [3][]float64
-	for sender := range 3 {
-		out[sender] = make([]float64, len(tl))
+	return [3][]float64{
+		perSecond(tl, func(s Sample) float64 { return float64(s.Site) }),
+		perSecond(tl, func(s Sample) float64 { return float64(s.Helpers) }),
+		perSecond(tl, func(s Sample) float64 { return float64(s.Peers) }),
 	}
-	value := func(s Sample, sender int) float64 {
-		return float64([]int64{s.Site, s.Helpers, s.Peers}[sender])
-	}
+}
+
+// perSecond turns a cumulative count of the timeline into a rate per second, averaged over about a second.
+func perSecond(tl []Sample, value func(Sample) float64) []float64 {
+	out := make([]float64, len(tl))
 	for k := range tl {
 		j := k
 		for j > 0 && tl[k].T-tl[j].T < 1 {
 			j--
 		}
-		dt := tl[k].T - tl[j].T
-		if dt <= 0 {
-			continue
-		}
-		for sender := range 3 {
-			out[sender][k] = math.Max(0, (value(tl[k], sender)-value(tl[j], sender))/dt)
+		if dt := tl[k].T - tl[j].T; dt > 0 {
+			out[k] = math.Max(0, (value(tl[k])-value(tl[j]))/dt)
 		}
 	}
 	return out

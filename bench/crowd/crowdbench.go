@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -90,6 +91,9 @@ type Config struct {
 	PageTimeout time.Duration `json:"pageTimeout"`
 	// Threshold is the request rate (per second) at which the gateway declares a crowd.
 	Threshold float64 `json:"threshold"`
+	// P2P is the site gateway's P2P policy (gateway.P2PAuto by default: visitors who arrive before the crowd
+	// is declared load the page from the site as they would without swarmgate).
+	P2P gateway.P2PMode `json:"p2p,omitempty"`
 	// Modes are the runs, in order (default Without, With).
 	Modes []Mode `json:"modes"`
 	// Interval is how often the timeline is sampled.
@@ -273,8 +277,10 @@ type machines struct {
 	site    *uplink.Uplink   // the site's machine: origin, and gateway when there is one
 	helpers []*uplink.Uplink // one per cooperating server
 	fed     *loopfed.Federation
-	front   string                                        // the URL browsers visit
-	resolve func(context.Context) (netip.AddrPort, error) // a plain client's address for the site
+	front   string // the URL browsers visit
+	// originRequests counts the requests that reached the origin (directly, or from the gateway).
+	originRequests atomic.Int64
+	resolve        func(context.Context) (netip.AddrPort, error) // a plain client's address for the site
 }
 
 // siteSent is what has left the site's machine: everything origin and gateway sent through its uplink
@@ -300,7 +306,12 @@ func start(ctx context.Context, cfg Config, mode Mode, s *site, dir string) (m *
 	if err != nil {
 		return nil, nil, fmt.Errorf("origin: %w", err)
 	}
-	origin := &http.Server{Handler: http.FileServer(http.Dir(s.dir)), ReadHeaderTimeout: 10 * time.Second,
+	files := http.FileServer(http.Dir(s.dir))
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.originRequests.Add(1)
+		files.ServeHTTP(w, r)
+	})
+	origin := &http.Server{Handler: counted, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	// Without swarmgate the origin faces the visitors, through the site's uplink. With it, the origin sits
 	// behind the gateway on the same machine: what it sends the gateway never leaves the machine, and only
@@ -329,7 +340,7 @@ func start(ctx context.Context, cfg Config, mode Mode, s *site, dir string) (m *
 
 	fed, err := loopfed.New(loopfed.Config{
 		DNSAddr: "127.0.0.1:0", Zone: Zone, Site: Site, Origin: &url.URL{Scheme: "http", Host: originAddr.String()},
-		Root: s.dir, Dir: dir, Logger: cfg.Logger,
+		Root: s.dir, Dir: dir, Logger: cfg.Logger, P2P: cfg.P2P,
 		// ClientRate -1: every browser comes from 127.0.0.1, so one address stands for the whole crowd.
 		Monitor:    monitor.Config{Threshold: cfg.Threshold, Window: 5 * time.Second, EnterAfter: time.Second, ClientRate: -1},
 		Federation: gateway.FederationConfig{HealthInterval: time.Second},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/gateway"
 )
 
 // TestTinyCrowd runs the benchmark the way `swarmgate bench crowd` does, at a size that takes seconds (three
@@ -23,6 +25,7 @@ func TestTinyCrowd(t *testing.T) {
 	res, err := Run(ctx, Config{
 		Browsers: 3, Plain: 2, Arrival: 500 * time.Millisecond, Images: 2, ImageSide: 400,
 		PageTimeout: time.Minute, Threshold: 2, Dir: t.TempDir(), Progress: &progress,
+		P2P: gateway.P2PAlways, // three browsers are over before a crowd is declared: this test is of the swarm
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +79,19 @@ func TestTinyCrowd(t *testing.T) {
 		t.Errorf("the site's machine sent %d bytes with swarmgate, %d without: more than two helpers' copies more",
 			with.SiteSent, without.SiteSent)
 	}
+	// Without swarmgate every request is the origin's; with it, the gateway stores the assets (here from the
+	// document root) and the origin sees the pages at most.
+	if without.OriginRequests < 5*3 || without.PeakOriginRate <= 0 {
+		t.Errorf("without swarmgate the origin saw %d requests (peak %.0f/s) from 5 visitors of a 3-file site",
+			without.OriginRequests, without.PeakOriginRate)
+	}
+	if with.OriginRequests >= without.OriginRequests {
+		t.Errorf("the origin saw %d requests with swarmgate, %d without", with.OriginRequests, without.OriginRequests)
+	}
 	if with.Timeline[len(with.Timeline)-1].State == "" {
 		t.Error("with swarmgate, the timeline has no gateway state")
 	}
-	for _, want := range []string{"browser page complete p50", "failed loads", "site egress per visitor", "bytes from browser peers", "with swarmgate"} {
+	for _, want := range []string{"browser page complete p50", "failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -96,7 +108,7 @@ func TestTinyCrowd(t *testing.T) {
 			t.Fatalf("chart is not well-formed XML: %v", err)
 		}
 	}
-	for _, want := range []string{"<polygon", "<polyline", "without swarmgate", "with swarmgate"} {
+	for _, want := range []string{"<polygon", "<polyline", "without swarmgate", "with swarmgate", "origin req/s"} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("chart lacks %q", want)
 		}

@@ -48,6 +48,10 @@ type ModeResult struct {
 	// published the first helper (-1: never; both only with swarmgate).
 	CrowdAfter     float64 `json:"crowdAfter,omitempty"`
 	RecruitSeconds float64 `json:"recruitSeconds,omitempty"`
+	// OriginRequests counts the requests that reached the origin; PeakOriginRate is the most of them in about
+	// a second (per second).
+	OriginRequests int64   `json:"originRequests"`
+	PeakOriginRate float64 `json:"peakOriginRate"`
 	// PlainToHelpers counts plain visitors DNS sent to a helper.
 	PlainToHelpers int      `json:"plainToHelpers"`
 	Visits         []Visit  `json:"visits"`
@@ -81,6 +85,12 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 	if total := r.SiteSent + r.HelpersSent + r.PeersSent; total > 0 {
 		r.PeerShare = float64(r.PeersSent) / float64(total)
 		r.HelperShare = float64(r.HelpersSent) / float64(total)
+	}
+	if n := len(r.Timeline); n > 0 {
+		r.OriginRequests = r.Timeline[n-1].OriginRequests
+		for _, v := range perSecond(r.Timeline, func(s Sample) float64 { return float64(s.OriginRequests) }) {
+			r.PeakOriginRate = max(r.PeakOriginRate, v)
+		}
 	}
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
@@ -142,6 +152,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("failed loads", func(run *ModeResult) string { return fmt.Sprint(run.Failed) })
 	row("site egress per visitor", func(run *ModeResult) string {
 		return fmt.Sprintf("%s (%.2f of the site)", mb(int64(run.SitePerVisitor)), run.SitePerVisitorSites)
+	})
+	row("requests reaching the origin (peak/s)", func(run *ModeResult) string {
+		return fmt.Sprintf("%d (%.0f/s)", run.OriginRequests, run.PeakOriginRate)
 	})
 	row("bytes from browser peers", func(run *ModeResult) string { return pct(run.PeerShare) })
 	row("bytes from helpers", func(run *ModeResult) string { return pct(run.HelperShare) })

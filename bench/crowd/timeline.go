@@ -27,6 +27,8 @@ type Sample struct {
 	Site    int64 `json:"site"`
 	Helpers int64 `json:"helpers"`
 	Peers   int64 `json:"peers"`
+	// OriginRequests counts the requests that have reached the origin so far.
+	OriginRequests int64 `json:"originRequests"`
 }
 
 // timeline samples a run.
@@ -85,7 +87,7 @@ func (tl *timeline) sample(ctx context.Context, interval time.Duration, progress
 		default:
 		}
 		now := time.Now()
-		s := Sample{T: now.Sub(tl.t0).Seconds(), Site: tl.m.siteSent()}
+		s := Sample{T: now.Sub(tl.t0).Seconds(), Site: tl.m.siteSent(), OriginRequests: tl.m.originRequests.Load()}
 		if f := tl.m.fed; f != nil {
 			g := f.Servers[0]
 			snap := g.Snapshot()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	crowd "github.com/swarmgate/swarmgate/bench/crowd"
+	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/uplink"
 )
 
@@ -29,6 +30,14 @@ func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&cfg.ImageSide, "image-side", crowd.DefaultImageSide, "their side in pixels (noise PNG: about 4·side² bytes)")
 	fs.DurationVar(&cfg.PageTimeout, "timeout", crowd.DefaultPageTimeout, "a visit not complete by then failed")
 	fs.Float64Var(&cfg.Threshold, "threshold", crowd.DefaultThreshold, "requests per second at which the gateway declares a crowd")
+	fs.Func("p2p", "the site gateway's P2P policy: auto (default: pages go to the swarm once the crowd is declared), always or off", func(v string) error {
+		switch m := gateway.P2PMode(v); m {
+		case gateway.P2PAuto, gateway.P2PAlways, gateway.P2POff:
+			cfg.P2P = m
+			return nil
+		}
+		return fmt.Errorf("want auto, always or off")
+	})
 	fs.BoolVar(&cfg.SharedBrowser, "shared-browser", false, "run every browser visitor in one Chromium process (less memory; its browser process then carries all WebRTC traffic)")
 	fs.IntVar(&cfg.BrowserNice, "browser-nice", crowd.DefaultBrowserNice, "scheduling niceness of the browsers (0 to 19; -1: none), so that the servers, which stand for machines of their own, get the CPU they need")
 	modes := fs.String("modes", "without,with", "runs, in order: without (the bare origin), with (swarmgate and two helpers)")
