@@ -158,6 +158,7 @@ type Server struct {
 	assets   *js.Assets
 	gzMu     sync.Mutex
 	gzAssets map[string][]byte // gzipped bundles by name, made on first request
+	comp     compression       // the site's responses compressed toward clients (compress.go)
 	proxy    http.Handler
 	mux      *http.ServeMux
 	ln       net.Listener
