@@ -78,7 +78,7 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 			}
 			// Otherwise the response passes through in the origin's coding (a page to rewrite is decoded).
 		},
-		Transport:      timedTransport{http.DefaultTransport, s.mon},
+		Transport:      newShield(s, timedTransport{http.DefaultTransport, s.mon}, s.cfg.MicroCacheTTL),
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("gateway: origin unreachable", slog.String("path", r.URL.Path), slog.Any("err", err))
@@ -405,7 +405,13 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	if st != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) {
 		s.cat.Forget(st.key) // the origin no longer has it: stop serving and swarming a stored copy
 	}
-	resp.Body = countingReader{resp.Body, &s.counters.origin}
+	switch resp.Body.(type) {
+	case shieldBody: // answered by the shield from a held copy
+		resp.Body = countingReader{resp.Body, &s.counters.gatewayHTTP}
+	case *cancelBody, *captureBody: // the shield's own origin request, counted there
+	default:
+		resp.Body = countingReader{resp.Body, &s.counters.origin}
+	}
 	if mediaType(resp.Header) == "text/html" {
 		return s.rewritePage(resp)
 	}

@@ -82,6 +82,9 @@ type Config struct {
 	Inject bool
 	// MinSwarmSize is the smallest asset fetched from the swarm; smaller ones load over HTTP.
 	MinSwarmSize int64
+	// MicroCacheTTL is how long the origin shield reuses a public page that has no freshness lifetime of its
+	// own, during a crowd and its ending (DefaultMicroCacheTTL); negative: never.
+	MicroCacheTTL time.Duration
 	// Fallback is how long a browser waits without progress from peers before taking pieces over HTTP.
 	Fallback time.Duration
 	// ICEServers are given to browsers for WebRTC (STUN/TURN URLs). Only the operator's own servers belong
@@ -201,6 +204,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Fallback <= 0 {
 		cfg.Fallback = DefaultFallback
+	}
+	if cfg.MicroCacheTTL == 0 {
+		cfg.MicroCacheTTL = DefaultMicroCacheTTL
 	}
 	if cfg.UploadRatio <= 0 {
 		cfg.UploadRatio = DefaultUploadRatio

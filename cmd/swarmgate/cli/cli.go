@@ -125,6 +125,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
 	fs.Int64Var(&cfg.MinSwarmSize, "min-swarm-size", 64<<10, "smallest asset, in bytes, that browsers fetch from the swarm")
 	fs.DurationVar(&cfg.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP")
+	fs.DurationVar(&cfg.MicroCacheTTL, "micro-cache-ttl", gateway.DefaultMicroCacheTTL, "in a crowd, reuse a public page without cache headers this long (origin shield); negative: never")
 	stunAddr := fs.String("stun", "auto", "UDP address of the gateway's own STUN server; auto: --listen's host, port 3478; off: none")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
