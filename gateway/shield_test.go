@@ -178,3 +178,55 @@ func TestShieldNeverSharesALoggedInAnswer(t *testing.T) {
 	}
 	t.Logf("origin requests: %v", counts)
 }
+
+// TestShieldRevalidatesAndStandsInForAFailingOrigin: a small public asset is held for its max-age, then
+// revalidated with its ETag (the origin answers 304 and sends no body again), and served stale when the
+// origin fails.
+func TestShieldRevalidatesAndStandsInForAFailingOrigin(t *testing.T) {
+	o := newOrigin(t)
+	css := []byte(strings.Repeat("p { margin: 0; }\n", 40))
+	var full, notModified atomic.Int64
+	var failing atomic.Bool
+	o.mux.HandleFunc("/a.css", func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=1")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		w.Header().Set("Content-Type", "text/css")
+		w.Write(css)
+	})
+	g := startGateway(t, Config{Origin: mustURL(o.URL)})
+	check := func(what string) *http.Response {
+		t.Helper()
+		resp, b := get(t, g.url("/a.css"))
+		if resp.StatusCode != 200 || string(b) != string(css) {
+			t.Fatalf("%s: status %d, %q", what, resp.StatusCode, b)
+		}
+		return resp
+	}
+	t0 := time.Now()
+	check("first")
+	if resp := check("fresh"); resp.Header.Get("X-Swarmgate") != "shield" || full.Load() != 1 {
+		t.Fatalf("a fresh copy was not served by the shield: %v, %d origin requests", resp.Header, full.Load())
+	}
+	stale := func() bool { return time.Since(t0) > 1100*time.Millisecond } // max-age=1 has passed
+	waitFor(t, "the copy to go stale", stale)
+	check("stale")
+	if full.Load() != 1 || notModified.Load() != 1 {
+		t.Fatalf("revalidation: %d full responses, %d 304s; want 1 and 1", full.Load(), notModified.Load())
+	}
+	failing.Store(true)
+	t0 = time.Now()
+	waitFor(t, "the copy to go stale", stale)
+	if resp := check("origin failing"); resp.Header.Get("X-Swarmgate") != "shield" {
+		t.Fatalf("the stale copy did not stand in: %v", resp.Header)
+	}
+}
