@@ -33,6 +33,9 @@ var preferredCodings = []string{encBrotli, encZstd, encGzip}
 // the package is being split; it moves there with the rest.)
 var errUnknownCoding = errors.New("unknown content coding")
 
+// errNotShareable: the origin's response may not be kept by a shared cache (or is not a whole 200).
+var errNotShareable = errors.New("response not shareable")
+
 // compression is the server's compression state: pooled streaming encoders, and bodies compressed once.
 type compression struct {
 	pool encoders

@@ -417,6 +417,7 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	}
 	if st != nil {
 		s.learn(resp, st)
+		s.learnFromRange(resp, st)
 	}
 	return nil
 }

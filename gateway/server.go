@@ -162,6 +162,7 @@ type Server struct {
 	gzMu     sync.Mutex
 	gzAssets map[string][]byte // gzipped bundles by name, made on first request
 	comp     compression       // the site's responses compressed toward clients (compress.go)
+	ranges   rangeLearner      // assets fetched only by Range, fetched whole in the background (cache_ranges.go)
 	proxy    http.Handler
 	mux      *http.ServeMux
 	ln       net.Listener
