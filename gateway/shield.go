@@ -171,22 +171,27 @@ func (sh *shield) RoundTrip(req *http.Request) (*http.Response, error) {
 	return sh.next.RoundTrip(req)
 }
 
-// abandon makes sure a response handed to a leader that went away is closed (which also ends a flight
-// waiting for the leader to read it).
+// abandon makes sure a response handed to a leader that went away (or to a background revalidation) is
+// closed. A shareable one being captured is read to its end first, so that the clients waiting for it, and
+// the next ones, get it.
 func (sh *shield) abandon(f *flight) {
 	sh.s.wg.Add(1)
 	go func() {
 		defer sh.s.wg.Done()
+		var resp *http.Response
 		select {
-		case resp := <-f.own:
-			resp.Body.Close()
+		case resp = <-f.own:
 		case <-f.done:
 			select {
-			case resp := <-f.own:
-				resp.Body.Close()
+			case resp = <-f.own:
 			default:
+				return
 			}
 		}
+		if c, ok := resp.Body.(*captureBody); ok {
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, shieldMaxEntry+1))
+		}
+		resp.Body.Close()
 	}()
 }
 

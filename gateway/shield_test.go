@@ -230,3 +230,58 @@ func TestShieldRevalidatesAndStandsInForAFailingOrigin(t *testing.T) {
 		t.Fatalf("the stale copy did not stand in: %v", resp.Header)
 	}
 }
+
+// TestShieldCollapsesAStreamedPage: a page the origin streams (chunked, no Content-Length, as dynamic sites
+// send) is shared too: in a crowd, a burst of concurrent requests for it reaches the origin about once per
+// micro-cache TTL, and every client gets the whole page.
+func TestShieldCollapsesAStreamedPage(t *testing.T) {
+	o := newOrigin(t)
+	o.asset("/", "text/html", []byte("<p>home</p>"))
+	page := strings.Repeat("<p>generated for everyone</p>\n", 200)
+	var hits atomic.Int64
+	o.mux.HandleFunc("/news", func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		for i := 0; i < len(page); i += 1000 {
+			io.WriteString(w, page[i:min(i+1000, len(page))])
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond) // a page being generated
+		}
+	})
+	g := crowdGateway(t, o.URL)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	declareCrowd(t, g, c)
+	const n = 300
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	sem := make(chan struct{}, 16)
+	start := time.Now()
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			resp, err := c.Get(g.url("/news"))
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != page {
+				bad.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if bad.Load() > 0 {
+		t.Errorf("%d of %d clients did not get the page", bad.Load(), n)
+	}
+	// One per TTL (1 s) for the time the burst took, one to start, one revalidating at the end.
+	if max := int64(elapsed/DefaultMicroCacheTTL) + 2; hits.Load() > max {
+		t.Errorf("the origin generated the page %d times for %d requests in %v; want at most %d", hits.Load(), n, elapsed, max)
+	}
+	t.Logf("%d requests in %v: the origin generated the page %d times", n, elapsed.Round(time.Millisecond), hits.Load())
+}
