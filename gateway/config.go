@@ -105,6 +105,9 @@ type SiteConfig struct {
 	// MinSwarmSize is the smallest asset fetched from the swarm; smaller ones load over HTTP. Default
 	// catalog.DefaultMinSize.
 	MinSwarmSize int64
+	// MicroCacheTTL is how long the origin shield reuses a public page that has no freshness lifetime of its
+	// own, during a crowd and its ending (DefaultMicroCacheTTL); negative: never.
+	MicroCacheTTL time.Duration
 }
 
 // P2PMode is when the gateway sends visitors' browsers to the swarm for a page's heavy assets.
@@ -200,6 +203,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Site.MinSwarmSize == 0 {
 		c.Site.MinSwarmSize = catalog.DefaultMinSize
+	}
+	if c.Site.MicroCacheTTL == 0 {
+		c.Site.MicroCacheTTL = DefaultMicroCacheTTL
 	}
 	if c.Visitors.P2P == "" {
 		c.Visitors.P2P = P2PAuto

@@ -36,11 +36,17 @@ const (
 	// maxDeltaSeconds is the largest freshness lifetime or age taken from a response: RFC 9111 §1.2.2 has a
 	// cache use 2^31 seconds for anything larger, which also keeps the duration from overflowing.
 	maxDeltaSeconds = 1 << 31
+	// maxKey bounds the URLs (path and query) the store and the shield key responses by: the catalogue's
+	// own limit (catalog.CheckPath), so that made-up long URLs cannot fill the shield's memory.
+	maxKey = 2048
 )
 
 type ctxKey int
 
-const storeCtx ctxKey = iota // the request's *storeState
+const (
+	storeCtx  ctxKey = iota // the request's *storeState
+	acceptCtx               // the client's Accept-Encoding (string), which the origin may not see
+)
 
 // storeState is what serveProxy tells modifyResponse of a request whose response may teach the store.
 type storeState struct {
@@ -62,10 +68,20 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 			pr.SetURL(origin)
 			s.setForwarded(pr)
 			pr.Out.Host = pr.In.Host
-			// The gateway reads bodies to learn and rewrite them: ask the origin for identity encoding.
-			pr.Out.Header.Del("Accept-Encoding")
+			if st, _ := pr.In.Context().Value(storeCtx).(*storeState); st != nil {
+				// The gateway may read this body (to learn it, share it, rewrite it): ask the origin for
+				// identity encoding, and compress toward the client itself (compressWriter). Tags it
+				// suffixed for a coding go back to the origin's, which knows only those.
+				// Explicitly: net/http would otherwise ask for gzip and decode it, and the origin's tags of
+				// gzipped bodies are weak ones that its 304s do not repeat.
+				pr.Out.Header.Set("Accept-Encoding", "identity")
+				if v := pr.Out.Header.Values("If-None-Match"); len(v) > 0 {
+					pr.Out.Header.Set("If-None-Match", identityETags(strings.Join(v, ", ")))
+				}
+			}
+			// Otherwise the response passes through in the origin's coding (a page to rewrite is decoded).
 		},
-		Transport:      timedTransport{http.DefaultTransport, s.mon},
+		Transport:      newShield(s, timedTransport{http.DefaultTransport, s.mon}, s.cfg.Site.MicroCacheTTL),
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("gateway: origin unreachable", slog.String("path", r.URL.Path), slog.Any("err", err))
@@ -83,11 +99,19 @@ func (s *Server) newProxy(origin *url.URL) *httputil.ReverseProxy {
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	w = s.countDemand(w, r)
 	w = noSniffWriter{w}
+	r = r.WithContext(context.WithValue(r.Context(), acceptCtx, strings.Join(r.Header.Values("Accept-Encoding"), ",")))
 	key, ok := s.storeKey(r)
 	if !ok {
 		s.proxy.ServeHTTP(w, r)
 		return
 	}
+	cw := &compressWriter{ResponseWriter: w, r: r, enc: negotiate(r.Context().Value(acceptCtx).(string)), pool: &s.comp.pool}
+	defer func() {
+		if err := cw.close(); err != nil {
+			s.log.Debug("gateway: response", slog.String("path", r.URL.Path), slog.Any("err", err))
+		}
+	}()
+	w = cw
 	st := &storeState{key: key}
 	if res, ok := s.cat.Lookup(key); ok && answerable(r) {
 		if time.Now().Before(res.Expires) && s.serveStored(w, r, res) {
@@ -111,16 +135,17 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), storeCtx, st)))
 }
 
-// storeKey returns a request's key in the shared store, and false when the store may neither answer the
-// request nor learn from its response: anything but a GET without a body, a request for another host than
-// the site's (siteHost), one with credentials (credentialed), or one for a path the store cannot hold.
+// storeKey returns a request's key in the shared store and the shield, and false when neither may answer
+// the request nor learn from its response: anything but a GET without a body, a request for another host
+// than the site's (siteHost), one with credentials (credentialed), or one with an overlong URL. (Paths the
+// catalogue cannot hold, such as directories, are shielded but never learned: see learn.)
 func (s *Server) storeKey(r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet || r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
 		!siteHost(r.Host, s.cfg.Site.Name) || credentialed(r.Header, s.isPublicPath(r.URL.Path)) {
 		return "", false
 	}
 	key := r.URL.RequestURI()
-	if catalog.CheckPath(key) != nil {
+	if len(key) > maxKey {
 		return "", false
 	}
 	return key, true
@@ -146,9 +171,45 @@ func (s *Server) serveStored(w http.ResponseWriter, r *http.Request, res catalog
 		return false
 	}
 	defer f.Close()
-	maps.Copy(w.Header(), storedReplyHeader(res, time.Now()))
-	http.ServeContent(countingResponseWriter{w, &s.counters.gatewayHTTP}, r, "", time.Time{}, f)
+	h := storedReplyHeader(res, time.Now())
+	var body io.ReadSeeker = f
+	if compressible(h) {
+		addVary(h, "Accept-Encoding")
+		accept, _ := r.Context().Value(acceptCtx).(string)
+		if enc := negotiate(accept); enc != "" && len(r.Header.Values("Range")) == 0 && res.Size >= minCompressSize && res.Size <= maxCompressOnce {
+			if ef, err := s.openEncoded(res, enc); err != nil {
+				s.log.Warn("gateway: compressing a stored copy", slog.String("path", res.Path), slog.Any("err", err))
+			} else if ef != nil {
+				defer ef.Close()
+				body = ef
+				h.Set("Content-Encoding", enc)
+				if et := h.Get("ETag"); et != "" {
+					h.Set("ETag", etagFor(et, enc))
+				}
+			}
+		}
+	}
+	maps.Copy(w.Header(), h)
+	http.ServeContent(countingResponseWriter{w, &s.counters.gatewayHTTP}, r, "", time.Time{}, body)
 	return true
+}
+
+// openEncoded opens a stored resource's body in coding enc (compressed once, see encodedFile); nil when the
+// coding does not make it smaller.
+func (s *Server) openEncoded(res catalog.Resource, enc string) (*os.File, error) {
+	name, err := s.encodedFile(res.SHA256, enc, func() (*os.File, error) { return s.cat.OpenResource(res) })
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || st.Size() >= res.Size {
+		f.Close()
+		return nil, nil
+	}
+	return f, nil
 }
 
 // storedReplyHeader is the header of a response served from a stored copy: the origin's fields as stored, an
@@ -347,12 +408,19 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 	if st != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) {
 		s.cat.Forget(st.key) // the origin no longer has it: stop serving and swarming a stored copy
 	}
-	resp.Body = counting.NewReadCloser(resp.Body, &s.counters.origin)
+	switch resp.Body.(type) {
+	case shieldBody: // answered by the shield from a held copy
+		resp.Body = counting.NewReadCloser(resp.Body, &s.counters.gatewayHTTP)
+	case *cancelBody, *captureBody: // the shield's own origin request, counted there
+	default:
+		resp.Body = counting.NewReadCloser(resp.Body, &s.counters.origin)
+	}
 	if mediaType(resp.Header) == "text/html" {
 		return s.rewritePage(resp)
 	}
 	if st != nil {
 		s.learn(resp, st)
+		s.learnFromRange(resp, st)
 	}
 	return nil
 }
@@ -394,8 +462,8 @@ func (s *Server) learn(resp *http.Response, st *storeState) {
 		len(resp.Header.Values("Content-Range")) > 0 {
 		return
 	}
-	if resp.ContentLength >= 0 && resp.ContentLength < s.cfg.Site.MinSwarmSize {
-		return // small resources are not swarmed, so not worth storing
+	if resp.ContentLength >= 0 && resp.ContentLength < s.cfg.Site.MinSwarmSize || catalog.CheckPath(st.key) != nil {
+		return // small resources are not swarmed, so not worth storing; some paths cannot name a file
 	}
 	if !s.startLearning(st.key) {
 		return
@@ -480,9 +548,13 @@ func (s *Server) startLearning(path string) bool {
 func (s *Server) rewritePage(resp *http.Response) error {
 	req := resp.Request
 	v := s.cat.Current()
-	if req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || len(resp.Header.Values("Content-Encoding")) > 0 ||
+	codings := resp.Header.Values("Content-Encoding")
+	if req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || len(codings) > 1 ||
 		resp.ContentLength > maxRewriteHTML || (v == nil && !s.cfg.Site.Inject) {
 		return nil
+	}
+	if len(codings) == 1 { // the origin compressed a page the gateway passes through (see newProxy): decode it
+		return s.rewriteEncodedPage(resp, codings[0])
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewriteHTML+1))
 	if err != nil {
@@ -497,6 +569,50 @@ func (s *Server) rewritePage(resp *http.Response) error {
 		return nil
 	}
 	resp.Body.Close()
+	s.rewriteBody(resp, body)
+	return nil
+}
+
+// rewriteEncodedPage decodes a page the origin compressed, and rewrites it; a page in a coding the gateway
+// cannot decode, or larger than maxDecodedPage once decoded, passes through as it came.
+func (s *Server) rewriteEncodedPage(resp *http.Response, coding string) error {
+	req := resp.Request
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRewriteHTML+1))
+	if err != nil {
+		resp.Body.Close()
+		return fmt.Errorf("gateway: reading page %s: %w", req.URL.Path, err)
+	}
+	passThrough := func() error {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(raw), resp.Body), resp.Body}
+		return nil
+	}
+	if len(raw) > maxRewriteHTML {
+		return passThrough()
+	}
+	zr, ok, err := decoder(coding, bytes.NewReader(raw))
+	if !ok || err != nil {
+		return passThrough()
+	}
+	body, err := io.ReadAll(io.LimitReader(zr, maxDecodedPage+1))
+	zr.Close()
+	if err != nil || len(body) > maxDecodedPage {
+		return passThrough()
+	}
+	resp.Body.Close()
+	resp.Header.Del("Content-Encoding")
+	resp.Header.Del("ETag") // the tag was the coded representation's
+	s.rewriteBody(resp, body)
+	return nil
+}
+
+// rewriteBody rewrites a page's identity body for the loader and sets it as the response's, compressed for
+// the client.
+func (s *Server) rewriteBody(resp *http.Response, body []byte) {
+	req := resp.Request
+	v := s.cat.Current()
 	hasLoader := bytes.Contains(body, []byte(swarmapi.PathLoader))
 	rw := &htmlRewriter{base: pageURL(req), inSwarm: func(string) bool { return false }}
 	if s.cfg.Site.Inject && !hasLoader {
@@ -506,13 +622,14 @@ func (s *Server) rewritePage(resp *http.Response) error {
 		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
 	}
 	out := rw.rewrite(body)
-	resp.Body = io.NopCloser(bytes.NewReader(out))
-	resp.ContentLength = int64(len(out))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	if !bytes.Equal(out, body) {
 		resp.Header.Del("ETag") // the page is not the origin's bytes any more
 	}
-	return nil
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	accept, _ := req.Context().Value(acceptCtx).(string)
+	out = s.encodeForClient(resp.Header, out, accept)
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
 }
 
 // p2pNow reports whether pages are rewritten for the swarm now (Visitors.P2P): in auto mode, only in the

@@ -29,25 +29,33 @@ import (
 // Server is a gateway: the reverse proxy in front of a site's origin, with the tracker, the manifest, the
 // webseed and the browser code under /.swarm/.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	tracker   *tracker.Tracker
-	cat       *catalog.Catalog
-	assets    *js.Assets
-	gzMu      sync.Mutex
-	gzAssets  map[string][]byte // gzipped bundles by name, made on first request
-	proxy     http.Handler
-	mux       *http.ServeMux
-	ln        net.Listener
-	tlsLn     net.Listener // TLSListen's; nil without one
-	counters  counters
-	reports   *reports // engines' stats reports, credited against their manifests' tokens
-	mon       *monitor.Monitor
-	seeder    *seeder.Seeder
-	coord     *coordinator    // nil outside a federation
-	helping   *webseed.Helper // nil unless in a federation with a BitTorrent listener
+	cfg      Config
+	log      *slog.Logger
+	tracker  *tracker.Tracker
+	cat      *catalog.Catalog
+	assets   *js.Assets
+	gzMu     sync.Mutex
+	gzAssets map[string][]byte // gzipped bundles by name, made on first request
+	proxy    http.Handler
+	mux      *http.ServeMux
+	ln       net.Listener
+	tlsLn    net.Listener // TLSListen's; nil without one
+	counters counters
+	reports  *reports // engines' stats reports, credited against their manifests' tokens
+	mon      *monitor.Monitor
+	seeder   *seeder.Seeder
+	coord    *coordinator    // nil outside a federation
+	helping  *webseed.Helper // nil unless in a federation with a BitTorrent listener
+	// runCtx ends when Close begins; wg counts the background work (shield revalidations, whole fetches of
+	// assets learned from ranges) that Close waits for.
+	runCtx  context.Context
+	stopRun context.CancelFunc
+	wg      sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
+	comp      compression  // the site's responses compressed toward clients (compress.go)
+	ranges    rangeLearner // assets fetched only by Range, fetched whole in the background (cache_ranges.go)
 	// internalLn serves the embedded tracker to the seeder on loopback.
 	internalLn net.Listener
 	dash       *web.Handler
@@ -86,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, cat: cat, assets: assets,
 		mux: http.NewServeMux(), reports: newReports(), learning: make(map[string]time.Time), kick: make(chan struct{}, 1),
 	}
+	s.runCtx, s.stopRun = context.WithCancel(context.Background())
 	if cfg.Tracker.Client == nil {
 		cfg.Tracker.Client = s.clientIP // the caps per client, behind the operator's proxies too
 	}
@@ -191,6 +200,8 @@ func (s *Server) start() error {
 // again does nothing.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopRun()
+		s.wg.Wait()
 		var errs []error
 		if s.helping != nil {
 			errs = append(errs, s.helping.Close())

@@ -87,7 +87,7 @@ var (
 	leaves     = []string{"tracker", "steer", "federation", "swarmapi"} // import nothing else of ours
 	shared     = []string{"seeder", "uplink", "certs", "tracker", "steer", "federation", "swarmapi", "web", "js"}
 	harnesses  = []string{"bench", "internal/loopfed", "internal/examplesite"} // for the CLI's demo and benchmarks only
-	testOnly   = []string{"internal/browsertest", "internal/pebbletest", "internal/testlog", "internal/testutil", "internal/deptest"}
+	testOnly   = []string{"internal/browsertest", "internal/pebbletest", "internal/testlog", "internal/testutil", "internal/deptest", "internal/nginxtest", "internal/firefoxtest"}
 )
 
 func anyUnder(p string, dirs []string) bool {

@@ -3,6 +3,7 @@ package testutil
 import (
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +18,10 @@ const stopGrace = 5 * time.Second
 type Process struct {
 	// Logs collects the process's standard output and error.
 	Logs testlog.Buffer
+	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	stop sync.Once
 }
 
 // Exited is closed when the process has exited; Err then says how.
@@ -32,7 +35,7 @@ func (p *Process) Err() error { return p.err }
 // variable logEnv is set. name names it in failures.
 func StartProcess(t testing.TB, cmd *exec.Cmd, name, logEnv string) *Process {
 	t.Helper()
-	p := &Process{done: make(chan struct{})}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.Logs, &p.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -42,16 +45,24 @@ func StartProcess(t testing.TB, cmd *exec.Cmd, name, logEnv string) *Process {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(stopGrace):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop()
 		if t.Failed() || os.Getenv(logEnv) != "" {
 			t.Logf("%s's log:\n%s", name, p.Logs.String())
 		}
 	})
 	return p
+}
+
+// Stop ends the process, SIGTERM then SIGKILL after a grace period, and waits for it; the test's end does so
+// too. Calling it again does nothing.
+func (p *Process) Stop() {
+	p.stop.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(stopGrace):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
 }

@@ -132,6 +132,7 @@ func serveConfig(args []string, stderr io.Writer) (gateway.Config, processFlags,
 	public := fs.String("public", "", "comma-separated path prefixes whose responses are public even with cookies")
 	positive(fs, &cfg.Site.MinSwarmSize, "min-swarm-size", catalog.DefaultMinSize, "smallest asset, in bytes, that browsers fetch from the swarm", false)
 	positive(fs, &cfg.Visitors.Fallback, "fallback", gateway.DefaultFallback, "how long browsers wait without progress from peers before using HTTP", false)
+	fs.DurationVar(&cfg.Site.MicroCacheTTL, "micro-cache-ttl", gateway.DefaultMicroCacheTTL, "in a crowd, reuse a public page without cache headers this long (origin shield); negative: never")
 	stunAddr := fs.String("stun", "auto", "UDP address of the gateway's own STUN server; auto: --listen's host, port 3478; off: none")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")

@@ -80,6 +80,9 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--ice", "http://stun.example"}, false},
 		{[]string{"--min-swarm-size", "0"}, false},
 		{[]string{"--fallback", "-1s"}, false},
+		{[]string{"--micro-cache-ttl", "2s"}, true},
+		{[]string{"--micro-cache-ttl", "-1s"}, true}, // off
+		{[]string{"--micro-cache-ttl", "soon"}, false},
 		{[]string{"--uplink", "20Mbit"}, true},
 		{[]string{"--uplink", "20Mbps"}, false},
 		{[]string{"extra"}, false},
