@@ -177,7 +177,8 @@ export class Torrent extends Emitter<TorrentEvents> {
             downloaded: this.stats.peerBytes + this.stats.webseedBytes,
             left: this.left(),
             want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
-            starving: this.needy() && !this.peers.size && !this.handshaking.size,
+            // No peer that unchokes us is as good as none (download-only visitors choke everyone).
+            starving: this.needy() && !this.handshaking.size && ![...this.peers.values()].some((p) => !p.wire.peerChoking),
           }),
           onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
           accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
@@ -268,6 +269,14 @@ export class Torrent extends Emitter<TorrentEvents> {
   // needed says whether piece i is still to download.
   private needed(i: number): boolean {
     return !this.have.get(i) && (!this.o.wantedOnly || this.picker.pri[i] > -Infinity)
+  }
+
+  // endgame says whether every piece still to download is under way: only then are blocks requested twice
+  // (before, a peer that ran out of new pieces duplicated others' requests: up to a fifth more bytes moved in
+  // the five-browser crowd test).
+  private endgame(): boolean {
+    for (let i = 0; i < this.info.count; i++) if (this.needed(i) && !this.pending.has(i)) return false
+    return true
   }
 
   // needy says whether any piece is still to download.
@@ -550,11 +559,12 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   // fill keeps up to MAX_REQS blocks requested from a peer that unchokes us, in one pass: free blocks of
-  // pieces under way that p may work on; then new pieces in the picker's order that p holds; then (the
-  // endgame) free blocks of others' pieces, and one duplicate request for each block still outstanding.
+  // pieces under way that p may work on; then new pieces in the picker's order that p holds; then free blocks
+  // of others' pieces and, in the endgame, one duplicate request for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
     let room = MAX_REQS - p.reqs.size
+    let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     const take = (i: number, pd: Pending, dup: boolean) => {
       for (let b = 0; b < pd.state.length && room > 0; b++) {
@@ -583,7 +593,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       if (room <= 0) break
       if (pd.webseed || !p.has.get(i) || this.leaves(p, i, due)) continue
       take(i, pd, false)
-      take(i, pd, true)
+      if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true)
     }
     if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
   }
