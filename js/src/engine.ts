@@ -84,19 +84,22 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
   let torrent: Torrent | undefined
   let store: PageStore | undefined
   let held = 0 // bytes of the site in verified pieces, padding left out
-  let lastProgress = Date.now()
+  let lastProgress = Date.now() // bytes from any source
+  let swarmProgress = lastProgress // bytes from a peer (the gateway's seeder included)
   let stopped = false // the visitor opted out (policy.watch below)
-  // The webseeds take pieces beyond those due: from the start when the gateway says they have capacity to
-  // spare, else once a file the page waits for has been due (the swarm made no progress for fallbackMs).
+  // Whether the webseeds are in use: from the start when the gateway says they have capacity to spare (they
+  // then take any piece no source is fetching, webseedMode 'all'), else once a file the page waits for has
+  // been due (they take its due pieces, and only those: when the swarm makes progress again, the deadlines
+  // move on and the webseeds take no more).
   let webseeded = !!m.webseedsNow
   const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
   let webseeds = m.webseeds
   const gate = gateUploads(m, policy, () => stats.uploadedBytes, () => held, () => torrent?.rechoke())
 
   // A file's deadline is fallbackMs after the page asked for it, moved on while the swarm makes progress:
-  // then a piece of it that no peer is fetching goes to a webseed, and the gateway's seeder (otherwise a
-  // peer of last resort, behind the visitors' browsers) may serve it.
-  const due = (w: Wanted) => Math.max(w.asked, lastProgress) + m.fallbackMs
+  // once it passes, a piece of it that no peer is fetching goes to a webseed, and the gateway's seeder
+  // (otherwise a peer of last resort, behind the visitors' browsers) may serve it.
+  const due = (w: Wanted) => Math.max(w.asked, swarmProgress) + m.fallbackMs
   const ranges = (): Want[] =>
     [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
   let sent = 0 // the earliest deadline last given to the core
@@ -144,6 +147,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     for (const i of have) held += size(i) - t.padBytes(i)
     t.on('download', ({ bytes, peer }) => {
       lastProgress = Date.now()
+      if (peer !== undefined) swarmProgress = lastProgress
       reportWhenIdle()
       if (peer === undefined) stats.webseedBytes += bytes
       else if (peer === seeder) stats.seederBytes += bytes
@@ -183,7 +187,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
       webseeds = w.webseeds
       for (const url of webseeds) torrent.addWebseed(url)
       webseeded = true
-      torrent.webseedMode = 'all'
+      if (w.now) torrent.webseedMode = 'all' // and it stays so when they go: the site's own takes their place
     } catch {
       // The next poll tries again; the swarm and the fallbacks go on meanwhile.
     } finally {
@@ -194,10 +198,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     if (wanted.size === 0 || !torrent) return
     if (!polling && Date.now() - lastPoll >= WEBSEED_POLL_MS) void poll()
     const now = Date.now()
-    if (now >= sent && !webseeded) {
-      webseeded = true
-      torrent.webseedMode = 'all'
-    }
+    if (now >= sent) webseeded = true
     if (webseeded && now - lastProgress >= giveUpMs) {
       for (const w of wanted.values()) w.reject(new Error('swarmgate: no progress from peers or webseeds'))
       wanted.clear()
