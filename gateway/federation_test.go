@@ -540,8 +540,11 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 	defer lp.stopLoad()
 	res := lp.result(t)
 	// The site's own webseed never came into use (the fallback is ten minutes), so these bytes are the helper's.
-	if res.Stats["webseedBytes"] == 0 {
-		t.Errorf("the page took nothing from the helper's webseed; console %v", lp.page.Console())
+	// The helper's seeder also joins the swarm while it fetches, and the engine (js/src/p2p) trades with it as
+	// with any peer: the page may have the rest from it, as a peer, before the helper's webseed is ready. (No
+	// other browser is in this swarm: its peer bytes are the helper's.)
+	if res.Stats["webseedBytes"] == 0 && res.Stats["peerBytes"] == 0 {
+		t.Errorf("the page took nothing from the helper, neither from its webseed nor from its seeder; console %v", lp.page.Console())
 	}
 }
 

@@ -1,16 +1,15 @@
 // The page-side P2P engine, loaded by the loader only when the page has swarmable assets. It joins the site
 // version's swarm through the gateway's tracker with the WebTorrent protocol (so real WebTorrent peers
-// interoperate), downloads the files the page needs, verifies every piece against the manifest's torrent,
-// drops peers that send bad pieces, falls back to the webseeds (HTTP Range) when the swarm makes no progress
-// for a while, and shares what it holds with later visitors while the page stays open, as far as the page's
-// policy and the operator's upload caps allow (uploads.ts).
+// interoperate), downloads the files the page asks for in the order the page needs them, verifies every
+// piece against the manifest's torrent, bans peers that send bad pieces, takes pieces from the webseeds
+// (HTTP Range) when a file the page waits for is due, and shares what it holds with later visitors while the
+// page stays open, as far as the page's policy and the operator's upload caps allow (uploads.ts).
 //
-// It talks to no host the manifest does not name: the torrent is marked private so that WebTorrent adds no
-// tracker of its own (nor DHT, PEX or local discovery), and ICE gets the manifest's servers only, an empty
-// list included, since WebTorrent's WebRTC layer would otherwise use public STUN servers (Google's, Twilio's).
-import WebTorrent from 'webtorrent/dist/webtorrent.min.js'
-import FSAChunkStore from 'fsa-chunk-store'
+// The swarm itself is our own core (src/p2p): it talks to no host the manifest does not name (the manifest's
+// tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
+// so no public STUN server is ever asked).
 import type { Engine, EngineReport, EngineStats, Manifest, Policy } from './manifest'
+import { fromHex, parseInfo, rawValue, Torrent, type Want } from './p2p'
 import { PageStore } from './store'
 import { gateUploads } from './uploads'
 
@@ -22,100 +21,12 @@ const REPORT_IDLE_MS = 1000
 // ready after the page loaded take the place of the site's own webseed (see PathWebseeds).
 const WEBSEED_POLL_MS = 2000
 
-// A version larger than the engine keeps in memory (MAX_CACHE_BYTES, see store.ts for the others) goes to
-// WebTorrent's browser store (fsa-chunk-store, in the origin-private file system), which writes every piece
-// twice: as a file of its own, and again into a copy of each torrent file it spans. The engine never reads the
-// second copy (pages get their files from the pieces, and a later page view reads the pieces back), while the
-// store's writes were about a fifth of a visitor's renderer CPU in a profiled crowd: this store keeps the
-// pieces alone.
-class PieceStore extends FSAChunkStore {
-  private readonly onStored: (bytes: number) => void
+// The most memory a page view's pieces may take: a version up to this size is kept in memory whole; beyond
+// it, pieces written to the browser's storage leave memory (store.ts).
+const MAX_MEMORY_BYTES = 128 << 20
 
-  constructor(chunkLength: number, opts: Record<string, unknown>) {
-    super(chunkLength, { ...opts, files: undefined })
-    this.onStored = (opts.onStored as (bytes: number) => void) ?? (() => {})
-  }
-
-  put(index: number, buf: Uint8Array, cb: (err: Error | null) => void = () => {}) {
-    return super.put(index, buf, (err: Error | null) => {
-      if (!err) this.onStored(buf.length)
-      cb(err)
-    })
-  }
-}
-
-// The most memory a page view's pieces may take: a version up to this size is kept in memory whole
-// (PageStore); a larger one in fsa-chunk-store, behind a memory cache of this size.
-const MAX_CACHE_BYTES = 128 << 20
-
-// A BitTorrent block: what a piece is requested and stored in (torrent-piece's BLOCK_LENGTH).
-const BLOCK_LENGTH = 1 << 14
-
-// The gateway pads every file but the last to a piece boundary (BEP 47), so that a file's pieces are its own.
-// The padding is zeros, hashed with the piece: there is no reason to move it over the network, and in the crowd
-// benchmark it was about a tenth of what each visitor received. The engine fills it in itself: before a piece
-// is first requested, its blocks that lie wholly in padding are set to zeros and never reserved, and a webseed's
-// request for the rest of a piece stops at the last block that holds file data. (The one block that holds both
-// a file's end and the start of its padding still travels whole.) webtorrent has no option for this; its
-// pieces are patched one by one, where _request is about to reserve a block of them.
-//
-// It returns how many bytes of padding piece index holds (0 for most pieces), so that what a page view holds of
-// the site can be counted without it.
-function skipPadding(torrent: any): (index: number) => number {
-  let dataIn: Map<number, number> | undefined // index of a piece that ends in padding -> bytes of file data in it
-  const padded = () => {
-    const m = new Map<number, number>()
-    for (const f of torrent.files) {
-      if (!/(^|\/)\.pad\/\d+$/.test(f.path) || f.length === 0) continue
-      const index = Math.floor(f.offset / torrent.pieceLength)
-      const data = f.offset - index * torrent.pieceLength
-      if (data > 0 && f.offset + f.length === (index + 1) * torrent.pieceLength) m.set(index, data)
-    }
-    return m
-  }
-  const patch = (piece: any, data: number) => {
-    const first = Math.ceil(data / BLOCK_LENGTH) // the first block without file data
-    if (piece.swarmgatePadding || first >= piece._chunks) return
-    piece.swarmgatePadding = true
-    for (let i = first; i < piece._chunks; i++) piece.set(i, new Uint8Array(piece.chunkLength(i)), 'padding')
-    const reserve = piece.reserve.bind(piece)
-    const reserveRemaining = piece.reserveRemaining.bind(piece)
-    piece.reserve = () => {
-      const i = reserve()
-      return i >= first ? -1 : i
-    }
-    piece.reserveRemaining = () => {
-      const i = reserveRemaining()
-      return i >= first ? -1 : i
-    }
-    piece.chunkLengthRemaining = (i: number) => first * BLOCK_LENGTH - i * BLOCK_LENGTH
-  }
-  const request = torrent._request.bind(torrent)
-  torrent._request = (wire: any, index: number, hotswap: boolean) => {
-    dataIn ??= padded() // requests begin once the metadata is in
-    const data = dataIn.get(index)
-    const piece = torrent.pieces[index]
-    if (data !== undefined && piece) patch(piece, data) // a piece that failed verification is a new one
-    return request(wire, index, hotswap)
-  }
-  return (index: number) => {
-    if (!dataIn && torrent.files.length === 0) return 0 // no metadata yet
-    dataIn ??= padded()
-    const data = dataIn.get(index)
-    return data === undefined ? 0 : torrent.pieceLength - data // a padded piece is never the last
-  }
-}
-
-// held is what the torrent holds of the site: the bytes of its verified pieces, padding left out.
-function held(torrent: any, padding: (index: number) => number): number {
-  if (!torrent.bitfield) return 0
-  let n = 0
-  const last = torrent.pieces.length - 1
-  for (let i = 0; i <= last; i++) {
-    if (torrent.bitfield.get(i)) n += (i === last ? torrent.lastPieceLength : torrent.pieceLength) - padding(i)
-  }
-  return n
-}
+// How often the engine moves deadlines, polls for webseeds and checks for a file to give up on.
+const TICK_MS = 250
 
 function base64Bytes(s: string): Uint8Array {
   const bin = atob(s)
@@ -130,31 +41,23 @@ const operatorOnly = (m: Manifest): Policy => ({
   watch: () => {},
 })
 
+// A file the page waits for.
+interface Wanted {
+  start: number
+  end: number
+  priority: number
+  asked: number // Date.now() when the page asked
+  type: string
+  resolve(url: string): void
+  reject(err: Error): void
+}
+
+const optedOut = () => new Error('swarmgate: the visitor opted out')
+
 export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
-  const client = new WebTorrent({
-    tracker: { rtcConfig: { iceServers: m.iceServers ?? [] } },
-    dht: false, lsd: false, utPex: false, natUpnp: false, natPmp: false,
-  })
-  // Rarest first: the page uses a file only once it is complete, so the order of its pieces does not matter to
-  // it, while visitors that arrive together then hold different pieces and trade them, instead of all taking
-  // the same next piece from the first visitor (whose upload caps would leave the rest to the site).
-  // A page's files are small next to memory: the store holds every piece in memory (up to MAX_CACHE_BYTES), so
-  // serving later visitors does not read pieces back from the browser's storage, which took about a tenth of a
-  // visitor's CPU in a profiled crowd, and the page view's pieces are written to storage once it is complete.
-  const pieceLength = Math.max(m.pieceLength, 1)
-  const length = Object.values(m.files).reduce((n, f) => Math.max(n, f.offset + f.size), 0)
   const stats: EngineStats = {
     peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
   }
-  let pageStore: PageStore | undefined
-  const storeOpts = { onStore: (s: PageStore) => (pageStore = s), onStored: (n: number) => (stats.storedBytes += n) }
-  const store = length <= MAX_CACHE_BYTES
-    ? { store: PageStore, storeCacheSlots: 0, storeOpts }
-    : { store: PieceStore, storeCacheSlots: Math.floor(MAX_CACHE_BYTES / pieceLength), storeOpts }
-  const torrent = client.add(base64Bytes(m.torrent), {
-    announce: [m.tracker], deselect: true, private: true, strategy: 'rarest', ...store,
-  })
-  const padding = skipPadding(torrent)
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
   const report = () => {
@@ -175,89 +78,97 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     clearTimeout(idle)
     idle = setTimeout(report, REPORT_IDLE_MS)
   }
-  const gate = gateUploads(torrent, m, policy, () => stats.uploadedBytes, () => held(torrent, padding))
-  const banned = new Set<string>()
-  const sources = new Map<number, Set<any>>() // piece index -> wires that sent blocks of it
-  let lastProgress = Date.now()
-  let webseeded = false
-  let stopped = false // the visitor opted out (policy.watch below)
-  let stalled = false // the swarm made no progress for fallbackMs: the seeder serves every piece it holds
 
-  // The gateway's seeder is the seed of last resort: a piece that an unchoking browser peer holds is not
-  // taken from it, so the site's own upload goes to pieces the crowd lacks (and to the first visitors).
-  // It hides behind what the other wires hold until the swarm stalls, as the webseeds do.
-  const othersHave = (self: any, index: number) => torrent.wires.some((w: any) =>
-    w !== self && w.type !== 'webSeed' && !w.peerChoking && w.peerPieces && w.peerPieces.get(index))
-  const lastResort = (wire: any) => {
-    const bf = wire.peerPieces
-    if (!bf || bf.swarmgate) return
-    const get = bf.get.bind(bf)
-    bf.get = (i: number) => get(i) && (stalled || !othersHave(wire, i))
-    bf.swarmgate = true
+  const seeder = (m.seederPeerId ?? '').toLowerCase()
+  const wanted = new Map<string, Wanted>() // by path
+  let torrent: Torrent | undefined
+  let store: PageStore | undefined
+  let held = 0 // bytes of the site in verified pieces, padding left out
+  let lastProgress = Date.now() // bytes from any source
+  let swarmProgress = lastProgress // bytes from a peer (the gateway's seeder included)
+  let stopped = false // the visitor opted out (policy.watch below)
+  // Whether the webseeds are in use: from the start when the gateway says they have capacity to spare (they
+  // then take any piece no source is fetching, webseedMode 'all'), else once a file the page waits for has
+  // been due (they take its due pieces, and only those: when the swarm makes progress again, the deadlines
+  // move on and the webseeds take no more).
+  let webseeded = !!m.webseedsNow
+  const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
+  let webseeds = m.webseeds
+  const gate = gateUploads(m, policy, () => stats.uploadedBytes, () => held, () => torrent?.rechoke())
+
+  // A file's deadline is fallbackMs after the page asked for it, moved on while the swarm makes progress:
+  // once it passes, a piece of it that no peer is fetching goes to a webseed, and the gateway's seeder
+  // (otherwise a peer of last resort, behind the visitors' browsers) may serve it.
+  const due = (w: Wanted) => Math.max(w.asked, swarmProgress) + m.fallbackMs
+  const ranges = (): Want[] =>
+    [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
+  let sent = 0 // the earliest deadline last given to the core
+  const retarget = () => {
+    const r = ranges()
+    sent = Math.min(...r.map((w) => w.deadline ?? Infinity))
+    torrent?.want(r)
   }
 
-  torrent.on('wire', (wire: any) => {
-    if (banned.has(wire.peerId)) return wire.destroy()
-    const web = wire.type === 'webSeed'
-    const seeder = !web && !!m.seederPeerId && wire.peerId === m.seederPeerId
-    if (seeder) {
-      lastResort(wire)
-      for (const ev of ['bitfield', 'have-all']) wire.on(ev, () => lastResort(wire))
-    }
-    if (!web) stats.peers++
-    wire.on('download', (n: number) => {
-      reportWhenIdle()
-      lastProgress = Date.now()
-      if (web) stats.webseedBytes += n
-      else if (seeder) stats.seederBytes += n
-      else stats.peerBytes += n
+  const pl = Math.max(m.pieceLength, 1)
+  const complete = (t: Torrent, w: Wanted) => {
+    for (let i = Math.floor(w.start / pl); i * pl < w.end; i++) if (!t.have.get(i)) return false
+    return true
+  }
+  const finish = async (path: string, w: Wanted) => {
+    wanted.delete(path)
+    retarget()
+    if (wanted.size === 0) void store?.flush() // the page has what it asked for
+    const blob = await store!.blob(w.start, w.end - w.start, w.type)
+    stats.files++
+    report()
+    w.resolve(URL.createObjectURL(blob))
+  }
+
+  const ready: Promise<Torrent> = (async () => {
+    const raw = base64Bytes(m.torrent)
+    const info = rawValue(raw, 'info')
+    if (!info) throw new Error("swarmgate: the manifest's torrent has no info dictionary")
+    const parsed = parseInfo(info)
+    const s = (store = new PageStore(m.infoHash, parsed, MAX_MEMORY_BYTES, (n) => (stats.storedBytes += n)))
+    const have = await s.load() // an earlier view's pieces, verified
+    if (stopped) throw optedOut()
+    const t = await Torrent.create({
+      info, infoHash: fromHex(m.infoHash), trackers: [m.tracker], rtc: { iceServers: m.iceServers ?? [] },
+      webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0, webseedIdle: false,
+      upload: gate.allow, lastResort: (id) => id === seeder,
     })
-    wire.on('upload', (n: number) => {
+    if (stopped) {
+      t.destroy()
+      throw optedOut()
+    }
+    torrent = t
+    if (webseeded) t.webseedMode = 'all'
+    const size = (i: number) => Math.min(parsed.pieceLength, parsed.length - i * parsed.pieceLength)
+    for (const i of have) held += size(i) - t.padBytes(i)
+    t.on('download', ({ bytes, peer }) => {
+      lastProgress = Date.now()
+      if (peer !== undefined) swarmProgress = lastProgress
+      reportWhenIdle()
+      if (peer === undefined) stats.webseedBytes += bytes
+      else if (peer === seeder) stats.seederBytes += bytes
+      else stats.peerBytes += bytes
+    })
+    t.on('upload', (n) => {
       stats.uploadedBytes += n
       reportWhenIdle()
     })
-    wire.on('piece', (index: number) => {
-      let s = sources.get(index)
-      if (!s) sources.set(index, (s = new Set()))
-      s.add(wire)
+    t.on('peer', ({ open }) => open && stats.peers++)
+    t.on('ban', () => stats.droppedPeers++)
+    t.on('piece', ({ index }) => {
+      held += size(index) - t.padBytes(index)
+      gate.verified()
+      for (const [path, w] of wanted) if (complete(t, w)) void finish(path, w).catch(w.reject)
     })
-  })
-  torrent.on('verified', (index: number) => sources.delete(index))
-  torrent.on('warning', (err: Error) => {
-    const bad = /Piece (\d+) failed verification/.exec(String(err && err.message))
-    if (!bad) return
-    const index = Number(bad[1])
-    for (const wire of sources.get(index) ?? []) {
-      if (wire.type === 'webSeed') continue
-      if (!banned.has(wire.peerId)) stats.droppedPeers++
-      banned.add(wire.peerId)
-      wire.destroy()
-    }
-    sources.delete(index)
-  })
+    return t
+  })()
 
-  // HTTP fallback: when nothing arrives for fallbackMs while files are wanted, add the webseeds (at once when
-  // the gateway says they have capacity to spare); they then fetch missing pieces by Range alongside any peers.
-  // A file that makes no progress even from the webseeds is given up, so the page loads it over HTTP.
-  const wanted = new Map<any, (err: Error) => void>() // file -> its url() rejecter
-  const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
-  let webseeds = m.webseeds
-  const added = new Set<string>()
-  const addWebseeds = () => {
-    for (const url of webseeds) {
-      if (!added.has(url)) torrent.addWebSeed(url)
-      added.add(url)
-    }
-  }
-  const useNow = () => {
-    webseeded = true
-    if (torrent.ready) addWebseeds()
-    else torrent.once('ready', addWebseeds)
-  }
-  if (m.webseedsNow && webseeds.length > 0) useNow()
-  // Webseeds with capacity to spare (helpers in a crowd) that appear while files are wanted replace the ones
-  // in use: the site's own webseed then stops competing for the site's full link. When they go (the crowd is
-  // over and helpers are released), an engine that was using them goes back to the site's own.
+  // Every TICK_MS while files are wanted: deadlines follow progress, the gateway is asked for webseeds, and
+  // files that make no progress even from the webseeds are given up (the page loads them over HTTP).
   let polling = false
   let lastPoll = Date.now()
   const poll = async () => {
@@ -266,17 +177,17 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     try {
       const res = await fetch(`/.swarm/webseeds?version=${encodeURIComponent(m.version)}`, { cache: 'no-store' })
       if (!res.ok) return
-      const w: { version: string, webseeds: string[], now?: boolean } = await res.json()
-      if (w.version !== m.version || w.webseeds.length === 0 || stopped) return
-      if (!w.now && !webseeded) return // the site's own webseed waits for a stall, as before
-      for (const url of added) {
-        if (!w.webseeds.includes(url)) {
-          torrent.removePeer(url)
-          added.delete(url)
-        }
-      }
+      const w: { version: string; webseeds: string[]; now?: boolean } = await res.json()
+      if (w.version !== m.version || w.webseeds.length === 0 || stopped || !torrent) return
+      if (!w.now && !webseeded) return // the site's own webseed waits for a file to be due, as before
+      // Webseeds with capacity to spare (helpers in a crowd) replace the ones in use: the site's own webseed
+      // then stops competing for the site's full link. When they go (the crowd is over and helpers are
+      // released), an engine that was using them goes back to the site's own.
+      for (const url of webseeds) if (!w.webseeds.includes(url)) torrent.removeWebseed(url)
       webseeds = w.webseeds
-      useNow()
+      for (const url of webseeds) torrent.addWebseed(url)
+      webseeded = true
+      if (w.now) torrent.webseedMode = 'all' // and it stays so when they go: the site's own takes their place
     } catch {
       // The next poll tries again; the swarm and the fallbacks go on meanwhile.
     } finally {
@@ -284,64 +195,50 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     }
   }
   const timer = setInterval(() => {
-    if (wanted.size === 0) return
+    if (wanted.size === 0 || !torrent) return
     if (!polling && Date.now() - lastPoll >= WEBSEED_POLL_MS) void poll()
-    const idle = Date.now() - lastProgress
-    if (idle >= m.fallbackMs) stalled = true
-    if (!webseeded && idle >= m.fallbackMs) {
-      webseeded = true
-      addWebseeds()
-    } else if (webseeded && idle >= giveUpMs) {
-      for (const [file, reject] of wanted) {
-        file.deselect()
-        reject(new Error('swarmgate: no progress from peers or webseeds'))
-      }
+    const now = Date.now()
+    if (now >= sent) webseeded = true
+    if (webseeded && now - lastProgress >= giveUpMs) {
+      for (const w of wanted.values()) w.reject(new Error('swarmgate: no progress from peers or webseeds'))
       wanted.clear()
-      void pageStore?.flush() // the files that did complete are kept for a later view
+      retarget()
+      void store?.flush() // the files that did complete are kept for a later view
     }
-  }, 250)
-  torrent.on('done', () => clearInterval(timer))
+    // Progress moved the deadlines on: tell the core (not on every block; a tick's drift is nothing).
+    if (Math.min(...[...wanted.values()].map(due)) - sent >= TICK_MS) retarget()
+  }, TICK_MS)
 
   // The visitor opted out while the page was open: leave the swarm; files not yet complete load over HTTP.
   policy.watch(() => {
     if (stopped || policy.mode().mode !== 'off') return
     stopped = true
     clearInterval(timer)
-    for (const reject of wanted.values()) reject(new Error('swarmgate: the visitor opted out'))
+    for (const w of wanted.values()) w.reject(optedOut())
     wanted.clear()
     report()
-    client.destroy()
+    torrent?.destroy()
   })
 
-  const ready = new Promise<void>(resolve => (torrent.ready ? resolve() : torrent.once('ready', () => resolve())))
   const urls = new Map<string, Promise<string>>()
-
   return {
-    url(path: string): Promise<string> {
+    url(path: string, priority = 0): Promise<string> {
       let p = urls.get(path)
       if (p) return p
-      if (stopped) return Promise.reject(new Error('swarmgate: the visitor opted out'))
+      if (stopped) return Promise.reject(optedOut())
       const meta = m.files[path]
       if (!meta) return Promise.reject(new Error(`swarmgate: ${path} is not in the swarm`))
-      p = ready.then(() => new Promise<string>((resolve, reject) => {
-        const file = torrent.files[meta.index]
-        if (!file || file.length !== meta.size) return reject(new Error(`swarmgate: manifest and torrent disagree on ${path}`))
-        const finish = async () => {
-          wanted.delete(file)
-          if (wanted.size === 0) void pageStore?.flush() // the page has what it asked for
-          // From the pieces in memory when they all are (WebTorrent's file.blob() reads them through the store
-          // one by one and copies them twice), else through WebTorrent.
-          const blob = pageStore?.blob(file.offset, file.length, meta.type) ??
-            new Blob([await file.blob()], { type: meta.type })
-          stats.files++
-          report()
-          resolve(URL.createObjectURL(blob))
+      p = ready.then((t) => new Promise<string>((resolve, reject) => {
+        const f = t.info.files[meta.index]
+        if (!f || f.length !== meta.size || f.offset !== meta.offset) {
+          return reject(new Error(`swarmgate: manifest and torrent disagree on ${path}`))
         }
-        if (file.done) return void finish().catch(reject)
-        wanted.set(file, reject)
-        lastProgress = Date.now()
-        file.once('done', () => void finish().catch(reject))
-        file.select()
+        if (stopped) return reject(optedOut())
+        const w: Wanted = { start: meta.offset, end: meta.offset + meta.size, priority, asked: Date.now(), type: meta.type,
+          resolve, reject }
+        if (complete(t, w)) return void finish(path, w).catch(reject)
+        wanted.set(path, w)
+        retarget()
       }))
       urls.set(path, p)
       return p

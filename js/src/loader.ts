@@ -12,7 +12,7 @@
 //   swarmgate.optIn()        forget the visitor's choice
 //   swarmgate.stats()        the engine's byte counts once it runs, else null
 // The choice is stored in this site's localStorage; each switch returns the mode it leads to.
-import type { Engine, Manifest, Mode } from './manifest'
+import type { Engine, Manifest, Mode, Policy } from './manifest'
 import { CHOICE_KEY, pagePolicy } from './policy'
 
 const SRC = 'data-swarm-src'
@@ -42,7 +42,7 @@ const choose = (choice: string | null): Mode => {
   return policy.mode()
 }
 
-;(window as any).swarmgate = {
+;(window as Window & { swarmgate?: object }).swarmgate = {
   mode: policy.mode,
   optOut: () => choose('off'),
   downloadOnly: () => choose('download-only'),
@@ -64,6 +64,14 @@ function restore(el: Element): void {
 function reload(el: Element): void {
   const media = el instanceof HTMLSourceElement ? el.parentElement : el
   if (media instanceof HTMLMediaElement) media.load()
+}
+
+// The order the page needs its files in: images in the first viewport (2), then other images (1), then media.
+function priority(el: Element): number {
+  const img = el.closest('picture')?.querySelector('img') ?? el
+  if (!(img instanceof HTMLImageElement)) return 0
+  const r = img.getBoundingClientRect()
+  return r.bottom > 0 && r.top < innerHeight ? 2 : 1
 }
 
 // The URL the browser would pick: src, or the srcset candidate best matching the screen.
@@ -100,7 +108,7 @@ function getEngine(m: Manifest): Promise<Engine> {
     Promise.race([policy.ready, new Promise(r => setTimeout(r, BATTERY_WAIT_MS))]),
   ]).then(([mod]) => {
     if (disabled()) throw new Error('swarmgate: off')
-    return (running = mod.start(m, policy) as Engine)
+    return (running = (mod as { start(m: Manifest, p: Policy): Engine }).start(m, policy))
   }))
 }
 
@@ -164,7 +172,7 @@ async function main(): Promise<void> {
       const p = want[i]
       if (p === null) return
       try {
-        const blobURL = await engine.url(p)
+        const blobURL = await engine.url(p, priority(el))
         if (!pending.delete(el)) return
         el.removeAttribute(SRC)
         el.removeAttribute(SRCSET)

@@ -38,7 +38,8 @@ export interface Policy {
 }
 
 export interface Engine {
-  // Resolves to an object URL holding the verified bytes of the file at a URL path.
-  url(path: string): Promise<string>
+  // Resolves to an object URL holding the verified bytes of the file at a URL path. Files with a higher
+  // priority come first (the loader: 2 for images in the first viewport, 1 for other images, 0 for media).
+  url(path: string, priority?: number): Promise<string>
   stats(): EngineReport
 }

@@ -18,6 +18,24 @@ export function storedChoice(): string | null {
   }
 }
 
+// What browsers tell of the connection and the battery (Network Information and Battery Status APIs; not in
+// every browser, nor in TypeScript's DOM types).
+interface Connection extends EventTarget {
+  saveData?: boolean
+  type?: string
+  effectiveType?: string
+}
+interface Battery extends EventTarget {
+  charging: boolean
+  level: number
+}
+interface Nav {
+  connection?: Connection
+  getBattery?: () => Promise<Battery>
+  globalPrivacyControl?: boolean
+  doNotTrack?: string | null
+}
+
 export interface PagePolicy extends Policy {
   // Settles once the browser's battery state is known (or cannot be), so no upload precedes it.
   ready: Promise<void>
@@ -26,7 +44,7 @@ export interface PagePolicy extends Policy {
 }
 
 export function pagePolicy(script: HTMLScriptElement | null): PagePolicy {
-  const nav = navigator as any
+  const nav = navigator as Navigator & Nav
   const conn = nav.connection
   let manifest: Manifest | undefined
   let batteryLow = false
@@ -35,7 +53,7 @@ export function pagePolicy(script: HTMLScriptElement | null): PagePolicy {
   conn?.addEventListener?.('change', changed)
   addEventListener('storage', changed) // the visitor's choice, made in another tab
   const ready: Promise<void> = nav.getBattery
-    ? nav.getBattery().then((b: any) => {
+    ? nav.getBattery().then((b) => {
         const check = () => {
           batteryLow = !b.charging && b.level < LOW_BATTERY
           changed()
@@ -62,7 +80,7 @@ export function pagePolicy(script: HTMLScriptElement | null): PagePolicy {
     }
     if (conn?.saveData) return is('download-only', 'save-data')
     if (conn?.type === 'cellular') return is('download-only', 'cellular')
-    if (/2g/.test(conn?.effectiveType)) return is('download-only', 'slow-network') // "slow-2g" and "2g"
+    if (/2g/.test(conn?.effectiveType ?? '')) return is('download-only', 'slow-network') // "slow-2g" and "2g"
     if (batteryLow) return is('download-only', 'battery')
     return is('p2p', '')
   }

@@ -4,53 +4,45 @@
 // it downloaded, plus what it kept in its browser's storage from an earlier view of the same site version; a
 // returning visitor that downloaded nothing this time can still seed what it holds).
 //
-// Serving is controlled by choking, the BitTorrent way: a peer that we choke may not request, and choking
-// drops its queued requests before any block of them is sent. WebTorrent unchokes wires on its own (when a
-// peer becomes interested, and every rechoke), so each wire's unchoke is guarded.
+// Serving is controlled by choking, the BitTorrent way: the core (src/p2p) asks allow(0) before it unchokes an
+// interested peer and allow(n) before it sends a block of n bytes; a refusal rejects the request and chokes
+// the peer. rechoke() makes the core ask again for every peer (a cap lifted, or the policy changed).
 import type { Manifest, Mode, Policy } from './manifest'
 
 export interface UploadGate {
   mode(): Mode
   capReason(): string // "ratio" or "ceiling" while capped, else ""
+  allow(bytes: number): boolean // the core's upload hook
+  verified(): void // the page view holds one more piece: a ratio cap may lift
 }
 
-export function gateUploads(torrent: any, m: Manifest, policy: Policy, uploaded: () => number,
-  held: () => number): UploadGate {
+export function gateUploads(m: Manifest, policy: Policy, uploaded: () => number, held: () => number,
+  rechoke: () => void): UploadGate {
   let capped = ''
-  // Bytes promised to peers: sent, plus the requests queued on every wire (a request is queued before the
-  // engine reads its block, so a cap checked here is never passed).
-  const committed = () => uploaded() + torrent.wires.reduce((n: number, w: any) =>
-    n + (w.peerRequests ?? []).reduce((k: number, r: any) => k + r.length, 0), 0)
   const over = (bytes: number) =>
     bytes > m.uploadCeiling ? 'ceiling' : bytes > m.uploadRatio * held() ? 'ratio' : ''
   const serving = () => policy.mode().mode === 'p2p' && !capped
-  const chokeAll = () => torrent.wires.forEach((w: any) => w.choke())
-  // Lets peers that want pieces ask again (WebTorrent's rechoke trims to its upload slots).
-  const reopen = () => torrent.wires.forEach((w: any) => w.peerInterested && w.unchoke())
+  policy.watch(rechoke)
 
-  torrent.on('wire', (wire: any) => {
-    if (wire.type === 'webSeed') return
-    const unchoke = wire.unchoke.bind(wire)
-    wire.unchoke = () => serving() && unchoke()
-    // This listener runs before WebTorrent's, which reads the block: a request past a cap chokes every wire,
-    // which drops it and every other queued request unsent.
-    wire.on('request', () => {
-      if (!serving()) return chokeAll()
-      const over0 = over(committed())
-      if (over0) {
-        capped = over0
-        chokeAll()
-      }
-    })
-  })
-  // A ratio cap lifts once the page view holds enough more (hysteresis of a piece, so that it does not choke
-  // and unchoke on every block); the ceiling is final.
-  torrent.on('verified', () => {
-    if (capped !== 'ratio') return
-    capped = over(uploaded() + m.pieceLength)
-    if (serving()) reopen()
-  })
-  policy.watch(() => (serving() ? reopen() : chokeAll()))
-
-  return { mode: policy.mode, capReason: () => capped }
+  return {
+    mode: policy.mode,
+    capReason: () => capped,
+    allow: (bytes) => {
+      if (!serving()) return false
+      // uploaded() counts every block accepted so far (the core counts a block when it accepts it), so a cap
+      // checked here is never passed.
+      const cap = bytes > 0 ? over(uploaded() + bytes) : ''
+      if (!cap) return true
+      capped = cap
+      rechoke()
+      return false
+    },
+    // A ratio cap lifts once the page view holds enough more (hysteresis of a piece, so that it does not choke
+    // and unchoke on every block); the ceiling is final.
+    verified: () => {
+      if (capped !== 'ratio') return
+      capped = over(uploaded() + m.pieceLength)
+      if (serving()) rechoke()
+    },
+  }
 }

@@ -3,11 +3,12 @@
 
 import { BencodeError, type Encodable, decode, encode, rawValue } from '../src/p2p/bencode'
 import { Bits } from '../src/p2p/bits'
-import { equal } from '../src/p2p/bytes'
-import { parseInfo } from '../src/p2p/metainfo'
+import { concat, equal, hex, randomBytes, sha1 } from '../src/p2p/bytes'
+import { type Info, parseInfo } from '../src/p2p/metainfo'
 import { Picker } from '../src/p2p/picker'
 import { fileURL } from '../src/p2p/webseed'
 import { type Msg, Wire } from '../src/p2p/wire'
+import { PageStore } from '../src/store'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
 const show = (b: Uint8Array): string => JSON.stringify(String.fromCharCode(...b))
@@ -42,6 +43,7 @@ export async function run(): Promise<string[]> {
   await guard('metainfo', () => metainfoTests(check))
   await guard('picker', () => pickerTests(check))
   await guard('webseed', () => webseedTests(check))
+  await guard('page store', () => pageStoreTests(check))
   return fails
 }
 
@@ -289,4 +291,35 @@ function webseedTests(check: Check): void {
     [fileURL('http://h/x.bin', single, single.files[0]), 'http://h/x.bin'],
   ]
   for (const [got, want] of cases) check(got === want, `webseed URL ${got}, want ${want}`)
+}
+
+// The page's store (src/store.ts) in the test page's origin-private file system: memory for two pieces of
+// five; past it, written pieces leave memory and are read back from the version's file; a later page view
+// loads the pieces that verify.
+async function pageStoreTests(check: Check): Promise<void> {
+  const pl = 1024
+  const ps = [0, 1, 2, 3, 4].map((i) => randomBytes(i === 4 ? 100 : pl))
+  const length = 4 * pl + 100
+  const info = (hashes: Uint8Array[]): Info => ({ name: 'f', pieceLength: pl, pieces: concat(hashes), count: 5, length,
+    files: [{ path: ['f'], length, offset: 0, pad: false }], multi: false })
+  const good = await Promise.all(ps.map((p) => sha1(p)))
+  const name = hex(randomBytes(20))
+  let stored = 0
+  const s = new PageStore(name, info(good), 2 * pl, (n) => (stored += n))
+  ps.forEach((p, i) => s.put(i, p))
+  await s.flush()
+  check(stored === length, `page store: wrote ${stored} bytes, want ${length}`)
+  const first = s.get(0)
+  check(first instanceof Promise, 'page store: the oldest piece is still in memory past the bound')
+  check(equal((await first) ?? new Uint8Array(0), ps[0]), 'page store: piece 0 read back differs')
+  check(s.get(4) === ps[4], 'page store: the newest piece left memory')
+  const blob = new Uint8Array(await (await s.blob(100, length - 200, 'x/y')).arrayBuffer())
+  check(equal(blob, concat(ps).subarray(100, length - 100)), 'page store: blob differs from the pieces')
+  const again = await new PageStore(name, info(good), 2 * pl).load()
+  check(again.join() === '0,1,2,3,4', `page store: a later view loads pieces ${again}, want all five`)
+  const bad = good.slice()
+  bad[2] = new Uint8Array(20)
+  const some = await new PageStore(name, info(bad), 2 * pl).load()
+  check(some.join() === '0,1,3,4', `page store: a later view loads pieces ${some}, want all but the one that does not verify`)
+  await (await (await navigator.storage.getDirectory()).getDirectoryHandle('swarmgate')).removeEntry(name)
 }

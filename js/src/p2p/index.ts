@@ -1,8 +1,8 @@
 // The engine's core: BitTorrent over WebRTC data channels with WebTorrent signalling, BEP 19 webseeds and
 // BEP 47 padding, on the browser's native APIs only.
-export { Torrent, type TorrentOptions, type TorrentEvents, type Stats, type Source } from './torrent'
+export { Torrent, type TorrentOptions, type TorrentEvents, type Stats, type Source, type WebseedMode } from './torrent'
 export type { Want } from './picker'
 export { parseInfo, type Info, type TorrentFile } from './metainfo'
 export { MemoryStore, type PieceStore } from './store'
 export { decode, encode, rawValue } from './bencode'
-export { hex, fromHex, sha1 } from './bytes'
+export { equal, hex, fromHex, sha1 } from './bytes'

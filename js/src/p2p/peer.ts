@@ -11,6 +11,7 @@ export class Peer {
   has: Bits
   ready = false // handshake checked
   reqs = new Map<number, number>() // block key → when requested (performance.now)
+  cancelled = new Set<number>() // block keys requested, then cancelled (the block may come all the same)
   downloaded = 0
   uploaded = 0
   strikes = 0 // bad pieces it had a part in

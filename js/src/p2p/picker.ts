@@ -5,7 +5,7 @@ import type { Info } from './metainfo'
 
 // Want is a byte range [start, end) of the torrent's byte stream and how much it matters: pieces with a
 // deadline (ms since the epoch, as Date.now) come first, earliest first; then higher priority (default 0);
-// then pieces fewer connected peers hold; then lower index.
+// then pieces fewer connected peers hold; then lower index. Pieces in no range come last (priority -Infinity).
 export interface Want {
   start: number
   end: number
@@ -20,7 +20,7 @@ const RESORT_MS = 250
 export class Picker {
   readonly avail: Int32Array // connected peers holding each piece
   readonly due: Float64Array
-  readonly pri: Float64Array
+  readonly pri: Float64Array // -Infinity: in no range
   private order: number[] = []
   private stale = true
   private sortedAt = -Infinity
@@ -28,13 +28,13 @@ export class Picker {
   constructor(private info: Info) {
     this.avail = new Int32Array(info.count)
     this.due = new Float64Array(info.count).fill(Infinity)
-    this.pri = new Float64Array(info.count)
+    this.pri = new Float64Array(info.count).fill(-Infinity)
   }
 
   // want replaces the caller's ranges.
   want(ranges: Want[]): void {
     this.due.fill(Infinity)
-    this.pri.fill(0)
+    this.pri.fill(-Infinity)
     const pl = this.info.pieceLength
     for (const r of ranges) {
       const last = Math.min(Math.ceil(r.end / pl), this.info.count)

@@ -33,8 +33,21 @@ export interface TorrentOptions {
   // fetching it. Default DEFAULT_WEBSEED_LEAD_MS.
   webseedLeadMs?: number
   // webseedIdle: webseeds also take pieces no connected, unchoking peer holds. Default true.
+  // Torrent.webseeds changes what webseeds take later (see WebseedMode).
   webseedIdle?: boolean
+  // wantedOnly: download only the pieces of the want ranges (the files a page asked for); default: every
+  // piece, wanted ones first.
+  wantedOnly?: boolean
+  // lastResort names peers (hex IDs) asked only for pieces that no other connected, unchoking peer holds, or
+  // that are due (see webseedLeadMs): a site's own seeder, whose upload should go to what the crowd lacks.
+  // Webseeds also ignore what such peers hold. Asked at each choice, so the answer may change.
+  lastResort?: (id: string) => boolean
 }
+
+// WebseedMode is what webseeds take besides pieces due within the lead time: nothing ('due'); pieces no
+// connected, unchoking peer holds ('idle'); or any piece no source is fetching yet ('all': webseeds with
+// capacity to spare, which compete with peers for every piece, as WebTorrent's do).
+export type WebseedMode = 'due' | 'idle' | 'all'
 
 // Where a verified piece came from: a peer, a webseed, or the caller (put).
 export type Source = 'peer' | 'webseed' | 'local'
@@ -46,6 +59,10 @@ export interface TorrentEvents {
   peer: { id: string; open: boolean } // a peer's wire is up (open) or gone
   ban: { id: string; piece: number } // a peer sent a piece that failed verification
   warning: string
+  // Bytes as they arrive, before verification: a block from a peer (its hex ID), or a webseed's response
+  // (peer undefined; padding is never fetched, so never counted).
+  download: { bytes: number; peer?: string }
+  upload: number // bytes of a block sent to a peer
 }
 
 export interface Stats {
@@ -120,6 +137,7 @@ export class Torrent extends Emitter<TorrentEvents> {
   readonly peers = new Map<string, Peer>()
   readonly banned = new Set<string>()
   destroyed = false
+  webseedMode: WebseedMode
   private store: PieceStore
   private pending = new Map<number, Pending>()
   private handshaking = new Set<Peer>() // data channels open, handshake not yet in
@@ -144,6 +162,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (o.want) this.picker.want(o.want)
     this.bpp = Math.ceil(info.pieceLength / BLOCK)
     this.padBlocks = padding(info)
+    this.webseedMode = o.webseedIdle ?? true ? 'idle' : 'due'
     this.stats = { have: this.have.count, count: info.count, peerBytes: 0, webseedBytes: 0, uploaded: 0, peers: 0 }
     for (const url of o.webseeds ?? []) this.addWebseed(url)
     for (const url of o.trackers ?? []) {
@@ -158,7 +177,8 @@ export class Torrent extends Emitter<TorrentEvents> {
             downloaded: this.stats.peerBytes + this.stats.webseedBytes,
             left: this.left(),
             want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
-            starving: !this.done && !this.peers.size && !this.handshaking.size,
+            // No peer that unchokes us is as good as none (download-only visitors choke everyone).
+            starving: this.needy() && !this.handshaking.size && ![...this.peers.values()].some((p) => !p.wire.peerChoking),
           }),
           onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
           accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
@@ -192,13 +212,29 @@ export class Torrent extends Emitter<TorrentEvents> {
     this.update()
   }
 
-  // read returns bytes [start, end) of the torrent's byte stream once every piece they touch is verified.
+  // removeWebseed stops asking a webseed for pieces (those it is fetching still count when they arrive).
+  removeWebseed(url: string): void {
+    this.webseeds = this.webseeds.filter((w) => w.url !== url)
+  }
+
+  // rechoke unchokes every interested peer while upload(0) allows, and chokes every peer otherwise: the
+  // caller's answer changed (a cap lifted, the page's policy changed).
+  rechoke(): void {
+    const ok = !this.o.upload || this.o.upload(0)
+    for (const p of this.peers.values()) {
+      if (ok && p.wire.peerInterested) p.wire.unchoke()
+      else if (!ok) p.wire.choke()
+    }
+  }
+
+  // read returns bytes [start, end) of the torrent's byte stream once every piece they touch is verified and
+  // held in memory by the store (undefined otherwise).
   read(start: number, end: number): Uint8Array | undefined {
     const pl = this.info.pieceLength
     const out = new Uint8Array(end - start)
     for (let i = Math.floor(start / pl); i * pl < end; i++) {
       const p = this.have.get(i) ? this.store.get(i) : undefined
-      if (!p) return undefined
+      if (!p || p instanceof Promise) return undefined
       const a = Math.max(start, i * pl)
       const b = Math.min(end, i * pl + p.length)
       out.set(p.subarray(a - i * pl, b - i * pl), a - start)
@@ -228,6 +264,25 @@ export class Torrent extends Emitter<TorrentEvents> {
     for (const p of this.handshaking) p.wire.close()
     for (const a of this.aborts) a.abort()
     this.pending.clear()
+  }
+
+  // needed says whether piece i is still to download.
+  private needed(i: number): boolean {
+    return !this.have.get(i) && (!this.o.wantedOnly || this.picker.pri[i] > -Infinity)
+  }
+
+  // endgame says whether every piece still to download is under way: only then are blocks requested twice
+  // (before, a peer that ran out of new pieces duplicated others' requests: up to a fifth more bytes moved in
+  // the five-browser crowd test).
+  private endgame(): boolean {
+    for (let i = 0; i < this.info.count; i++) if (this.needed(i) && !this.pending.has(i)) return false
+    return true
+  }
+
+  // needy says whether any piece is still to download.
+  private needy(): boolean {
+    for (let i = 0; i < this.info.count; i++) if (this.needed(i)) return true
+    return false
   }
 
   private left(): number {
@@ -318,7 +373,7 @@ export class Torrent extends Emitter<TorrentEvents> {
         if (p.has.set(m.i)) {
           this.picker.avail[m.i]++
           this.picker.rarity()
-          if (!this.have.get(m.i)) w.interested()
+          if (this.needed(m.i)) w.interested()
           this.fill(p)
         }
         return
@@ -373,15 +428,26 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   private wants(p: Peer): boolean {
-    for (let i = 0; i < this.info.count; i++) if (p.has.get(i) && !this.have.get(i)) return true
+    for (let i = 0; i < this.info.count; i++) if (p.has.get(i) && this.needed(i)) return true
     return false
   }
 
+  // leaves says whether p should leave piece i to others: p is a peer of last resort, i is not due, and
+  // another connected peer that unchokes us holds it.
+  private leaves(p: Peer, i: number, due: number): boolean {
+    const lr = this.o.lastResort
+    if (!lr || !lr(p.id) || this.picker.due[i] <= due) return false
+    for (const q of this.peers.values()) if (q !== p && q.ready && !q.wire.peerChoking && q.has.get(i) && !lr(q.id)) return true
+    return false
+  }
+
+  // serve answers a request; a piece the store keeps outside memory is read first (the block then goes out
+  // after others, which BitTorrent allows). The upload is counted when the request is accepted, so that a cap
+  // is never passed by blocks still being read.
   private serve(p: Peer, i: number, off: number, len: number): void {
     const w = p.wire
     if (len > MAX_BLOCK) return w.close()
-    const data = this.have.get(i) ? this.store.get(i) : undefined
-    const fits = !!data && off + len <= data.length && len > 0
+    const fits = this.have.get(i) && off + len <= pieceSize(this.info, i) && len > 0
     if (w.amChoking || !fits || p.dc.bufferedAmount > MAX_QUEUED) {
       return w.reject(i, off, len)
     }
@@ -389,9 +455,17 @@ export class Torrent extends Emitter<TorrentEvents> {
       w.reject(i, off, len)
       return w.choke()
     }
-    w.piece(i, off, data.subarray(off, off + len))
     p.uploaded += len
     this.stats.uploaded += len
+    this.emit('upload', len)
+    const send = (d?: Uint8Array) => {
+      if (w.closed) return
+      if (d) w.piece(i, off, d.subarray(off, off + len))
+      else w.reject(i, off, len)
+    }
+    const data = this.store.get(i)
+    if (data instanceof Promise) data.then(send, () => send())
+    else send(data)
   }
 
   private key(i: number, off: number): number {
@@ -414,6 +488,8 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   private onblock(p: Peer, i: number, off: number, data: Uint8Array): void {
     const k = this.key(i, off)
+    // A block we cancelled may still come (the peer had sent it): it counts as received, and is not used.
+    if (p.cancelled.delete(k)) return this.emit('download', { bytes: data.length, peer: p.id })
     if (!p.reqs.delete(k)) return // not asked of this peer (or given up on)
     const pd = this.pending.get(i)
     const b = k % this.bpp
@@ -423,8 +499,12 @@ export class Torrent extends Emitter<TorrentEvents> {
       pd.left--
       pd.from.add(p)
       p.downloaded += data.length
+      this.emit('download', { bytes: data.length, peer: p.id })
       for (const q of this.peers.values()) {
-        if (q !== p && q.reqs.delete(k)) q.wire.cancel(i, off, data.length)
+        if (q !== p && q.reqs.delete(k)) {
+          q.wire.cancel(i, off, data.length)
+          q.cancelled.add(k)
+        }
       }
       if (!pd.left) void this.finish(i, pd)
     }
@@ -479,11 +559,13 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   // fill keeps up to MAX_REQS blocks requested from a peer that unchokes us, in one pass: free blocks of
-  // pieces under way that p may work on; then new pieces in the picker's order that p holds; then (the
-  // endgame) free blocks of others' pieces, and one duplicate request for each block still outstanding.
+  // pieces under way that p may work on; then new pieces in the picker's order that p holds; then free blocks
+  // of others' pieces and, in the endgame, one duplicate request for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
     let room = MAX_REQS - p.reqs.size
+    let endgame: boolean | undefined // asked once, when it matters
+    const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     const take = (i: number, pd: Pending, dup: boolean) => {
       for (let b = 0; b < pd.state.length && room > 0; b++) {
         const k = i * this.bpp + b
@@ -492,25 +574,26 @@ export class Torrent extends Emitter<TorrentEvents> {
         if (again) pd.dup[b] = 1
         pd.state[b] = 1
         p.reqs.set(k, performance.now())
+        p.cancelled.delete(k)
         p.wire.request(i, b * BLOCK, this.blockLen(i, b))
         room--
       }
     }
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
-      if (pd.webseed || !p.has.get(i) || (pd.owner && pd.owner !== p)) continue
+      if (pd.webseed || !p.has.get(i) || (pd.owner && pd.owner !== p) || (!pd.owner && this.leaves(p, i, due))) continue
       pd.owner ??= p
       take(i, pd, false)
     }
     for (const i of room > 0 ? this.picker.ordered(performance.now()) : []) {
       if (room <= 0) break
-      if (!this.have.get(i) && !this.pending.has(i) && p.has.get(i)) take(i, this.start(i, p), false)
+      if (this.needed(i) && !this.pending.has(i) && p.has.get(i) && !this.leaves(p, i, due)) take(i, this.start(i, p), false)
     }
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
-      if (pd.webseed || !p.has.get(i)) continue
+      if (pd.webseed || !p.has.get(i) || this.leaves(p, i, due)) continue
       take(i, pd, false)
-      take(i, pd, true)
+      if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true)
     }
     if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
   }
@@ -537,18 +620,20 @@ export class Torrent extends Emitter<TorrentEvents> {
     return pd
   }
 
-  // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching and, when
-  // webseedIdle, those no connected peer that unchokes us holds.
+  // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching, and what
+  // webseedMode adds.
   private feed(w: Webseed): void {
     const now = performance.now()
     if (w.dead || now < w.until || this.done) return
     const lead = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
-    const idle = this.o.webseedIdle ?? true
+    const mode = this.webseedMode
+    const lr = this.o.lastResort
+    const sources = [...this.peers.values()].filter((p) => !p.wire.peerChoking && !lr?.(p.id))
     for (const i of this.picker.ordered(now)) {
       if (w.busy >= WEBSEED_SLOTS) return
-      if (this.have.get(i) || this.pending.has(i)) continue
+      if (!this.needed(i) || this.pending.has(i)) continue
       const due = this.picker.due[i] <= lead
-      if (!due && !(idle && ![...this.peers.values()].some((p) => !p.wire.peerChoking && p.has.get(i)))) continue
+      if (!due && mode !== 'all' && !(mode === 'idle' && !sources.some((p) => p.has.get(i)))) continue
       void this.fetchPiece(w, i)
     }
   }
@@ -565,6 +650,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       pd.buf = await fetchRange(w.url, this.info, start, start + pieceSize(this.info, i), ac.signal)
       pd.left = 0
       w.fails = 0
+      if (!this.destroyed) this.emit('download', { bytes: pieceSize(this.info, i) - this.padBytes(i) })
     } catch (e) {
       w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
       if (!this.destroyed) this.emit('warning', `torrent: webseed ${w.url}: ${e}`)
@@ -578,6 +664,15 @@ export class Torrent extends Emitter<TorrentEvents> {
     }
     // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
     if (!(await this.finish(i, pd))) w.dead = true
+  }
+
+  // padBytes counts the bytes of piece i that lie in BEP 47 padding files.
+  padBytes(i: number): number {
+    const s = i * this.info.pieceLength
+    const e = s + pieceSize(this.info, i)
+    let n = 0
+    for (const f of this.info.files) if (f.pad) n += Math.max(0, Math.min(e, f.offset + f.length) - Math.max(s, f.offset))
+    return n
   }
 
   private tick(): void {

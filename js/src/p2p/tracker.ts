@@ -17,7 +17,7 @@ const RETRY_MIN_MS = 1000
 const RETRY_MAX_MS = 60000
 // MIN_INTERVAL_S bounds how often the tracker's interval can make us re-announce.
 const MIN_INTERVAL_S = 15
-// STARVING_MS: while a torrent that still needs data has no peer at all, it re-announces with fresh offers
+// STARVING_MS: while a torrent that still needs data has no peer that unchokes it, it re-announces with fresh offers
 // after 5 s, then 10, 20... up to the tracker's interval, instead of waiting the whole interval (2 minutes
 // on ours) after a first offer that went nowhere or a connection that failed.
 const STARVING_MS = 5000
@@ -28,7 +28,7 @@ export interface TrackerOptions {
   peerId: Uint8Array
   rtc: RTCConfiguration // iceServers and the like, from the caller
   // state is asked at each announce: transfer counts, how many more peers are wanted (0: send no offers,
-  // and answer no relayed offers), and whether the torrent needs data and has no peer (see STARVING_MS).
+  // and answer no relayed offers), and whether the torrent needs data and no peer unchokes it (see STARVING_MS).
   state(): { uploaded: number; downloaded: number; left: number; want: number; starving: boolean }
   // onpeer gets each open data channel, with the remote peer ID the tracker gave.
   onpeer(dc: RTCDataChannel, conn: Conn, peerId: Uint8Array): void
