@@ -1,0 +1,143 @@
+package gateway_test
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/gateway/examplesite"
+	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/firefoxtest"
+)
+
+// recordPeerConnections is instrumentation run before the page's scripts: for every RTCPeerConnection the
+// page makes it records in window.__ice the candidates each side offered (from the session descriptions),
+// its states, and once connected the candidate types of the pair in use. It changes nothing else.
+const recordPeerConnections = `(() => {
+	const Native = window.RTCPeerConnection;
+	if (!Native) return;
+	const ice = window.__ice = [];
+	const cands = d => ((d && d.sdp) || '').split(/\r?\n/).filter(l => l.startsWith('a=candidate:')).map(l => l.slice(2));
+	window.RTCPeerConnection = class extends Native {
+		constructor(...a) {
+			super(...a);
+			const r = { state: 'new', states: [], local: [], remote: [], pair: '' };
+			ice.push(r);
+			this.addEventListener('icegatheringstatechange', () => {
+				if (this.iceGatheringState === 'complete') r.local = cands(this.localDescription);
+			});
+			this.addEventListener('connectionstatechange', async () => {
+				r.state = this.connectionState;
+				r.states.push(this.connectionState);
+				r.remote = cands(this.remoteDescription);
+				if (this.connectionState !== 'connected') return;
+				const stats = await this.getStats(), byId = new Map();
+				stats.forEach(s => byId.set(s.id, s));
+				stats.forEach(s => {
+					if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
+						const l = byId.get(s.localCandidateId) || {}, m = byId.get(s.remoteCandidateId) || {};
+						r.pair = 'local ' + l.candidateType + ' ' + (l.address || '?') + ':' + l.port +
+							' / remote ' + m.candidateType + ' ' + (m.address || '?') + ':' + m.port;
+					}
+				});
+			});
+		}
+	};
+})()`
+
+// iceReportJS returns what recordPeerConnections recorded.
+const iceReportJS = `window.__ice || []`
+
+// iceConn is one entry of iceReportJS's report.
+type iceConn struct {
+	State  string   `json:"state"`
+	States []string `json:"states"`
+	Local  []string `json:"local"`
+	Remote []string `json:"remote"`
+	Pair   string   `json:"pair"`
+}
+
+func logICE(t *testing.T, who string, conns []iceConn) {
+	t.Helper()
+	for i, c := range conns {
+		t.Logf("%s pc %d: %s; pair: %s\n  local:  %s\n  remote: %s", who, i, strings.Join(c.States, " → "), c.Pair,
+			strings.Join(c.Local, "\n          "), strings.Join(c.Remote, "\n          "))
+	}
+}
+
+// loadInFirefox loads the page in a Firefox tab and reports its heavy assets, as loadPage does in Chromium.
+func loadInFirefox(p *firefoxtest.Page, u string) (pageResult, error) {
+	if err := p.Goto(60*time.Second, u); err != nil {
+		return pageResult{}, fmt.Errorf("navigate: %w", err)
+	}
+	res, err := firefoxtest.Eval[pageResult](p, 90*time.Second, loadedJS)
+	if err != nil {
+		return pageResult{}, fmt.Errorf("page: %w", err)
+	}
+	if !res.Ready {
+		return pageResult{}, fmt.Errorf("page assets did not load; console: %v", p.Console())
+	}
+	return res, nil
+}
+
+// TestFirefoxVisitorGetsThePageFromTheSwarm: a default Firefox loads the example site through the gateway;
+// its engine takes the heavy assets from the gateway's seeder over WebRTC, every byte verified, and the page
+// shows them.
+func TestFirefoxVisitorGetsThePageFromTheSwarm(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	// A generous fallback, as in TestCrowdOfBrowsersSharesTheSite: the seeder must not lose to the webseed
+	// only because the machine is slow.
+	g := startGateway(t, gateway.Config{Origin: origin, Root: dir, Fallback: 5 * time.Second})
+	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+	ff := firefoxtest.Start(t)
+	t.Logf("%s", ff.Version)
+	p := ff.NewPage()
+	if err := p.Preload(recordPeerConnections); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := loadInFirefox(p, pageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Firefox showed the page's heavy assets %v after navigating; engine stats %v", time.Since(start).Round(time.Millisecond), res.Stats)
+	checkHashes(t, s, "firefox", res)
+	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" {
+		t.Fatalf("Firefox did not use the engine: %v (console %v)", res.Via, p.Console())
+	}
+	if res.Stats["seederBytes"] <= 0 {
+		t.Errorf("Firefox took nothing from the gateway's seeder over WebRTC: %v", res.Stats)
+	}
+	conns, err := firefoxtest.Eval[[]iceConn](p, 30*time.Second, iceReportJS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logICE(t, "firefox", conns)
+	if n := g.Bytes()[gateway.SourceSeeder]; n <= 0 {
+		t.Errorf("gateway counts %d bytes from its seeder", n)
+	}
+	for _, line := range p.Console() {
+		if strings.HasPrefix(line, "error:") || strings.HasPrefix(line, "exception:") {
+			t.Errorf("firefox console: %s", line)
+		}
+	}
+}
+
+// chromiumPageWithICELog opens a Chromium tab that records its peer connections (recordPeerConnections).
+func chromiumPageWithICELog(t *testing.T, b *browsertest.Browser) *browsertest.Page {
+	t.Helper()
+	p := b.NewPage()
+	_, err := chromedp.Call(p.Ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordPeerConnections})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
