@@ -141,3 +141,91 @@ func chromiumPageWithICELog(t *testing.T, b *browsertest.Browser) *browsertest.P
 	}
 	return p
 }
+
+// TestFirefoxAndChromiumOnOneHost: default Firefox and default Chromium visit one gateway from one host, in
+// both orders, and the later visitor takes bytes from the earlier one over WebRTC. Both hide their host
+// candidates behind mDNS names, so a connection needs one side to resolve the other's name over multicast
+// DNS. What makes it work here (docs/browsers.md has the packet captures): Firefox resolves Chromium's
+// names, since Chromium's mDNS responder announces and answers a name as soon as the candidate exists.
+// Chromium often cannot resolve Firefox's: Firefox registers its names only when ICE checks start (for an
+// offer, when the answer arrives), and Chromium asks once, on receiving the offer. So the test asserts that
+// Firefox's connection to Chromium runs on a Chromium host name Firefox resolved.
+func TestFirefoxAndChromiumOnOneHost(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	ff := firefoxtest.Start(t)
+	cr := browsertest.Start(t)
+
+	for _, firefoxFirst := range []bool{false, true} {
+		name := "chromium then firefox"
+		if firefoxFirst {
+			name = "firefox then chromium"
+		}
+		t.Run(name, func(t *testing.T) {
+			// The generous fallback keeps the later visitor on its peers while they deliver.
+			g := startGateway(t, gateway.Config{Origin: origin, Root: dir, Fallback: 5 * time.Second})
+			pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+			fp := ff.NewPage()
+			if err := fp.Preload(recordPeerConnections); err != nil {
+				t.Fatal(err)
+			}
+			cp := chromiumPageWithICELog(t, cr)
+			loadFirefox := func() pageResult {
+				res, err := loadInFirefox(fp, pageURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkHashes(t, s, "firefox", res)
+				return res
+			}
+			var first, second pageResult
+			if firefoxFirst {
+				first = loadFirefox()
+				second = loadPage(t, cp, pageURL)
+				checkHashes(t, s, "chromium", second)
+			} else {
+				first = loadPage(t, cp, pageURL)
+				checkHashes(t, s, "chromium", first)
+				second = loadFirefox()
+			}
+			t.Logf("first visitor: %v", first.Stats)
+			t.Logf("second visitor: %v", second.Stats)
+			fconns, err := firefoxtest.Eval[[]iceConn](fp, 30*time.Second, iceReportJS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logICE(t, "firefox", fconns)
+			cconns, err := browsertest.Eval[[]iceConn](cp, 30*time.Second, iceReportJS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logICE(t, "chromium", cconns)
+
+			if second.Stats["peerBytes"] <= 0 {
+				t.Errorf("the second visitor took nothing from the first over WebRTC: %v", second.Stats)
+			}
+			// Default preferences: neither browser shows a host address in a candidate.
+			for who, conns := range map[string][]iceConn{"firefox": fconns, "chromium": cconns} {
+				for _, c := range conns {
+					for _, cand := range c.Local {
+						if f := strings.Fields(cand); len(f) > 7 && f[7] == "host" && !strings.HasSuffix(f[4], ".local") {
+							t.Errorf("%s offered a host candidate with its address: %s", who, cand)
+						}
+					}
+				}
+			}
+			// Firefox's connection to Chromium (the remote candidates that are mDNS names are Chromium's; the
+			// seeder's are addresses) runs on a Chromium host name that Firefox resolved.
+			resolved := false
+			for _, c := range fconns {
+				if c.State == "connected" && strings.Contains(c.Pair, "/ remote host ") && strings.HasSuffix(c.Pair[:strings.LastIndex(c.Pair, ":")], ".local") {
+					resolved = true
+				}
+			}
+			if !resolved {
+				t.Errorf("no Firefox connection runs on a Chromium mDNS host name that Firefox resolved")
+			}
+		})
+	}
+}
