@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/pion/turn/v4"
 
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/examplesite"
@@ -153,68 +155,15 @@ func chromiumPageWithICELog(t *testing.T, b *browsertest.Browser) *browsertest.P
 func TestFirefoxAndChromiumOnOneHost(t *testing.T) {
 	dir := t.TempDir()
 	s := newSite(t, dir)
-	origin, _ := url.Parse(s.URL)
 	ff := firefoxtest.Start(t)
 	cr := browsertest.Start(t)
-
 	for _, firefoxFirst := range []bool{false, true} {
 		name := "chromium then firefox"
 		if firefoxFirst {
 			name = "firefox then chromium"
 		}
 		t.Run(name, func(t *testing.T) {
-			// The generous fallback keeps the later visitor on its peers while they deliver.
-			g := startGateway(t, gateway.Config{Origin: origin, Root: dir, Fallback: 5 * time.Second})
-			pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
-			fp := ff.NewPage()
-			if err := fp.Preload(recordPeerConnections); err != nil {
-				t.Fatal(err)
-			}
-			cp := chromiumPageWithICELog(t, cr)
-			loadFirefox := func() pageResult {
-				res, err := loadInFirefox(fp, pageURL)
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkHashes(t, s, "firefox", res)
-				return res
-			}
-			var first, second pageResult
-			if firefoxFirst {
-				first = loadFirefox()
-				second = loadPage(t, cp, pageURL)
-				checkHashes(t, s, "chromium", second)
-			} else {
-				first = loadPage(t, cp, pageURL)
-				checkHashes(t, s, "chromium", first)
-				second = loadFirefox()
-			}
-			t.Logf("first visitor: %v", first.Stats)
-			t.Logf("second visitor: %v", second.Stats)
-			fconns, err := firefoxtest.Eval[[]iceConn](fp, 30*time.Second, iceReportJS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logICE(t, "firefox", fconns)
-			cconns, err := browsertest.Eval[[]iceConn](cp, 30*time.Second, iceReportJS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logICE(t, "chromium", cconns)
-
-			if second.Stats["peerBytes"] <= 0 {
-				t.Errorf("the second visitor took nothing from the first over WebRTC: %v", second.Stats)
-			}
-			// Default preferences: neither browser shows a host address in a candidate.
-			for who, conns := range map[string][]iceConn{"firefox": fconns, "chromium": cconns} {
-				for _, c := range conns {
-					for _, cand := range c.Local {
-						if f := strings.Fields(cand); len(f) > 7 && f[7] == "host" && !strings.HasSuffix(f[4], ".local") {
-							t.Errorf("%s offered a host candidate with its address: %s", who, cand)
-						}
-					}
-				}
-			}
+			fconns, _ := visitBoth(t, s, dir, gateway.Config{}, ff, cr, firefoxFirst)
 			// Firefox's connection to Chromium (the remote candidates that are mDNS names are Chromium's; the
 			// seeder's are addresses) runs on a Chromium host name that Firefox resolved.
 			resolved := false
@@ -228,4 +177,129 @@ func TestFirefoxAndChromiumOnOneHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFirefoxAndChromiumWithSTUN: with a STUN server in the manifest, both browsers also offer a
+// server-reflexive candidate, which carries a plain address (neither browser hides srflx candidates: the
+// address is the one any peer sees). That is what connects visitors on different networks, where mDNS names
+// never resolve. The STUN server listens on the machine's interface address, as a site's would on a public
+// one. (With the gateway's own STUN server on 127.0.0.1, as a loopback test would start it, Chromium gathered
+// a srflx candidate of 127.0.0.1 and Firefox none.) On this host (no NAT) the srflx address equals the host
+// address, and the two browsers' connection ran on srflx candidates (logged, not asserted: ICE may as well
+// pick the pair Firefox's mDNS resolution gives).
+func TestFirefoxAndChromiumWithSTUN(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	stunURL := startInterfaceSTUN(t)
+	ff := firefoxtest.Start(t)
+	cr := browsertest.Start(t)
+	fconns, cconns := visitBoth(t, s, dir, gateway.Config{ICEServers: []gateway.ICEServer{{URLs: []string{stunURL}}}}, ff, cr, false)
+	for who, conns := range map[string][]iceConn{"firefox": fconns, "chromium": cconns} {
+		srflx := false
+		for _, c := range conns {
+			for _, cand := range c.Local {
+				if f := strings.Fields(cand); len(f) > 7 && f[7] == "srflx" && !strings.HasSuffix(f[4], ".local") {
+					srflx = true
+				}
+			}
+		}
+		if !srflx {
+			t.Errorf("%s offered no server-reflexive candidate with an address", who)
+		}
+	}
+}
+
+// startInterfaceSTUN serves STUN on the first non-loopback IPv4 address of the machine, port 0, until the
+// test ends, and returns its stun: URL. It skips the test on a machine with no such address.
+func startInterfaceSTUN(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ip net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			ip = n.IP.To4()
+			break
+		}
+	}
+	if ip == nil {
+		t.Skip("no non-loopback IPv4 address to serve STUN on")
+	}
+	pc, err := net.ListenPacket("udp4", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := turn.NewServer(turn.ServerConfig{PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: pc}}, Realm: "test"})
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return "stun:" + pc.LocalAddr().String()
+}
+
+// visitBoth loads the example site in a Chromium and a Firefox visitor, one after the other, through a new
+// gateway made from cfg, and checks that both show the right bytes, that the later visitor took bytes from
+// the earlier over WebRTC, and that neither browser showed an address in a host candidate. It returns each
+// browser's peer connections, logged.
+func visitBoth(t *testing.T, s *site, dir string, cfg gateway.Config, ff *firefoxtest.Browser, cr *browsertest.Browser, firefoxFirst bool) (fconns, cconns []iceConn) {
+	t.Helper()
+	cfg.Origin, _ = url.Parse(s.URL)
+	cfg.Root = dir
+	// The generous fallback keeps the later visitor on its peers while they deliver.
+	cfg.Fallback = 5 * time.Second
+	g := startGateway(t, cfg)
+	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+	fp := ff.NewPage()
+	if err := fp.Preload(recordPeerConnections); err != nil {
+		t.Fatal(err)
+	}
+	cp := chromiumPageWithICELog(t, cr)
+	loadFirefox := func() pageResult {
+		res, err := loadInFirefox(fp, pageURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkHashes(t, s, "firefox", res)
+		return res
+	}
+	var first, second pageResult
+	if firefoxFirst {
+		first = loadFirefox()
+		second = loadPage(t, cp, pageURL)
+		checkHashes(t, s, "chromium", second)
+	} else {
+		first = loadPage(t, cp, pageURL)
+		checkHashes(t, s, "chromium", first)
+		second = loadFirefox()
+	}
+	t.Logf("first visitor: %v", first.Stats)
+	t.Logf("second visitor: %v", second.Stats)
+	fconns, err := firefoxtest.Eval[[]iceConn](fp, 30*time.Second, iceReportJS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logICE(t, "firefox", fconns)
+	cconns, err = browsertest.Eval[[]iceConn](cp, 30*time.Second, iceReportJS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logICE(t, "chromium", cconns)
+
+	if second.Stats["peerBytes"] <= 0 {
+		t.Errorf("the second visitor took nothing from the first over WebRTC: %v", second.Stats)
+	}
+	// Default preferences: neither browser shows a host address in a candidate.
+	for who, conns := range map[string][]iceConn{"firefox": fconns, "chromium": cconns} {
+		for _, c := range conns {
+			for _, cand := range c.Local {
+				if f := strings.Fields(cand); len(f) > 7 && f[7] == "host" && !strings.HasSuffix(f[4], ".local") {
+					t.Errorf("%s offered a host candidate with its address: %s", who, cand)
+				}
+			}
+		}
+	}
+	return fconns, cconns
 }
