@@ -219,7 +219,8 @@ type Page struct {
 	id int
 }
 
-// NewPage opens a tab in a new user context, failing the test on error.
+// NewPage opens a tab in a new user context, failing the test on error (for a Browser from Start; with
+// Launch, use TryNewPage).
 func (b *Browser) NewPage() *Page {
 	b.t.Helper()
 	p, err := b.TryNewPage()
