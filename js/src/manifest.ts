@@ -1,6 +1,5 @@
 // The loader's and the engine's types. What crosses the wire (the manifest, the webseed list, stats reports)
 // is generated from the Go package swarmapi into swarmapi.ts.
-import type { Manifest } from './swarmapi'
 export type { Manifest, ManifestFile, StatsReport, Webseeds } from './swarmapi'
 
 export interface EngineStats {
