@@ -222,7 +222,10 @@ func baseOf(r *http.Request) *pageBase {
 func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	v := s.cat.Current()
 	if v == nil {
-		http.Error(w, "swarmgate: no site version yet", http.StatusNotFound)
+		// No version yet (a new gateway whose site has not been visited): nothing to swarm, which is no
+		// error. A 404 would be one in every visitor's console, for every page the loader is on.
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	m, err := s.manifest(v, baseOf(r))

@@ -96,6 +96,7 @@ let engine: Promise<Engine> | undefined
 
 function getManifest(): Promise<Manifest> {
   return (manifest ??= fetch('/.swarm/manifest.json', { cache: 'no-cache' }).then(res => {
+    if (res.status === 204) throw new Error('manifest: no site version yet') // nothing to swarm; not logged
     if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
     return res.json().then((m: Manifest) => (policy.setManifest(m), m))
   }))

@@ -19,7 +19,7 @@ function getManifest(): Promise<Manifest | null> {
   if (!manifest || Date.now() - manifestAt > MANIFEST_TTL_MS) {
     manifestAt = Date.now()
     manifest = fetch('/.swarm/manifest.json', { cache: 'no-cache' })
-      .then(r => (r.ok ? r.json() : null))
+      .then(r => (r.status === 200 ? r.json() : null)) // 204: no site version yet
       .catch(() => null)
   }
   return manifest
