@@ -114,6 +114,10 @@ type Helper struct {
 
 	// The federation side (member.go), with Config.Federation.
 	members *http.Client   // job fetches from members: no redirects, only addresses the member may use
+	// memberCtx is the context of the federation side's messages (Ready, Decline, Challenge): Close cancels
+	// it first, so that no message to a member holds up the release of the jobs.
+	memberCtx  context.Context
+	stopMember context.CancelFunc
 	certs   *certs.Manager // certificates for helped HTTPS sites; nil without Config.ACME
 }
 
@@ -142,6 +146,7 @@ func New(cfg Config) (*Helper, error) {
 		h.transport, h.closeIdle = t, t.CloseIdleConnections
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.memberCtx, h.stopMember = context.WithCancel(h.ctx)
 	if err := h.startMember(); err != nil {
 		_ = h.Close()
 		return nil, err
@@ -519,6 +524,7 @@ func (h *Helper) Close() error {
 		return nil
 	}
 	h.closed = true
+	h.stopMember()
 	jobs := h.jobs
 	h.jobs = make(map[metainfo.Hash]*job)
 	h.mu.Unlock()

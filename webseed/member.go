@@ -301,7 +301,7 @@ func (h *Helper) fetchJob(ctx context.Context, member federation.Member, ih meta
 // reportReady waits for the fetch and, for a site served over HTTPS, for this server's certificate for the
 // site's name, then tells the member where this server serves its site. If either fails it declines.
 func (h *Helper) reportReady(member federation.Member, r *federation.HelpRequest, ih metainfo.Hash, challenge []byte, job *swarmapi.Job) {
-	ctx := h.ctx
+	ctx := h.memberCtx
 	start := time.Now()
 	var certErr error
 	var certTook time.Duration
