@@ -4,6 +4,8 @@
 // with a <noscript> copy for browsers without JavaScript). This loader gives each such element its bytes:
 // from the swarm through the lazily loaded engine when the browser can do WebRTC, else, or on any failure,
 // from HTTP exactly as the page would have loaded without swarmgate. It never blocks rendering.
+// A page served unchanged (normal times) loads over HTTP; once loaded, at idle, the loader may start the
+// engine as a seed of what the page holds in the browser's HTTP cache (idleSeed).
 //
 // It owns the page's policy (policy.ts) and the visitor's switches, window.swarmgate (docs/privacy.md):
 //   swarmgate.mode()         -> { mode: "p2p" | "download-only" | "off", reason }
