@@ -9,7 +9,7 @@
 // tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
 // so no public STUN server is ever asked).
 import type { Engine, EngineReport, EngineStats, Manifest, Policy } from './manifest'
-import { fromHex, parseInfo, rawValue, Torrent, type Want } from './p2p'
+import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
 import { PageStore } from './store'
 import { gateUploads } from './uploads'
 
@@ -54,7 +54,53 @@ interface Wanted {
 
 const optedOut = () => new Error('swarmgate: the visitor opted out')
 
-export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
+// Seed-only mode (a page in normal times, after it loaded): the verified pieces of the files the page already
+// holds, read from the browser's HTTP cache and never from the network ('only-if-cached' answers a miss with
+// an error and needs 'same-origin'). A file that is missing, partial (a media Range), or of another size is
+// skipped. Files start on piece boundaries and BEP 47 padding is zeros, so a piece is whole once every non-pad
+// file it touches is held; each is checked against the info's SHA-1 before it counts.
+async function cachedPieces(m: Manifest, info: Info, paths: string[]): Promise<Map<number, Uint8Array>> {
+  const files = new Map<number, Uint8Array>() // by index in the torrent's file list
+  for (const path of paths) {
+    const meta = m.files[path]
+    const f = meta && info.files[meta.index]
+    if (!f || f.length !== meta.size || f.offset !== meta.offset) continue
+    try {
+      const res = await fetch(path, { cache: 'only-if-cached', mode: 'same-origin' })
+      if (res.status !== 200) continue
+      const b = new Uint8Array(await res.arrayBuffer())
+      if (b.length === f.length) files.set(meta.index, b)
+    } catch {
+      // not in the cache: skipped, the network is never asked
+    }
+  }
+  const pl = info.pieceLength
+  const out = new Map<number, Uint8Array>()
+  const todo = new Set<number>()
+  for (const fi of files.keys()) {
+    const f = info.files[fi]
+    for (let i = Math.floor(f.offset / pl); i * pl < f.offset + f.length; i++) todo.add(i)
+  }
+  next: for (const i of todo) {
+    const s = i * pl
+    const piece = new Uint8Array(Math.min(pl, info.length - s))
+    for (const [fi, f] of info.files.entries()) {
+      const a = Math.max(s, f.offset)
+      const b = Math.min(s + piece.length, f.offset + f.length)
+      if (a >= b || f.pad) continue
+      const data = files.get(fi)
+      if (!data) continue next // a file this piece shares is not held
+      piece.set(data.subarray(a - f.offset, b - f.offset), a - s)
+    }
+    if (equal(await sha1(piece), info.pieces.subarray(20 * i, 20 * i + 20))) out.set(i, piece)
+  }
+  return out
+}
+
+// start runs the engine for the page. With seed (URL paths of files the page already loaded over HTTP) it
+// runs in seed-only mode: it downloads nothing, and joins the swarm only as a seed of the pieces it verified
+// from the browser's HTTP cache (cachedPieces); uploads go through the same gate and caps.
+export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[]): Engine {
   const stats: EngineStats = {
     peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
   }
@@ -131,6 +177,16 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     const parsed = parseInfo(info)
     const s = (store = new PageStore(m.infoHash, parsed, MAX_MEMORY_BYTES, (n) => (stats.storedBytes += n)))
     const have = await s.load() // an earlier view's pieces, verified
+    if (seed) {
+      if (!equal(await sha1(info), fromHex(m.infoHash))) throw new Error('swarmgate: info dictionary does not match the infohash')
+      for (const [i, piece] of await cachedPieces(m, parsed, seed)) {
+        if (have.includes(i)) continue
+        s.put(i, piece)
+        have.push(i)
+      }
+      if (have.length === 0) throw new Error('swarmgate: nothing to seed')
+      webseeds = []
+    }
     if (stopped) throw optedOut()
     const t = await Torrent.create({
       info, infoHash: fromHex(m.infoHash), trackers: [m.tracker], rtc: { iceServers: m.iceServers ?? [] },
@@ -166,6 +222,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
     })
     return t
   })()
+  ready.catch(() => {}) // seed-only with nothing held, or opted out: nothing to tell the console
 
   // Every TICK_MS while files are wanted: deadlines follow progress, the gateway is asked for webseeds, and
   // files that make no progress even from the webseeds are given up (the page loads them over HTTP).
@@ -226,6 +283,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m)): Engine {
       let p = urls.get(path)
       if (p) return p
       if (stopped) return Promise.reject(optedOut())
+      if (seed) return Promise.reject(new Error('swarmgate: seed-only: nothing is downloaded'))
       const meta = m.files[path]
       if (!meta) return Promise.reject(new Error(`swarmgate: ${path} is not in the swarm`))
       p = ready.then((t) => new Promise<string>((resolve, reject) => {

@@ -4,6 +4,8 @@
 // with a <noscript> copy for browsers without JavaScript). This loader gives each such element its bytes:
 // from the swarm through the lazily loaded engine when the browser can do WebRTC, else, or on any failure,
 // from HTTP exactly as the page would have loaded without swarmgate. It never blocks rendering.
+// A page served unchanged (normal times) loads over HTTP; once loaded, at idle, the loader may start the
+// engine as a seed of what the page holds in the browser's HTTP cache (idleSeed).
 //
 // It owns the page's policy (policy.ts) and the visitor's switches, window.swarmgate (docs/privacy.md):
 //   swarmgate.mode()         -> { mode: "p2p" | "download-only" | "off", reason }
@@ -23,6 +25,10 @@ const START_TIMEOUT_MS = 10000
 // In a crowd (the manifest says so) the site's link is full: the engine may take longer to arrive, and an HTTP
 // fallback would compete for the same link, so the loader waits this long instead.
 const CROWD_START_TIMEOUT_MS = 30000
+
+// A page in normal times (not rewritten) may seed what it loaded: once it has loaded, at idle, or after this
+// long at the latest.
+const IDLE_TIMEOUT_MS = 5000
 
 // The engine waits at most this long for the browser's battery state before it may serve anyone.
 const BATTERY_WAIT_MS = 1000
@@ -102,14 +108,15 @@ function getManifest(): Promise<Manifest> {
   }))
 }
 
-// The engine starts at most once per page, for the elements or for the service worker, whichever asks first.
-function getEngine(m: Manifest): Promise<Engine> {
+// The engine starts at most once per page, for the elements or for the service worker, whichever asks first;
+// seed (paths the page loaded over HTTP) starts it in seed-only mode.
+function getEngine(m: Manifest, seed?: string[]): Promise<Engine> {
   return (engine ??= Promise.all([
     import(/* @vite-ignore */ m.engine),
     Promise.race([policy.ready, new Promise(r => setTimeout(r, BATTERY_WAIT_MS))]),
   ]).then(([mod]) => {
-    if (disabled()) throw new Error('swarmgate: off')
-    return (running = (mod as { start(m: Manifest, p: Policy): Engine }).start(m, policy))
+    if (disabled() || (seed && policy.mode().mode !== 'p2p')) throw new Error('swarmgate: off')
+    return (running = (mod as { start(m: Manifest, p: Policy, s?: string[]): Engine }).start(m, policy, seed))
   }))
 }
 
@@ -121,7 +128,8 @@ function serveWorker(): void {
   sw.addEventListener('message', (ev: MessageEvent) => {
     const port = ev.ports[0]
     if (ev.data?.swarmgate !== 'get' || !port) return
-    if (disabled()) return port.postMessage({ error: 'off' })
+    // A page served unchanged (normal times) loads over HTTP, as without swarmgate: the engine only seeds.
+    if (disabled() || unchanged) return port.postMessage({ error: 'off' })
     port.postMessage({ accepted: true })
     getManifest()
       .then(getEngine)
@@ -141,10 +149,37 @@ function serveWorker(): void {
   }).catch(() => {})
 }
 
+// A page served unchanged (normal times) loaded its heavy elements over HTTP. Once it has loaded, at idle, the
+// engine seeds those the manifest lists, reading them from the HTTP cache only (engine.ts), if this page
+// view may upload at all.
+function idleSeed(): void {
+  const may = () => policy.mode().mode === 'p2p'
+  const go = () =>
+    may() &&
+    getManifest().then(m => {
+      const paths = new Set<string>()
+      for (const el of document.querySelectorAll('img,video,audio,source')) {
+        for (const u of [(el as HTMLImageElement).currentSrc, el.getAttribute('src')]) {
+          const url = u ? new URL(u, location.href) : null
+          const p = url && url.origin === location.origin ? url.pathname + url.search : ''
+          if (m.files[p]) paths.add(p)
+        }
+      }
+      if (paths.size && may()) return getEngine(m, [...paths])
+    }).catch(() => {})
+  const idle = () =>
+    'requestIdleCallback' in window ? requestIdleCallback(go, { timeout: IDLE_TIMEOUT_MS }) : setTimeout(go, IDLE_TIMEOUT_MS)
+  if (document.readyState === 'complete') idle()
+  else addEventListener('load', idle)
+}
+
+let unchanged = false
+
 async function main(): Promise<void> {
-  serveWorker()
   const els = Array.from(document.querySelectorAll(`[${SRC}],[${SRCSET}]`))
-  if (els.length === 0) return
+  unchanged = els.length === 0
+  serveWorker()
+  if (unchanged) return idleSeed()
   if (disabled()) return els.forEach(restore)
   const pending = new Set(els)
   const fallback = (el: Element) => {
