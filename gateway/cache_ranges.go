@@ -64,9 +64,7 @@ func (s *Server) learnFromRange(resp *http.Response, st *storeState) {
 	rl.inFlight[st.key] = true
 	rl.mu.Unlock()
 	host := resp.Request.Host
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.background(func() {
 		defer func() {
 			rl.mu.Lock()
 			delete(rl.inFlight, st.key)
@@ -75,7 +73,7 @@ func (s *Server) learnFromRange(resp *http.Response, st *storeState) {
 		if err := s.fetchWhole(st.key, host); err != nil {
 			s.log.Info("gateway: not learned from ranges", slog.String("path", st.key), slog.Any("err", err))
 		}
-	}()
+	})
 }
 
 // fetchWhole GETs key from the origin (as the site's host, anonymously, in identity encoding) and stores it

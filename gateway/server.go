@@ -50,6 +50,7 @@ type Server struct {
 	// assets learned from ranges) that Close waits for.
 	runCtx  context.Context
 	stopRun context.CancelFunc
+	bgMu    sync.Mutex // orders background's Add before Close's Wait
 	wg      sync.WaitGroup
 
 	closeOnce sync.Once
@@ -194,13 +195,32 @@ func (s *Server) start() error {
 	return nil
 }
 
+// background runs f in a goroutine that Close waits for. Once Close has begun (a handler that outlived
+// Run's shutdown), f still runs, on a done runCtx so that it ends at once, but is not waited for.
+func (s *Server) background(f func()) {
+	s.bgMu.Lock()
+	tracked := s.runCtx.Err() == nil
+	if tracked {
+		s.wg.Add(1)
+	}
+	s.bgMu.Unlock()
+	go func() {
+		if tracked {
+			defer s.wg.Done()
+		}
+		f()
+	}()
+}
+
 // Close releases everything New acquired, whether New finished or failed part-way and whether or not Run
 // ran: the helper role, the seeder, the tracker's sockets, the dashboard's streams, the STUN server and the
 // listeners. Run calls it as it returns, after its loops have ended; New calls it when it fails. Calling it
 // again does nothing.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.bgMu.Lock()
 		s.stopRun()
+		s.bgMu.Unlock()
 		s.wg.Wait()
 		var errs []error
 		if s.helping != nil {

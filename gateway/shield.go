@@ -176,9 +176,7 @@ func (sh *shield) RoundTrip(req *http.Request) (*http.Response, error) {
 // closed. A shareable one being captured is read to its end first, so that the clients waiting for it, and
 // the next ones, get it.
 func (sh *shield) abandon(f *flight) {
-	sh.s.wg.Add(1)
-	go func() {
-		defer sh.s.wg.Done()
+	sh.s.background(func() {
 		var resp *http.Response
 		select {
 		case resp = <-f.own:
@@ -193,7 +191,7 @@ func (sh *shield) abandon(f *flight) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(c, shieldMaxEntry+1))
 		}
 		resp.Body.Close()
-	}()
+	})
 }
 
 // staleWhileRevalidate reports whether a stale copy may be served while it is revalidated: in a crowd or
@@ -248,9 +246,7 @@ func (sh *shield) startFlight(req *http.Request, key string, old *shieldEntry) *
 			close(f.done)
 		})
 	}
-	sh.s.wg.Add(1)
-	go func() {
-		defer sh.s.wg.Done()
+	sh.s.background(func() {
 		entry, own, err := sh.fetch(out, cancel, old, complete)
 		if own == nil {
 			complete(entry, err)
@@ -262,7 +258,7 @@ func (sh *shield) startFlight(req *http.Request, key string, old *shieldEntry) *
 		if !capturing {
 			complete(nil, nil) // not to be shared: the others ask for their own
 		}
-	}()
+	})
 	return f
 }
 
