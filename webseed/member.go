@@ -56,8 +56,8 @@ func (h *Helper) startMember() error {
 	if c.Federation == nil {
 		return nil
 	}
-	if c.Client == nil || c.Self.Name == "" {
-		return fmt.Errorf("webseed: Config.Federation needs Self and Client: %w", ErrBadConfig)
+	if c.Client == nil || c.Self.Name == "" || c.Addrs == nil {
+		return fmt.Errorf("webseed: Config.Federation needs Self, Client and Addrs: %w", ErrBadConfig)
 	}
 	if c.Capacity <= 0 {
 		c.Capacity = DefaultCapacity
