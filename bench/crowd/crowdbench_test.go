@@ -74,9 +74,9 @@ func TestTinyCrowd(t *testing.T) {
 	}
 	// So few visitors give the swarm little to trade, and each helper takes a whole copy from the site first
 	// (the benchmark's real figures come from twenty browsers): the site sends no more than without swarmgate
-	// and those copies, and half a site more. That half is what a loaded machine costs: when the browsers'
-	// pieces fall due, the site's seeder and its webseed may both send some of the same ones (seen in a CI run
-	// with every package's tests at once: a third of the site; a tenth when run alone).
+	// and those copies, and half a site more. That half is what a loaded machine costs: browsers trade slowly,
+	// their pieces fall due and more of them come from the site's seeder and webseed (a CI run with every
+	// package's tests at once went a third of a site over a tenth; run alone, the test stays under a tenth).
 	if limit := without.SiteSent + 2*res.SiteBytes + res.SiteBytes/2; with.SiteSent > limit {
 		t.Errorf("the site's machine sent %d bytes with swarmgate, %d without: more than two helpers' copies more",
 			with.SiteSent, without.SiteSent)
