@@ -113,12 +113,12 @@ type Helper struct {
 	jobs   map[metainfo.Hash]*job
 
 	// The federation side (member.go), with Config.Federation.
-	members *http.Client   // job fetches from members: no redirects, only addresses the member may use
+	members *http.Client // job fetches from members: no redirects, only addresses the member may use
 	// memberCtx is the context of the federation side's messages (Ready, Decline, Challenge): Close cancels
 	// it first, so that no message to a member holds up the release of the jobs.
 	memberCtx  context.Context
 	stopMember context.CancelFunc
-	certs   *certs.Manager // certificates for helped HTTPS sites; nil without Config.ACME
+	certs      *certs.Manager // certificates for helped HTTPS sites; nil without Config.ACME
 }
 
 var _ http.Handler = (*Helper)(nil)

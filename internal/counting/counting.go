@@ -20,4 +20,6 @@ func (r ReadCloser) Read(p []byte) (int, error) {
 }
 
 // NewReadCloser counts what is read through rc into n.
-func NewReadCloser(rc io.ReadCloser, n *atomic.Int64) ReadCloser { return ReadCloser{ReadCloser: rc, N: n} }
+func NewReadCloser(rc io.ReadCloser, n *atomic.Int64) ReadCloser {
+	return ReadCloser{ReadCloser: rc, N: n}
+}
