@@ -8,7 +8,7 @@
 // The swarm itself is our own core (src/p2p): it talks to no host the manifest does not name (the manifest's
 // tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
 // so no public STUN server is ever asked).
-import type { Engine, EngineReport, EngineStats, Manifest, Policy } from './manifest'
+import type { Engine, EngineReport, EngineStats, Manifest, Policy, Reader } from './manifest'
 import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
 import { PageStore } from './store'
 import { gateUploads } from './uploads'
@@ -27,6 +27,11 @@ const MAX_MEMORY_BYTES = 128 << 20
 
 // How often the engine moves deadlines, polls for webseeds and checks for a file to give up on.
 const TICK_MS = 250
+
+// A stream (a service worker's request, Engine.open) has deadlines on this much ahead of what its reader has
+// taken: the playhead's read-ahead window. Past it, the stream's bytes come in the swarm's own order.
+const READ_AHEAD = 2 << 20
+
 
 function base64Bytes(s: string): Uint8Array {
   const bin = atob(s)
@@ -50,6 +55,17 @@ interface Wanted {
   type: string
   resolve(url: string): void
   reject(err: Error): void
+}
+
+// A byte range a service worker streams from the engine (Engine.open): [pos, end) of the torrent is still to
+// be read, in order.
+interface Stream {
+  pos: number
+  end: number
+  priority: number
+  waiting: number // Date.now() when the reader began waiting for pos; 0 while it is not waiting
+  wake?: () => void
+  failed?: Error
 }
 
 const optedOut = () => new Error('swarmgate: the visitor opted out')
@@ -127,6 +143,11 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
 
   const seeder = (m.seederPeerId ?? '').toLowerCase()
   const wanted = new Map<string, Wanted>() // by path
+  const streams = new Set<Stream>()
+  // Files a stream was opened on are wanted whole, after every stream's read-ahead and in the swarm's order,
+  // even once the response is cancelled (a video reads ahead, pauses, seeks): the page then holds what it can
+  // serve later visitors, and its next Range is likely there already.
+  const whole = new Map<string, Want>()
   let torrent: Torrent | undefined
   let store: PageStore | undefined
   let held = 0 // bytes of the site in verified pieces, padding left out
@@ -145,9 +166,21 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   // A file's deadline is fallbackMs after the page asked for it, moved on while the swarm makes progress:
   // once it passes, a piece of it that no peer is fetching goes to a webseed, and the gateway's seeder
   // (otherwise a peer of last resort, behind the visitors' browsers) may serve it.
+  // A stream's read-ahead window is due the same way, from when its reader began waiting.
   const due = (w: Wanted) => Math.max(w.asked, swarmProgress) + m.fallbackMs
-  const ranges = (): Want[] =>
-    [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
+  const streamDue = (s: Stream) => Math.max(s.waiting, swarmProgress) + m.fallbackMs
+  const ranges = (): Want[] => {
+    const out: Want[] = [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
+    for (const s of streams) {
+      out.push({ start: s.pos, end: s.end, priority: s.priority })
+      // The read-ahead window comes before the rest of its file (and after files of a higher priority); it is
+      // due only while the reader waits: a deadline set while it does not would pass unseen, and a video
+      // whose buffer is full is not late.
+      const ahead = Math.min(s.end, s.pos + READ_AHEAD)
+      out.push({ start: s.pos, end: ahead, priority: s.priority + 0.5, deadline: s.waiting ? streamDue(s) : undefined })
+    }
+    return out.concat([...whole.values()])
+  }
   let sent = 0 // the earliest deadline last given to the core
   const retarget = () => {
     const r = ranges()
@@ -156,14 +189,17 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   }
 
   const pl = Math.max(m.pieceLength, 1)
-  const complete = (t: Torrent, w: Wanted) => {
+  const complete = (t: Torrent, w: { start: number; end: number }) => {
     for (let i = Math.floor(w.start / pl); i * pl < w.end; i++) if (!t.have.get(i)) return false
     return true
+  }
+  const settled = () => {
+    if (wanted.size === 0 && streams.size === 0 && whole.size === 0) void store?.flush() // the page has what it asked for
   }
   const finish = async (path: string, w: Wanted) => {
     wanted.delete(path)
     retarget()
-    if (wanted.size === 0) void store?.flush() // the page has what it asked for
+    settled()
     const blob = await store!.blob(w.start, w.end - w.start, w.type)
     stats.files++
     report()
@@ -219,6 +255,13 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       held += size(index) - t.padBytes(index)
       gate.verified()
       for (const [path, w] of wanted) if (complete(t, w)) void finish(path, w).catch(w.reject)
+      for (const s of streams) if (s.wake && Math.floor(s.pos / pl) === index) s.wake()
+      for (const [path, w] of whole) {
+        if (complete(t, w)) {
+          whole.delete(path)
+          settled()
+        }
+      }
     })
     return t
   })()
@@ -251,19 +294,29 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       polling = false
     }
   }
+  const stalled = () => new Error('swarmgate: no progress from peers or webseeds')
   const timer = setInterval(() => {
-    if (wanted.size === 0 || !torrent) return
+    if ((wanted.size === 0 && streams.size === 0) || !torrent) return
     if (!polling && Date.now() - lastPoll >= WEBSEED_POLL_MS) void poll()
     const now = Date.now()
     if (now >= sent) webseeded = true
     if (webseeded && now - lastProgress >= giveUpMs) {
-      for (const w of wanted.values()) w.reject(new Error('swarmgate: no progress from peers or webseeds'))
+      for (const w of wanted.values()) w.reject(stalled())
       wanted.clear()
       retarget()
       void store?.flush() // the files that did complete are kept for a later view
     }
+    // A stream whose reader has waited that long with no progress fails: the service worker takes the rest
+    // over HTTP. A reader that is not waiting (a video's buffer is full) is not stalled.
+    for (const s of streams) {
+      if (webseeded && s.waiting && now - Math.max(lastProgress, s.waiting) >= giveUpMs) {
+        s.failed = stalled()
+        s.wake?.()
+      }
+    }
     // Progress moved the deadlines on: tell the core (not on every block; a tick's drift is nothing).
-    if (Math.min(...[...wanted.values()].map(due)) - sent >= TICK_MS) retarget()
+    const next = Math.min(...[...wanted.values()].map(due), ...[...streams].filter((s) => s.waiting).map(streamDue))
+    if (next - sent >= TICK_MS) retarget()
   }, TICK_MS)
 
   // The visitor opted out while the page was open: leave the swarm; files not yet complete load over HTTP.
@@ -273,6 +326,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     clearInterval(timer)
     for (const w of wanted.values()) w.reject(optedOut())
     wanted.clear()
+    for (const s of streams) s.wake?.()
     report()
     torrent?.destroy()
   })
@@ -300,6 +354,58 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       }))
       urls.set(path, p)
       return p
+    },
+    open(path: string, start: number, end: number, priority = 0): Reader {
+      const meta = m.files[path]
+      if (seed) throw new Error('swarmgate: seed-only: nothing is downloaded')
+      if (!meta) throw new Error(`swarmgate: ${path} is not in the swarm`)
+      if (!(start >= 0 && start <= end && end <= meta.size)) throw new Error(`swarmgate: ${path}: no bytes ${start}-${end}`)
+      const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0 }
+      const file = { start: meta.offset, end: meta.offset + meta.size, priority }
+      let closed = false
+      const close = () => {
+        if (closed) return
+        closed = true
+        streams.delete(s)
+        s.wake?.()
+        retarget()
+        settled()
+      }
+      return {
+        close,
+        async next(): Promise<Uint8Array | null> {
+          const t = await ready
+          if (closed) throw new Error('swarmgate: stream closed')
+          if (!streams.has(s) && s.pos < s.end) {
+            streams.add(s)
+            if (!whole.has(path) && !complete(t, file)) whole.set(path, file)
+            retarget()
+          }
+          for (;;) {
+            if (stopped) throw optedOut()
+            if (s.failed) throw s.failed
+            if (closed) throw new Error('swarmgate: stream closed')
+            if (s.pos >= s.end) {
+              close()
+              return null
+            }
+            const i = Math.floor(s.pos / pl)
+            const piece = t.have.get(i) ? await store!.get(i) : undefined
+            if (piece) {
+              const chunk = piece.slice(s.pos - i * pl, Math.min(s.end - i * pl, piece.length))
+              const moved = s.waiting !== 0
+              s.pos += chunk.length
+              s.waiting = 0
+              if (moved || s.pos % READ_AHEAD < chunk.length) retarget() // the window moves on
+              return chunk
+            }
+            s.waiting = Date.now()
+            retarget()
+            await new Promise<void>((r) => (s.wake = r))
+            s.wake = undefined
+          }
+        },
+      }
     },
     stats: () => {
       const { mode, reason } = gate.mode()

@@ -120,33 +120,82 @@ function getEngine(m: Manifest, seed?: string[]): Promise<Engine> {
   }))
 }
 
-// The service worker serves repeat views and requests the page's elements do not cover (a script's fetch, a
-// CSS image) by asking the page's engine, since WebRTC does not exist inside service workers.
+// How long a first view waits for swarmgate's service worker to take the page (installed, activated, claimed)
+// before its elements take the engine's whole-file object URLs instead of streams.
+const CONTROL_MS = 2000
+
+// Whether swarmgate's service worker controls this page: its elements then keep their URLs, and the worker
+// streams their bytes from this page's engine (serveWorker).
+let worker: Promise<boolean> = Promise.resolve(false)
+// What the page said about the paths it handed to the worker: their priority, and their elements (marked
+// data-swarm="p2p" once bytes come from the engine, "http" if the worker had to finish over HTTP).
+const priorities = new Map<string, number>()
+const streamed = new Map<string, Element[]>()
+
+function mark(path: string, via: 'p2p' | 'http'): void {
+  for (const el of streamed.get(path) ?? []) if (via === 'http' || !el.hasAttribute('data-swarm')) el.setAttribute('data-swarm', via)
+}
+
+// The service worker answers the page's requests for files of the site version (the elements' own, a script's
+// fetch, a CSS image, a repeat view) with responses streamed from this page's engine, since WebRTC does not
+// exist inside service workers (sw.ts has the messages).
 function serveWorker(): void {
   const sw = navigator.serviceWorker
   if (!sw || !isSecureContext) return
   sw.addEventListener('message', (ev: MessageEvent) => {
     const port = ev.ports[0]
-    if (ev.data?.swarmgate !== 'get' || !port) return
+    const d = ev.data as { swarmgate?: string; path?: unknown; start?: unknown; end?: unknown; image?: unknown } | null
+    if (d?.swarmgate !== 'open' || !port) return
     // A page served unchanged (normal times) loads over HTTP, as without swarmgate: the engine only seeds.
-    if (disabled() || unchanged) return port.postMessage({ error: 'off' })
+    if (disabled() || unchanged || typeof d.path !== 'string' || typeof d.start !== 'number' || typeof d.end !== 'number') {
+      return port.postMessage({ error: 'off' })
+    }
+    const path = d.path
+    const reader = getManifest()
+      .then((m) => getEngine(m))
+      .then((e) => e.open(path, Number(d.start), Number(d.end), priorities.get(path) ?? (d.image ? 1 : 0)))
+    reader.catch(() => {})
     port.postMessage({ accepted: true })
-    getManifest()
-      .then(getEngine)
-      .then(e => e.url(ev.data.path))
-      .then(u => fetch(u))
-      .then(r => r.blob())
-      .then(blob => port.postMessage({ blob }), err => port.postMessage({ error: String(err) }))
+    let closed = false // the response was cancelled (a video seeks, the page goes away): not a failure
+    port.onmessage = (m: MessageEvent) => {
+      if (m.data?.close) {
+        closed = true
+        port.close()
+        return void reader.then((r) => r.close(), () => {})
+      }
+      if (!m.data?.next) return
+      reader
+        .then((r) => r.next())
+        .then(
+          (chunk) => {
+            if (!chunk) return port.postMessage({ done: true })
+            mark(path, 'p2p')
+            port.postMessage({ chunk }, [chunk.buffer as ArrayBuffer])
+          },
+          (err) => {
+            if (closed) return
+            mark(path, 'http')
+            port.postMessage({ error: String(err) })
+          },
+        )
+    }
   })
   sw.startMessages()
-  getManifest().then(async m => {
-    if (!m.serviceWorker || disabled()) return
-    const reg = await sw.getRegistration('/')
-    const mine = (w?: ServiceWorker | null) => !w || w.scriptURL.endsWith('/.swarm/sw.js')
-    // Never displace a site's own service worker.
-    if (reg && !mine(reg.active ?? reg.waiting ?? reg.installing)) return
-    await sw.register('/.swarm/sw.js', { scope: '/' })
-  }).catch(() => {})
+  const ours = (w?: ServiceWorker | null) => !!w && new URL(w.scriptURL).pathname === '/.swarm/sw.js'
+  worker = getManifest()
+    .then(async (m) => {
+      if (!m.serviceWorker || disabled()) return false
+      const reg = await sw.getRegistration('/')
+      const w = reg?.active ?? reg?.waiting ?? reg?.installing
+      if (w && !ours(w)) return false // never displace a site's own service worker
+      const taken = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), CONTROL_MS)
+        sw.addEventListener('controllerchange', () => (clearTimeout(timer), resolve(ours(sw.controller))), { once: true })
+      })
+      await sw.register('/.swarm/sw.js', { scope: '/' })
+      return ours(sw.controller) || taken
+    })
+    .catch(() => false)
 }
 
 // A page served unchanged (normal times) loaded its heavy elements over HTTP. Once it has loaded, at idle, the
@@ -202,7 +251,22 @@ async function main(): Promise<void> {
     })
     want.forEach((p, i) => p === null && fallback(els[i]))
     if (want.every(p => p === null)) return
-    const engine = await getEngine(m)
+    const starting = getEngine(m)
+    starting.catch(() => {}) // the worker's streams, or the elements below, see its failure
+    if (await worker) {
+      // The worker streams each element's bytes from the engine under its original URL (and takes the rest over
+      // HTTP if the engine fails): the page loads as it would without swarmgate, only the bytes come from peers.
+      clearTimeout(timer)
+      els.forEach((el, i) => {
+        const p = want[i]
+        if (p === null || !pending.delete(el)) return
+        priorities.set(p, Math.max(priorities.get(p) ?? 0, priority(el)))
+        streamed.set(p, [...(streamed.get(p) ?? []), el])
+        restore(el)
+      })
+      return
+    }
+    const engine = await starting
     started = true
     await Promise.all(els.map(async (el, i) => {
       const p = want[i]

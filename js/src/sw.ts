@@ -1,15 +1,28 @@
 /// <reference lib="webworker" />
-// The service worker (scope /): answers same-origin GETs for files of the current site version from the
-// engine of the page that asked, since WebRTC is not available here, and from the network otherwise. It
-// serves repeat views and requests the loader's elements do not cover (a script's fetch, a CSS image).
+// The service worker (scope /). It answers same-origin GETs for files of the current site version with
+// responses streamed from the engine of the page that asked (WebRTC does not exist in service workers): a 200,
+// or a 206 for a Range, whose body is the file's verified bytes in order, as the swarm delivers them. A page
+// therefore keeps its original URLs: a video plays from its first pieces and seeks by Range, an image renders
+// as it arrives. The page must answer within ACCEPT_MS, else the request goes to the network untouched; if
+// its engine fails part way (no progress from peers or webseeds, the visitor opted out, the page went away),
+// the response goes on with the rest of the range over HTTP, so a response once started always completes.
+//
+// Messages, over a MessageChannel per response (the page's side is the loader's serveWorker):
+//   worker → page  {swarmgate: 'open', path, start, end, image}   (on the page's own message port)
+//   page → worker  {accepted: true} | {error}                     the page will stream it, or not
+//   worker → page  {next: true}                                   one per chunk the response wants
+//   page → worker  {chunk: Uint8Array} | {done: true} | {error}
+//   worker → page  {close: true}                                  the response was cancelled
 import type { Manifest } from './manifest'
+import { byteRange } from './range'
 
 declare const self: ServiceWorkerGlobalScope
 
-// How long a page has to say it will serve a file before the request goes to the network.
+// How long a page has to say it will stream a file before the request goes to the network.
 const ACCEPT_MS = 1000
-// How long an accepted file may take; the engine itself falls back to webseeds and gives up on stalls.
-const SERVE_MS = 120000
+// How long one chunk may take once the page accepted: a backstop for a page that stopped answering (its
+// engine gives up on its own long before, see engine.ts).
+const CHUNK_MS = 60000
 const MANIFEST_TTL_MS = 30000
 
 let manifest: Promise<Manifest | null> | undefined
@@ -19,19 +32,20 @@ function getManifest(): Promise<Manifest | null> {
   if (!manifest || Date.now() - manifestAt > MANIFEST_TTL_MS) {
     manifestAt = Date.now()
     manifest = fetch('/.swarm/manifest.json', { cache: 'no-cache' })
-      .then(r => (r.status === 200 ? r.json() : null)) // 204: no site version yet
+      .then((r) => (r.status === 200 ? (r.json() as Promise<Manifest>) : null)) // 204: no site version yet
       .catch(() => null)
   }
   return manifest
 }
 
 self.addEventListener('install', () => void self.skipWaiting())
-self.addEventListener('activate', ev => ev.waitUntil(self.clients.claim()))
+self.addEventListener('activate', (ev) => ev.waitUntil(self.clients.claim()))
 
 self.addEventListener('fetch', (ev: FetchEvent) => {
   const req = ev.request
   const url = new URL(req.url)
-  if (req.method !== 'GET' || url.origin !== location.origin || url.pathname.startsWith('/.swarm/')) return
+  if (req.method !== 'GET' || req.mode === 'navigate' || url.origin !== location.origin) return
+  if (url.pathname.startsWith('/.swarm/')) return
   ev.respondWith(serve(ev, url.pathname + url.search))
 })
 
@@ -40,52 +54,123 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
   const file = m?.files[path]
   const client = file && ev.clientId ? await self.clients.get(ev.clientId) : undefined
   if (!file || !client) return fetch(ev.request)
-  try {
-    const blob = await ask(client, path)
-    return respond(blob, file.type, ev.request.headers.get('range'))
-  } catch {
-    return fetch(ev.request)
+  const rangeHeader = ev.request.headers.get('range')
+  if (rangeHeader && !/^bytes=\d*-\d*$/.test(rangeHeader.trim())) return fetch(ev.request) // several ranges
+  const r = byteRange(rangeHeader, file.size)
+  if (r === 'unsatisfiable') {
+    return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${file.size}` } })
   }
+  const [start, end] = r ?? [0, file.size]
+  const port = await open(client, path, start, end, ev.request.destination === 'image')
+  if (!port) return fetch(ev.request)
+  const headers: Record<string, string> = {
+    'Content-Type': file.type,
+    'Content-Length': String(end - start),
+    'Accept-Ranges': 'bytes',
+    'X-Swarmgate': 'p2p',
+  }
+  if (r) headers['Content-Range'] = `bytes ${start}-${end - 1}/${file.size}`
+  return new Response(body(port, path, start, end), { status: r ? 206 : 200, headers })
 }
 
-function ask(client: Client, path: string): Promise<Blob> {
-  return new Promise((resolve, reject) => {
+// open asks the page to stream [start, end) of path and resolves to the channel's port once it accepts, or
+// to null when it refuses or does not answer within ACCEPT_MS.
+function open(client: Client, path: string, start: number, end: number, image: boolean): Promise<MessagePort | null> {
+  return new Promise((resolve) => {
     const ch = new MessageChannel()
-    let timer = setTimeout(() => reject(new Error('no page engine')), ACCEPT_MS)
-    ch.port1.onmessage = (ev: MessageEvent) => {
-      const d = ev.data
-      if (d.accepted) {
-        clearTimeout(timer)
-        timer = setTimeout(() => reject(new Error('too slow')), SERVE_MS)
-        return
-      }
+    const timer = setTimeout(() => done(null), ACCEPT_MS)
+    const done = (p: MessagePort | null) => {
       clearTimeout(timer)
-      if (d.blob) resolve(d.blob)
-      else reject(new Error(d.error))
+      ch.port1.onmessage = null
+      if (!p) ch.port1.close()
+      resolve(p)
     }
-    client.postMessage({ swarmgate: 'get', path }, [ch.port2])
+    ch.port1.onmessage = (ev: MessageEvent) => done(ev.data?.accepted ? ch.port1 : null)
+    client.postMessage({ swarmgate: 'open', path, start, end, image }, [ch.port2])
   })
 }
 
-function respond(blob: Blob, type: string, range: string | null): Response {
-  const headers: Record<string, string> = { 'Content-Type': type, 'Accept-Ranges': 'bytes', 'X-Swarmgate': 'p2p' }
-  const r = range && /^bytes=(\d*)-(\d*)$/.exec(range)
-  if (!r || (r[1] === '' && r[2] === '')) {
-    headers['Content-Length'] = String(blob.size)
-    return new Response(blob, { status: 200, headers })
+type Answer = { chunk?: Uint8Array; done?: boolean; error?: string }
+
+// body is the response's stream: chunks from the page, one asked for each time the response wants more; on
+// an error or silence, the rest of the range from the network.
+function body(port: MessagePort, path: string, start: number, end: number): ReadableStream<Uint8Array> {
+  let pos = start
+  let waiting: ((a: Answer) => void) | undefined
+  port.onmessage = (ev: MessageEvent) => waiting?.(ev.data as Answer)
+  const ask = () =>
+    new Promise<Answer>((resolve) => {
+      const timer = setTimeout(() => resolve({ error: 'the page stopped answering' }), CHUNK_MS)
+      waiting = (a) => {
+        clearTimeout(timer)
+        waiting = undefined
+        resolve(a)
+      }
+      port.postMessage({ next: true })
+    })
+  let rest: ReadableStreamDefaultReader<Uint8Array> | undefined
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(ctl) {
+        if (!rest) {
+          const a = await ask()
+          if (a.chunk && a.chunk.length > 0 && pos + a.chunk.length <= end) {
+            pos += a.chunk.length
+            return ctl.enqueue(a.chunk)
+          }
+          if (a.done && pos === end) {
+            port.close()
+            return ctl.close()
+          }
+          port.postMessage({ close: true })
+          port.close()
+          rest = await network(path, pos, end) // throws: the response fails, as a broken connection would
+        }
+        const { value, done } = await rest.read()
+        if (done) {
+          if (pos !== end) throw new Error(`swarmgate: ${path}: the network sent ${pos - start} of ${end - start} bytes`)
+          return ctl.close()
+        }
+        const chunk = value.subarray(0, end - pos)
+        pos += chunk.length
+        ctl.enqueue(chunk)
+      },
+      cancel() {
+        if (rest) return rest.cancel()
+        port.postMessage({ close: true })
+        port.close()
+      },
+    },
+    { highWaterMark: 0 }, // ask the page for a chunk only when the response wants one
+  )
+}
+
+// network reads bytes [pos, end) of path over HTTP: a 206 for exactly that range, or a 200 whose first pos
+// bytes are skipped.
+async function network(path: string, pos: number, end: number): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+  const res = await fetch(path, { headers: { Range: `bytes=${pos}-${end - 1}` } })
+  const reader = res.body?.getReader()
+  if (!reader || (res.status !== 206 && res.status !== 200)) throw new Error(`swarmgate: ${path}: HTTP ${res.status}`)
+  if (res.status === 206 && !(res.headers.get('content-range') ?? '').startsWith(`bytes ${pos}-`)) {
+    void reader.cancel()
+    throw new Error(`swarmgate: ${path}: the network sent another range`)
   }
-  let start: number, end: number
-  if (r[1] === '') {
-    start = Math.max(0, blob.size - Number(r[2]))
-    end = blob.size - 1
-  } else {
-    start = Number(r[1])
-    end = r[2] === '' ? blob.size - 1 : Math.min(Number(r[2]), blob.size - 1)
-  }
-  if (start >= blob.size || start > end) {
-    return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${blob.size}` } })
-  }
-  headers['Content-Range'] = `bytes ${start}-${end}/${blob.size}`
-  headers['Content-Length'] = String(end - start + 1)
-  return new Response(blob.slice(start, end + 1), { status: 206, headers })
+  if (res.status === 206 || pos === 0) return reader
+  let skip = pos
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) return ctl.close()
+        if (skip >= value.length) {
+          skip -= value.length
+          continue
+        }
+        ctl.enqueue(value.subarray(skip))
+        skip = 0
+        return
+      }
+    },
+    cancel: () => reader.cancel(),
+  }).getReader()
 }

@@ -8,6 +8,7 @@ import { type Info, parseInfo } from '../src/p2p/metainfo'
 import { Picker } from '../src/p2p/picker'
 import { fileURL } from '../src/p2p/webseed'
 import { type Msg, Wire } from '../src/p2p/wire'
+import { byteRange } from '../src/range'
 import { PageStore } from '../src/store'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
@@ -44,6 +45,7 @@ export async function run(): Promise<string[]> {
   await guard('picker', () => pickerTests(check))
   await guard('webseed', () => webseedTests(check))
   await guard('page store', () => pageStoreTests(check))
+  await guard('byte ranges', () => rangeTests(check))
   return fails
 }
 
@@ -322,4 +324,28 @@ async function pageStoreTests(check: Check): Promise<void> {
   const some = await new PageStore(name, info(bad), 2 * pl).load()
   check(some.join() === '0,1,3,4', `page store: a later view loads pieces ${some}, want all but the one that does not verify`)
   await (await (await navigator.storage.getDirectory()).getDirectoryHandle('swarmgate')).removeEntry(name)
+}
+
+// The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.
+function rangeTests(check: Check): void {
+  const cases: [string | null, ReturnType<typeof byteRange>][] = [
+    [null, null],
+    ['bytes=0-', [0, 1000]],
+    ['bytes=0-0', [0, 1]],
+    ['bytes=100-199', [100, 200]],
+    ['bytes=900-5000', [900, 1000]],
+    ['bytes=-100', [900, 1000]],
+    ['bytes=-5000', [0, 1000]],
+    ['bytes=999-', [999, 1000]],
+    ['bytes=1000-', 'unsatisfiable'],
+    ['bytes=-0', 'unsatisfiable'],
+    ['bytes=200-100', 'unsatisfiable'],
+    ['bytes=-', null],
+    ['bytes=0-1,5-6', null],
+    ['items=0-1', null],
+  ]
+  for (const [h, want] of cases) {
+    const got = byteRange(h, 1000)
+    check(JSON.stringify(got) === JSON.stringify(want), `byteRange(${h}): ${JSON.stringify(got)}, want ${JSON.stringify(want)}`)
+  }
 }

@@ -1,0 +1,116 @@
+package gateway_test
+
+import (
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
+	"github.com/swarmgate/swarmgate/uplink"
+)
+
+// streamState is what streamJS reports at each moment it looks.
+type streamState struct {
+	Controlled bool    `json:"controlled"` // swarmgate's service worker controls the page
+	Src        string  `json:"src"`        // the audio element's URL: the original, not a blob: URL
+	Received   float64 `json:"received"`   // bytes the engine had received from any source
+	Via        string  `json:"via"`
+	Error      string  `json:"error"`
+}
+
+// TestMediaPlaysFromItsFirstPieces: on a first view, with swarmgate's service worker controlling the page,
+// the audio element keeps its URL and can play, and seek to near its end, long before its 8 MB have arrived:
+// the worker answers its requests (200, then 206 for the seek) with bytes streamed from the engine as pieces
+// are verified. The site's link is capped at 1 MB/s and no peer is there (the tracker is unreachable), so the
+// bytes trickle in from the gateway's webseed; a page that waited for the whole file could not play before
+// about 10 s of it. The photo, the page's other heavy element, must not hold the audio back either.
+func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	link, err := uplink.New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, gateway.Config{
+		Net:  gateway.NetConfig{Uplink: link},
+		Site: gateway.SiteConfig{Origin: origin, Root: dir},
+		Visitors: gateway.VisitorConfig{
+			TrackerURL: "ws://" + closed.Addr().String() + "/.swarm/announce",
+			Fallback:   200 * time.Millisecond,
+		},
+	})
+	b := browsertest.Start(t)
+	p := b.NewPage()
+	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
+		t.Fatal(err)
+	}
+	size := float64(len(s.files[examplesite.AudioWAV]))
+	heavy := size + float64(len(s.files[examplesite.ImagePNG]))
+
+	// Playable: enough of the file for the element to play on (HAVE_FUTURE_DATA).
+	const received = `(window.swarmgate && window.swarmgate.stats() ? (s => s.peerBytes + s.seederBytes + s.webseedBytes)(window.swarmgate.stats()) : 0)`
+	playable, err := browsertest.Eval[streamState](p, 60*time.Second, `(async () => {
+		const a = document.getElementById('tone');
+		const deadline = Date.now() + 50000;
+		while (a.readyState < 3 || a.hasAttribute('data-swarm-src')) {
+			if (Date.now() > deadline) return { error: 'not playable: readyState ' + a.readyState };
+			await new Promise(r => setTimeout(r, 20));
+		}
+		const sw = navigator.serviceWorker && navigator.serviceWorker.controller;
+		return { controlled: !!sw && sw.scriptURL.endsWith('/.swarm/sw.js'), src: a.currentSrc, received: `+received+`,
+			via: a.dataset.swarm || '' };
+	})()`)
+	if err != nil || playable.Error != "" {
+		t.Fatalf("%v %s; console %v", err, playable.Error, p.Console())
+	}
+	t.Logf("playable after %.0f of %.0f heavy bytes: %+v", playable.Received, heavy, playable)
+	if !playable.Controlled || playable.Via != "p2p" {
+		t.Fatalf("the audio was not streamed by the service worker from the engine: %+v", playable)
+	}
+	if u, err := url.Parse(playable.Src); err != nil || u.Path != examplesite.AudioWAV {
+		t.Errorf("the audio plays from %q, want its own URL %s", playable.Src, examplesite.AudioWAV)
+	}
+	if playable.Received > heavy-size/2 {
+		t.Errorf("playable only after %.0f bytes of %.0f: the audio waited for (most of) its file", playable.Received, heavy)
+	}
+
+	// Seek to near the end: the element asks for a Range there, the worker answers 206 from the engine, and it
+	// plays on before the bytes in between have arrived.
+	seeked, err := browsertest.Eval[streamState](p, 60*time.Second, `(async () => {
+		const a = document.getElementById('tone');
+		const done = new Promise(r => a.addEventListener('seeked', r, { once: true }));
+		a.currentTime = a.duration * 0.9;
+		await done;
+		const deadline = Date.now() + 50000;
+		while (a.readyState < 3) {
+			if (Date.now() > deadline) return { error: 'not playable after the seek: readyState ' + a.readyState };
+			await new Promise(r => setTimeout(r, 20));
+		}
+		return { controlled: true, src: a.currentSrc, received: `+received+`, via: a.dataset.swarm || '' };
+	})()`)
+	if err != nil || seeked.Error != "" {
+		t.Fatalf("%v %s; console %v", err, seeked.Error, p.Console())
+	}
+	t.Logf("playable at 90%% after %.0f of %.0f heavy bytes", seeked.Received, heavy)
+	if seeked.Received > heavy-size/4 || seeked.Via != "p2p" {
+		t.Errorf("after the seek: %+v; the bytes up to the playhead should not all have come first", seeked)
+	}
+
+	// The page still ends with the right bytes, read through the worker.
+	res, err := browsertest.Eval[pageResult](p, 90*time.Second, loadedJS)
+	if err != nil || !res.Ready {
+		t.Fatalf("%v; console %v", err, p.Console())
+	}
+	checkHashes(t, s, "streamed page", res)
+}
