@@ -296,7 +296,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   }
   const stalled = () => new Error('swarmgate: no progress from peers or webseeds')
   const timer = setInterval(() => {
-    if ((wanted.size === 0 && streams.size === 0) || !torrent) return
+    if ((wanted.size === 0 && streams.size === 0 && whole.size === 0) || !torrent) return
     if (!polling && Date.now() - lastPoll >= WEBSEED_POLL_MS) void poll()
     const now = Date.now()
     if (now >= sent) webseeded = true

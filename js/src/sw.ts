@@ -27,6 +27,7 @@ const MANIFEST_TTL_MS = 30000
 
 let manifest: Promise<Manifest | null> | undefined
 let manifestAt = 0
+let known: Manifest | null | undefined // the last manifest fetched, once it has arrived (null: none)
 
 function getManifest(): Promise<Manifest | null> {
   if (!manifest || Date.now() - manifestAt > MANIFEST_TTL_MS) {
@@ -34,6 +35,7 @@ function getManifest(): Promise<Manifest | null> {
     manifest = fetch('/.swarm/manifest.json', { cache: 'no-cache' })
       .then((r) => (r.status === 200 ? (r.json() as Promise<Manifest>) : null)) // 204: no site version yet
       .catch(() => null)
+      .then((m) => (known = m))
   }
   return manifest
 }
@@ -45,8 +47,12 @@ self.addEventListener('fetch', (ev: FetchEvent) => {
   const req = ev.request
   const url = new URL(req.url)
   if (req.method !== 'GET' || req.mode === 'navigate' || url.origin !== location.origin) return
+  const path = url.pathname + url.search
   if (url.pathname.startsWith('/.swarm/')) return
-  ev.respondWith(serve(ev, url.pathname + url.search))
+  // A request for a file the current manifest does not list (a page, a script, a small image) is left to the
+  // browser, exactly as without a service worker; only while no manifest has arrived yet does it wait for one.
+  if (known !== undefined && Date.now() - manifestAt <= MANIFEST_TTL_MS && !known?.files[path]) return
+  ev.respondWith(serve(ev, path))
 })
 
 async function serve(ev: FetchEvent, path: string): Promise<Response> {
