@@ -134,8 +134,22 @@ const resultJS = `(async () => {
 		http += e.encodedBodySize || 0;
 		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 	}
-	const v = document.querySelector('video');
+	const v = document.querySelector('video'), img = document.images[0];
+	const waiting = [];
+	if (!m.complete) {
+		if (document.readyState === 'loading') waiting.push('the document');
+		if (!m.image) waiting.push('the first image on screen' + (img ? ' (complete ' + img.complete + ', ' + img.naturalWidth +
+			' px wide, from ' + (img.currentSrc || 'nowhere').slice(0, 5) + ')' : ''));
+		const n = Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length;
+		if (n) waiting.push(n + ' images to load');
+		const held = document.querySelectorAll('[data-swarm-src],[data-swarm-srcset]').length;
+		if (held) waiting.push(held + ' elements held for the swarm');
+		for (const v of document.querySelectorAll('video')) if (!v.__benchFrame) waiting.push('a video frame (readyState ' +
+			v.readyState + ', networkState ' + v.networkState + ', error ' + (v.error ? v.error.code : 'none') +
+			', paused ' + v.paused + ', at ' + v.currentTime.toFixed(1) + ' s, from ' + (v.currentSrc || 'nowhere').slice(0, 5) + ')');
+	}
 	return {
+		waiting: waiting.join('; '),
 		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
 		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
@@ -146,6 +160,7 @@ const resultJS = `(async () => {
 // pageReport is what resultJS returns.
 type pageReport struct {
 	Complete      bool    `json:"complete"`
+	Waiting       string  `json:"waiting"` // what an incomplete page still waited for
 	Ms            float64 `json:"ms"`
 	Image         float64 `json:"image"`
 	Frame         float64 `json:"frame"`
@@ -219,7 +234,7 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 	v.FirstImage, v.FirstFrame = rep.Image/1000, rep.Frame/1000
 	if !rep.Complete {
 		closePage()
-		return fail(fmt.Errorf("page not complete after %v", timeout))
+		return fail(fmt.Errorf("page not complete after %v; waiting for %s", timeout, rep.Waiting))
 	}
 	v.Seconds = rep.Ms / 1000
 	return v, p
