@@ -80,10 +80,12 @@ const (
 	minVideoBytes = 64 << 10
 )
 
-// DefaultVideo is about 3.1 MB: 12 s of 960×540 at 2,000 kbit/s and 64 kbit/s of audio, H.264 that no
-// compression shrinks. With the five 2 MB images that makes a 13.6 MB page: 20 visitors without swarmgate
-// take about two minutes at 20 Mbit/s, within the page timeout. It plays once (no loop), so that twenty
-// browsers on the machine's two cores do not decode video for the whole run.
+// DefaultVideo is about 3.2 MB: 12 s of 960×540 at 2,000 kbit/s and 64 kbit/s of audio, H.264 that no
+// compression shrinks. With the five 2 MB images that makes a 13.7 MB page. Without swarmgate the 24 default
+// visitors need 24 × 13.7 MB from a 20 Mbit/s uplink: about 130 s of sending, within the 3-minute page
+// timeout (in two runs on this 2-core machine while other work kept its load average between 30 and 130, p95
+// without swarmgate was 177 and 182 s). It plays once (no loop), so that twenty browsers on the machine's two
+// cores do not decode video for the whole run.
 var DefaultVideo = examplesite.Video{Width: 960, Height: 540, Seconds: 12, Kbps: 2000}
 
 // Config configures a benchmark.

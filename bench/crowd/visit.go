@@ -60,8 +60,9 @@ type Visit struct {
 //     (rAF, then a task after it, which runs once that frame is painted);
 //   - frame: the video presented its first frame (its first requestVideoFrameCallback call; its loadeddata
 //     event where the browser has no such callback);
-//   - complete: the page is complete: the document is parsed, every <img> is loaded and decoded, the first
-//     image is on screen, every video has shown a frame, and nothing waits for the swarm (data-swarm-src).
+//   - complete: the page is complete: the document is parsed, every <img> is loaded (complete, with a
+//     size), the first image is on screen, every video has shown a frame, and nothing waits for the swarm
+//     (data-swarm-src).
 //
 // It checks when something that could change the answer happens (an element loads, which never reaches
 // window: listen on document in the capture phase; the document is parsed; the DOM or a source changes; a
