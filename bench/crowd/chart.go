@@ -59,13 +59,14 @@ func (r *Result) SVG() []byte {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
 	c := r.Config
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", plotLeft, html.EscapeString(fmt.Sprintf(
-		"swarmgate bench crowd: %d browsers (one every %v), %d plain clients, site %s, uplink %.0f Mbit/s per machine",
-		c.Browsers, c.Arrival, c.Plain, mb(r.SiteBytes), c.Uplink*8/1e6)))
+		"swarmgate bench crowd: %d browsers (one every %v), %d plain clients, page %s (%s of it video), uplink %.0f Mbit/s per machine",
+		c.Browsers, c.Arrival, c.Plain, mb(r.SiteBytes), mb(r.VideoBytes), c.Uplink*8/1e6)))
 	for i, run := range r.Runs {
 		top := 30 + i*panelHeight
 		fmt.Fprintf(&b, `<g transform="translate(0,%d)">`+"\n", top)
 		fmt.Fprintf(&b, `<text x="%d" y="22" font-size="13" font-weight="bold">%s</text>`+"\n", plotLeft, html.EscapeString(fmt.Sprintf(
-			"%s: p95 page complete %.1f s, %d failed, site egress %.2f of the site per visitor", run.Label, run.P95, run.Failed, run.SitePerVisitorSites)))
+			"%s: p95 page complete %.1f s, first image %.1f s, first frame %.1f s; %d failed; site egress %.2f of the page per visitor",
+			run.Label, run.P95, run.FirstImageP95, run.FirstFrameP95, run.Failed, run.SitePerVisitorSites)))
 		// State bands behind the load plot.
 		for k := 1; k < len(run.Timeline); k++ {
 			if col, ok := stateColours[run.Timeline[k].State]; ok {

@@ -1,11 +1,13 @@
 // Package crowd is `swarmgate bench crowd`: a flash crowd on one machine, bounded in time. A site
 // whose machine has a capped uplink (a token bucket, 20 Mbit/s by default) gets N headless Chromium visitors
-// arriving at a steady rate and M plain HTTP clients that resolve the site's name through its DNS. The same
+// arriving at a steady rate and M plain HTTP clients that resolve the site's name through its DNS. The site's
+// page holds heavy noise images and a muted autoplay MP4 (made once per machine by Debian's ffmpeg). The same
 // arrivals run twice: against the bare origin, and with swarmgate (the site's gateway beside the origin
 // and two cooperating servers, each on a machine of its own with the same uplink). The visitors' browsers are
 // running before the clock starts, and a visit is timed from the visitor's arrival. It measures each visit
-// from the visitor's side (page-complete time, failures, where the bytes came from) and each machine's
-// egress from the servers' side, and writes a table, JSON and an SVG chart.
+// from the visitor's side (when the first image is visible, when the video shows its first frame, when the
+// page is complete, failures, where the bytes came from) and each machine's egress from the servers' side,
+// and writes a table (with issue 14's targets, and whether the run met them), JSON and an SVG chart.
 package crowd
 
 import (
@@ -72,7 +74,19 @@ const (
 	DefaultBrowserNice = 10
 	maxBrowsers        = 100
 	maxPlain           = 500
+
+	// minVideoBytes keeps the video above the gateway's 64 KiB swarm minimum, so that it goes through the
+	// swarm like the images.
+	minVideoBytes = 64 << 10
 )
+
+// DefaultVideo is about 3.2 MB: 12 s of 960×540 at 2,000 kbit/s and 64 kbit/s of audio, H.264 that no
+// compression shrinks. With the five 2 MB images that makes a 13.7 MB page. Without swarmgate the 24 default
+// visitors need 24 × 13.7 MB from a 20 Mbit/s uplink: about 130 s of sending, within the 3-minute page
+// timeout (in two runs on this 2-core machine while other work kept its load average between 30 and 130, p95
+// without swarmgate was 177 and 182 s). It plays once (no loop), so that twenty browsers on the machine's two
+// cores do not decode video for the whole run.
+var DefaultVideo = examplesite.Video{Width: 960, Height: 540, Seconds: 12, Kbps: 2000}
 
 // Config configures a benchmark.
 type Config struct {
@@ -87,6 +101,13 @@ type Config struct {
 	// Images and ImageSide make the site: a page with that many noise PNGs of ImageSide² pixels.
 	Images    int `json:"images"`
 	ImageSide int `json:"imageSide"`
+	// Video is the muted autoplay MP4 beside the first image (default DefaultVideo).
+	Video examplesite.Video `json:"video"`
+	// FFmpeg is the ffmpeg executable that makes the video (default "ffmpeg" on PATH; Debian's package
+	// `ffmpeg`), and CacheDir keeps the videos it made, by their parameters, across runs (default
+	// $TMPDIR/swarmgate-bench-cache).
+	FFmpeg   string `json:"-"`
+	CacheDir string `json:"-"`
 	// PageTimeout bounds each visit; a visit not complete by then failed.
 	PageTimeout time.Duration `json:"pageTimeout"`
 	// Threshold is the request rate (per second) at which the gateway declares a crowd.
@@ -152,6 +173,15 @@ func Defaults(cfg Config) Config {
 	if len(cfg.Modes) == 0 {
 		cfg.Modes = []Mode{Without, With}
 	}
+	if cfg.Video == (examplesite.Video{}) {
+		cfg.Video = DefaultVideo
+	}
+	if cfg.FFmpeg == "" {
+		cfg.FFmpeg = "ffmpeg"
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(os.TempDir(), "swarmgate-bench-cache")
+	}
 	return cfg
 }
 
@@ -179,6 +209,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("crowd: sampling interval %v is not positive", c.Interval)
 	case c.BrowserNice < 0 || c.BrowserNice > 19:
 		return fmt.Errorf("crowd: browser niceness %d; want 0 to 19", c.BrowserNice)
+	case c.Video.Width < 16 || c.Video.Height < 16 || c.Video.Width%2 != 0 || c.Video.Height%2 != 0 ||
+		c.Video.Width > 3840 || c.Video.Height > 2160:
+		return fmt.Errorf("crowd: video %dx%d; want even sides from 16x16 to 3840x2160", c.Video.Width, c.Video.Height)
+	case c.Video.Seconds < 1 || c.Video.Seconds > 600:
+		return fmt.Errorf("crowd: video of %d s; want 1 to 600", c.Video.Seconds)
+	case c.Video.Kbps < 100 || c.Video.Kbps > 50000:
+		return fmt.Errorf("crowd: video at %d kbit/s; want 100 to 50000", c.Video.Kbps)
+	case c.Video.Size() < minVideoBytes:
+		return fmt.Errorf("crowd: a video of about %d bytes is under the swarm's minimum of %d; make it longer or its bitrate higher",
+			c.Video.Size(), minVideoBytes)
 	}
 	for _, m := range c.Modes {
 		if m != With && m != Without {
@@ -205,11 +245,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer os.RemoveAll(d)
 		cfg.Dir = d
 	}
-	s, err := writeSite(filepath.Join(cfg.Dir, "site"), cfg.Images, cfg.ImageSide)
+	video, err := examplesite.MP4(ctx, cfg.FFmpeg, cfg.CacheDir, cfg.Video)
+	if err != nil {
+		return nil, fmt.Errorf("crowd: %w", err)
+	}
+	s, err := writeSite(filepath.Join(cfg.Dir, "site"), cfg.Images, cfg.ImageSide, cfg.Video, video)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Config: cfg, SiteBytes: s.size}
+	res := &Result{Config: cfg, SiteBytes: s.size, VideoBytes: int64(len(s.files[VideoPath]))}
 	for _, m := range cfg.Modes {
 		r, err := runOne(ctx, cfg, m, s)
 		if err != nil {
@@ -217,30 +261,51 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.Runs = append(res.Runs, r)
 	}
+	res.Targets = res.evaluate()
 	return res, nil
 }
 
-// site is the benchmark's web site: a page, a stylesheet and heavy images.
+// VideoPath is the URL path of the page's video.
+const VideoPath = "/media/clip.mp4"
+
+// site is the benchmark's web site: a page, a stylesheet, heavy images and a video.
 type site struct {
 	dir    string
 	files  map[string][]byte // by URL path
-	assets []string          // what a visitor fetches after the page: stylesheet and images
+	assets []string          // what a visitor fetches after the page: stylesheet, images and video
 	size   int64             // all files' bytes: what one visitor needs
 }
 
-func writeSite(dir string, images, side int) (*site, error) {
+// writeSite writes the site under dir: a page whose first viewport (a headless browser's 800×600) holds the
+// first image and, beside it, the video (read from the file video, made by examplesite.MP4), with the other
+// images under them. Both heavy elements of the first view are on screen, so that a browser neither defers
+// the image nor pauses the muted video as off screen.
+func writeSite(dir string, images, side int, v examplesite.Video, video string) (*site, error) {
 	s := &site{dir: dir, files: map[string][]byte{}}
-	body := ""
+	clip, err := os.ReadFile(video)
+	if err != nil {
+		return nil, fmt.Errorf("crowd: %w", err)
+	}
+	s.files[VideoPath] = clip
+	img := func(i int) string {
+		return fmt.Sprintf("<img src=\"/media/photo-%d.png\" width=\"%d\" height=\"%d\" alt=\"photo %d\">\n", i+1, side, side, i+1)
+	}
+	body := "<div class=\"first\">\n" + img(0) + fmt.Sprintf(
+		"<video src=%q width=\"%d\" height=\"%d\" muted autoplay playsinline></video>\n</div>\n", VideoPath, v.Width, v.Height)
 	for i := range images {
 		p := fmt.Sprintf("/media/photo-%d.png", i+1)
-		img, err := examplesite.NoisePNG(side, uint64(i+1))
+		png, err := examplesite.NoisePNG(side, uint64(i+1))
 		if err != nil {
 			return nil, err
 		}
-		s.files[p] = img
-		body += fmt.Sprintf("<img src=%q width=\"%d\" height=\"%d\" alt=\"photo %d\">\n", p, side, side, i+1)
+		s.files[p] = png
+		if i > 0 {
+			body += img(i)
+		}
 	}
-	s.files["/style.css"] = []byte("body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:48rem}\nimg{max-width:100%;height:auto;display:block;margin:1rem 0}\n")
+	s.files["/style.css"] = []byte("body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:48rem}\n" +
+		"h1{margin:0 0 .5rem}img{max-width:100%;height:auto;display:block;margin:1rem 0}\n" +
+		".first{display:flex;gap:8px;align-items:flex-start}.first img{width:440px;margin:0}.first video{width:280px;height:auto}\n")
 	s.files["/index.html"] = []byte(`<!doctype html>
 <html lang="en">
 <head>

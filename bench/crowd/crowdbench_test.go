@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/examplesite"
 )
 
 // TestTinyCrowd runs the benchmark the way `swarmgate bench crowd` does, at a size that takes seconds (three
-// browsers, one plain client, a small site), so that it cannot rot: both runs complete every visit with
-// the right bytes, the figures add up, and the table, JSON and chart come out.
+// browsers, two plain clients, a small site with a 2-second video), so that it cannot rot: both runs complete
+// every visit with the right bytes, every browser reports when its first image was on screen and when the
+// video showed its first frame, the figures add up, and the table, targets, JSON and chart come out. It
+// asserts no timings beyond their order.
 func TestTinyCrowd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium and a federation")
@@ -24,7 +27,8 @@ func TestTinyCrowd(t *testing.T) {
 	defer cancel()
 	res, err := Run(ctx, Config{
 		Browsers: 3, Plain: 2, Arrival: 500 * time.Millisecond, Images: 2, ImageSide: 400,
-		PageTimeout: time.Minute, Threshold: 2, Dir: t.TempDir(), Progress: &progress,
+		Video:       examplesite.Video{Width: 320, Height: 180, Seconds: 2, Kbps: 300},
+		PageTimeout: time.Minute, Threshold: 2, Dir: t.TempDir(), CacheDir: t.TempDir(), Progress: &progress,
 		P2P: gateway.P2PAlways, // three browsers are over before a crowd is declared: this test is of the swarm
 	})
 	if err != nil {
@@ -39,8 +43,9 @@ func TestTinyCrowd(t *testing.T) {
 	if len(res.Runs) != 2 || res.Runs[0].Mode != Without || res.Runs[1].Mode != With {
 		t.Fatalf("runs = %+v, want without then with", res.Runs)
 	}
-	if res.SiteBytes < 2*4*400*400 {
-		t.Errorf("site is %d bytes; two 400² noise PNGs alone are more", res.SiteBytes)
+	if res.VideoBytes < minVideoBytes || res.SiteBytes < 2*4*400*400+res.VideoBytes {
+		t.Errorf("site is %d bytes, its video %d; two 400² noise PNGs and a video over %d bytes are more",
+			res.SiteBytes, res.VideoBytes, minVideoBytes)
 	}
 	for _, run := range res.Runs {
 		if run.Failed != 0 {
@@ -49,13 +54,35 @@ func TestTinyCrowd(t *testing.T) {
 		if len(run.Visits) != 5 {
 			t.Fatalf("%s: %d visits, want 5", run.Label, len(run.Visits))
 		}
+		videosViaSwarm := 0
 		for _, v := range run.Visits {
 			if v.Seconds <= 0 || v.Seconds > 60 {
 				t.Errorf("%s: %s visit complete in %v s", run.Label, v.Kind, v.Seconds)
 			}
+			// A browser's page is complete only once its first image is on screen and its video has shown a
+			// frame; a plain client sees neither.
+			if v.Kind == KindBrowser && !(v.FirstImage > 0 && v.FirstImage <= v.Seconds && v.FirstFrame > 0 && v.FirstFrame <= v.Seconds) {
+				t.Errorf("%s: browser visit: first image at %v s, first frame at %v s, complete at %v s",
+					run.Label, v.FirstImage, v.FirstFrame, v.Seconds)
+			}
+			if v.Kind == KindPlain && (v.FirstImage != 0 || v.FirstFrame != 0) {
+				t.Errorf("%s: plain visit with a first image (%v s) or frame (%v s)", run.Label, v.FirstImage, v.FirstFrame)
+			}
+			if v.VideoViaSwarm {
+				videosViaSwarm++
+			}
 		}
 		if !(run.P50 > 0 && run.P50 <= run.P95 && run.P95 <= run.P99) {
 			t.Errorf("%s: percentiles p50 %v p95 %v p99 %v out of order", run.Label, run.P50, run.P95, run.P99)
+		}
+		if !(run.FirstImageP50 > 0 && run.FirstImageP50 <= run.FirstImageP95 && run.FirstImageP95 <= run.P95 &&
+			run.FirstFrameP50 > 0 && run.FirstFrameP50 <= run.FirstFrameP95 && run.FirstFrameP95 <= run.P95) {
+			t.Errorf("%s: first image p50 %v p95 %v, first frame p50 %v p95 %v, page complete p95 %v", run.Label,
+				run.FirstImageP50, run.FirstImageP95, run.FirstFrameP50, run.FirstFrameP95, run.P95)
+		}
+		// With P2P always on, the gateway hands the video to the engine like the images; without, it is HTTP's.
+		if (run.Mode == With) != (videosViaSwarm > 0) {
+			t.Errorf("%s: %d browsers got the video through the swarm", run.Label, videosViaSwarm)
 		}
 		// Every visitor took a whole site from someone: what the machines sent covers it.
 		if sent := run.SiteSent + run.HelpersSent + run.PeersSent; sent < 5*res.SiteBytes*9/10 {
@@ -83,8 +110,8 @@ func TestTinyCrowd(t *testing.T) {
 	}
 	// Without swarmgate every request is the origin's; with it, the gateway stores the assets (here from the
 	// document root) and the origin sees the pages at most.
-	if without.OriginRequests < 5*3 || without.PeakOriginRate <= 0 {
-		t.Errorf("without swarmgate the origin saw %d requests (peak %.0f/s) from 5 visitors of a 3-file site",
+	if without.OriginRequests < 5*5 || without.PeakOriginRate <= 0 {
+		t.Errorf("without swarmgate the origin saw %d requests (peak %.0f/s) from 5 visitors of a page with 4 files",
 			without.OriginRequests, without.PeakOriginRate)
 	}
 	if with.OriginRequests >= without.OriginRequests {
@@ -93,7 +120,12 @@ func TestTinyCrowd(t *testing.T) {
 	if with.Timeline[len(with.Timeline)-1].State == "" {
 		t.Error("with swarmgate, the timeline has no gateway state")
 	}
-	for _, want := range []string{"browser page complete p50", "failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate"} {
+	if len(res.Targets) != 4 || res.Targets[0].Got != without.P95/with.P95 || res.Targets[1].Got != with.FirstImageP95 {
+		t.Errorf("targets %+v for p95 %v without, %v with, first image p95 %v with", res.Targets, without.P95, with.P95, with.FirstImageP95)
+	}
+	for _, want := range []string{"browser page complete p50", "first image visible p50", "video first frame p50", "without / with",
+		"failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate",
+		"targets (issue 14", "not at the defaults"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -124,6 +156,8 @@ func TestConfigValidation(t *testing.T) {
 	for _, c := range []Config{
 		{Browsers: -1}, {Browsers: maxBrowsers + 1}, {Plain: maxPlain + 1}, {Uplink: -5}, {Images: 51},
 		{ImageSide: 8}, {PageTimeout: time.Millisecond}, {Threshold: -1}, {Modes: []Mode{"sideways"}},
+		{Video: examplesite.Video{Width: 321, Height: 180, Seconds: 2, Kbps: 300}},
+		{Video: examplesite.Video{Width: 320, Height: 180, Seconds: 1, Kbps: 100}}, // under the swarm's minimum
 	} {
 		if err := Defaults(c).Validate(); err == nil {
 			t.Errorf("%+v accepted", c)
@@ -143,5 +177,42 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 50) != 0 {
 		t.Error("percentile of nothing is not 0")
+	}
+}
+
+// TestTargets judges made-up runs against the targets: each bound is inclusive, the speedup is without over
+// with, and a run without swarmgate's figures has no speedup to judge.
+func TestTargets(t *testing.T) {
+	without := ModeResult{Mode: Without, P95: 80}
+	for _, tc := range []struct {
+		name string
+		with ModeResult
+		met  []bool
+	}{
+		{"all met, on the bounds", ModeResult{Mode: With, P95: 10, FirstImageP95: 3, SitePerVisitorSites: 0.2}, []bool{true, true, true, true}},
+		{"none met", ModeResult{Mode: With, P95: 11, FirstImageP95: 3.1, SitePerVisitorSites: 0.21, Failed: 1}, []bool{false, false, false, false}},
+	} {
+		r := &Result{Runs: []ModeResult{without, tc.with}}
+		ts := r.evaluate()
+		if len(ts) != len(tc.met) {
+			t.Fatalf("%s: %d targets, want %d", tc.name, len(ts), len(tc.met))
+		}
+		for i, target := range ts {
+			if target.Met != tc.met[i] {
+				t.Errorf("%s: %s", tc.name, target)
+			}
+		}
+		if got := ts[0].Got; got != 80/tc.with.P95 {
+			t.Errorf("%s: speedup %v, want %v", tc.name, got, 80/tc.with.P95)
+		}
+	}
+	if ts := (&Result{Runs: []ModeResult{{Mode: With, P95: 10}}}).evaluate(); len(ts) != 3 {
+		t.Errorf("with swarmgate alone: %d targets, want the 3 that need no run without", len(ts))
+	}
+	if ts := (&Result{Runs: []ModeResult{without}}).evaluate(); len(ts) != 0 {
+		t.Errorf("without swarmgate alone: %d targets, want none", len(ts))
+	}
+	if s := newTarget("failed loads, with swarmgate", "", TargetFailed, false, 2).String(); s != "failed loads, with swarmgate: want ≤ 0, got 2: not met" {
+		t.Errorf("a target reads %q", s)
 	}
 }

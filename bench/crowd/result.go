@@ -12,9 +12,70 @@ import (
 
 // Result is a benchmark's figures.
 type Result struct {
-	Config    Config       `json:"config"`
-	SiteBytes int64        `json:"siteBytes"` // one visitor's worth: the page and all its files
-	Runs      []ModeResult `json:"runs"`
+	Config    Config `json:"config"`
+	SiteBytes int64  `json:"siteBytes"` // one visitor's worth: the page and all its files
+	// VideoBytes is the video's share of SiteBytes.
+	VideoBytes int64        `json:"videoBytes"`
+	Runs       []ModeResult `json:"runs"`
+	// Targets are issue 14's targets for a run at the defaults, and whether this one met them (those the
+	// runs it has can answer).
+	Targets []Target `json:"targets,omitempty"`
+}
+
+// Issue 14's targets for `bench crowd` at the defaults (N = 20 browsers, 20 Mbit/s), with swarmgate measured
+// against without in the same run.
+const (
+	TargetSpeedup       = 8.0 // p95 page complete, without over with: at least this
+	TargetFirstImageP95 = 3.0 // p95 first image visible with swarmgate, in seconds: at most this
+	TargetEgress        = 0.2 // site egress per visitor with swarmgate, of the page: at most this
+	TargetFailed        = 0   // failed loads with swarmgate: at most this
+)
+
+// Target is one of the targets, with what the run measured.
+type Target struct {
+	Name string `json:"name"`
+	// Unit is how Bound and Got read: "x" (a ratio), "s", "of the page", or "" (a count).
+	Unit  string  `json:"unit,omitempty"`
+	Bound float64 `json:"bound"`
+	// AtLeast says Got must be at least Bound; otherwise at most.
+	AtLeast bool    `json:"atLeast,omitempty"`
+	Got     float64 `json:"got"`
+	Met     bool    `json:"met"`
+}
+
+// newTarget is a target with what the run measured, judged.
+func newTarget(name, unit string, bound float64, atLeast bool, got float64) Target {
+	met := got <= bound
+	if atLeast {
+		met = got >= bound
+	}
+	return Target{Name: name, Unit: unit, Bound: bound, AtLeast: atLeast, Got: got, Met: met}
+}
+
+// format writes v in the target's unit.
+func (t Target) format(v float64) string {
+	switch t.Unit {
+	case "x":
+		return fmt.Sprintf("%.1fx", v)
+	case "s":
+		return fmt.Sprintf("%.1f s", v)
+	case "":
+		return fmt.Sprintf("%g", v)
+	}
+	return fmt.Sprintf("%.2f %s", v, t.Unit)
+}
+
+// String is the target, what was measured and the verdict, e.g. "failed loads, with swarmgate: want ≤ 0,
+// got 0: met".
+func (t Target) String() string {
+	op, verdict := "≤", "not met"
+	if t.AtLeast {
+		op = "≥"
+	}
+	if t.Met {
+		verdict = "met"
+	}
+	return fmt.Sprintf("%s: want %s %s, got %s: %s", t.Name, op, t.format(t.Bound), t.format(t.Got), verdict)
 }
 
 // ModeResult is one mode's figures.
@@ -26,6 +87,12 @@ type ModeResult struct {
 	P50 float64 `json:"p50"`
 	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`
+	// Browsers' first image visible and video first frame, in seconds (Visit.FirstImage, Visit.FirstFrame); a
+	// visit that never got there counts as the page timeout.
+	FirstImageP50 float64 `json:"firstImageP50"`
+	FirstImageP95 float64 `json:"firstImageP95"`
+	FirstFrameP50 float64 `json:"firstFrameP50"`
+	FirstFrameP95 float64 `json:"firstFrameP95"`
 	// PlainP50 and PlainP95 are the plain HTTP visitors' times.
 	PlainP50 float64 `json:"plainP50"`
 	PlainP95 float64 `json:"plainP95"`
@@ -38,7 +105,8 @@ type ModeResult struct {
 	SiteBySource map[string]int64 `json:"siteBySource,omitempty"`
 	HelpersSent  int64            `json:"helpersSent"`
 	PeersSent    int64            `json:"peersSent"`
-	// SitePerVisitor is SiteSent over all visitors, and over the site's size.
+	// SitePerVisitor is SiteSent over all visitors, and that over the page's size (the page and all its
+	// files: what one visitor needs).
 	SitePerVisitor      float64 `json:"sitePerVisitor"`
 	SitePerVisitorSites float64 `json:"sitePerVisitorSites"`
 	// Shares of all bytes sent to visitors (and helpers), by sender.
@@ -59,7 +127,13 @@ type ModeResult struct {
 }
 
 func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeline, site netip.Addr) {
-	var browser, plain []float64
+	var browser, plain, image, frame []float64
+	reached := func(t float64) float64 {
+		if t <= 0 {
+			return timeout.Seconds()
+		}
+		return t
+	}
 	for _, v := range r.Visits {
 		t := v.Seconds
 		if v.Failed {
@@ -68,6 +142,8 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 		}
 		if v.Kind == KindBrowser {
 			browser = append(browser, t)
+			image = append(image, reached(v.FirstImage))
+			frame = append(frame, reached(v.FirstFrame))
 			r.PeersSent += v.Uploaded
 		} else {
 			plain = append(plain, t)
@@ -77,6 +153,8 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 		}
 	}
 	r.P50, r.P95, r.P99 = percentile(browser, 50), percentile(browser, 95), percentile(browser, 99)
+	r.FirstImageP50, r.FirstImageP95 = percentile(image, 50), percentile(image, 95)
+	r.FirstFrameP50, r.FirstFrameP95 = percentile(frame, 50), percentile(frame, 95)
 	r.PlainP50, r.PlainP95 = percentile(plain, 50), percentile(plain, 95)
 	if n := len(r.Visits); n > 0 {
 		r.SitePerVisitor = float64(r.SiteSent) / float64(n)
@@ -126,44 +204,84 @@ func (r *Result) Mode(m Mode) (*ModeResult, bool) {
 	return nil, false
 }
 
-// WriteTable prints the figures side by side.
+// evaluate checks the runs against the targets: the speedup needs both runs, the rest the run with
+// swarmgate.
+func (r *Result) evaluate() []Target {
+	with, ok := r.Mode(With)
+	if !ok {
+		return nil
+	}
+	var ts []Target
+	if without, ok := r.Mode(Without); ok && with.P95 > 0 {
+		ts = append(ts, newTarget("p95 page complete, without over with", "x", TargetSpeedup, true, without.P95/with.P95))
+	}
+	return append(ts,
+		newTarget("p95 first image visible, with swarmgate", "s", TargetFirstImageP95, false, with.FirstImageP95),
+		newTarget("site egress per visitor, with swarmgate", "of the page", TargetEgress, false, with.SitePerVisitorSites),
+		newTarget("failed loads, with swarmgate", "", TargetFailed, false, float64(with.Failed)),
+	)
+}
+
+// WriteTable prints the figures side by side, with the ratio of without to with where both ran, and the
+// targets.
 func (r *Result) WriteTable(w io.Writer) error {
 	c := r.Config
-	fmt.Fprintf(w, "swarmgate bench crowd: %d browsers (one every %v) and %d plain HTTP clients; site %s; uplink %.0f Mbit/s per machine\n\n",
-		c.Browsers, c.Arrival, c.Plain, mb(r.SiteBytes), c.Uplink*8/1e6)
+	fmt.Fprintf(w, "swarmgate bench crowd: %d browsers (one every %v) and %d plain HTTP clients; page %s (%d images of %d², a %d s %dx%d video of %s); uplink %.0f Mbit/s per machine\n\n",
+		c.Browsers, c.Arrival, c.Plain, mb(r.SiteBytes), c.Images, c.ImageSide, c.Video.Seconds, c.Video.Width, c.Video.Height,
+		mb(r.VideoBytes), c.Uplink*8/1e6)
+	without, okWithout := r.Mode(Without)
+	with, okWith := r.Mode(With)
+	both := okWithout && okWith
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	row := func(name string, f func(*ModeResult) string) {
+	row := func(name string, f func(*ModeResult) string, ratio string) {
 		fmt.Fprintf(tw, "%s\t", name)
 		for i := range r.Runs {
 			fmt.Fprintf(tw, "%s\t", f(&r.Runs[i]))
 		}
+		if both {
+			fmt.Fprintf(tw, "%s\t", ratio)
+		}
 		fmt.Fprintln(tw)
 	}
-	secs := func(v float64) string { return fmt.Sprintf("%.1f s", v) }
-	pct := func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
-	row("", func(run *ModeResult) string { return run.Label })
-	row("browser page complete p50", func(run *ModeResult) string { return secs(run.P50) })
-	row("p95", func(run *ModeResult) string { return secs(run.P95) })
-	row("p99", func(run *ModeResult) string { return secs(run.P99) })
-	if c.Plain > 0 {
-		row("plain HTTP complete p50", func(run *ModeResult) string { return secs(run.PlainP50) })
-		row("p95", func(run *ModeResult) string { return secs(run.PlainP95) })
+	// ratio is without over with, for a figure where lower is better.
+	ratio := func(f func(*ModeResult) float64) string {
+		if !both || f(with) <= 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.1fx", f(without)/f(with))
 	}
-	row("failed loads", func(run *ModeResult) string { return fmt.Sprint(run.Failed) })
+	secs := func(v float64) string { return fmt.Sprintf("%.1f s", v) }
+	timed := func(name string, f func(*ModeResult) float64) {
+		row(name, func(run *ModeResult) string { return secs(f(run)) }, ratio(f))
+	}
+	pct := func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
+	row("", func(run *ModeResult) string { return run.Label }, "without / with")
+	timed("browser page complete p50", func(run *ModeResult) float64 { return run.P50 })
+	timed("p95", func(run *ModeResult) float64 { return run.P95 })
+	timed("p99", func(run *ModeResult) float64 { return run.P99 })
+	timed("first image visible p50", func(run *ModeResult) float64 { return run.FirstImageP50 })
+	timed("p95", func(run *ModeResult) float64 { return run.FirstImageP95 })
+	timed("video first frame p50", func(run *ModeResult) float64 { return run.FirstFrameP50 })
+	timed("p95", func(run *ModeResult) float64 { return run.FirstFrameP95 })
+	if c.Plain > 0 {
+		timed("plain HTTP complete p50", func(run *ModeResult) float64 { return run.PlainP50 })
+		timed("p95", func(run *ModeResult) float64 { return run.PlainP95 })
+	}
+	row("failed loads", func(run *ModeResult) string { return fmt.Sprint(run.Failed) }, "")
 	row("site egress per visitor", func(run *ModeResult) string {
-		return fmt.Sprintf("%s (%.2f of the site)", mb(int64(run.SitePerVisitor)), run.SitePerVisitorSites)
-	})
+		return fmt.Sprintf("%s (%.2f of the page)", mb(int64(run.SitePerVisitor)), run.SitePerVisitorSites)
+	}, ratio(func(run *ModeResult) float64 { return run.SitePerVisitor }))
 	row("requests reaching the origin (peak/s)", func(run *ModeResult) string {
 		return fmt.Sprintf("%d (%.0f/s)", run.OriginRequests, run.PeakOriginRate)
-	})
-	row("bytes from browser peers", func(run *ModeResult) string { return pct(run.PeerShare) })
-	row("bytes from helpers", func(run *ModeResult) string { return pct(run.HelperShare) })
+	}, "")
+	row("bytes from browser peers", func(run *ModeResult) string { return pct(run.PeerShare) }, "")
+	row("bytes from helpers", func(run *ModeResult) string { return pct(run.HelperShare) }, "")
 	row("plain clients sent to helpers", func(run *ModeResult) string {
 		if run.Mode != With {
 			return "-"
 		}
 		return fmt.Sprintf("%d of %d", run.PlainToHelpers, c.Plain)
-	})
+	}, "")
 	row("crowd declared / helper in DNS", func(run *ModeResult) string {
 		switch {
 		case run.Mode != With:
@@ -174,17 +292,27 @@ func (r *Result) WriteTable(w io.Writer) error {
 			return fmt.Sprintf("at %.1f s / never", run.CrowdAfter)
 		}
 		return fmt.Sprintf("at %.1f s / %.1f s later", run.CrowdAfter, run.RecruitSeconds)
-	})
-	row("run length", func(run *ModeResult) string { return secs(run.Duration) })
+	}, "")
+	row("run length", func(run *ModeResult) string { return secs(run.Duration) }, "")
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	without, ok1 := r.Mode(Without)
-	with, ok2 := r.Mode(With)
-	if ok1 && ok2 && with.P95 > 0 {
-		_, err := fmt.Fprintf(w, "\np95 page-complete time %.1fx better with swarmgate; site egress %.1fx lower\n",
+	if both && with.P95 > 0 {
+		fmt.Fprintf(w, "\np95 page-complete time %.1fx better with swarmgate; site egress %.1fx lower\n",
 			without.P95/with.P95, without.SitePerVisitor/max(with.SitePerVisitor, 1))
-		return err
+	}
+	if len(r.Targets) == 0 {
+		return nil
+	}
+	note := ""
+	if c.Browsers != DefaultBrowsers || c.Uplink != DefaultUplink {
+		note = "; this run is not at the defaults, so they do not strictly apply"
+	}
+	fmt.Fprintf(w, "\ntargets (issue 14, for the defaults: N = %d, %.0f Mbit/s%s):\n", DefaultBrowsers, DefaultUplink*8/1e6, note)
+	for _, t := range r.Targets {
+		if _, err := fmt.Fprintf(w, "  %s\n", t); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -29,11 +29,16 @@ type Visit struct {
 	// Arrived is when the visit began, in seconds from the run's start.
 	Arrived float64 `json:"arrived"`
 	// Seconds is the page-complete time: from navigation start (the visitor's arrival: its browser is
-	// already running) until the page and every image on it are loaded and decoded (a browser), or every file
-	// is fetched and verified (a plain client).
+	// already running) until the page and every image on it are loaded and decoded and the video has shown
+	// its first frame (a browser), or every file is fetched and verified (a plain client).
 	Seconds float64 `json:"seconds"`
-	Failed  bool    `json:"failed,omitempty"`
-	Error   string  `json:"error,omitempty"`
+	// FirstImage is when a browser had the page's first image on screen (loaded from its final URL, decoded,
+	// and a frame painted since), and FirstFrame when its video presented its first frame, both in seconds
+	// from navigation start; 0: never (and for plain clients).
+	FirstImage float64 `json:"firstImage,omitempty"`
+	FirstFrame float64 `json:"firstFrame,omitempty"`
+	Failed     bool    `json:"failed,omitempty"`
+	Error      string  `json:"error,omitempty"`
 	// Server is the address a plain client fetched from.
 	Server string `json:"server,omitempty"`
 	// Bytes are what a browser's engine got by source (peers, seeder, webseed) and over plain HTTP (http).
@@ -42,28 +47,71 @@ type Visit struct {
 	// EngineAt is when the engine's script had arrived, in seconds from navigation start (0: never).
 	ViaSwarm int     `json:"viaSwarm,omitempty"`
 	EngineAt float64 `json:"engineAt,omitempty"`
+	// VideoViaSwarm says the video came through swarmgate's engine.
+	VideoViaSwarm bool `json:"videoViaSwarm,omitempty"`
 	// Uploaded is what a browser sent to other browsers.
 	Uploaded int64 `json:"uploaded,omitempty"`
 }
 
-// completeJS runs in every document a visitor opens, before the page's own scripts: it marks the moment the
-// page is complete, the same way with and without swarmgate. Every <img> must be loaded and decoded, none
-// may still wait for the swarm (data-swarm-src), and the document must be parsed. It checks when something
-// that could complete the page happens (an element loads, the document is parsed, the DOM or an image's
-// source changes) rather than on a timer: twenty pages polling would take CPU from the visitors it measures.
+// completeJS runs in every document a visitor opens, before the page's own scripts, and marks in
+// window.__bench (milliseconds from navigation start, the same clock with and without swarmgate):
+//   - image: the page's first <img> is on screen: it loaded from its final URL (not while the gateway still
+//     holds it in data-swarm-src), img.decode() resolved, and the next animation frame has been produced
+//     (rAF, then a task after it, which runs once that frame is painted);
+//   - frame: the video presented its first frame (its first requestVideoFrameCallback call; its loadeddata
+//     event where the browser has no such callback);
+//   - complete: the page is complete: the document is parsed, every <img> is loaded (complete, with a
+//     size), the first image is on screen, every video has shown a frame, and nothing waits for the swarm
+//     (data-swarm-src).
+//
+// It checks when something that could change the answer happens (an element loads, which never reaches
+// window: listen on document in the capture phase; the document is parsed; the DOM or a source changes; a
+// frame is shown) rather than on a timer: twenty pages polling would take CPU from the visitors it measures.
 // A check each second backs the events up.
 const completeJS = `if (location.protocol.startsWith('http')) (() => {
+	const m = { image: 0, frame: 0, complete: 0 };
+	window.__bench = m;
 	let resolve;
 	window.__benchDone = new Promise(r => (resolve = r));
-	const complete = () => document.readyState !== 'loading' &&
+	const now = () => performance.now();
+	const loaded = i => i.complete && i.naturalWidth > 0 &&
+		!i.hasAttribute('data-swarm-src') && !i.hasAttribute('data-swarm-srcset');
+	const afterPaint = f => requestAnimationFrame(() => {
+		const ch = new MessageChannel();
+		ch.port1.onmessage = f;
+		ch.port2.postMessage(0);
+	});
+	let imageSrc = '';
+	const firstImage = () => {
+		const img = document.images[0];
+		if (m.image || !img || !loaded(img) || img.currentSrc === imageSrc) return;
+		const src = imageSrc = img.currentSrc;
+		img.decode().catch(() => {}).then(() => afterPaint(() => {
+			if (!m.image && img.currentSrc === src) { m.image = now(); check(); }
+		}));
+	};
+	const watched = new WeakSet();
+	const watch = v => {
+		if (watched.has(v)) return;
+		watched.add(v);
+		const shown = () => { if (!v.__benchFrame) { v.__benchFrame = now(); m.frame = m.frame || v.__benchFrame; check(); } };
+		if (!v.requestVideoFrameCallback) return v.addEventListener('loadeddata', shown);
+		// Asked again once the video has data, in case loading a new source dropped the first request.
+		v.requestVideoFrameCallback(shown);
+		v.addEventListener('loadeddata', () => v.requestVideoFrameCallback(shown));
+	};
+	const complete = videos => document.readyState !== 'loading' && m.image &&
 		!document.querySelector('[data-swarm-src],[data-swarm-srcset]') &&
-		document.images.length > 0 &&
-		Array.from(document.images).every(i => i.complete && i.naturalWidth > 0);
+		Array.from(document.images).every(loaded) && videos.every(v => v.__benchFrame);
 	const observer = new MutationObserver(() => check());
 	const backup = setInterval(() => check(), 1000);
 	const check = () => {
-		if (window.__benchComplete !== undefined || !complete()) return;
-		window.__benchComplete = performance.now();
+		if (m.complete) return;
+		firstImage();
+		const videos = Array.from(document.querySelectorAll('video'));
+		videos.forEach(watch);
+		if (!complete(videos)) return;
+		m.complete = now();
 		observer.disconnect();
 		clearInterval(backup);
 		resolve();
@@ -75,31 +123,55 @@ const completeJS = `if (location.protocol.startsWith('http')) (() => {
 	check();
 })();`
 
-// resultJS waits (at most %d ms) for the page to be complete and reports it.
+// resultJS waits (at most %d ms) for the page to be complete and reports its marks, its HTTP body bytes by
+// Resource Timing, and swarmgate's engine's byte counts when the engine ran. A page that never completes
+// still reports the marks it reached.
 const resultJS = `(async () => {
 	if (window.__benchDone) await Promise.race([window.__benchDone, new Promise(r => setTimeout(r, %d))]);
+	const m = window.__bench || {};
 	const st = window.swarmgate && window.swarmgate.stats();
 	let http = 0, engineMs = 0;
 	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) {
 		http += e.encodedBodySize || 0;
 		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 	}
+	const v = document.querySelector('video'), img = document.images[0];
+	const waiting = [];
+	if (!m.complete) {
+		if (document.readyState === 'loading') waiting.push('the document');
+		if (!m.image) waiting.push('the first image on screen' + (img ? ' (complete ' + img.complete + ', ' + img.naturalWidth +
+			' px wide, from ' + (img.currentSrc || 'nowhere').slice(0, 5) + ')' : ''));
+		const n = Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length;
+		if (n) waiting.push(n + ' images to load');
+		const held = document.querySelectorAll('[data-swarm-src],[data-swarm-srcset]').length;
+		if (held) waiting.push(held + ' elements held for the swarm');
+		for (const v of document.querySelectorAll('video')) if (!v.__benchFrame) waiting.push('a video frame (readyState ' +
+			v.readyState + ', networkState ' + v.networkState + ', error ' + (v.error ? v.error.code : 'none') +
+			', paused ' + v.paused + ', at ' + v.currentTime.toFixed(1) + ' s, from ' + (v.currentSrc || 'nowhere').slice(0, 5) + ')');
+	}
 	return {
-		complete: window.__benchComplete !== undefined, ms: window.__benchComplete || 0, http, engineMs,
+		waiting: waiting.join('; '),
+		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
+		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
 		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0,
 	};
 })()`
 
+// pageReport is what resultJS returns.
 type pageReport struct {
-	Complete bool    `json:"complete"`
-	Ms       float64 `json:"ms"`
-	HTTP     int64   `json:"http"`
-	EngineMs float64 `json:"engineMs"`
-	ViaSwarm int     `json:"viaSwarm"`
-	Peers    int64   `json:"peers"`
-	Seeder   int64   `json:"seeder"`
-	Webseed  int64   `json:"webseed"`
+	Complete      bool    `json:"complete"`
+	Waiting       string  `json:"waiting"` // what an incomplete page still waited for
+	Ms            float64 `json:"ms"`
+	Image         float64 `json:"image"`
+	Frame         float64 `json:"frame"`
+	HTTP          int64   `json:"http"`
+	EngineMs      float64 `json:"engineMs"`
+	ViaSwarm      int     `json:"viaSwarm"`
+	VideoViaSwarm bool    `json:"videoViaSwarm"`
+	Peers         int64   `json:"peers"`
+	Seeder        int64   `json:"seeder"`
+	Webseed       int64   `json:"webseed"`
 }
 
 // tab is a browser visitor's tab, kept open after its page completes so it goes on sharing.
@@ -159,10 +231,11 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 		return fail(fmt.Errorf("reading the page: %w", err))
 	}
 	v.Bytes = map[string]int64{"http": rep.HTTP, "peers": rep.Peers, "seeder": rep.Seeder, "webseed": rep.Webseed}
-	v.ViaSwarm, v.EngineAt = rep.ViaSwarm, rep.EngineMs/1000
+	v.ViaSwarm, v.EngineAt, v.VideoViaSwarm = rep.ViaSwarm, rep.EngineMs/1000, rep.VideoViaSwarm
+	v.FirstImage, v.FirstFrame = rep.Image/1000, rep.Frame/1000
 	if !rep.Complete {
 		closePage()
-		return fail(fmt.Errorf("page not complete after %v", timeout))
+		return fail(fmt.Errorf("page not complete after %v; waiting for %s", timeout, rep.Waiting))
 	}
 	v.Seconds = rep.Ms / 1000
 	return v, p

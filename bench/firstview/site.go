@@ -13,12 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/examplesite"
 )
 
 // URL paths of the page and its two heavy elements.
@@ -116,54 +116,15 @@ func noisePNG(side int, seed uint64) ([]byte, error) {
 }
 
 // cachedVideo returns the path of the video cfg.Video describes in cfg.CacheDir, making it first if it is not
-// there. The name holds every parameter, so a video is made once per machine and parameters.
+// there (examplesite.MP4).
 func cachedVideo(ctx context.Context, cfg Config) (string, error) {
-	v := cfg.Video
-	name := fmt.Sprintf("firstview-testsrc2-%dx%d-%ds-%dk-v1.mp4", v.Width, v.Height, v.Seconds, v.Kbps)
-	path := filepath.Join(cfg.CacheDir, name)
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		return path, nil
-	}
-	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
-		return "", fmt.Errorf("firstview: %w", err)
-	}
-	exe, err := exec.LookPath(cfg.FFmpeg)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w (install Debian's ffmpeg: apt-get install ffmpeg)", ErrFFmpeg, err)
-	}
-	tmp := path + fmt.Sprintf(".%d.tmp.mp4", os.Getpid())
-	defer os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, exe, ffmpegArgs(v, tmp)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%w: %w: %s", ErrFFmpeg, err, lastLines(stderr.String(), 5))
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	path, err := examplesite.MP4(ctx, cfg.FFmpeg, cfg.CacheDir, examplesite.Video(cfg.Video))
+	if errors.Is(err, examplesite.ErrFFmpeg) {
+		return "", fmt.Errorf("%w: %w", ErrFFmpeg, err)
+	} else if err != nil {
 		return "", fmt.Errorf("firstview: %w", err)
 	}
 	return path, nil
-}
-
-// ffmpegArgs makes a deterministic MP4: a synthetic test pattern and tone, a fixed bitrate, one encoder
-// thread, bit-exact muxing without metadata, and the moov atom first so that playback can start from the
-// first bytes. A keyframe every second lets a player start or seek anywhere.
-func ffmpegArgs(v Video, out string) []string {
-	return []string{"-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=30", v.Width, v.Height),
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-t", fmt.Sprint(v.Seconds),
-		"-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", "-pix_fmt", "yuv420p",
-		"-b:v", fmt.Sprintf("%dk", v.Kbps), "-maxrate", fmt.Sprintf("%dk", v.Kbps), "-bufsize", fmt.Sprintf("%dk", v.Kbps),
-		"-g", "30",
-		"-c:a", "aac", "-b:a", "64k",
-		"-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-		"-movflags", "+faststart", out}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "; ")
 }
 
 // origin is the site's origin: a plain Go file server on loopback that counts the bytes it sends.

@@ -1,6 +1,7 @@
 // Package examplesite writes a small but heavy web site, the same every time: a page with a stylesheet, a
 // script, a 2 MB image and an 8 MB audio track. The demo serves it as the origin, and tests and benchmarks
-// load it in browsers.
+// load it in browsers. The benchmarks build pages of their own from its parts: noise PNGs (NoisePNG) and MP4
+// videos that Debian's ffmpeg makes once per machine (MP4).
 package examplesite
 
 import (

@@ -28,6 +28,9 @@ func benchCrowd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	rate := fs.String("uplink", "20Mbit", "what each machine (the site's, each helper's) can send per second")
 	fs.IntVar(&cfg.Images, "images", crowd.DefaultImages, "heavy images on the site's page")
 	fs.IntVar(&cfg.ImageSide, "image-side", crowd.DefaultImageSide, "their side in pixels (noise PNG: about 4·side² bytes)")
+	cfg.Video = crowd.DefaultVideo
+	fs.IntVar(&cfg.Video.Seconds, "video-seconds", crowd.DefaultVideo.Seconds, fmt.Sprintf("length of the page's muted autoplay MP4 (%dx%d, made once by ffmpeg)", crowd.DefaultVideo.Width, crowd.DefaultVideo.Height))
+	fs.IntVar(&cfg.Video.Kbps, "video-kbps", crowd.DefaultVideo.Kbps, "its video bitrate in kbit/s (the audio adds 64)")
 	fs.DurationVar(&cfg.PageTimeout, "timeout", crowd.DefaultPageTimeout, "a visit not complete by then failed")
 	fs.Float64Var(&cfg.Threshold, "threshold", crowd.DefaultThreshold, "requests per second at which the gateway declares a crowd")
 	fs.Func("p2p", "the site gateway's P2P policy: auto (default: pages go to the swarm once the crowd is declared), always or off", func(v string) error {
