@@ -51,7 +51,9 @@ import (
 // Long tasks are counted two ways: by the Long Tasks API (a PerformanceObserver in the page: tasks over 50 ms
 // of wall time, what the issue names), and from a trace of the browser's top-level tasks (cpu_trace_test.go),
 // which gives each task's CPU time as well: on a loaded machine a task of a few milliseconds of CPU can last
-// hundreds of wall milliseconds, and only the trace tells the two apart. The trace records one event per task
+// hundreds of wall milliseconds, and only the trace tells the two apart. The trace also sees tasks the Long
+// Tasks API does not report (in one run here: a 301 ms task while the API's longest was 72 ms), so the table
+// gives the longest wall time from both. The trace records one event per task
 // (the "toplevel" category), a microsecond or so each; its summed task CPU time is printed beside ThreadTime.
 
 // The two engines measured.
@@ -284,12 +286,12 @@ func table(runs []cpuRun, tt *testTorrent, pieceLength int64) string {
 	fmt.Fprintf(&sb, "old bundle = stock webtorrent 3.0.21 (node_modules/webtorrent/dist/webtorrent.min.js), standing in for the patched bundle whose source is gone; engine = js/src/p2p\n")
 	fmt.Fprintf(&sb, "busy = TaskDuration (wall time in tasks, inflated by preemption on a loaded machine), cpu = ThreadTime, script = ScriptDuration; long tasks: Long Tasks API (wall), and the trace's CPU time per task\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "run\tengine\tMB\treceived MB\ts\tMB/s\tbusy ms/MB\tcpu ms/MB\tscript ms/MB\ttraced cpu ms/MB\ttasks\t>50ms wall\tlongest wall ms\t>50ms cpu\tlongest cpu ms\tload\t")
+	fmt.Fprintln(w, "run\tengine\tMB\treceived MB\ts\tMB/s\tbusy ms/MB\tcpu ms/MB\tscript ms/MB\ttraced cpu ms/MB\ttasks\t>50ms wall\tlongest wall ms (API/trace)\t>50ms cpu\tlongest cpu ms\tload\t")
 	row := func(run, engine string, t cpuTotal) {
-		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.0f\t%d\t%.1f\t%.1f\t\n", run, engine,
+		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.0f/%.0f\t%d\t%.1f\t%.1f\t\n", run, engine,
 			float64(t.bytes)/1e6, float64(t.received)/1e6, t.wall.Seconds(), float64(t.bytes)/1e6/t.wall.Seconds(),
 			t.perMB(t.busy), t.perMB(t.cpu), t.perMB(t.script), t.perMB(t.tasks.CPU), t.tasks.N,
-			len(t.long), t.longest(), t.tasks.LongCPU, ms(t.tasks.LongestCPU), t.load)
+			len(t.long), t.longest(), ms(t.tasks.Longest), t.tasks.LongCPU, ms(t.tasks.LongestCPU), t.load)
 	}
 	for k, r := range runs {
 		row(fmt.Sprint(k+1), r.Engine, total([]cpuRun{r}, r.Engine))
