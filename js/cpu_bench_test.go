@@ -174,7 +174,8 @@ func (c *cpuSite) measure(tb testing.TB, engine string, timeout time.Duration) c
 		tb.Fatalf("%s: reading the files back: %s", engine, f.Error)
 	}
 	checkFiles(tb, engine, f.Files, c.tt)
-	if len(r.Peers) != 1 || r.Peers[0] != c.seeder {
+	// The seeder alone; its wire may have opened more than once (a connection lost under load and made again).
+	if len(r.Peers) == 0 || slices.ContainsFunc(r.Peers, func(id string) bool { return id != c.seeder }) {
 		tb.Errorf("%s received from %q; want the Go seeder %s alone", engine, r.Peers, c.seeder)
 	}
 	if run.Bytes != c.tt.length || run.Received < run.Bytes {
