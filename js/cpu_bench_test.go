@@ -131,7 +131,10 @@ func (c *cpuSite) measure(tb testing.TB, engine string, timeout time.Duration) c
 		tb.Fatalf("benchmark page: %v", err)
 	}
 	call[bool](tb, p, 20*time.Second, "load", engine)
-	if _, err := chromedp.Call(p.Ctx, performance.Enable, performance.EnableParams{}); err != nil {
+	if err := p.Do(10*time.Second, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, performance.Enable, performance.EnableParams{})
+		return chromedp.Void{}, err
+	}); err != nil {
 		tb.Fatalf("Performance.enable: %v", err)
 	}
 
