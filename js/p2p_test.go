@@ -44,7 +44,7 @@ const coreBudget = 15 << 10
 
 // buildCore bundles src/p2p/index.ts as the product's build does (esbuild, minified, ES module) and checks
 // its size.
-func buildCore(t *testing.T) []byte {
+func buildCore(t testing.TB) []byte {
 	t.Helper()
 	b := jsbuild.Bundle{Name: "p2p.js", Contents: bundle(t, "src/p2p/index.ts")}
 	gz := b.GzipSize()
@@ -56,7 +56,7 @@ func buildCore(t *testing.T) []byte {
 }
 
 // bundle builds one entry point with esbuild's Go API.
-func bundle(t *testing.T, entry string) []byte {
+func bundle(t testing.TB, entry string) []byte {
 	t.Helper()
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{entry},
@@ -92,7 +92,7 @@ type testTorrent struct {
 
 // makeTorrent writes random files of the given sizes and builds their torrent, each file but the last
 // padded to the piece length (BEP 47), as gateway/catalog lays versions out.
-func makeTorrent(t *testing.T, root, name string, pieceLength int64, sizes ...int) *testTorrent {
+func makeTorrent(t testing.TB, root, name string, pieceLength int64, sizes ...int) *testTorrent {
 	t.Helper()
 	paths := [][]string{{"img", "hero image.jpg"}, {"media", "clip.mp4"}, {"z.bin"}, {"more", "a.bin"}}
 	tt := &testTorrent{name: name, root: root, files: map[string]string{}, offsets: map[string]int64{}}
@@ -137,7 +137,7 @@ func makeTorrent(t *testing.T, root, name string, pieceLength int64, sizes ...in
 }
 
 // torrentFile is the .torrent stock WebTorrent clients are given.
-func (tt *testTorrent) torrentFile(t *testing.T, tracker string, webseeds ...string) string {
+func (tt *testTorrent) torrentFile(t testing.TB, tracker string, webseeds ...string) string {
 	t.Helper()
 	b, err := bencode.Marshal(metainfo.MetaInfo{InfoBytes: tt.infoBytes, Announce: tracker, UrlList: webseeds})
 	if err != nil {
@@ -159,7 +159,7 @@ type p2pEnv struct {
 	trackers map[string]*tracker.Tracker // by path
 }
 
-func newP2PEnv(t *testing.T) *p2pEnv {
+func newP2PEnv(t testing.TB) *p2pEnv {
 	core := buildCore(t)
 	units := bundle(t, "testdata/p2p_units.ts")
 	wt := browsertest.RepoFile(t, "node_modules/webtorrent/dist/webtorrent.min.js")
@@ -189,7 +189,7 @@ func newP2PEnv(t *testing.T) *p2pEnv {
 }
 
 // tracker mounts a fresh tracker for one subtest and returns it with its ws:// URL.
-func (e *p2pEnv) tracker(t *testing.T) (*tracker.Tracker, string) {
+func (e *p2pEnv) tracker(t testing.TB) (*tracker.Tracker, string) {
 	path := "/announce/" + strings.ReplaceAll(t.Name(), "/", "-")
 	trk := e.restartTracker(t, path)
 	e.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +202,7 @@ func (e *p2pEnv) tracker(t *testing.T) (*tracker.Tracker, string) {
 }
 
 // restartTracker closes the tracker at path, if any (with every socket on it), and puts a fresh one there.
-func (e *p2pEnv) restartTracker(t *testing.T, path string) *tracker.Tracker {
+func (e *p2pEnv) restartTracker(t testing.TB, path string) *tracker.Tracker {
 	trk := tracker.New(tracker.Config{Logger: testlog.New(t, slog.LevelWarn)})
 	t.Cleanup(func() { _ = trk.Close() })
 	e.mu.Lock()
@@ -242,7 +242,7 @@ func (e *p2pEnv) page(t *testing.T) *browsertest.Page {
 }
 
 // call evaluates fn(arg) on the page, fn being one of testPage's helpers, and decodes its result.
-func call[T any](t *testing.T, p *browsertest.Page, timeout time.Duration, fn string, arg any) T {
+func call[T any](t testing.TB, p *browsertest.Page, timeout time.Duration, fn string, arg any) T {
 	t.Helper()
 	b, err := json.Marshal(arg)
 	if err != nil {
@@ -331,7 +331,7 @@ func finish(t *testing.T, p *browsertest.Page, tt *testTorrent, timeout time.Dur
 	return f
 }
 
-func checkFiles(t *testing.T, who string, got map[string]string, tt *testTorrent) {
+func checkFiles(t testing.TB, who string, got map[string]string, tt *testTorrent) {
 	t.Helper()
 	if len(got) != len(tt.files) {
 		t.Errorf("%s has files %v, want %v", who, got, tt.files)
@@ -352,7 +352,7 @@ func destroy(t *testing.T, p *browsertest.Page) {
 }
 
 // waitStats polls a tracker until cond holds.
-func waitStats(t *testing.T, trk *tracker.Tracker, what string, cond func(tracker.Stats) bool) {
+func waitStats(t testing.TB, trk *tracker.Tracker, what string, cond func(tracker.Stats) bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond(trk.Stats()) {
@@ -368,7 +368,7 @@ func sourceBytes(f finished) string {
 }
 
 // startGoSeeder runs the gateway's seeder (anacrolix/torrent behind pion) on the torrent until the test ends.
-func startGoSeeder(t *testing.T, e *p2pEnv, tt *testTorrent, wsURL string) *seeder.Seeder {
+func startGoSeeder(t testing.TB, e *p2pEnv, tt *testTorrent, wsURL string) *seeder.Seeder {
 	t.Helper()
 	s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn)})
 	if err != nil {
