@@ -23,15 +23,11 @@ type streamState struct {
 	Error      string  `json:"error"`
 }
 
-// TestMediaPlaysFromItsFirstPieces: on a first view, with swarmgate's service worker controlling the page,
-// the audio element keeps its URL and can play, and seek to near its end, long before its 8 MB have arrived:
-// the worker answers its requests (200, then 206 for the seek) with bytes streamed from the engine as pieces
-// are verified. The site's link is capped at 1 MB/s and no peer is there (the tracker is unreachable), so the
-// bytes trickle in from the gateway's webseed; a page that waited for the whole file could not play before
-// about 10 s of it. The photo, the page's other heavy element, must not hold the audio back either.
-func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
-	dir := t.TempDir()
-	s := newSite(t, dir)
+// streamingGateway is a gateway whose site link sends 1 MB/s and whose tracker nobody answers at: a page's
+// engine finds no peer and takes the heavy files from the gateway's webseed, slowly enough for a test to act
+// while they stream.
+func streamingGateway(t *testing.T, s *site, dir string) *gateway.Server {
+	t.Helper()
 	origin, _ := url.Parse(s.URL)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,7 +38,7 @@ func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGateway(t, gateway.Config{
+	return startGateway(t, gateway.Config{
 		Net:  gateway.NetConfig{Uplink: link},
 		Site: gateway.SiteConfig{Origin: origin, Root: dir},
 		Visitors: gateway.VisitorConfig{
@@ -50,6 +46,18 @@ func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
 			Fallback:   200 * time.Millisecond,
 		},
 	})
+}
+
+// TestMediaPlaysFromItsFirstPieces: on a first view, with swarmgate's service worker controlling the page,
+// the audio element keeps its URL and can play, and seek to near its end, long before its 8 MB have arrived:
+// the worker answers its requests (200, then 206 for the seek) with bytes streamed from the engine as pieces
+// are verified. The site's link is capped at 1 MB/s and no peer is there (the tracker is unreachable), so the
+// bytes trickle in from the gateway's webseed; a page that waited for the whole file could not play before
+// about 10 s of it. The photo, the page's other heavy element, must not hold the audio back either.
+func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	g := streamingGateway(t, s, dir)
 	b := browsertest.Start(t)
 	p := b.NewPage()
 	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
@@ -113,4 +121,64 @@ func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
 		t.Fatalf("%v; console %v", err, p.Console())
 	}
 	checkHashes(t, s, "streamed page", res)
+}
+
+// TestStreamFinishesOverHTTP: a response the worker is streaming from the engine goes on over HTTP when the
+// engine stops part way (here the visitor opts out mid-file): the script reading it gets every byte, right,
+// in one response, and the rest of the file came from the site over HTTP.
+func TestStreamFinishesOverHTTP(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	g := streamingGateway(t, s, dir)
+	b := browsertest.Start(t)
+	p := b.NewPage()
+	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		Via, Sha, Error, Mode string
+		Read, OptedOutAt      float64
+		Engine                float64 // bytes the engine received, at the end
+	}
+	got, err := browsertest.Eval[result](p, 90*time.Second, `(async () => {
+		const deadline = Date.now() + 30000;
+		while (!(navigator.serviceWorker && navigator.serviceWorker.controller)) {
+			if (Date.now() > deadline) return { Error: 'no service worker' };
+			await new Promise(r => setTimeout(r, 20));
+		}
+		const res = await fetch('/media/tone.wav');
+		const reader = res.body.getReader(), parts = [];
+		let read = 0, optedOutAt = 0;
+		for (;;) {
+			const { value, done } = await reader.read();
+			if (done) break;
+			parts.push(value);
+			read += value.length;
+			if (!optedOutAt && read >= 1 << 20) {
+				optedOutAt = read;
+				window.swarmgate.optOut();
+			}
+		}
+		const all = new Uint8Array(read);
+		let at = 0;
+		for (const p of parts) { all.set(p, at); at += p.length; }
+		const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', all)), x => x.toString(16).padStart(2, '0')).join('');
+		return { Via: res.headers.get('X-Swarmgate') || '', Sha: hex, Read: read, OptedOutAt: optedOutAt, Mode: swarmgate.mode().mode,
+			Engine: (s => s.peerBytes + s.seederBytes + s.webseedBytes)(swarmgate.stats()) };
+	})()`)
+	if err != nil || got.Error != "" {
+		t.Fatalf("%v %s; console %v", err, got.Error, p.Console())
+	}
+	t.Logf("read %.0f bytes, opted out after %.0f: %+v", got.Read, got.OptedOutAt, got)
+	if got.Via != "p2p" || got.Mode != "off" || got.OptedOutAt == 0 {
+		t.Fatalf("the response did not start from the engine, or the opt-out did not happen: %+v", got)
+	}
+	if want := sha(s.files[examplesite.AudioWAV]); got.Sha != want {
+		t.Fatalf("the response's bytes have SHA-256 %s, want %s (%.0f bytes read)", got.Sha, want, got.Read)
+	}
+	// The engine stopped at the opt-out: the bytes it had by then cannot be the whole file, so the rest of the
+	// response came over HTTP.
+	if got.Engine >= float64(len(s.files[examplesite.AudioWAV])) {
+		t.Errorf("the engine received %.0f bytes: it went on after the opt-out", got.Engine)
+	}
 }

@@ -76,7 +76,11 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
     'X-Swarmgate': 'p2p',
   }
   if (r) headers['Content-Range'] = `bytes ${start}-${end - 1}/${file.size}`
-  return new Response(body(port, path, start, end), { status: r ? 206 : 200, headers })
+  let ended = () => {}
+  // The worker must live while the body streams: an idle worker is stopped (Chromium: after 30 s), and a
+  // response's body does not count as activity once respondWith has its Response.
+  ev.waitUntil(new Promise<void>((r) => (ended = r)))
+  return new Response(body(port, path, start, end, () => ended()), { status: r ? 206 : 200, headers })
 }
 
 // open asks the page to stream [start, end) of path and resolves to the channel's port once it accepts, or
@@ -100,7 +104,7 @@ type Answer = { chunk?: Uint8Array; done?: boolean; error?: string }
 
 // body is the response's stream: chunks from the page, one asked for each time the response wants more; on
 // an error or silence, the rest of the range from the network.
-function body(port: MessagePort, path: string, start: number, end: number): ReadableStream<Uint8Array> {
+function body(port: MessagePort, path: string, start: number, end: number, ended: () => void): ReadableStream<Uint8Array> {
   let pos = start
   let waiting: ((a: Answer) => void) | undefined
   port.onmessage = (ev: MessageEvent) => waiting?.(ev.data as Answer)
@@ -118,30 +122,15 @@ function body(port: MessagePort, path: string, start: number, end: number): Read
   return new ReadableStream<Uint8Array>(
     {
       async pull(ctl) {
-        if (!rest) {
-          const a = await ask()
-          if (a.chunk && a.chunk.length > 0 && pos + a.chunk.length <= end) {
-            pos += a.chunk.length
-            return ctl.enqueue(a.chunk)
-          }
-          if (a.done && pos === end) {
-            port.close()
-            return ctl.close()
-          }
-          port.postMessage({ close: true })
-          port.close()
-          rest = await network(path, pos, end) // throws: the response fails, as a broken connection would
+        try {
+          await more(ctl)
+        } catch (err) {
+          ended()
+          throw err
         }
-        const { value, done } = await rest.read()
-        if (done) {
-          if (pos !== end) throw new Error(`swarmgate: ${path}: the network sent ${pos - start} of ${end - start} bytes`)
-          return ctl.close()
-        }
-        const chunk = value.subarray(0, end - pos)
-        pos += chunk.length
-        ctl.enqueue(chunk)
       },
       cancel() {
+        ended()
         if (rest) return rest.cancel()
         port.postMessage({ close: true })
         port.close()
@@ -149,6 +138,33 @@ function body(port: MessagePort, path: string, start: number, end: number): Read
     },
     { highWaterMark: 0 }, // ask the page for a chunk only when the response wants one
   )
+
+  async function more(ctl: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    if (!rest) {
+      const a = await ask()
+      if (a.chunk && a.chunk.length > 0 && pos + a.chunk.length <= end) {
+        pos += a.chunk.length
+        return ctl.enqueue(a.chunk)
+      }
+      if (a.done && pos === end) {
+        port.close()
+        ended()
+        return ctl.close()
+      }
+      port.postMessage({ close: true })
+      port.close()
+      rest = await network(path, pos, end) // throws: the response fails, as a broken connection would
+    }
+    const { value, done } = await rest.read()
+    if (done) {
+      if (pos !== end) throw new Error(`swarmgate: ${path}: the network sent ${pos - start} of ${end - start} bytes`)
+      ended()
+      return ctl.close()
+    }
+    const chunk = value.subarray(0, end - pos)
+    pos += chunk.length
+    ctl.enqueue(chunk)
+  }
 }
 
 // network reads bytes [pos, end) of path over HTTP: a 206 for exactly that range, or a 200 whose first pos
