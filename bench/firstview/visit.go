@@ -39,7 +39,12 @@ type Visit struct {
 	// "http".
 	HeroVia  string `json:"heroVia"`
 	VideoVia string `json:"videoVia"`
-	Error    string `json:"error,omitempty"`
+	// EmulatedWorkers is how many service worker targets of the visitor's browser got the network's
+	// conditions (see emulateWorkers); WorkerLagMs the longest time from a worker target's discovery to its
+	// conditions being set: what the worker sent in that window was not emulated. Both 0 without emulation.
+	EmulatedWorkers int     `json:"emulatedWorkers"`
+	WorkerLagMs     float64 `json:"workerLagMs,omitempty"`
+	Error           string  `json:"error,omitempty"`
 }
 
 // Byte sources in Visit.Bytes.
@@ -117,10 +122,27 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 	if err := openPage(bctx, n); err != nil {
 		return v, err
 	}
+	stopWorkers := func() {}
+	if n.Emulated() {
+		we, err := emulateWorkers(bctx, rules(n), cfg.Logger)
+		if err != nil {
+			return v, err
+		}
+		stopWorkers = func() {
+			applied, lag, err := we.stop()
+			v.EmulatedWorkers, v.WorkerLagMs = applied, float64(lag.Microseconds())/1e3
+			if err != nil {
+				cfg.Logger.Warn("firstview: a service worker escaped the network emulation", slog.Any("err", err))
+			}
+		}
+		defer func() { stopWorkers() }()
+	}
 	origin0, gateway0 := o.sent.Load(), gatewaySent()
 	rep, err := loadPage(bctx, pageURL, cfg.PageTimeout)
 	v.Bytes[BytesOrigin] = o.sent.Load() - origin0
 	v.Bytes[BytesGateway] = gatewaySent() - gateway0
+	stopWorkers()
+	stopWorkers = func() {}
 	if err != nil {
 		return v, err
 	}
