@@ -44,7 +44,10 @@ type Visit struct {
 	// conditions being set: what the worker sent in that window was not emulated. Both 0 without emulation.
 	EmulatedWorkers int     `json:"emulatedWorkers"`
 	WorkerLagMs     float64 `json:"workerLagMs,omitempty"`
-	Error           string  `json:"error,omitempty"`
+	// WorkerError lists the service worker targets the visit failed to emulate (one that went away before its
+	// session could set anything counts too); such a worker's requests were not emulated.
+	WorkerError string `json:"workerError,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Byte sources in Visit.Bytes.
@@ -132,6 +135,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 			applied, lag, err := we.stop()
 			v.EmulatedWorkers, v.WorkerLagMs = applied, float64(lag.Microseconds())/1e3
 			if err != nil {
+				v.WorkerError = err.Error()
 				cfg.Logger.Warn("firstview: a service worker escaped the network emulation", slog.Any("err", err))
 			}
 		}
