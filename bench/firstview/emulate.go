@@ -58,20 +58,24 @@ func emulate(ctx context.Context, conditions []*network.Conditions) error {
 // sent for targets that exist when discovery starts too), attaches to each service_worker target in a session
 // of its own and sets the conditions there. The session stays attached until stop: detaching would lift the
 // conditions. What escapes is what a worker sends between its target's creation and the conditions taking
-// effect (a few CDP round trips: the longest is reported as WorkerLag); swarmgate's worker sends nothing of its
+// effect (a few CDP round trips: the longest is reported as the lag). stop checks what that was: the worker's
+// Resource Timing entries that started before its conditions were set. swarmgate's worker sends nothing of its
 // own until it handles its first fetch event, after it has been installed and has claimed the page.
 type workerEmulation struct {
 	conditions []*network.Conditions
 	logger     *slog.Logger
 
-	ctx    context.Context // canceled by stop; parent of every worker session
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx      context.Context // canceled by stop; parent of every worker session
+	cancel   context.CancelFunc
+	quit     chan struct{} // closed by stop: the sessions report and detach
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 
 	mu      sync.Mutex
 	seen    map[target.ID]bool
 	applied int
 	lag     time.Duration
+	early   []string
 	errs    []error
 }
 
@@ -79,7 +83,8 @@ type workerEmulation struct {
 // context). stop, which must be called, detaches from them and waits for every goroutine it started.
 func emulateWorkers(ctx context.Context, conditions []*network.Conditions, logger *slog.Logger) (*workerEmulation, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	e := &workerEmulation{conditions: conditions, logger: logger, ctx: wctx, cancel: cancel, seen: map[target.ID]bool{}}
+	e := &workerEmulation{conditions: conditions, logger: logger, ctx: wctx, cancel: cancel, quit: make(chan struct{}),
+		seen: map[target.ID]bool{}}
 	if err := chromedp.ListenBrowser(wctx, func(ev any) {
 		switch ev := ev.(type) {
 		case *target.EventTargetCreated:
@@ -109,7 +114,7 @@ func (e *workerEmulation) found(info *target.Info) {
 	at := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.seen[info.TargetID] || e.ctx.Err() != nil {
+	if e.seen[info.TargetID] || e.stopping() {
 		return
 	}
 	e.seen[info.TargetID] = true
@@ -128,10 +133,11 @@ func (e *workerEmulation) attach(id target.ID, url string, found time.Time) {
 		}
 	}()
 	err := emulate(tctx, e.conditions)
-	lag := time.Since(found)
+	applied := time.Now()
+	lag := applied.Sub(found)
 	e.mu.Lock()
 	if err != nil {
-		if e.ctx.Err() == nil {
+		if !e.stopping() {
 			e.errs = append(e.errs, fmt.Errorf("service worker %s: %w", url, err))
 		}
 	} else {
@@ -143,18 +149,56 @@ func (e *workerEmulation) attach(id target.ID, url string, found time.Time) {
 		return
 	}
 	e.logger.Debug("firstview: service worker emulated", slog.String("url", url), slog.Duration("after", lag))
-	<-e.ctx.Done()
+	select {
+	case <-e.quit:
+	case <-e.ctx.Done():
+		return
+	}
+	// What the worker fetched before its conditions were set. A worker that has stopped since cannot say.
+	ectx, ecancel := context.WithTimeout(tctx, 5*time.Second)
+	early, err := chromedp.Run(ectx, chromedp.Evaluate[[]string](fmt.Sprintf(earlyJS, applied.UnixMilli())))
+	ecancel()
+	if err != nil {
+		e.logger.Debug("firstview: a service worker's requests", slog.String("url", url), slog.Any("err", err))
+		return
+	}
+	e.mu.Lock()
+	e.early = append(e.early, early...)
+	e.mu.Unlock()
 }
 
-// stop detaches from every worker and waits until each is done. It reports how many workers got the
-// conditions, the longest time from a worker's discovery to its conditions being set, and the workers it
-// failed to emulate (one that went away before the session could set anything counts too).
-func (e *workerEmulation) stop() (applied int, lag time.Duration, err error) {
-	e.mu.Lock()
-	e.cancel()
-	e.mu.Unlock()
-	e.wg.Wait()
+// earlyJS lists, in a worker, the URLs of its Resource Timing entries that started before a time (Unix ms).
+const earlyJS = `performance.getEntriesByType('resource').filter(e => performance.timeOrigin + e.startTime < %d).map(e => e.name)`
+
+func (e *workerEmulation) stopping() bool {
+	select {
+	case <-e.quit:
+		return true
+	default:
+		return e.ctx.Err() != nil
+	}
+}
+
+// workerReport is what stop reports: how many workers got the conditions, the longest time from a worker's
+// discovery to its conditions being set, the URLs workers fetched before that, and the workers it failed to
+// emulate (one that went away before the session could set anything counts too).
+type workerReport struct {
+	applied int
+	lag     time.Duration
+	early   []string
+	err     error
+}
+
+// stop detaches from every worker and waits until each is done. It may be called more than once.
+func (e *workerEmulation) stop() workerReport {
+	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		close(e.quit)
+		e.mu.Unlock()
+		e.wg.Wait()
+		e.cancel()
+	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.applied, e.lag, errors.Join(e.errs...)
+	return workerReport{applied: e.applied, lag: e.lag, early: e.early, err: errors.Join(e.errs...)}
 }

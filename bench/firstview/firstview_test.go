@@ -154,7 +154,9 @@ func TestServiceWorkerEmulated(t *testing.T) {
 	if missing := res.Missing(); len(missing) > 0 {
 		t.Fatalf("%v:\n%s", ErrMissing, strings.Join(missing, "\n"))
 	}
-	if v := res.Networks[0].Modes[0].Visits[0]; v.EmulatedWorkers < 1 {
+	v := res.Networks[0].Modes[0].Visits[0]
+	t.Logf("service workers emulated: %d, lag %.0f ms, requests before: %q", v.EmulatedWorkers, v.WorkerLagMs, v.WorkerEarly)
+	if v.EmulatedWorkers < 1 {
 		t.Errorf("the visit emulated %d service workers, want at least 1 (swarmgate's /.swarm/sw.js)", v.EmulatedWorkers)
 	}
 	if !strings.Contains(table.String(), "service workers emulated") {

@@ -44,6 +44,9 @@ type Visit struct {
 	// conditions being set: what the worker sent in that window was not emulated. Both 0 without emulation.
 	EmulatedWorkers int     `json:"emulatedWorkers"`
 	WorkerLagMs     float64 `json:"workerLagMs,omitempty"`
+	// WorkerEarly lists what those workers fetched before their conditions were set, by their Resource Timing:
+	// requests that escaped the emulation.
+	WorkerEarly []string `json:"workerEarly,omitempty"`
 	// WorkerError lists the service worker targets the visit failed to emulate (one that went away before its
 	// session could set anything counts too); such a worker's requests were not emulated.
 	WorkerError string `json:"workerError,omitempty"`
@@ -132,11 +135,11 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 			return v, err
 		}
 		stopWorkers = func() {
-			applied, lag, err := we.stop()
-			v.EmulatedWorkers, v.WorkerLagMs = applied, float64(lag.Microseconds())/1e3
-			if err != nil {
-				v.WorkerError = err.Error()
-				cfg.Logger.Warn("firstview: a service worker escaped the network emulation", slog.Any("err", err))
+			r := we.stop()
+			v.EmulatedWorkers, v.WorkerLagMs, v.WorkerEarly = r.applied, float64(r.lag.Microseconds())/1e3, r.early
+			if r.err != nil {
+				v.WorkerError = r.err.Error()
+				cfg.Logger.Warn("firstview: a service worker escaped the network emulation", slog.Any("err", r.err))
 			}
 		}
 		defer func() { stopWorkers() }()
