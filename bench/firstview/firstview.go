@@ -3,7 +3,8 @@
 // profile each time) three ways: straight from the origin (a plain Go file server on loopback), through a
 // swarmgate gateway in front of that origin as a lone visitor, and through the gateway while a peer (another
 // Chromium) already has the page open. Each way runs under Chromium's network emulation (80 ms RTT, 40 Mbit/s
-// down) and without it, R times. The page itself measures when the hero image is on screen, when the video
+// down) and without it, R times; the emulation covers the visitor's tab and each service worker of its
+// browser (see emulateWorkers). The page itself measures when the hero image is on screen, when the video
 // shows its first frame and when the page is complete; the servers and the engine say where the bytes came
 // from. It prints medians side by side with their ratio to direct, or JSON.
 package firstview

@@ -123,3 +123,43 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceWorkerEmulated runs one visit through the gateway, P2P always, on the emulated network: the
+// page's service worker makes requests of its own (its manifest at least), which the tab's conditions do not
+// cover, so the visit must have emulated at least one service worker target. It asserts no timings.
+func TestServiceWorkerEmulated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium and a gateway")
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg not found (bash .ci/test installs Debian's ffmpeg):", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Runs: 1, Networks: []Network{Emulated80ms40Mbit}, Modes: []Mode{Gateway}, HeroSide: 200,
+		Video:       Video{Width: 320, Height: 180, Seconds: 2, Kbps: 500},
+		PageTimeout: time.Minute, Dir: t.TempDir(), CacheDir: t.TempDir(),
+		Logger:           testlog.New(t, slog.LevelWarn),
+		ConfigureGateway: func(gc *gateway.Config) { gc.Visitors.P2P = gateway.P2PAlways },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	if missing := res.Missing(); len(missing) > 0 {
+		t.Fatalf("%v:\n%s", ErrMissing, strings.Join(missing, "\n"))
+	}
+	v := res.Networks[0].Modes[0].Visits[0]
+	t.Logf("service workers emulated: %d, lag %.0f ms, requests before: %q", v.EmulatedWorkers, v.WorkerLagMs, v.WorkerEarly)
+	if v.EmulatedWorkers < 1 {
+		t.Errorf("the visit emulated %d service workers, want at least 1 (swarmgate's /.swarm/sw.js)", v.EmulatedWorkers)
+	}
+	if !strings.Contains(table.String(), "service workers emulated") {
+		t.Error("the table does not say how many service workers were emulated")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -116,7 +115,8 @@ type pageReport struct {
 // and WebSocket. A rule with an empty pattern would match WebRTC's connections too.
 var urlPatterns = []string{"http://*:*/*", "https://*:*/*", "ws://*:*/*", "wss://*:*/*"}
 
-// openPage prepares a browser's first tab: the network it emulates, and measureJS in every document.
+// openPage prepares a browser's first tab: the network it emulates, and measureJS in every document. The
+// tab's conditions cover the requests of its documents, not those of its service workers: see emulateWorkers.
 func openPage(ctx context.Context, n Network) error {
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
 		page.AddScriptToEvaluateOnNewDocumentParams{Source: measureJS}); err != nil {
@@ -125,27 +125,7 @@ func openPage(ctx context.Context, n Network) error {
 	if !n.Emulated() {
 		return nil
 	}
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		return fmt.Errorf("network emulation: %w", err)
-	}
-	down := -1.0
-	if n.Download > 0 {
-		down = n.Download / 8
-	}
-	patterns := urlPatterns
-	if n.ThrottleWebRTC {
-		patterns = []string{""}
-	}
-	var rules []*network.Conditions
-	for _, p := range patterns {
-		rules = append(rules, &network.Conditions{URLPattern: p, Latency: float64(n.Latency.Milliseconds()),
-			DownloadThroughput: down, UploadThroughput: -1})
-	}
-	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule,
-		network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: rules}); err != nil {
-		return fmt.Errorf("network emulation: %w", err)
-	}
-	return nil
+	return emulate(ctx, rules(n))
 }
 
 // loadPage navigates the tab to url and waits until the page is complete or timeout has passed, then reads

@@ -177,6 +177,12 @@ func (r *Result) Caveats() []string {
 		}
 	}
 	for _, nr := range r.Networks {
+		if nr.Network.Emulated() {
+			out = append(out, "Emulated: the visitor's tab (its documents' requests, those its service worker lets through to the network included) and each service worker of its browser (the worker's own fetches: swarmgate's manifest, files it does not serve from the swarm, the rest of a file by Range) from the moment its conditions are set; \"lag\" is the longest a worker ran before that, \"early requests\" what workers fetched in that time (by their Resource Timing; the JSON lists them). Not emulated: a worker's main script fetch (swarmgate's sw.js), which the browser makes before the worker's target exists, and the peer's browser.")
+			break
+		}
+	}
+	for _, nr := range r.Networks {
 		if nr.Network.ThrottleWebRTC {
 			out = append(out, "Chromium throttles WebRTC far below the emulated rate (4 MB over a data channel at 80 ms: 52 s): it disfavours swarmgate's peers and seeder.")
 			break
@@ -230,6 +236,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 			}
 			return fmt.Sprintf("%.2f / %.2f", mr.Median.WebRTCBytes/1e6, mr.Median.WebseedBytes/1e6)
 		})
+		if nr.Network.Emulated() {
+			row("service workers emulated (lag, early requests)", workersEmulated)
+		}
 		row("failed visits", func(mr ModeResult) string { return fmt.Sprintf("%d of %d", mr.Failed, len(mr.Visits)) })
 	}
 	fmt.Fprintln(tw)
@@ -237,6 +246,28 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "note: %s\n", c)
 	}
 	return tw.Flush()
+}
+
+// workersEmulated says, for the table, how many service worker targets got the network's conditions in a
+// mode's visits (the fewest and the most of one visit), the longest time one of them ran without, and how
+// many requests workers made in that time, all visits together.
+func workersEmulated(mr ModeResult) string {
+	lo, hi, lag, early := -1, 0, 0.0, 0
+	for _, v := range mr.Visits {
+		early += len(v.WorkerEarly)
+		if lo < 0 || v.EmulatedWorkers < lo {
+			lo = v.EmulatedWorkers
+		}
+		hi, lag = max(hi, v.EmulatedWorkers), max(lag, v.WorkerLagMs)
+	}
+	if hi == 0 {
+		return "0"
+	}
+	n := fmt.Sprint(hi)
+	if lo != hi {
+		n = fmt.Sprintf("%d-%d", lo, hi)
+	}
+	return fmt.Sprintf("%s (%s ms, %d)", n, thousands(lag), early)
 }
 
 // thousands formats a millisecond figure as a whole number with thousands separators.

@@ -39,7 +39,18 @@ type Visit struct {
 	// "http".
 	HeroVia  string `json:"heroVia"`
 	VideoVia string `json:"videoVia"`
-	Error    string `json:"error,omitempty"`
+	// EmulatedWorkers is how many service worker targets of the visitor's browser got the network's
+	// conditions (see emulateWorkers); WorkerLagMs the longest time from a worker target's discovery to its
+	// conditions being set: what the worker sent in that window was not emulated. Both 0 without emulation.
+	EmulatedWorkers int     `json:"emulatedWorkers"`
+	WorkerLagMs     float64 `json:"workerLagMs,omitempty"`
+	// WorkerEarly lists what those workers fetched before their conditions were set, by their Resource Timing:
+	// requests that escaped the emulation.
+	WorkerEarly []string `json:"workerEarly,omitempty"`
+	// WorkerError lists the service worker targets the visit failed to emulate (one that went away before its
+	// session could set anything counts too); such a worker's requests were not emulated.
+	WorkerError string `json:"workerError,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Byte sources in Visit.Bytes.
@@ -117,10 +128,28 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 	if err := openPage(bctx, n); err != nil {
 		return v, err
 	}
+	stopWorkers := func() {}
+	if n.Emulated() {
+		we, err := emulateWorkers(bctx, rules(n), cfg.Logger)
+		if err != nil {
+			return v, err
+		}
+		stopWorkers = func() {
+			r := we.stop()
+			v.EmulatedWorkers, v.WorkerLagMs, v.WorkerEarly = r.applied, float64(r.lag.Microseconds())/1e3, r.early
+			if r.err != nil {
+				v.WorkerError = r.err.Error()
+				cfg.Logger.Warn("firstview: a service worker escaped the network emulation", slog.Any("err", r.err))
+			}
+		}
+		defer func() { stopWorkers() }()
+	}
 	origin0, gateway0 := o.sent.Load(), gatewaySent()
 	rep, err := loadPage(bctx, pageURL, cfg.PageTimeout)
 	v.Bytes[BytesOrigin] = o.sent.Load() - origin0
 	v.Bytes[BytesGateway] = gatewaySent() - gateway0
+	stopWorkers()
+	stopWorkers = func() {}
 	if err != nil {
 		return v, err
 	}
