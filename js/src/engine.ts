@@ -159,7 +159,9 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   // been due (they take its due pieces, and only those: when the swarm makes progress again, the deadlines
   // move on and the webseeds take no more).
   let webseeded = !!m.webseedsNow
-  const giveUpMs = Math.max(10000, 5 * m.fallbackMs)
+  // A file or stream with no progress at all for this long is given up (the page or the worker takes it over
+  // HTTP); in a crowd the site's link is full, and HTTP would only compete for it, so the engine waits longer.
+  const giveUpMs = Math.max(m.mode === 'crowd' || m.mode === 'ending' ? 30000 : 10000, 5 * m.fallbackMs)
   let webseeds = m.webseeds
   const gate = gateUploads(m, policy, () => stats.uploadedBytes, () => held, () => torrent?.rechoke())
 
@@ -177,7 +179,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       // due only while the reader waits: a deadline set while it does not would pass unseen, and a video
       // whose buffer is full is not late.
       const ahead = Math.min(s.end, s.pos + READ_AHEAD)
-      out.push({ start: s.pos, end: ahead, priority: s.priority + 0.5, deadline: s.waiting ? streamDue(s) : undefined })
+      out.push({ start: s.pos, end: ahead, priority: s.priority + 0.5, deadline: s.waiting ? streamDue(s) : undefined, ordered: true })
     }
     return out.concat([...whole.values()])
   }

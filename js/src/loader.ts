@@ -121,11 +121,12 @@ function getEngine(m: Manifest, seed?: string[]): Promise<Engine> {
 }
 
 // How long a first view waits for swarmgate's service worker to take the page (installed, activated, claimed)
-// before its elements take the engine's whole-file object URLs instead of streams.
+// before its elements wait for the engine's whole-file object URLs instead; those still waiting go over to the
+// worker when it takes the page later (in a crowd its script comes over the site's full link).
 const CONTROL_MS = 2000
 
-// Whether swarmgate's service worker controls this page: its elements then keep their URLs, and the worker
-// streams their bytes from this page's engine (serveWorker).
+// Resolves true once swarmgate's service worker controls this page (its elements then keep their URLs, and
+// the worker streams their bytes from this page's engine: serveWorker), false when it never will.
 let worker: Promise<boolean> = Promise.resolve(false)
 // What the page said about the paths it handed to the worker: their priority, and their elements (marked
 // data-swarm="p2p" once bytes come from the engine, "http" if the worker had to finish over HTTP).
@@ -189,8 +190,7 @@ function serveWorker(): void {
       const w = reg?.active ?? reg?.waiting ?? reg?.installing
       if (w && !ours(w)) return false // never displace a site's own service worker
       const taken = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), CONTROL_MS)
-        sw.addEventListener('controllerchange', () => (clearTimeout(timer), resolve(ours(sw.controller))), { once: true })
+        sw.addEventListener('controllerchange', () => resolve(ours(sw.controller)), { once: true })
       })
       await sw.register('/.swarm/sw.js', { scope: '/' })
       return ours(sw.controller) || taken
@@ -253,10 +253,10 @@ async function main(): Promise<void> {
     if (want.every(p => p === null)) return
     const starting = getEngine(m)
     starting.catch(() => {}) // the worker's streams, or the elements below, see its failure
-    if (await worker) {
-      // The worker streams each element's bytes from the engine under its original URL (and takes the rest over
-      // HTTP if the engine fails): the page loads as it would without swarmgate, only the bytes come from peers.
-      clearTimeout(timer)
+    // The worker streams each element's bytes from the engine under its original URL (and takes the rest over
+    // HTTP if the engine fails): the page loads as it would without swarmgate, only the bytes come from peers.
+    const stream = () => {
+      navigator.serviceWorker.controller?.postMessage({ swarmgate: 'hello' }) // this page answers the worker
       els.forEach((el, i) => {
         const p = want[i]
         if (p === null || !pending.delete(el)) return
@@ -264,8 +264,12 @@ async function main(): Promise<void> {
         streamed.set(p, [...(streamed.get(p) ?? []), el])
         restore(el)
       })
-      return
     }
+    if (await Promise.race([worker, new Promise<boolean>((r) => setTimeout(() => r(false), CONTROL_MS))])) {
+      clearTimeout(timer)
+      return stream()
+    }
+    void worker.then((ok) => ok && stream()) // later: the elements still waiting go over to the worker
     const engine = await starting
     started = true
     await Promise.all(els.map(async (el, i) => {

@@ -8,6 +8,7 @@
 // the response goes on with the rest of the range over HTTP, so a response once started always completes.
 //
 // Messages, over a MessageChannel per response (the page's side is the loader's serveWorker):
+//   page → worker  {swarmgate: 'hello'}                           (on the worker itself) this page runs the loader
 //   worker → page  {swarmgate: 'open', path, start, end, image}   (on the page's own message port)
 //   page → worker  {accepted: true} | {error}                     the page will stream it, or not
 //   worker → page  {next: true}                                   one per chunk the response wants
@@ -18,8 +19,11 @@ import { byteRange } from './range'
 
 declare const self: ServiceWorkerGlobalScope
 
-// How long a page has to say it will stream a file before the request goes to the network.
+// How long a page has to say it will stream a file before the request goes to the network: a page whose
+// loader said hello (it runs an engine, and hands its elements to this worker) gets ENGINE_ACCEPT_MS, since a
+// page busy in a crowd may take seconds to answer and the network is then the slow way; any other, ACCEPT_MS.
 const ACCEPT_MS = 1000
+const ENGINE_ACCEPT_MS = 15000
 // How long one chunk may take once the page accepted: a backstop for a page that stopped answering (its
 // engine gives up on its own long before, see engine.ts).
 const CHUNK_MS = 60000
@@ -40,6 +44,15 @@ function getManifest(): Promise<Manifest | null> {
   return manifest
 }
 
+// The pages whose loader said hello, by client ID (forgotten when the worker is stopped: they then get
+// ACCEPT_MS, and their requests go to the network if they are slow to answer).
+const engines = new Set<string>()
+
+self.addEventListener('message', (ev: ExtendableMessageEvent) => {
+  const src = ev.source
+  if ((ev.data as { swarmgate?: string } | null)?.swarmgate === 'hello' && src && 'id' in src) engines.add(src.id)
+})
+
 self.addEventListener('install', () => void self.skipWaiting())
 self.addEventListener('activate', (ev) => ev.waitUntil(self.clients.claim()))
 
@@ -59,6 +72,7 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
   const m = await getManifest()
   const file = m?.files[path]
   const client = file && ev.clientId ? await self.clients.get(ev.clientId) : undefined
+  if (ev.clientId && !client) engines.delete(ev.clientId)
   if (!file || !client) return fetch(ev.request)
   const rangeHeader = ev.request.headers.get('range')
   if (rangeHeader && !/^bytes=\d*-\d*$/.test(rangeHeader.trim())) return fetch(ev.request) // several ranges
@@ -88,7 +102,7 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
 function open(client: Client, path: string, start: number, end: number, image: boolean): Promise<MessagePort | null> {
   return new Promise((resolve) => {
     const ch = new MessageChannel()
-    const timer = setTimeout(() => done(null), ACCEPT_MS)
+    const timer = setTimeout(() => done(null), engines.has(client.id) ? ENGINE_ACCEPT_MS : ACCEPT_MS)
     const done = (p: MessagePort | null) => {
       clearTimeout(timer)
       ch.port1.onmessage = null

@@ -5,12 +5,17 @@ import type { Info } from './metainfo'
 
 // Want is a byte range [start, end) of the torrent's byte stream and how much it matters: pieces with a
 // deadline (ms since the epoch, as Date.now) come first, earliest first; then higher priority (default 0);
-// then pieces fewer connected peers hold; then lower index. Pieces in no range come last (priority -Infinity).
+// then pieces fewer connected peers hold; then, for pieces of an ordered range (a stream's read-ahead, read
+// in order), lower index, and for others an order of this client's own, at random. Pieces in no range come
+// last (priority -Infinity). The random order is what lets a crowd trade: clients that arrive together and
+// want the same files would otherwise all take the same pieces first, from the same sources, and hold
+// nothing the others lack (BitTorrent's random first pieces).
 export interface Want {
   start: number
   end: number
   priority?: number
   deadline?: number
+  ordered?: boolean
 }
 
 // RESORT_MS bounds how often a change in rarity alone re-sorts the pieces: every have message changes it,
@@ -21,6 +26,8 @@ export class Picker {
   readonly avail: Int32Array // connected peers holding each piece
   readonly due: Float64Array
   readonly pri: Float64Array // -Infinity: in no range
+  private readonly seq: Uint8Array // 1: in an ordered range
+  private readonly tie: Uint32Array // this client's random order among equals
   private order: number[] = []
   private stale = true
   private sortedAt = -Infinity
@@ -29,18 +36,23 @@ export class Picker {
     this.avail = new Int32Array(info.count)
     this.due = new Float64Array(info.count).fill(Infinity)
     this.pri = new Float64Array(info.count).fill(-Infinity)
+    this.seq = new Uint8Array(info.count)
+    this.tie = new Uint32Array(info.count)
+    for (let i = 0; i < info.count; i += 16384) crypto.getRandomValues(this.tie.subarray(i, i + 16384))
   }
 
   // want replaces the caller's ranges.
   want(ranges: Want[]): void {
     this.due.fill(Infinity)
     this.pri.fill(-Infinity)
+    this.seq.fill(0)
     const pl = this.info.pieceLength
     for (const r of ranges) {
       const last = Math.min(Math.ceil(r.end / pl), this.info.count)
       for (let i = Math.max(0, Math.floor(r.start / pl)); i < last; i++) {
         if (r.deadline !== undefined) this.due[i] = Math.min(this.due[i], r.deadline)
         this.pri[i] = Math.max(this.pri[i], r.priority ?? 0)
+        if (r.ordered) this.seq[i] = 1
       }
     }
     this.stale = true
@@ -55,9 +67,9 @@ export class Picker {
   // ordered returns every piece index, best first.
   ordered(now: number): number[] {
     if (this.stale && now - this.sortedAt >= RESORT_MS) {
-      const { due, pri, avail } = this
+      const { due, pri, avail, seq, tie } = this
       this.order = Array.from({ length: this.info.count }, (_, i) => i).sort(
-        (a, b) => due[a] - due[b] || pri[b] - pri[a] || avail[a] - avail[b] || a - b,
+        (a, b) => due[a] - due[b] || pri[b] - pri[a] || avail[a] - avail[b] || (seq[a] && seq[b] ? a - b : tie[a] - tie[b] || a - b),
       )
       this.stale = false
       this.sortedAt = now
