@@ -23,11 +23,13 @@ type streamState struct {
 	Error      string  `json:"error"`
 }
 
-// streamingGateway is a gateway whose site link sends 1 MB/s and whose tracker nobody answers at: a page's
-// engine finds no peer and takes the heavy files from the gateway's webseed, slowly enough for a test to act
-// while they stream.
-func streamingGateway(t *testing.T, s *site, dir string) *gateway.Server {
+// streamingPage opens the example page in a fresh browser through a gateway whose site link sends 1 MB/s
+// and whose tracker nobody answers at: the page's engine finds no peer and takes the heavy files from the
+// gateway's webseed, slowly enough for a test to act while they stream.
+func streamingPage(t *testing.T) (*site, *browsertest.Page) {
 	t.Helper()
+	dir := t.TempDir()
+	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +40,7 @@ func streamingGateway(t *testing.T, s *site, dir string) *gateway.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startGateway(t, gateway.Config{
+	g := startGateway(t, gateway.Config{
 		Net:  gateway.NetConfig{Uplink: link},
 		Site: gateway.SiteConfig{Origin: origin, Root: dir},
 		Visitors: gateway.VisitorConfig{
@@ -46,6 +48,11 @@ func streamingGateway(t *testing.T, s *site, dir string) *gateway.Server {
 			Fallback:   200 * time.Millisecond,
 		},
 	})
+	p := browsertest.Start(t).NewPage()
+	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
+		t.Fatal(err)
+	}
+	return s, p
 }
 
 // TestMediaPlaysFromItsFirstPieces: on a first view, with swarmgate's service worker controlling the page,
@@ -55,14 +62,7 @@ func streamingGateway(t *testing.T, s *site, dir string) *gateway.Server {
 // bytes trickle in from the gateway's webseed; a page that waited for the whole file could not play before
 // about 10 s of it. The photo, the page's other heavy element, must not hold the audio back either.
 func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
-	dir := t.TempDir()
-	s := newSite(t, dir)
-	g := streamingGateway(t, s, dir)
-	b := browsertest.Start(t)
-	p := b.NewPage()
-	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
-		t.Fatal(err)
-	}
+	s, p := streamingPage(t)
 	size := float64(len(s.files[examplesite.AudioWAV]))
 	heavy := size + float64(len(s.files[examplesite.ImagePNG]))
 
@@ -127,14 +127,7 @@ func TestMediaPlaysFromItsFirstPieces(t *testing.T) {
 // engine stops part way (here the visitor opts out mid-file): the script reading it gets every byte, right,
 // in one response, and the rest of the file came from the site over HTTP.
 func TestStreamFinishesOverHTTP(t *testing.T) {
-	dir := t.TempDir()
-	s := newSite(t, dir)
-	g := streamingGateway(t, s, dir)
-	b := browsertest.Start(t)
-	p := b.NewPage()
-	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
-		t.Fatal(err)
-	}
+	s, p := streamingPage(t)
 	type result struct {
 		Via, Sha, Error, Mode string
 		Read, OptedOutAt      float64
