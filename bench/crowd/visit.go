@@ -41,7 +41,8 @@ type Visit struct {
 	Error      string  `json:"error,omitempty"`
 	// Server is the address a plain client fetched from.
 	Server string `json:"server,omitempty"`
-	// Bytes are what a browser's engine got by source (peers, seeder, webseed) and over plain HTTP (http).
+	// Bytes are what a browser's engine got by source (peers, seeder, webseed) and what the page fetched over
+	// plain HTTP itself (http; responses swarmgate's service worker built from the engine's bytes are not in it).
 	Bytes map[string]int64 `json:"bytes,omitempty"`
 	// ViaSwarm counts a browser's images that came through swarmgate's engine (the rest loaded over HTTP);
 	// EngineAt is when the engine's script had arrived, in seconds from navigation start (0: never).
@@ -131,7 +132,13 @@ const resultJS = `(async () => {
 	const m = window.__bench || {};
 	const st = window.swarmgate && window.swarmgate.stats();
 	let http = 0, engineMs = 0;
+	// What swarmgate's service worker answered from the engine shows in Resource Timing as if it came over
+	// HTTP (encodedBodySize is the response's size): those bytes are counted by source below, not here. The
+	// worker's own HTTP completions of a stream are not in the page's timeline: they show in the servers'
+	// egress only.
+	const swarmed = new Set(Array.from(document.querySelectorAll("[data-swarm]"), el => el.currentSrc || el.src));
 	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) {
+		if (e.workerStart > 0 && swarmed.has(e.name)) continue;
 		http += e.encodedBodySize || 0;
 		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 	}

@@ -174,7 +174,9 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   const ranges = (): Want[] => {
     const out: Want[] = [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
     for (const s of streams) {
-      out.push({ start: s.pos, end: s.end, priority: s.priority })
+      // The rest of a stream's range is wanted after every read-ahead window: a viewport video's tail must not
+      // hold back the images below it (the window slides on as the reader takes its bytes).
+      out.push({ start: s.pos, end: s.end })
       // The read-ahead window comes before the rest of its file (and after files of a higher priority); it is
       // due only while the reader waits: a deadline set while it does not would pass unseen, and a video
       // whose buffer is full is not late.

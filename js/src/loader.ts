@@ -73,11 +73,14 @@ function reload(el: Element): void {
 }
 
 // The order the page needs its files in: images in the first viewport (2), then other images (1), then media.
-function priority(el: Element): number {
-  const img = el.closest('picture')?.querySelector('img') ?? el
-  if (!(img instanceof HTMLImageElement)) return 0
-  const r = img.getBoundingClientRect()
-  return r.bottom > 0 && r.top < innerHeight ? 2 : 1
+// Streamed media in the first viewport goes beside its images (2): only its read-ahead window, its first
+// seconds, comes first, a piece for each of theirs; a file loaded whole would hold the images back.
+function priority(el: Element, streamed: boolean): number {
+  const shown = el.closest('picture')?.querySelector('img') ?? (el instanceof HTMLSourceElement ? el.parentElement : el) ?? el
+  const r = shown.getBoundingClientRect()
+  const onScreen = r.bottom > 0 && r.top < innerHeight
+  if (shown instanceof HTMLImageElement) return onScreen ? 2 : 1
+  return streamed && onScreen && shown instanceof HTMLMediaElement ? 2 : 0
 }
 
 // The URL the browser would pick: src, or the srcset candidate best matching the screen.
@@ -260,7 +263,7 @@ async function main(): Promise<void> {
       els.forEach((el, i) => {
         const p = want[i]
         if (p === null || !pending.delete(el)) return
-        priorities.set(p, Math.max(priorities.get(p) ?? 0, priority(el)))
+        priorities.set(p, Math.max(priorities.get(p) ?? 0, priority(el, true)))
         streamed.set(p, [...(streamed.get(p) ?? []), el])
         restore(el)
       })
@@ -276,7 +279,7 @@ async function main(): Promise<void> {
       const p = want[i]
       if (p === null) return
       try {
-        const blobURL = await engine.url(p, priority(el))
+        const blobURL = await engine.url(p, priority(el, false))
         if (!pending.delete(el)) return
         el.removeAttribute(SRC)
         el.removeAttribute(SRCSET)

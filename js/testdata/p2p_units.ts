@@ -288,6 +288,16 @@ function pickerTests(check: Check): void {
   const w = p.ordered(0)
   check(w.slice(0, 2).join() === '0,8' && w.slice(2, 4).sort().join() === '5,6' && w.slice(4, 6).join() === '3,4' &&
     w.slice(6, 8).sort().join() === '2,7', `deadlines, then priority (an ordered range in order), then rarity: ${w}`)
+  // Among pieces with deadlines priority comes first: a page's streams all wait, and the one served last has
+  // the latest deadline. Two ordered ranges of one priority advance together.
+  p.want([
+    { start: 0, end: 200, priority: 2.5, deadline: 5000, ordered: true }, // pieces 0 and 1: the first image
+    { start: 500, end: 800, priority: 2.5, deadline: 5000, ordered: true }, // pieces 5 to 7: a video beside it
+    { start: 300, end: 400, priority: 1.5, deadline: 1000 }, // piece 3: an image below, due sooner
+    { start: 900, end: 1000, priority: 9 }, // piece 9: no deadline
+  ])
+  const s = p.ordered(1000)
+  check(s.slice(0, 6).join() === '0,5,1,6,7,3' && s[6] === 9, `priority before deadline, streams side by side: ${s}`)
 }
 
 function webseedTests(check: Check): void {

@@ -13,6 +13,9 @@ export class Peer {
   reqs = new Map<number, number>() // block key → when requested (performance.now)
   cancelled = new Set<number>() // block keys requested, then cancelled (the block may come all the same)
   downloaded = 0
+  rate = 0 // bytes per second it sends us while asked for blocks (0: not known yet)
+  got = 0 // bytes received since `since`, for rate
+  since = 0
   uploaded = 0
   strikes = 0 // bad pieces it had a part in
   utMetadata?: number // the peer's extended message ID for ut_metadata (BEP 9), from its LTEP handshake

@@ -79,13 +79,17 @@ export interface Stats {
 // few good sources, not dozens (WebTorrent allows 55, mostly idle in a page's short life).
 const DEFAULT_MAX_PEERS = 20
 const DEFAULT_WEBSEED_LEAD_MS = 3000
-// MAX_REQS is how many blocks we keep requested from one peer: 1 MiB in flight, enough for several MB/s at
+// A peer is kept busy with about QUEUE_MS of its own rate in requested blocks, START_REQS before its rate is
+// known, never fewer than MIN_REQS nor more than MAX_REQS: 1 MiB in flight, enough for several MB/s at
 // browser round trips, and exactly anacrolix/torrent's default per-connection budget (it can stall a peer
-// that keeps more requested).
+// that keeps more requested). A fixed 1 MiB each spread the page's first pieces over every source at once, and
+// a slow peer's share (a browser on a busy machine) held the first image back until the whole page was in.
+const QUEUE_MS = 1000
+const START_REQS = 16
+const MIN_REQS = 4
 const MAX_REQS = 64
-// REFILL: a peer's requests are topped up once no more than this many are left, so that requests go out
-// packed together (one data-channel send each time, see Wire.write) while half a MiB stays in flight.
-const REFILL = MAX_REQS / 2
+// RATE_MS is the shortest interval a peer's rate is measured over.
+const RATE_MS = 500
 // REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
 const REQQ = 256
 // MAX_QUEUED bounds the bytes waiting on a peer's data channel: requests past it are refused. 4 MiB is
@@ -493,6 +497,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (!p.reqs.delete(k)) return // not asked of this peer (or given up on)
     const pd = this.pending.get(i)
     const b = k % this.bpp
+    measure(p, data.length)
     if (pd && !pd.webseed && pd.state[b] !== 2 && data.length === this.blockLen(i, b)) {
       pd.buf.set(data, off)
       pd.state[b] = 2
@@ -508,8 +513,9 @@ export class Torrent extends Emitter<TorrentEvents> {
       }
       if (!pd.left) void this.finish(i, pd)
     }
-    // Requests are topped up in batches (see REFILL), not one per block received.
-    if (p.reqs.size <= REFILL) this.fill(p)
+    // Requests are topped up in batches, once half the budget is left: they go out packed together (one
+    // data-channel send each time, see Wire.write) while the other half stays in flight.
+    if (p.reqs.size <= budget(p) / 2) this.fill(p)
   }
 
   // finish verifies a pending piece whose blocks are all in, and reports whether it was good.
@@ -551,19 +557,20 @@ export class Torrent extends Emitter<TorrentEvents> {
     this.update()
   }
 
-  // update hands out work to every source.
+  // update hands out work to every source, the fastest peers first: they take the pieces that come first.
   private update(): void {
     if (this.destroyed) return
-    for (const p of this.peers.values()) this.fill(p)
+    for (const p of [...this.peers.values()].sort((a, b) => b.rate - a.rate)) this.fill(p)
     for (const w of this.webseeds) this.feed(w)
   }
 
-  // fill keeps up to MAX_REQS blocks requested from a peer that unchokes us, in one pass: free blocks of
+  // fill keeps p's budget of blocks requested from a peer that unchokes us, in one pass: free blocks of
   // pieces under way that p may work on; then new pieces in the picker's order that p holds; then free blocks
   // of others' pieces and, in the endgame, one duplicate request for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
-    let room = MAX_REQS - p.reqs.size
+    if (!p.reqs.size) [p.got, p.since] = [0, performance.now()] // its rate is measured while it has work
+    let room = budget(p) - p.reqs.size
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     const take = (i: number, pd: Pending, dup: boolean) => {
@@ -700,4 +707,21 @@ function padding(info: Info): (i: number, b: number) => boolean {
     const e = Math.min(s + BLOCK, (i + 1) * info.pieceLength, info.length)
     return pads.some((f) => f.offset <= s && e <= f.offset + f.length)
   }
+}
+
+// budget is how many blocks to keep requested from p: about QUEUE_MS of its rate.
+function budget(p: Peer): number {
+  if (!p.rate) return START_REQS
+  return Math.min(MAX_REQS, Math.max(MIN_REQS, Math.ceil((p.rate * QUEUE_MS) / 1000 / BLOCK)))
+}
+
+// measure adds n bytes received from p to its rate, a moving average over intervals of RATE_MS or more.
+function measure(p: Peer, n: number): void {
+  p.got += n
+  const now = performance.now()
+  if (now - p.since < RATE_MS) return
+  const r = (p.got * 1000) / (now - p.since)
+  p.rate = p.rate ? (p.rate + r) / 2 : r
+  p.got = 0
+  p.since = now
 }
