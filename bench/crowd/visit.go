@@ -48,6 +48,9 @@ type Visit struct {
 	// EngineAt is when the engine's script had arrived, in seconds from navigation start (0: never).
 	ViaSwarm int     `json:"viaSwarm,omitempty"`
 	EngineAt float64 `json:"engineAt,omitempty"`
+	// Files are when the page's requests for each resource (by URL path) began and ended, in seconds from
+	// navigation start: the order a page got its files in.
+	Files map[string][2]float64 `json:"files,omitempty"`
 	// VideoViaSwarm says the video came through swarmgate's engine.
 	VideoViaSwarm bool `json:"videoViaSwarm,omitempty"`
 	// Uploaded is what a browser sent to other browsers.
@@ -132,6 +135,7 @@ const resultJS = `(async () => {
 	const m = window.__bench || {};
 	const st = window.swarmgate && window.swarmgate.stats();
 	let http = 0, engineMs = 0;
+	const files = {};
 	// What swarmgate's service worker answered from the engine shows in Resource Timing as if it came over
 	// HTTP (encodedBodySize is the response's size): those bytes are counted by source below, not here. The
 	// worker's own HTTP completions of a stream are not in the page's timeline: they show in the servers'
@@ -141,6 +145,10 @@ const resultJS = `(async () => {
 		if (e.workerStart > 0 && swarmed.has(e.name)) continue;
 		http += e.encodedBodySize || 0;
 		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
+		if (e.entryType === 'resource' && !/\/\.swarm\//.test(e.name)) {
+			const path = new URL(e.name).pathname, prev = files[path];
+			files[path] = [prev ? Math.min(prev[0], e.startTime) : e.startTime, Math.max(prev ? prev[1] : 0, e.responseEnd)];
+		}
 	}
 	const v = document.querySelector('video'), img = document.images[0];
 	const waiting = [];
@@ -161,7 +169,7 @@ const resultJS = `(async () => {
 		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
 		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
-		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0,
+		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0, files,
 	};
 })()`
 
@@ -179,6 +187,9 @@ type pageReport struct {
 	Peers         int64   `json:"peers"`
 	Seeder        int64   `json:"seeder"`
 	Webseed       int64   `json:"webseed"`
+	// Files are the page's resources by URL path: when the first request for one started and the last
+	// ended, in ms from navigation start (Resource Timing).
+	Files map[string][2]float64 `json:"files"`
 }
 
 // tab is a browser visitor's tab, kept open after its page completes so it goes on sharing.
@@ -239,6 +250,12 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 	}
 	v.Bytes = map[string]int64{"http": rep.HTTP, "peers": rep.Peers, "seeder": rep.Seeder, "webseed": rep.Webseed}
 	v.ViaSwarm, v.EngineAt, v.VideoViaSwarm = rep.ViaSwarm, rep.EngineMs/1000, rep.VideoViaSwarm
+	for path, f := range rep.Files {
+		if v.Files == nil {
+			v.Files = map[string][2]float64{}
+		}
+		v.Files[path] = [2]float64{f[0] / 1000, f[1] / 1000}
+	}
 	v.FirstImage, v.FirstFrame = rep.Image/1000, rep.Frame/1000
 	if !rep.Complete {
 		closePage()
