@@ -142,13 +142,13 @@ const resultJS = `(async () => {
 	// egress only.
 	const swarmed = new Set(Array.from(document.querySelectorAll("[data-swarm]"), el => el.currentSrc || el.src));
 	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) {
-		if (e.workerStart > 0 && swarmed.has(e.name)) continue;
-		http += e.encodedBodySize || 0;
-		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 		if (e.entryType === 'resource' && !/\/\.swarm\//.test(e.name)) {
 			const path = new URL(e.name).pathname, prev = files[path];
 			files[path] = [prev ? Math.min(prev[0], e.startTime) : e.startTime, Math.max(prev ? prev[1] : 0, e.responseEnd)];
 		}
+		if (e.workerStart > 0 && swarmed.has(e.name)) continue;
+		http += e.encodedBodySize || 0;
+		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 	}
 	const v = document.querySelector('video'), img = document.images[0];
 	const waiting = [];

@@ -90,6 +90,8 @@ const MIN_REQS = 4
 const MAX_REQS = 64
 // RATE_MS is the shortest interval a peer's rate is measured over.
 const RATE_MS = 500
+// LATE_MS: a block of an urgent piece (see Torrent.head) awaited this long may be asked of a second peer.
+const LATE_MS = 1000
 // REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
 const REQQ = 256
 // MAX_QUEUED bounds the bytes waiting on a peer's data channel: requests past it are refused. 4 MiB is
@@ -278,6 +280,24 @@ export class Torrent extends Emitter<TorrentEvents> {
   // endgame says whether every piece still to download is under way: only then are blocks requested twice
   // (before, a peer that ran out of new pieces duplicated others' requests: up to a fifth more bytes moved in
   // the five-browser crowd test).
+  // head is the priority of the first piece still needed in the picker's order. The pieces of that
+  // priority (the first image, a stream's next seconds) are urgent: a block of theirs that a peer has left
+  // unanswered for LATE_MS may be asked of another peer too (a slow browser otherwise holds the first image
+  // back until the whole page is in).
+  private head(): number {
+    for (const i of this.picker.ordered(performance.now())) if (this.needed(i)) return this.picker.pri[i]
+    return Infinity
+  }
+
+  // late says whether block k was requested from some peer LATE_MS ago or more and is still awaited.
+  private late(k: number, now: number): boolean {
+    for (const q of this.peers.values()) {
+      const at = q.reqs.get(k)
+      if (at !== undefined && now - at >= LATE_MS) return true
+    }
+    return false
+  }
+
   private endgame(): boolean {
     for (let i = 0; i < this.info.count; i++) if (this.needed(i) && !this.pending.has(i)) return false
     return true
@@ -573,10 +593,11 @@ export class Torrent extends Emitter<TorrentEvents> {
     let room = budget(p) - p.reqs.size
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
-    const take = (i: number, pd: Pending, dup: boolean) => {
+    const now = performance.now()
+    const take = (i: number, pd: Pending, dup: boolean, urgent = false) => {
       for (let b = 0; b < pd.state.length && room > 0; b++) {
         const k = i * this.bpp + b
-        const again = dup && pd.state[b] === 1 && !pd.dup[b] && !p.reqs.has(k)
+        const again = dup && pd.state[b] === 1 && !pd.dup[b] && !p.reqs.has(k) && (!urgent || this.late(k, now))
         if (pd.state[b] !== 0 && !again) continue
         if (again) pd.dup[b] = 1
         pd.state[b] = 1
@@ -596,11 +617,13 @@ export class Torrent extends Emitter<TorrentEvents> {
       if (room <= 0) break
       if (this.needed(i) && !this.pending.has(i) && p.has.get(i) && !this.leaves(p, i, due)) take(i, this.start(i, p), false)
     }
+    let head: number | undefined // the priority of the piece wanted most, asked once, when it matters
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
       if (pd.webseed || !p.has.get(i) || this.leaves(p, i, due)) continue
       take(i, pd, false)
       if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true)
+      else if (room > 0 && this.picker.pri[i] >= (head ??= this.head())) take(i, pd, true, true)
     }
     if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
   }
