@@ -51,11 +51,11 @@ type launch struct{ nice int }
 func Nice(n int) Option { return func(l *launch) { l.nice = min(max(n, 0), 19) } }
 
 // niceCommand is the command line that runs a program at niceness n, as its prefix (the program's absolute
-// path, which is also its argv[0], then its arguments). Chromium sets its own threads' niceness (-8 for the browser's display threads, 0 for
-// renderers), which only lowers it where it may: as root (CAP_SYS_NICE) it undid `nice -n 10` and took the
-// CPU the servers it measured needed (in a 20-visitor crowd benchmark the servers' process got 5% of the
-// machine, and helpers took 2.5 minutes for a 15 MB copy). So as root Chromium runs without CAP_SYS_NICE
-// (util-linux's setpriv), and can only raise its niceness.
+// path, which is also its argv[0], then its arguments). Chromium sets its own threads' niceness (-8 for the
+// browser's display threads, 0 for renderers), lowering it where it may: as root (CAP_SYS_NICE) it undid
+// `nice -n 10` and took the CPU the servers it measured needed (in a 20-visitor crowd benchmark the servers'
+// process got 5% of the machine, and helpers took 2.5 minutes for a 15 MB copy). So as root Chromium runs
+// without CAP_SYS_NICE (util-linux's setpriv), and can only raise its niceness.
 func niceCommand(n int, root bool) ([]string, error) {
 	nice, err := exec.LookPath("nice")
 	if err != nil {

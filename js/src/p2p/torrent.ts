@@ -277,15 +277,14 @@ export class Torrent extends Emitter<TorrentEvents> {
     return !this.have.get(i) && (!this.o.wantedOnly || this.picker.pri[i] > -Infinity)
   }
 
-  // endgame says whether every piece still to download is under way: only then are blocks requested twice
-  // (before, a peer that ran out of new pieces duplicated others' requests: up to a fifth more bytes moved in
-  // the five-browser crowd test).
   // head is the priority of the first piece still needed in the picker's order. The pieces of that
   // priority (the first image, a stream's next seconds) are urgent: a block of theirs that a peer has left
   // unanswered for LATE_MS may be asked of another peer too (a slow browser otherwise holds the first image
   // back until the whole page is in).
   private head(): number {
-    for (const i of this.picker.ordered(performance.now())) if (this.needed(i)) return this.picker.pri[i]
+    for (const i of this.picker.ordered(performance.now())) {
+      if (this.needed(i)) return this.picker.pri[i] > -Infinity ? this.picker.pri[i] : Infinity // none wanted more
+    }
     return Infinity
   }
 
@@ -298,6 +297,9 @@ export class Torrent extends Emitter<TorrentEvents> {
     return false
   }
 
+  // endgame says whether every piece still to download is under way: only then are blocks requested twice
+  // (before, a peer that ran out of new pieces duplicated others' requests: up to a fifth more bytes moved in
+  // the five-browser crowd test).
   private endgame(): boolean {
     for (let i = 0; i < this.info.count; i++) if (this.needed(i) && !this.pending.has(i)) return false
     return true
@@ -586,7 +588,8 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   // fill keeps p's budget of blocks requested from a peer that unchokes us, in one pass: free blocks of
   // pieces under way that p may work on; then new pieces in the picker's order that p holds; then free blocks
-  // of others' pieces and, in the endgame, one duplicate request for each block still outstanding.
+  // of others' pieces and, in the endgame (or for the most wanted pieces, once late), one duplicate request
+  // for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
     if (!p.reqs.size) [p.got, p.since] = [0, performance.now()] // its rate is measured while it has work
