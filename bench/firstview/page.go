@@ -81,8 +81,13 @@ const resultJS = `(async () => {
 	if (window.__firstviewDone) await Promise.race([window.__firstviewDone, new Promise(r => setTimeout(r, %d))]);
 	const m = window.__firstview || {};
 	const st = window.swarmgate && window.swarmgate.stats && window.swarmgate.stats();
+	// Responses swarmgate's service worker built from the engine's bytes show in Resource Timing at their full
+	// size, as if they came over HTTP: the engine's counts below have them.
 	let http = 0;
-	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) http += e.encodedBodySize || 0;
+	const swarmed = new Set(Array.from(document.querySelectorAll('[data-swarm]'), el => el.currentSrc || el.src));
+	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) {
+		if (!(e.workerStart > 0 && swarmed.has(e.name))) http += e.encodedBodySize || 0;
+	}
 	const img = document.getElementById('hero'), v = document.getElementById('clip');
 	return {
 		hero: m.hero || 0, heroPaint: m.heroPaint || 0, frame: m.frame || 0, loadedData: m.loadedData || 0,

@@ -33,7 +33,8 @@ type Visit struct {
 	// what the origin server sent (the page, and with a gateway whatever it proxied); "gateway" what the
 	// gateway sent from its own store (its seeder over WebRTC and its HTTP webseed); "peers" what the page's
 	// engine got from other browsers. "seeder" and "webseed" are what the engine got from the gateway's
-	// seeder over WebRTC and from webseeds over HTTP; "http" is the page's HTTP body bytes by Resource Timing.
+	// seeder over WebRTC and from webseeds over HTTP; "http" is the page's HTTP body bytes by Resource Timing
+	// (what swarmgate's service worker answered from the engine is not in it).
 	Bytes map[string]int64 `json:"bytes"`
 	// HeroVia and VideoVia say how the elements got their bytes: "p2p" through swarmgate's engine, else
 	// "http".
