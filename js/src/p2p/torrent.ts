@@ -512,24 +512,26 @@ export class Torrent extends Emitter<TorrentEvents> {
     return Math.min(BLOCK, pieceSize(this.info, i) - b * BLOCK)
   }
 
-  private onblock(p: Peer, i: number, off: number, data: Uint8Array): void {
+  private onblock(p: Peer, i: number, off: number, parts: Uint8Array[]): void {
     const k = this.key(i, off)
+    let len = 0
+    for (const d of parts) len += d.length
     // A block we cancelled may still come (the peer had sent it): it counts as received, and is not used.
-    if (p.cancelled.delete(k)) return this.emit('download', { bytes: data.length, peer: p.id })
+    if (p.cancelled.delete(k)) return this.emit('download', { bytes: len, peer: p.id })
     if (!p.reqs.delete(k)) return // not asked of this peer (or given up on)
     const pd = this.pending.get(i)
     const b = k % this.bpp
-    measure(p, data.length)
-    if (pd && !pd.webseed && pd.state[b] !== 2 && data.length === this.blockLen(i, b)) {
-      pd.buf.set(data, off)
+    measure(p, len)
+    if (pd && !pd.webseed && pd.state[b] !== 2 && len === this.blockLen(i, b)) {
+      for (let at = off, n = 0; n < parts.length; at += parts[n++].length) pd.buf.set(parts[n], at)
       pd.state[b] = 2
       pd.left--
       pd.from.add(p)
-      p.downloaded += data.length
-      this.emit('download', { bytes: data.length, peer: p.id })
+      p.downloaded += len
+      this.emit('download', { bytes: len, peer: p.id })
       for (const q of this.peers.values()) {
         if (q !== p && q.reqs.delete(k)) {
-          q.wire.cancel(i, off, data.length)
+          q.wire.cancel(i, off, len)
           q.cancelled.add(k)
         }
       }
