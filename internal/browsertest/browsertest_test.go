@@ -18,29 +18,7 @@ import (
 // TestDataChannelInDefaultBrowser proves the launcher gives a browser with working WebRTC: two peer
 // connections in one page open a data channel and pass a message, with host candidates behind mDNS names.
 func TestDataChannelInDefaultBrowser(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "<!doctype html><title>dc</title>")
-	}))
-	defer srv.Close()
-	p := Start(t).NewPage()
-	if err := p.Do(20*time.Second, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Eval[map[string]any](p, 20*time.Second, `(async () => {
-		const a = new RTCPeerConnection(), b = new RTCPeerConnection();
-		const cands = [];
-		a.onicecandidate = e => { if (e.candidate) { cands.push(e.candidate.candidate); b.addIceCandidate(e.candidate); } };
-		b.onicecandidate = e => e.candidate && a.addIceCandidate(e.candidate);
-		const dc = a.createDataChannel("x");
-		const got = new Promise(res => b.ondatachannel = e => e.channel.onmessage = m => res(m.data));
-		dc.onopen = () => dc.send("hello");
-		await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
-		await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
-		return { msg: await got, mdns: cands.some(c => c.includes(".local")) };
-	})()`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := dataChannel(t, Start(t))
 	if got["msg"] != "hello" {
 		t.Fatalf("data channel message = %v", got["msg"])
 	}
@@ -63,26 +41,9 @@ func TestNiceHoldsForEveryChromiumThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "<!doctype html><title>nice</title>")
-	}))
-	defer srv.Close()
-	p := (&Browser{t: t, ctx: ctx}).NewPage()
-	if err := p.Do(20*time.Second, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
 	// Chromium sets its threads' priorities as it starts them: a data channel starts the WebRTC ones.
-	if _, err := Eval[bool](p, 20*time.Second, `(async () => {
-		const a = new RTCPeerConnection(), b = new RTCPeerConnection();
-		a.onicecandidate = e => e.candidate && b.addIceCandidate(e.candidate);
-		b.onicecandidate = e => e.candidate && a.addIceCandidate(e.candidate);
-		const dc = a.createDataChannel("x");
-		const open = new Promise(res => dc.onopen = () => res(true));
-		await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
-		await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
-		return await open;
-	})()`); err != nil {
-		t.Fatal(err)
+	if got := dataChannel(t, &Browser{t: t, ctx: ctx}); got["msg"] != "hello" {
+		t.Fatalf("data channel message = %v", got["msg"])
 	}
 	threads := 0
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -113,4 +74,34 @@ func TestNiceHoldsForEveryChromiumThread(t *testing.T) {
 		t.Fatal("found no thread of the launched Chromium")
 	}
 	t.Logf("%d Chromium threads, all at niceness 10 or more", threads)
+}
+
+// dataChannel opens a page in b in which two peer connections open a data channel and pass a message over
+// it. It returns the message (msg) and whether any host candidate was hidden behind an mDNS name (mdns).
+func dataChannel(t *testing.T, b *Browser) map[string]any {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<!doctype html><title>dc</title>")
+	}))
+	defer srv.Close()
+	p := b.NewPage()
+	if err := p.Do(20*time.Second, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Eval[map[string]any](p, 20*time.Second, `(async () => {
+		const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+		const cands = [];
+		a.onicecandidate = e => { if (e.candidate) { cands.push(e.candidate.candidate); b.addIceCandidate(e.candidate); } };
+		b.onicecandidate = e => e.candidate && a.addIceCandidate(e.candidate);
+		const dc = a.createDataChannel("x");
+		const got = new Promise(res => b.ondatachannel = e => e.channel.onmessage = m => res(m.data));
+		dc.onopen = () => dc.send("hello");
+		await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
+		await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
+		return { msg: await got, mdns: cands.some(c => c.includes(".local")) };
+	})()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

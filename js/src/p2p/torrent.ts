@@ -594,11 +594,11 @@ export class Torrent extends Emitter<TorrentEvents> {
   // for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
-    if (!p.reqs.size) [p.got, p.since] = [0, performance.now()] // its rate is measured while it has work
+    const now = performance.now()
+    if (!p.reqs.size) [p.got, p.since] = [0, now] // its rate is measured while it has work
     let room = budget(p) - p.reqs.size
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
-    const now = performance.now()
     const take = (i: number, pd: Pending, dup: boolean, urgent = false) => {
       for (let b = 0; b < pd.state.length && room > 0; b++) {
         const k = i * this.bpp + b
@@ -618,7 +618,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       pd.owner ??= p
       take(i, pd, false)
     }
-    for (const i of room > 0 ? this.picker.ordered(performance.now()) : []) {
+    for (const i of room > 0 ? this.picker.ordered(now) : []) {
       if (room <= 0) break
       if (this.needed(i) && !this.pending.has(i) && p.has.get(i) && !this.leaves(p, i, due)) take(i, this.start(i, p), false)
     }
