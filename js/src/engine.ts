@@ -174,12 +174,9 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   const ranges = (): Want[] => {
     const out: Want[] = [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
     for (const s of streams) {
-      // The rest of a stream's range is wanted after every read-ahead window: a viewport video's tail must not
-      // hold back the images below it (the window slides on as the reader takes its bytes).
-      out.push({ start: s.pos, end: s.end })
-      // The read-ahead window comes before the rest of its file (and after files of a higher priority); it is
-      // due only while the reader waits: a deadline set while it does not would pass unseen, and a video
-      // whose buffer is full is not late.
+      // The rest of a stream's file is wanted whole (the whole map, below). The read-ahead window comes before
+      // it (and after files of a higher priority); it is due only while the reader waits: a deadline set while
+      // it does not would pass unseen, and a video whose buffer is full is not late.
       const ahead = Math.min(s.end, s.pos + READ_AHEAD)
       out.push({ start: s.pos, end: ahead, priority: s.priority + 0.5, deadline: s.waiting ? streamDue(s) : undefined, ordered: true })
     }
