@@ -30,8 +30,12 @@ type htmlRewriter struct {
 	base      *url.URL               // the page's URL, to resolve relative references
 	inSwarm   func(path string) bool // whether a same-origin URL path is in the current version
 	loaderTag string                 // injected before </head>, or at the end, when not empty
-	out       bytes.Buffer
-	rewritten int // elements rewritten
+	// preloadTag is written once, just before the first element rewritten, when not empty: preloads of the
+	// manifest and the engine, so that the browser fetches them beside the loader rather than each after the
+	// one before (a page not rewritten needs neither at once).
+	preloadTag string
+	out        bytes.Buffer
+	rewritten  int // elements rewritten
 }
 
 // rewrite returns the page with heavy assets rewritten and, if asked, the loader injected. A page where the
@@ -44,7 +48,7 @@ func (r *htmlRewriter) rewrite(page []byte) []byte {
 		injected = r.loaderTag == ""
 		z        = xhtml.NewTokenizer(bytes.NewReader(page))
 	)
-	r.out.Grow(len(page) + len(r.loaderTag))
+	r.out.Grow(len(page) + len(r.loaderTag) + len(r.preloadTag))
 	for {
 		z.AllowCDATA(len(c.foreign) > 0)
 		tt := z.Next()
@@ -79,7 +83,7 @@ func (r *htmlRewriter) rewrite(page []byte) []byte {
 			r.out.Write(raw)
 		case (tt == xhtml.StartTagToken || tt == xhtml.SelfClosingTagToken) && tok.Data == "img":
 			if tag, cp, changed := r.tagPair(tok, true); changed {
-				r.rewritten++
+				r.changed()
 				r.out.WriteString(tag + "<noscript>" + cp + "</noscript>")
 			} else {
 				r.out.Write(raw)
@@ -104,6 +108,14 @@ func (r *htmlRewriter) rewrite(page []byte) []byte {
 	}
 	r.out.Write(tail)
 	return r.out.Bytes()
+}
+
+// changed counts an element rewritten, about to be written out; the first is preceded by preloadTag.
+func (r *htmlRewriter) changed() {
+	if r.rewritten == 0 {
+		r.out.WriteString(r.preloadTag)
+	}
+	r.rewritten++
 }
 
 // mediaRewrite holds a <video> or <audio> element while its children are read: it is rewritten only if it
@@ -158,7 +170,7 @@ func (m *mediaRewrite) take(r *htmlRewriter, tt xhtml.TokenType, tok xhtml.Token
 			r.out.Write(m.orig.Bytes())
 			return true
 		}
-		r.rewritten++
+		r.changed()
 		r.out.Write(m.next.Bytes())
 		r.out.Write(raw)
 		r.out.WriteString("<noscript>" + m.copy.String() + "</" + m.name + "></noscript>")

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,11 +19,16 @@ import (
 // testLoaderTag is the tag rewritePage injects.
 const testLoaderTag = `<script src="` + swarmapi.PathLoader + `" async></script>`
 
+// testPreloadTag is what testRewriter writes before the first element it rewrites (the gateway writes its
+// preloads of the manifest and the engine there).
+const testPreloadTag = `<link rel="preload" href="/.swarm/manifest.json" as="fetch" crossorigin>` +
+	`<link rel="modulepreload" href="/.swarm/engine-test.js">`
+
 // testRewriter rewrites as the gateway does for http://site.test/index.html, with every same-origin URL whose
 // path does not contain "small" in the swarm, so that as much of a fuzzed page as possible is rewritten.
 func testRewriter(loaderTag string) *htmlRewriter {
 	base, _ := url.Parse("http://site.test/index.html")
-	return &htmlRewriter{base: base, loaderTag: loaderTag, inSwarm: func(p string) bool { return !strings.Contains(p, "small") }}
+	return &htmlRewriter{base: base, loaderTag: loaderTag, preloadTag: testPreloadTag, inSwarm: func(p string) bool { return !strings.Contains(p, "small") }}
 }
 
 // rewriteDiff reports how the rewritten page out differs from the origin's page orig beyond what the rewriter
@@ -38,27 +44,24 @@ func testRewriter(loaderTag string) *htmlRewriter {
 //     holds only text; with scripting off it holds one element, equal to that previous sibling with the
 //     data-swarm attributes named back and without children other than <source> and <track>. The wrapper and
 //     what it holds are not counted.
-//   - at most one element equal to loaderTag's <script> (attributes exactly, no text) when loaderTag is set.
+//   - at most one element equal to loaderTag's <script> (attributes exactly, no text) when loaderTag is set,
+//     and at most one equal to each of testPreloadTag's <link>s.
 //
 // Text other than script and style, comments and the document type are not compared.
 func rewriteDiff(orig, out []byte, loaderTag string) error {
-	var loader string
-	if loaderTag != "" {
-		doc, err := xhtml.Parse(strings.NewReader(loaderTag))
+	// Elements the rewriter may add once each: the loader, when asked for, and the preloads.
+	extra := map[string]int{}
+	for _, tag := range []string{loaderTag, testPreloadTag} {
+		if tag == "" {
+			continue
+		}
+		keys, err := tagKeys(tag)
 		if err != nil {
 			return err
 		}
-		var found *xhtml.Node
-		walk(doc, func(n *xhtml.Node) bool {
-			if n.Type == xhtml.ElementNode && n.Data == "script" {
-				found = n
-			}
-			return true
-		})
-		if found == nil {
-			return fmt.Errorf("loader tag %q has no script", loaderTag)
+		for _, k := range keys {
+			extra[k]++
 		}
-		loader = elementKey(found, false)
 	}
 	for _, scripting := range []bool{true, false} {
 		o, err := xhtml.ParseWithOptions(bytes.NewReader(orig), xhtml.ParseOptionEnableScripting(scripting))
@@ -76,7 +79,7 @@ func rewriteDiff(orig, out []byte, loaderTag string) error {
 			}
 			return true
 		})
-		loaderLeft := loader != ""
+		extra := maps.Clone(extra)
 		var bad []string
 		walk(r, func(n *xhtml.Node) bool {
 			if n.Type != xhtml.ElementNode {
@@ -89,8 +92,8 @@ func rewriteDiff(orig, out []byte, loaderTag string) error {
 			switch m := elementKey(n, true); {
 			case have[k] > 0:
 				have[k]--
-			case loaderLeft && k == loader && n.FirstChild == nil:
-				loaderLeft = false
+			case extra[k] > 0 && n.FirstChild == nil:
+				extra[k]--
 			case m != k && have[m] > 0:
 				have[m]--
 			default:
@@ -103,6 +106,25 @@ func rewriteDiff(orig, out []byte, loaderTag string) error {
 		}
 	}
 	return nil
+}
+
+// tagKeys are the elementKeys of the elements in tag (html, head and body left out).
+func tagKeys(tag string) ([]string, error) {
+	doc, err := xhtml.Parse(strings.NewReader(tag))
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	walk(doc, func(n *xhtml.Node) bool {
+		if n.Type == xhtml.ElementNode && n.Data != "html" && n.Data != "head" && n.Data != "body" {
+			keys = append(keys, elementKey(n, false))
+		}
+		return true
+	})
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("tag %q has no element", tag)
+	}
+	return keys, nil
 }
 
 // walk calls f on n and its descendants in document order; f returns false to skip a node's children.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -55,6 +56,22 @@ func TestInjectLoader(t *testing.T) {
 	}
 }
 
+// TestPreloadBeforeTheFirstRewrite checks that the engine's preload comes once, just before the first element
+// rewritten (images and media alike), and never in a page with nothing rewritten.
+func TestPreloadBeforeTheFirstRewrite(t *testing.T) {
+	for in, want := range map[string]string{
+		`<p>x</p><img src="/small.png"><img src="/big.jpg"><img src="/big2.jpg">`: `<p>x</p><img src="/small.png">` + testPreloadTag +
+			`<img data-swarm-src="/big.jpg"><noscript><img src="/big.jpg"></noscript><img data-swarm-src="/big2.jpg"><noscript><img src="/big2.jpg"></noscript>`,
+		`<video src="/movie.mp4"></video><img src="/big.jpg">`: testPreloadTag + `<video data-swarm-src="/movie.mp4"></video><noscript><video src="/movie.mp4"></video></noscript>` +
+			`<img data-swarm-src="/big.jpg"><noscript><img src="/big.jpg"></noscript>`,
+		`<p><img src="/small.png"></p>`: `<p><img src="/small.png"></p>`,
+	} {
+		if got := string(testRewriter("").rewrite([]byte(in))); got != want {
+			t.Errorf("%s\n got %s\nwant %s", in, got, want)
+		}
+	}
+}
+
 func TestProxiedPagesAreRewrittenOnlyWithTheLoader(t *testing.T) {
 	o := newOrigin(t)
 	o.asset("/hero.jpg", "image/jpeg", testBytes(90_000, 9), "Cache-Control", "max-age=60")
@@ -63,8 +80,19 @@ func TestProxiedPagesAreRewrittenOnlyWithTheLoader(t *testing.T) {
 	g := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL)}})
 	get(t, g.url("/hero.jpg"))
 	testutil.Eventually(t, 10*time.Second, "a version", func() bool { return g.Catalog().Current() != nil })
-	if _, b := get(t, g.url("/with.html")); !strings.Contains(string(b), `<img data-swarm-src="/hero.jpg">`) {
-		t.Fatalf("page with the loader not rewritten: %s", b)
+	_, page := get(t, g.url("/with.html"))
+	if !strings.Contains(string(page), `<img data-swarm-src="/hero.jpg">`) {
+		t.Fatalf("page with the loader not rewritten: %s", page)
+	}
+	// The page preloads the manifest and the engine the manifest names, so that the browser fetches them
+	// beside the loader.
+	var m swarmapi.Manifest
+	if _, b := get(t, g.url(swarmapi.PathManifest)); json.Unmarshal(b, &m) != nil || m.Engine == "" {
+		t.Fatalf("manifest: %s", b)
+	}
+	preload := `<link rel="preload" href="` + swarmapi.PathManifest + `" as="fetch" crossorigin><link rel="modulepreload" href="` + m.Engine + `">`
+	if !strings.Contains(string(page), preload+`<img data-swarm-src="/hero.jpg">`) {
+		t.Fatalf("page does not preload the manifest and the engine %s before its first rewritten element: %s", m.Engine, page)
 	}
 	// Without the loader nothing would give the image its src back: the page must pass through untouched.
 	if _, b := get(t, g.url("/without.html")); !strings.Contains(string(b), `<img src="/hero.jpg">`) || strings.Contains(string(b), "swarm") {
@@ -179,6 +207,9 @@ func TestRewriteSerializesTheNoscriptCopy(t *testing.T) {
 			`<noscript><video src="/movie.mp4"><track src="/t.vtt" default></video></noscript>`,
 		`<video src="/movie.mp4"><a href="/movie.mp4">download</a></video>`: `<video src="/movie.mp4"><a href="/movie.mp4">download</a></video>`,
 	} {
+		if strings.Contains(want, "<noscript>") {
+			want = testPreloadTag + want // the first element rewritten
+		}
 		if got := string(testRewriter("").rewrite([]byte(in))); got != want {
 			t.Errorf("%s\n got %s\nwant %s", in, got, want)
 		}

@@ -620,6 +620,8 @@ func (s *Server) rewriteBody(resp *http.Response, body []byte) {
 	}
 	if v != nil && (hasLoader || s.cfg.Site.Inject) && s.p2pNow() {
 		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
+		rw.preloadTag = `<link rel="preload" href="` + swarmapi.PathManifest + `" as="fetch" crossorigin>` +
+			`<link rel="modulepreload" href="` + swarmapi.Prefix + s.assets.Engine + `">`
 	}
 	out := rw.rewrite(body)
 	if !bytes.Equal(out, body) {

@@ -269,6 +269,7 @@ type startArgs struct {
 	Cap         int        `json:"cap,omitempty"`
 	Want        []wantArgs `json:"want,omitempty"`
 	WebseedIdle *bool      `json:"webseedIdle,omitempty"` // nil: the engine's default
+	WebseedMode string     `json:"webseedMode,omitempty"` // set on the torrent once created; "": as WebseedIdle says
 }
 
 type wantArgs struct {
@@ -417,26 +418,35 @@ func TestP2P(t *testing.T) {
 		destroy(t, p)
 		waitStats(t, trk, "the page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
 
-		// Deadlines pick the source: with a webseed that may take only pieces due soon, the file due now
-		// comes (at least partly) from the webseed and nothing else does; the rest comes from the seeder.
-		p2 := e.page(t)
+		// Deadlines pick the source: the webseed takes (some of) the file named hero, and nothing else; the
+		// rest comes from the seeder.
 		const hero = "z.bin"
 		off := tt.offsets[hero]
+		heroFromWebseed := func(why string, a startArgs) {
+			p := e.page(t)
+			before, heroBefore := e.webseedRequests("/seed/seeder/"), e.webseedRequests("/seed/seeder/"+hero)
+			start(t, p, a)
+			f := finish(t, p, tt, 30*time.Second)
+			heroReqs := e.webseedRequests("/seed/seeder/"+hero) - heroBefore
+			if others := e.webseedRequests("/seed/seeder/") - before - heroReqs; others != 0 || heroReqs == 0 {
+				t.Errorf("webseed requests: %d for %s (%s), %d for the other files; want some and none", heroReqs, hero, why, others)
+			}
+			if f.Stats.WebseedBytes == 0 || f.Stats.WebseedBytes > sizes[2] || int64(f.Stats.PeerBytes+f.Stats.WebseedBytes) != tt.length {
+				t.Errorf("%s; want %s (%s, %d bytes) partly or wholly from the webseed, the rest from the seeder", sourceBytes(f), hero, why, sizes[2])
+			}
+			t.Logf("with %s %s: %s in %.0f ms", hero, why, sourceBytes(f), f.MS)
+			destroy(t, p)
+			waitStats(t, trk, "the page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
+		}
+		// With a webseed that may take only pieces due soon, the file due now.
 		a.Webseeds, a.WebseedIdle = []string{e.srv.URL + "/seed/"}, new(bool)
 		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Deadline: 1}}
-		before := e.webseedRequests("/seed/seeder/")
-		start(t, p2, a)
-		f2 := finish(t, p2, tt, 30*time.Second)
-		heroReqs := e.webseedRequests("/seed/seeder/" + hero)
-		if others := e.webseedRequests("/seed/seeder/") - before - heroReqs; others != 0 || heroReqs == 0 {
-			t.Errorf("webseed requests: %d for %s (due now), %d for files not due; want some and none", heroReqs, hero, others)
-		}
-		if f2.Stats.WebseedBytes == 0 || f2.Stats.WebseedBytes > sizes[2] || int64(f2.Stats.PeerBytes+f2.Stats.WebseedBytes) != tt.length {
-			t.Errorf("%s; want the file due now (%d bytes) partly or wholly from the webseed, the rest from the seeder", sourceBytes(f2), sizes[2])
-		}
-		t.Logf("with %s due now: %s in %.0f ms", hero, sourceBytes(f2), f2.MS)
-		destroy(t, p2)
-		waitStats(t, trk, "the second page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
+		heroFromWebseed("due now", a)
+		// 'waiting': a file the page waits for (a deadline, not yet due) while no peer can send it yet (the
+		// seeder connects only after the torrent starts).
+		a.WebseedIdle, a.WebseedMode = nil, "waiting"
+		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Priority: 1, Deadline: time.Now().Add(time.Hour).UnixMilli()}}
+		heroFromWebseed("waited for", a)
 	})
 
 	t.Run("WebTorrent", func(t *testing.T) {

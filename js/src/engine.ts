@@ -144,9 +144,10 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   const seeder = (m.seederPeerId ?? '').toLowerCase()
   const wanted = new Map<string, Wanted>() // by path
   const streams = new Set<Stream>()
-  // Files a stream was opened on are wanted whole, after every stream's read-ahead and in the swarm's order,
-  // even once the response is cancelled (a video reads ahead, pauses, seeks): the page then holds what it can
-  // serve later visitors, and its next Range is likely there already.
+  // Files a stream was opened on are wanted whole, at priority 0: after every stream's read-ahead window and
+  // every file the page waits for of a higher priority (a viewport video's tail after the images below it),
+  // in the swarm's order, even once the response is cancelled (a video reads ahead, pauses, seeks): the page
+  // then holds what it can serve later visitors, and its next Range is likely there already.
   const whole = new Map<string, Want>()
   let torrent: Torrent | undefined
   let store: PageStore | undefined
@@ -235,7 +236,12 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       throw optedOut()
     }
     torrent = t
+    // In normal times the site's own webseed has capacity (that is what normal means), and a page that waits
+    // for a piece no peer can send yet (WebRTC still connecting, a third of a second or more) gets it from the
+    // webseed in a round trip: the first frame and the hero image do not wait for the swarm's set-up. In a
+    // crowd the site's link is what the swarm is there to spare: the due pieces alone go to it.
     if (webseeded) t.webseedMode = 'all'
+    else if (m.mode === 'normal') t.webseedMode = 'waiting'
     const size = (i: number) => Math.min(parsed.pieceLength, parsed.length - i * parsed.pieceLength)
     for (const i of have) held += size(i) - t.padBytes(i)
     t.on('download', ({ bytes, peer }) => {
@@ -362,7 +368,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       if (!meta) throw new Error(`swarmgate: ${path} is not in the swarm`)
       if (!(start >= 0 && start <= end && end <= meta.size)) throw new Error(`swarmgate: ${path}: no bytes ${start}-${end}`)
       const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0 }
-      const file = { start: meta.offset, end: meta.offset + meta.size, priority }
+      const file = { start: meta.offset, end: meta.offset + meta.size, priority: 0 }
       let closed = false
       const close = () => {
         if (closed) return

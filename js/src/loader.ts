@@ -104,7 +104,9 @@ let manifest: Promise<Manifest> | undefined
 let engine: Promise<Engine> | undefined
 
 function getManifest(): Promise<Manifest> {
-  return (manifest ??= fetch('/.swarm/manifest.json', { cache: 'no-cache' }).then(res => {
+  // The default cache mode, so that the page's preload of it (the gateway writes one into a page it rewrites)
+  // is used; the gateway marks it no-cache, so a cached copy is never used unvalidated.
+  return (manifest ??= fetch('/.swarm/manifest.json').then(res => {
     if (res.status === 204) throw new Error('manifest: no site version yet') // nothing to swarm; not logged
     if (!res.ok) throw new Error(`manifest: HTTP ${res.status}`)
     return res.json().then((m: Manifest) => (policy.setManifest(m), m))
@@ -259,7 +261,9 @@ async function main(): Promise<void> {
     // The worker streams each element's bytes from the engine under its original URL (and takes the rest over
     // HTTP if the engine fails): the page loads as it would without swarmgate, only the bytes come from peers.
     const stream = () => {
-      navigator.serviceWorker.controller?.postMessage({ swarmgate: 'hello' }) // this page answers the worker
+      // This page answers the worker, with the manifest it goes by (the worker then need not fetch its own
+      // before it can answer the elements' requests).
+      navigator.serviceWorker.controller?.postMessage({ swarmgate: 'hello', manifest: m })
       els.forEach((el, i) => {
         const p = want[i]
         if (p === null || !pending.delete(el)) return

@@ -8,7 +8,7 @@
 // the response goes on with the rest of the range over HTTP, so a response once started always completes.
 //
 // Messages, over a MessageChannel per response (the page's side is the loader's serveWorker):
-//   page → worker  {swarmgate: 'hello'}                           (on the worker itself) this page runs the loader
+//   page → worker  {swarmgate: 'hello', manifest}                 (on the worker itself) this page runs the loader
 //   worker → page  {swarmgate: 'open', path, start, end, image}   (on the page's own message port)
 //   page → worker  {accepted: true} | {error}                     the page will stream it, or not
 //   worker → page  {next: true}                                   one per chunk the response wants
@@ -50,7 +50,15 @@ const engines = new Set<string>()
 
 self.addEventListener('message', (ev: ExtendableMessageEvent) => {
   const src = ev.source
-  if ((ev.data as { swarmgate?: string } | null)?.swarmgate === 'hello' && src && 'id' in src) engines.add(src.id)
+  const d = ev.data as { swarmgate?: string; manifest?: Manifest } | null
+  if (d?.swarmgate !== 'hello' || !src || !('id' in src)) return
+  engines.add(src.id)
+  // The page's manifest, just fetched, stands for the worker's own (same origin, same URL).
+  if (d.manifest && typeof d.manifest.files === 'object' && d.manifest.files !== null) {
+    known = d.manifest
+    manifest = Promise.resolve(known)
+    manifestAt = Date.now()
+  }
 })
 
 self.addEventListener('install', () => void self.skipWaiting())

@@ -44,10 +44,13 @@ export interface TorrentOptions {
   lastResort?: (id: string) => boolean
 }
 
-// WebseedMode is what webseeds take besides pieces due within the lead time: nothing ('due'); pieces no
-// connected, unchoking peer holds ('idle'); or any piece no source is fetching yet ('all': webseeds with
-// capacity to spare, which compete with peers for every piece, as WebTorrent's do).
-export type WebseedMode = 'due' | 'idle' | 'all'
+// WebseedMode is what webseeds take besides pieces due within the lead time: nothing ('due'); pieces with a
+// deadline (the caller waits for them) that no connected, unchoking peer holds, the peers of last resort
+// included, while no peer is handshaking ('waiting': while WebRTC connects, an idle site's webseed answers in
+// a round trip what a peer could only send after its set-up); pieces no connected, unchoking peer holds ('idle'); or any piece no
+// source is fetching yet ('all': webseeds with capacity to spare, which compete with peers for every piece,
+// as WebTorrent's do).
+export type WebseedMode = 'due' | 'waiting' | 'idle' | 'all'
 
 // Where a verified piece came from: a peer, a webseed, or the caller (put).
 export type Source = 'peer' | 'webseed' | 'local'
@@ -663,13 +666,18 @@ export class Torrent extends Emitter<TorrentEvents> {
     const lead = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     const mode = this.webseedMode
     const lr = this.o.lastResort
-    const sources = [...this.peers.values()].filter((p) => !p.wire.peerChoking && !lr?.(p.id))
+    const serving = [...this.peers.values()].filter((p) => !p.wire.peerChoking)
+    const sources = serving.filter((p) => !lr?.(p.id))
+    const connecting = this.handshaking.size > 0 // a peer whose channel is open is a moment from serving
     for (const i of this.picker.ordered(now)) {
       if (w.busy >= WEBSEED_SLOTS) return
       if (!this.needed(i) || this.pending.has(i)) continue
       const due = this.picker.due[i] <= lead
-      if (!due && mode !== 'all' && !(mode === 'idle' && !sources.some((p) => p.has.get(i)))) continue
-      void this.fetchPiece(w, i)
+      const takes =
+        due || mode === 'all' ||
+        (mode === 'waiting' && this.picker.due[i] < Infinity && !connecting && !serving.some((p) => p.has.get(i))) ||
+        (mode === 'idle' && !sources.some((p) => p.has.get(i)))
+      if (takes) void this.fetchPiece(w, i)
     }
   }
 

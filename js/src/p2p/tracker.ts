@@ -37,6 +37,11 @@ export interface TrackerOptions {
   onwarning?(msg: string): void
 }
 
+interface Offer {
+  offer_id: string
+  offer: Description
+}
+
 interface TrackerMessage {
   action?: string
   info_hash?: string
@@ -60,7 +65,12 @@ export class TrackerClient {
   private starved = 0 // announces in a row made while starving
   private started = false
 
+  // early: the first announce's offers, made while the socket connects (ICE gathering takes a few hundred
+  // milliseconds of its own; in sequence the two delayed a first view's first peer by both).
+  private early?: Promise<Offer[]>
+
   constructor(private o: TrackerOptions) {
+    this.early = this.makeOffers(Math.min(OFFERS, o.state().want))
     this.open()
   }
 
@@ -71,13 +81,22 @@ export class TrackerClient {
     // A completed announce carries no offers (as WebTorrent's): they would go to random members of the
     // swarm, mostly seeders with nothing to exchange; newcomers' offers still reach us.
     const want = event === 'completed' ? 0 : Math.min(OFFERS, this.o.state().want)
-    const made = await Promise.all(Array.from({ length: want }, () => this.offer()))
+    // The early offers still waiting for an answer go first (once); fresh ones make up the rest.
+    const first = this.early
+    this.early = undefined
+    const early = ((await first) ?? []).filter((x) => this.offers.has(x.offer_id)).slice(0, want)
+    const made = early.concat(await this.makeOffers(want - early.length))
     if (this.destroyed) return
-    this.report(event, made.filter((x) => x !== undefined))
+    this.report(event, made)
     this.schedule()
   }
 
-  private report(event: string | undefined, offers: { offer_id: string; offer: Description }[]): void {
+  private async makeOffers(n: number): Promise<Offer[]> {
+    const made = await Promise.all(Array.from({ length: Math.max(0, n) }, () => this.offer()))
+    return made.filter((x) => x !== undefined)
+  }
+
+  private report(event: string | undefined, offers: Offer[]): void {
     const s = this.o.state()
     this.send({
       action: 'announce',
@@ -146,7 +165,7 @@ export class TrackerClient {
   }
 
   // offer makes one peer connection and its complete offer, kept until answered or expired.
-  private async offer(): Promise<{ offer_id: string; offer: Description } | undefined> {
+  private async offer(): Promise<Offer | undefined> {
     const id = binary(randomBytes(20))
     const conn = this.track(new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId)))
     this.offers.set(id, conn)
