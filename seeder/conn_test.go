@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func channelPair(t *testing.T) (offerer, answerer datachannel.ReadWriteCloserDea
 var testAddr = peerAddr{netip.MustParseAddrPort("192.0.2.1:5000")}
 
 func wrap(rwc datachannel.ReadWriteCloserDeadliner, onClose func()) *dcConn {
-	return newDCConn(rwc, testAddr, testAddr, new(atomic.Int64), onClose)
+	return newDCConn(rwc, testAddr, testAddr, new(atomic.Int64), 0, onClose)
 }
 
 func randomBytes(n int, seed uint64) []byte {
@@ -121,38 +122,44 @@ func readAll(t *testing.T, r io.Reader, n int, sizes ...int) []byte {
 	return out
 }
 
-// TestConnChunksWrites: a write larger than maxWriteMessage arrives as messages no larger than it.
+// TestConnChunksWrites: a write arrives as messages no larger than the peer receives (its max-message-size),
+// 16 KiB when it said nothing, and never larger than maxWriteMessage.
 func TestConnChunksWrites(t *testing.T) {
-	a, b := channelPair(t)
-	w := wrap(a, nil)
-	data := randomBytes(40<<10+123, 1)
-	if n, err := w.Write(data); err != nil || n != len(data) {
-		t.Fatalf("Write = %d, %v", n, err)
-	}
-	if got := w.written.Load(); got != int64(len(data)) {
-		t.Fatalf("written counter = %d, want %d", got, len(data))
-	}
-	var got []byte
-	var sizes []int
-	buf := make([]byte, 1<<20)
-	for len(got) < len(data) {
-		n, err := b.Read(buf)
-		if err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		remoteMax     uint32
+		size, largest int
+		messages      int
+	}{
+		{0, 40<<10 + 123, safeWriteMessage, 3},
+		{20_000, 40<<10 + 123, 20_000, 3},
+		{256 << 10, 150 << 10, maxWriteMessage, 3},
+	} {
+		a, b := channelPair(t)
+		w := newDCConn(a, testAddr, testAddr, new(atomic.Int64), tc.remoteMax, nil)
+		data := randomBytes(tc.size, 1)
+		if n, err := w.Write(data); err != nil || n != len(data) {
+			t.Fatalf("Write = %d, %v", n, err)
 		}
-		sizes = append(sizes, n)
-		got = append(got, buf[:n]...)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatal("data differs")
-	}
-	for _, n := range sizes {
-		if n > maxWriteMessage {
-			t.Fatalf("message of %d bytes, more than %d: %v", n, maxWriteMessage, sizes)
+		if got := w.written.Load(); got != int64(len(data)) {
+			t.Fatalf("written counter = %d, want %d", got, len(data))
 		}
-	}
-	if len(sizes) != 3 {
-		t.Fatalf("message sizes %v, want 3 messages", sizes)
+		var got []byte
+		var sizes []int
+		buf := make([]byte, 1<<20)
+		for len(got) < len(data) {
+			n, err := b.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, n)
+			got = append(got, buf[:n]...)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatal("data differs")
+		}
+		if len(sizes) != tc.messages || slices.Max(sizes) != tc.largest {
+			t.Fatalf("remote max %d: message sizes %v, want %d messages of at most %d", tc.remoteMax, sizes, tc.messages, tc.largest)
+		}
 	}
 }
 

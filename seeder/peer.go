@@ -161,7 +161,9 @@ func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 			return
 		}
 		local, remote := p.addrs()
-		c := newDCConn(rwc, local, remote, &p.s.uploaded, func() { p.close("conn closed") })
+		// The association's limit is the browser's a=max-message-size (65,536 when its SDP has none).
+		remoteMax := p.pc.SCTP().GetCapabilities().MaxMessageSize
+		c := newDCConn(rwc, local, remote, &p.s.uploaded, remoteMax, func() { p.close("conn closed") })
 		p.mu.Lock()
 		closed := p.closed
 		if !closed {

@@ -135,10 +135,21 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
   }
   addEventListener('pagehide', report)
+  // One timer at a time, moved on when it fires rather than at every block (a block is 16 KiB: hundreds of
+  // timers a second otherwise).
   let idle: ReturnType<typeof setTimeout> | undefined
+  let traffic = 0 // Date.now() of the last bytes moved
+  const idleCheck = () => {
+    const wait = traffic + REPORT_IDLE_MS - Date.now()
+    if (wait > 0) idle = setTimeout(idleCheck, wait)
+    else {
+      idle = undefined
+      report()
+    }
+  }
   const reportWhenIdle = () => {
-    clearTimeout(idle)
-    idle = setTimeout(report, REPORT_IDLE_MS)
+    traffic = Date.now()
+    idle ??= setTimeout(idleCheck, REPORT_IDLE_MS)
   }
 
   const seeder = (m.seederPeerId ?? '').toLowerCase()
