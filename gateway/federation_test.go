@@ -563,12 +563,24 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 	}
 	lp := crowdAfterPageLoads(t, slow, time.Second)
 	// The page's webseed bytes alone do not say whose they are: in normal times, before the crowd, the engine
-	// takes what it waits for from the site's own webseed until a peer can send it. The helper's link counts
-	// what the helper sent (its webseed and its seeder: the page is the only one it serves).
-	testutil.Eventually(t, 60*time.Second, "the page loading from the helper's webseed", func() bool {
+	// took what it waited for from the site's own webseed until a peer could send it. What it takes from
+	// webseeds once the helper is ready is the helper's (the site's own is not used in a crowd: the fallback
+	// is ten minutes).
+	testutil.Eventually(t, 60*time.Second, "the helper ready", func() bool {
+		hs, _ := lp.alpha.g.Helpers()
+		return len(hs) > 0 && hs[0].State == "ready"
+	})
+	webseedBytes := func() float64 {
 		n, err := browsertest.Eval[float64](lp.page, 5*time.Second,
 			`window.swarmgate && window.swarmgate.stats() ? window.swarmgate.stats().webseedBytes : 0`)
-		return err == nil && n >= 256<<10 && slow.Sent() >= 256<<10
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	w0 := webseedBytes()
+	testutil.Eventually(t, 60*time.Second, "the page loading from the helper's webseed", func() bool {
+		return w0 >= 0 && webseedBytes() >= w0+256<<10
 	})
 	before := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP]
 	lp.stopLoad()
