@@ -268,8 +268,7 @@ type startArgs struct {
 	// Cap, when set, is an upload cap in bytes: the page's upload hook refuses blocks past it.
 	Cap         int        `json:"cap,omitempty"`
 	Want        []wantArgs `json:"want,omitempty"`
-	WebseedIdle *bool      `json:"webseedIdle,omitempty"` // nil: the engine's default
-	WebseedMode string     `json:"webseedMode,omitempty"` // set on the torrent once created; "": as WebseedIdle says
+	WebseedMode string     `json:"webseedMode,omitempty"` // "": the core's default
 }
 
 type wantArgs struct {
@@ -277,6 +276,7 @@ type wantArgs struct {
 	End      int64 `json:"end"`
 	Priority int   `json:"priority,omitempty"`
 	Deadline int64 `json:"deadline,omitempty"` // ms since the epoch: 1 is overdue, due now
+	Ordered  bool  `json:"ordered,omitempty"`  // read in order (a stream's read-ahead window)
 }
 
 func (tt *testTorrent) args(e *p2pEnv) startArgs {
@@ -439,13 +439,13 @@ func TestP2P(t *testing.T) {
 			waitStats(t, trk, "the page gone", func(s tracker.Stats) bool { return s.Connections == 1 && s.Peers == 1 })
 		}
 		// With a webseed that may take only pieces due soon, the file due now.
-		a.Webseeds, a.WebseedIdle = []string{e.srv.URL + "/seed/"}, new(bool)
+		a.Webseeds, a.WebseedMode = []string{e.srv.URL + "/seed/"}, "due"
 		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Deadline: 1}}
 		heroFromWebseed("due now", a)
-		// 'waiting': a file the page waits for (a deadline, not yet due) while no peer can send it yet (the
-		// seeder connects only after the torrent starts).
-		a.WebseedIdle, a.WebseedMode = nil, "waiting"
-		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Priority: 1, Deadline: time.Now().Add(time.Hour).UnixMilli()}}
+		// 'waiting': the first piece of a stream the page waits for (a deadline, not yet due) while no peer can
+		// send it yet (the seeder connects only after the torrent starts).
+		a.WebseedMode = "waiting"
+		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Priority: 1, Deadline: time.Now().Add(time.Hour).UnixMilli(), Ordered: true}}
 		heroFromWebseed("waited for", a)
 	})
 

@@ -15,14 +15,15 @@ import (
 
 // Limits of the data-channel net.Conn.
 const (
-	// safeWriteMessage is the largest data-channel message written to a peer that did not say what it
-	// receives (no a=max-message-size, RFC 8841): 16 KiB is what every WebRTC implementation receives whole
-	// (see pion/datachannel#59 and the WebRTC interop notes); it is also one BitTorrent block, so a piece
-	// message takes two messages at most.
+	// safeWriteMessage is the largest data-channel message written when the peer's limit is not known (no
+	// SCTP association to ask): 16 KiB is what every WebRTC implementation receives whole (see
+	// pion/datachannel#59 and the WebRTC interop notes); it is also one BitTorrent block, so a piece message
+	// takes two messages at most.
 	safeWriteMessage = 16 << 10
-	// maxWriteMessage is the largest written to a peer that receives more (browsers say 256 KiB or more):
-	// each message costs the browser's renderer a task and the engine a parse, so fewer, larger messages
-	// cost it less CPU per byte, while one message still takes only milliseconds at a browser's rates.
+	// maxWriteMessage is the largest written to a peer that receives more (its a=max-message-size, RFC 8841:
+	// 64 KiB when its SDP has none; browsers say 256 KiB or more). Each message costs the browser's renderer a
+	// task and the engine a parse, so fewer, larger messages cost it less CPU per byte, while one message
+	// still takes only milliseconds at a browser's rates.
 	maxWriteMessage = 64 << 10
 	// initialReadBuffer holds any message a WebTorrent browser sends: at most one block (16 KiB) plus the
 	// peer-wire header per message.
@@ -73,15 +74,16 @@ type dcConn struct {
 var _ net.Conn = (*dcConn)(nil)
 
 // writeMessageSize is the largest message written to a peer that receives messages of up to remoteMax bytes
-// (its SDP's a=max-message-size; 0 if it gave none).
+// (0: not known).
 func writeMessageSize(remoteMax uint32) int {
-	if remoteMax < safeWriteMessage {
+	if remoteMax == 0 {
 		return safeWriteMessage
 	}
 	return int(min(remoteMax, maxWriteMessage))
 }
 
-// newDCConn wraps a detached data channel whose peer receives messages of up to remoteMax bytes (0: unknown).
+// newDCConn wraps a detached data channel whose peer receives messages of up to remoteMax bytes (0: not
+// known).
 func newDCConn(rwc datachannel.ReadWriteCloserDeadliner, local, remote net.Addr, written *atomic.Int64,
 	remoteMax uint32, onClose func()) *dcConn {
 	c := &dcConn{

@@ -123,7 +123,7 @@ func readAll(t *testing.T, r io.Reader, n int, sizes ...int) []byte {
 }
 
 // TestConnChunksWrites: a write arrives as messages no larger than the peer receives (its max-message-size),
-// 16 KiB when it said nothing, and never larger than maxWriteMessage.
+// 16 KiB when that is not known, and never larger than maxWriteMessage.
 func TestConnChunksWrites(t *testing.T) {
 	for _, tc := range []struct {
 		remoteMax     uint32
@@ -132,6 +132,7 @@ func TestConnChunksWrites(t *testing.T) {
 	}{
 		{0, 40<<10 + 123, safeWriteMessage, 3},
 		{20_000, 40<<10 + 123, 20_000, 3},
+		{8_000, 20_000, 8_000, 3},
 		{256 << 10, 150 << 10, maxWriteMessage, 3},
 	} {
 		a, b := channelPair(t)

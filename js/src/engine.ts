@@ -237,9 +237,15 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       webseeds = []
     }
     if (stopped) throw optedOut()
+    // Webseeds: in normal times the site's own has capacity (that is what normal means), and a stream that
+    // waits for a piece no peer can send yet (WebRTC still connecting, a third of a second or more) gets it
+    // from the webseed in a round trip, a piece at a time: the first frame and the hero image do not wait for
+    // the swarm's set-up, and the rest comes from peers. In a crowd the site's link is what the swarm is there
+    // to spare: the due pieces alone go to it.
     const t = await Torrent.create({
       info, infoHash: fromHex(m.infoHash), trackers: [m.tracker], rtc: { iceServers: m.iceServers ?? [] },
-      webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0, webseedIdle: false,
+      webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0,
+      webseedMode: webseeded ? 'all' : m.mode === 'normal' ? 'waiting' : 'due',
       upload: gate.allow, lastResort: (id) => id === seeder,
     })
     if (stopped) {
@@ -247,12 +253,6 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       throw optedOut()
     }
     torrent = t
-    // In normal times the site's own webseed has capacity (that is what normal means), and a page that waits
-    // for a piece no peer can send yet (WebRTC still connecting, a third of a second or more) gets it from the
-    // webseed in a round trip: the first frame and the hero image do not wait for the swarm's set-up. In a
-    // crowd the site's link is what the swarm is there to spare: the due pieces alone go to it.
-    if (webseeded) t.webseedMode = 'all'
-    else if (m.mode === 'normal') t.webseedMode = 'waiting'
     const size = (i: number) => Math.min(parsed.pieceLength, parsed.length - i * parsed.pieceLength)
     for (const i of have) held += size(i) - t.padBytes(i)
     t.on('download', ({ bytes, peer }) => {

@@ -32,9 +32,9 @@ export interface TorrentOptions {
   // webseedLeadMs: a piece with a deadline closer than this goes to a webseed unless a peer is already
   // fetching it. Default DEFAULT_WEBSEED_LEAD_MS.
   webseedLeadMs?: number
-  // webseedIdle: webseeds also take pieces no connected, unchoking peer holds. Default true.
-  // Torrent.webseeds changes what webseeds take later (see WebseedMode).
-  webseedIdle?: boolean
+  // webseedMode: what webseeds take besides due pieces, from the start (see WebseedMode). Default 'idle'.
+  // Torrent.webseedMode changes it later.
+  webseedMode?: WebseedMode
   // wantedOnly: download only the pieces of the want ranges (the files a page asked for); default: every
   // piece, wanted ones first.
   wantedOnly?: boolean
@@ -44,12 +44,15 @@ export interface TorrentOptions {
   lastResort?: (id: string) => boolean
 }
 
-// WebseedMode is what webseeds take besides pieces due within the lead time: nothing ('due'); pieces with a
-// deadline (the caller waits for them) that no connected, unchoking peer holds, the peers of last resort
-// included, while no peer is handshaking ('waiting': while WebRTC connects, an idle site's webseed answers in
-// a round trip what a peer could only send after its set-up); pieces no connected, unchoking peer holds ('idle'); or any piece no
-// source is fetching yet ('all': webseeds with capacity to spare, which compete with peers for every piece,
-// as WebTorrent's do).
+// WebseedMode is what webseeds take besides pieces due within the lead time:
+//   - 'due': nothing;
+//   - 'waiting': the first piece of each ordered range with a deadline (what a stream's reader waits for
+//     now), when no connected, unchoking peer holds it, the peers of last resort included, and no peer is
+//     handshaking: while WebRTC connects, an idle site's webseed answers in a round trip what a peer could
+//     only send after its set-up, and the rest still comes from peers;
+//   - 'idle': pieces no connected, unchoking peer holds;
+//   - 'all': any piece no source is fetching yet (webseeds with capacity to spare, which compete with peers
+//     for every piece, as WebTorrent's do).
 export type WebseedMode = 'due' | 'waiting' | 'idle' | 'all'
 
 // Where a verified piece came from: a peer, a webseed, or the caller (put).
@@ -171,7 +174,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (o.want) this.picker.want(o.want)
     this.bpp = Math.ceil(info.pieceLength / BLOCK)
     this.padBlocks = padding(info)
-    this.webseedMode = o.webseedIdle ?? true ? 'idle' : 'due'
+    this.webseedMode = o.webseedMode ?? 'idle'
     this.stats = { have: this.have.count, count: info.count, peerBytes: 0, webseedBytes: 0, uploaded: 0, peers: 0 }
     for (const url of o.webseeds ?? []) this.addWebseed(url)
     for (const url of o.trackers ?? []) {
@@ -675,7 +678,8 @@ export class Torrent extends Emitter<TorrentEvents> {
       const due = this.picker.due[i] <= lead
       const takes =
         due || mode === 'all' ||
-        (mode === 'waiting' && this.picker.due[i] < Infinity && !connecting && !serving.some((p) => p.has.get(i))) ||
+        (mode === 'waiting' && this.picker.due[i] < Infinity && this.picker.seq[i] === 1 && !connecting &&
+          !serving.some((p) => p.has.get(i))) ||
         (mode === 'idle' && !sources.some((p) => p.has.get(i)))
       if (takes) void this.fetchPiece(w, i)
     }
