@@ -276,7 +276,6 @@ type wantArgs struct {
 	End      int64 `json:"end"`
 	Priority int   `json:"priority,omitempty"`
 	Deadline int64 `json:"deadline,omitempty"` // ms since the epoch: 1 is overdue, due now
-	Ordered  bool  `json:"ordered,omitempty"`  // read in order (a stream's read-ahead window)
 }
 
 func (tt *testTorrent) args(e *p2pEnv) startArgs {
@@ -442,12 +441,6 @@ func TestP2P(t *testing.T) {
 		a.Webseeds, a.WebseedMode = []string{e.srv.URL + "/seed/"}, "due"
 		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Deadline: 1}}
 		heroFromWebseed("due now", sizes[2], a)
-		// 'waiting': the first piece of a stream the page waits for (a deadline, not yet due) while no peer can
-		// send it yet (the seeder connects only after the torrent starts), and only that piece: the range stays
-		// where it is, as a reader's window would while the reader waits.
-		a.WebseedMode = "waiting"
-		a.Want = []wantArgs{{Start: off, End: off + int64(sizes[2]), Priority: 1, Deadline: time.Now().Add(time.Hour).UnixMilli(), Ordered: true}}
-		heroFromWebseed("waited for", pieceLength, a)
 	})
 
 	t.Run("WebTorrent", func(t *testing.T) {

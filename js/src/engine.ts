@@ -237,11 +237,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       webseeds = []
     }
     if (stopped) throw optedOut()
-    // Webseeds take due pieces, or every piece once helpers with capacity to spare are ready. The core's
-    // 'waiting' mode (the site's webseed for the piece a stream waits for while WebRTC connects) cut a first
-    // view's hero and first frame, but under load it took the browsers' trading away in the tiny crowd test
-    // (0% from browsers, against 7-8% with 'due', two runs each beside other browser tests): not used until
-    // that is understood.
+    // Webseeds take due pieces, or every piece once helpers with capacity to spare are ready.
     const t = await Torrent.create({
       info, infoHash: fromHex(m.infoHash), trackers: [m.tracker], rtc: { iceServers: m.iceServers ?? [] },
       webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0,

@@ -34,7 +34,7 @@ export class Picker {
   readonly avail: Int32Array // connected peers holding each piece
   readonly due: Float64Array
   readonly pri: Float64Array // -Infinity: in no range
-  readonly seq: Uint32Array // 1 + the piece's place in its ordered range; 0: in none
+  private readonly seq: Uint32Array // 1 + the piece's place in its ordered range; 0: in none
   private readonly tie: Uint32Array // this client's random order among equals
   private order: number[] = []
   private stale = true

@@ -46,14 +46,10 @@ export interface TorrentOptions {
 
 // WebseedMode is what webseeds take besides pieces due within the lead time:
 //   - 'due': nothing;
-//   - 'waiting': the first piece of each ordered range with a deadline (what a stream's reader waits for
-//     now), when no connected, unchoking peer holds it, the peers of last resort included, and no peer is
-//     handshaking, in the torrent's first WAITING_MS: while WebRTC connects, an idle site's webseed answers
-//     in a round trip what a peer could only send after its set-up, and the rest still comes from peers;
 //   - 'idle': pieces no connected, unchoking peer holds;
 //   - 'all': any piece no source is fetching yet (webseeds with capacity to spare, which compete with peers
 //     for every piece, as WebTorrent's do).
-export type WebseedMode = 'due' | 'waiting' | 'idle' | 'all'
+export type WebseedMode = 'due' | 'idle' | 'all'
 
 // Where a verified piece came from: a peer, a webseed, or the caller (put).
 export type Source = 'peer' | 'webseed' | 'local'
@@ -118,10 +114,6 @@ const WEBSEED_SLOTS = 3
 // WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
 const WEBSEED_RETRY_MS = 1000
 const TICK_MS = 1000
-// WAITING_MS bounds webseedMode 'waiting' to a torrent's start: WebRTC set-up takes well under a second on a
-// working path. A slower start (a loaded machine, a far tracker) is left to the deadlines, as in 'due': a
-// page whose every piece came from the webseed while peers were still connecting would trade nothing.
-const WAITING_MS = 1000
 // UT_METADATA is our extended message ID for ut_metadata; METADATA_BLOCK the size BEP 9 fixes for its pieces.
 const UT_METADATA = 1
 const METADATA_BLOCK = 1 << 14
@@ -164,7 +156,6 @@ export class Torrent extends Emitter<TorrentEvents> {
   private bpp: number // blocks per piece
   private padBlocks: (i: number, b: number) => boolean
   private stats: Stats
-  private born = performance.now()
 
   private constructor(private o: TorrentOptions, info: Info) {
     super()
@@ -674,18 +665,12 @@ export class Torrent extends Emitter<TorrentEvents> {
     const lead = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     const mode = this.webseedMode
     const lr = this.o.lastResort
-    const serving = [...this.peers.values()].filter((p) => !p.wire.peerChoking)
-    const sources = serving.filter((p) => !lr?.(p.id))
-    const connecting = this.handshaking.size > 0 // a peer whose channel is open is a moment from serving
+    const sources = [...this.peers.values()].filter((p) => !p.wire.peerChoking && !lr?.(p.id))
     for (const i of this.picker.ordered(now)) {
       if (w.busy >= WEBSEED_SLOTS) return
       if (!this.needed(i) || this.pending.has(i)) continue
       const due = this.picker.due[i] <= lead
-      const takes =
-        due || mode === 'all' ||
-        (mode === 'waiting' && now - this.born < WAITING_MS && this.picker.due[i] < Infinity &&
-          this.picker.seq[i] === 1 && !connecting && !serving.some((p) => p.has.get(i))) ||
-        (mode === 'idle' && !sources.some((p) => p.has.get(i)))
+      const takes = due || mode === 'all' || (mode === 'idle' && !sources.some((p) => p.has.get(i)))
       if (takes) void this.fetchPiece(w, i)
     }
   }
