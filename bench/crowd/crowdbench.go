@@ -519,11 +519,16 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	run := ModeResult{Mode: mode, Label: mode.String()}
 	t0 := time.Now()
 	tl := newTimeline(m, cfg, t0)
+	cpu := startCPU()
 	sampleCtx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
+	sampled := make(chan struct{}, 2)
 	go func() {
-		defer close(sampled)
+		defer func() { sampled <- struct{}{} }()
 		tl.sample(sampleCtx, cfg.Interval, cfg.Progress, mode)
+	}()
+	go func() {
+		defer func() { sampled <- struct{}{} }()
+		cpu.run(sampleCtx, time.Second)
 	}()
 
 	visits := make([]Visit, cfg.Browsers+cfg.Plain)
@@ -574,6 +579,8 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	}
 	stopSampling()
 	<-sampled
+	<-sampled
+	run.CPU = cpu.result()
 	if cfg.Progress != nil {
 		fmt.Fprintln(cfg.Progress)
 	}

@@ -88,6 +88,11 @@ func TestTinyCrowd(t *testing.T) {
 		if sent := run.SiteSent + run.HelpersSent + run.PeersSent; sent < 5*res.SiteBytes*9/10 {
 			t.Errorf("%s: %d bytes sent in all for 5 visitors of a %d-byte site", run.Label, sent, res.SiteBytes)
 		}
+		// Browsers and servers shared the machine's processors, and /proc says how much each took.
+		if c := run.CPU; c.Cores < 1 || !(c.Busy > 0 && c.Busy <= 1.05) || c.Browsers <= 0 || c.Process <= 0 ||
+			c.Browsers+c.Process > 1.05*float64(c.Cores)*run.Duration {
+			t.Errorf("%s: CPU %+v over %.1f s", run.Label, c, run.Duration)
+		}
 		if len(run.Timeline) < 2 || run.Timeline[len(run.Timeline)-1].Done != 5 {
 			t.Errorf("%s: timeline ends %+v", run.Label, run.Timeline[len(run.Timeline)-1])
 		}
@@ -125,7 +130,7 @@ func TestTinyCrowd(t *testing.T) {
 	}
 	for _, want := range []string{"browser page complete p50", "first image visible p50", "video first frame p50", "without / with",
 		"failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate",
-		"targets (issue 14", "not at the defaults"} {
+		"targets (issue 14", "not at the defaults", "machine CPU busy (", "browsers' CPU per browser visit"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}

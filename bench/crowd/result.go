@@ -112,6 +112,8 @@ type ModeResult struct {
 	// Shares of all bytes sent to visitors (and helpers), by sender.
 	PeerShare   float64 `json:"peerShare"`
 	HelperShare float64 `json:"helperShare"`
+	// CPU is where the machine's processor time went (Linux only).
+	CPU CPU `json:"cpu"`
 	// CrowdAfter is when the gateway declared the crowd, RecruitSeconds the time from then until DNS
 	// published the first helper (-1: never; both only with swarmgate).
 	CrowdAfter     float64 `json:"crowdAfter,omitempty"`
@@ -222,6 +224,16 @@ func (r *Result) evaluate() []Target {
 	)
 }
 
+// cores is the machine's core count as the runs measured it, 0 when they could not (no /proc).
+func (r *Result) cores() int {
+	for _, run := range r.Runs {
+		if run.CPU.Cores > 0 {
+			return run.CPU.Cores
+		}
+	}
+	return 0
+}
+
 // WriteTable prints the figures side by side, with the ratio of without to with where both ran, and the
 // targets.
 func (r *Result) WriteTable(w io.Writer) error {
@@ -294,6 +306,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 		return fmt.Sprintf("at %.1f s / %.1f s later", run.CrowdAfter, run.RecruitSeconds)
 	}, "")
 	row("run length", func(run *ModeResult) string { return secs(run.Duration) }, "")
+	if cores := r.cores(); cores > 0 {
+		row(fmt.Sprintf("machine CPU busy (%d cores)", cores), func(run *ModeResult) string { return pct(run.CPU.Busy) }, "")
+		row("browsers' CPU per browser visit", func(run *ModeResult) string {
+			return secs(run.CPU.Browsers / float64(max(c.Browsers, 1)))
+		}, ratio(func(run *ModeResult) float64 { return run.CPU.Browsers }))
+		row("servers' CPU (the benchmark's process)", func(run *ModeResult) string { return secs(run.CPU.Process) }, "")
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

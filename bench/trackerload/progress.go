@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/procstat"
 )
 
 // startProgress prints a progress line every ProgressInterval until stop is called.
@@ -72,7 +74,7 @@ func (r *runner) rssNote() string {
 	if r.cfg.PID <= 0 {
 		return ""
 	}
-	rss, err := residentBytes(r.cfg.PID)
+	rss, err := procstat.ResidentBytes(r.cfg.PID)
 	if err != nil {
 		return ""
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/swarmgate/swarmgate/internal/procstat"
 )
 
 // Phases of a run.
@@ -131,7 +132,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	baseline := r.connected.Load()
 	var err error
 	if cfg.PID > 0 {
-		if res.RSSBefore, err = residentBytes(cfg.PID); err != nil {
+		if res.RSSBefore, err = procstat.ResidentBytes(cfg.PID); err != nil {
 			return res, err
 		}
 	}
@@ -148,7 +149,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	if cfg.PID > 0 {
-		if res.RSSIdle, err = residentBytes(cfg.PID); err != nil {
+		if res.RSSIdle, err = procstat.ResidentBytes(cfg.PID); err != nil {
 			return res, err
 		}
 		if n := int64(res.Connected) - baseline; n > 0 {
@@ -160,7 +161,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	if cfg.PID > 0 {
-		if res.RSSLoaded, err = residentBytes(cfg.PID); err != nil {
+		if res.RSSLoaded, err = procstat.ResidentBytes(cfg.PID); err != nil {
 			return res, err
 		}
 	}

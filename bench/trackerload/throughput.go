@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/procstat"
 )
 
 // throughput keeps Concurrency announces in flight over the connected sockets and measures them.
@@ -51,8 +53,8 @@ func (r *runner) throughput(ctx context.Context, res *Result) error {
 	}
 
 	cpu0, _ := r.serverCPU()
-	self0 := selfCPUTime()
-	machine0, _ := machineCPUTime()
+	self0 := procstat.SelfCPUTime()
+	machine0, _ := procstat.MachineCPUTime()
 	t0 := time.Now()
 	r.measureStart.Store(r.now())
 	r.phase.Store(phaseMeasure)
@@ -68,8 +70,8 @@ func (r *runner) throughput(ctx context.Context, res *Result) error {
 	r.phase.Store(phaseDrain)
 	res.Window = time.Since(t0)
 	cpu1, cpuErr := r.serverCPU()
-	res.LoadCPU = selfCPUTime() - self0
-	if machine1, err := machineCPUTime(); err == nil {
+	res.LoadCPU = procstat.SelfCPUTime() - self0
+	if machine1, err := procstat.MachineCPUTime(); err == nil {
 		res.MachineCPU = machine1 - machine0
 	}
 	if cpuErr == nil {
@@ -114,7 +116,7 @@ func (r *runner) serverCPU() (time.Duration, error) {
 	if r.cfg.PID <= 0 {
 		return 0, ErrNoProcInfo
 	}
-	return cpuTime(r.cfg.PID)
+	return procstat.CPUTime(r.cfg.PID)
 }
 
 func (r *runner) outstanding() int {

@@ -1,0 +1,154 @@
+package procstat
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ResidentBytes reads VmRSS from /proc/PID/status.
+func ResidentBytes(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("procstat: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("VmRSS:")) {
+			continue
+		}
+		fields := bytes.Fields(line[len("VmRSS:"):])
+		if len(fields) != 2 || string(fields[1]) != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(string(fields[0]), 10, 64)
+		if err != nil {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("procstat: no VmRSS in /proc/%d/status", pid)
+}
+
+// CPUTime reads the user and system CPU time a process has used from /proc/PID/stat.
+func CPUTime(pid int) (time.Duration, error) {
+	st, err := readStat(pid)
+	return st.cpu, err
+}
+
+// stat is what /proc/PID/stat says that the readers here need.
+type stat struct {
+	ppid int
+	cpu  time.Duration // user and system
+}
+
+func readStat(pid int) (stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return stat{}, fmt.Errorf("procstat: %w", err)
+	}
+	bad := fmt.Errorf("procstat: unexpected /proc/%d/stat", pid)
+	// The command name, field 2, is in parentheses and may hold spaces; ppid is field 4, utime and stime are
+	// fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return stat{}, bad
+	}
+	fields := bytes.Fields(b[i+1:]) // fields[0] is field 3
+	if len(fields) < 13 {
+		return stat{}, bad
+	}
+	ppid, err := strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return stat{}, bad
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(string(f), 10, 64)
+		if err != nil {
+			return stat{}, bad
+		}
+		ticks += n
+	}
+	return stat{ppid: ppid, cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
+}
+
+// Descendants returns the CPU time of every live process descended from root (root itself left out), by
+// PID. A process that exits while it is read is left out.
+func Descendants(root int) (map[int]time.Duration, error) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("procstat: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("procstat: %w", err)
+	}
+	all := make(map[int]stat, len(names))
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil {
+			all[pid] = st
+		}
+	}
+	out := map[int]time.Duration{}
+	for pid, st := range all {
+		for p, hops := st.ppid, 0; p > 0 && hops < len(all); p, hops = all[p].ppid, hops+1 {
+			if p == root {
+				out[pid] = st.cpu
+				break
+			}
+			if _, ok := all[p]; !ok {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// MachineCPUTime reads the CPU time all processors have spent busy (neither idle nor waiting for I/O) from
+// /proc/stat.
+func MachineCPUTime() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("procstat: %w", err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	fields := bytes.Fields(line)
+	if len(fields) < 6 || string(fields[0]) != "cpu" {
+		return 0, fmt.Errorf("procstat: unexpected /proc/stat")
+	}
+	var busy int64
+	for i, f := range fields[1:] {
+		n, err := strconv.ParseInt(string(f), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("procstat: unexpected /proc/stat")
+		}
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest times are already counted in user
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
+
+// SelfCPUTime is the CPU time this process has used, every thread's.
+func SelfCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
