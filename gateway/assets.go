@@ -155,7 +155,7 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*swarmapi.Manifes
 	if s.cfg.Visitors.TrackerURL != "" {
 		m.Tracker = s.cfg.Visitors.TrackerURL
 	}
-	m.Webseeds, m.WebseedsNow = s.webseedsFor(v, base)
+	m.Webseeds, m.WebseedsNow = s.webseedsFor(v, base, false)
 	if m.ICEServers == nil && s.stunPort != 0 {
 		m.ICEServers = []swarmapi.ICEServer{{URLs: []string{fmt.Sprintf("stun:%s:%d", base.hostname, s.stunPort)}}}
 	}
@@ -169,13 +169,16 @@ func (s *Server) manifest(v *catalog.Version, base *pageBase) (*swarmapi.Manifes
 	return m, nil
 }
 
-// webseedsFor is where engines may take v's pieces over HTTP: the site's own webseed, or in a crowd (for the
-// current version) the ready helpers' webseeds in its place, which have the capacity to spare (now). Helpers'
-// webseeds are plain HTTP at their addresses, which a page served over HTTPS may not fetch (mixed content):
-// such pages keep the site's own.
-func (s *Server) webseedsFor(v *catalog.Version, base *pageBase) (urls []string, now bool) {
+// webseedsFor is where engines may take v's pieces over HTTP: the site's own webseed, or (for the current
+// version) the ready helpers' webseeds in its place, which have the capacity to spare (now): for a new page
+// view while the crowd lasts, and for a page still loading (loading: the engine's poll) until the helpers are
+// released. The monitor sees a crowd end when the gateway's requests calm down, and that happens while the
+// pages that came are still loading, from the helpers: sent back to the site's own webseed then, they would
+// load it again, at the pace of the site's link. Helpers' webseeds are plain HTTP at their addresses, which a
+// page served over HTTPS may not fetch (mixed content): such pages keep the site's own.
+func (s *Server) webseedsFor(v *catalog.Version, base *pageBase, loading bool) (urls []string, now bool) {
 	if s.coord != nil && v == s.cat.Current() && !strings.HasPrefix(base.http, "https:") {
-		if hw := s.coord.webseeds(); len(hw) > 0 {
+		if hw := s.coord.webseeds(loading); len(hw) > 0 {
 			return hw, true
 		}
 	}
@@ -194,7 +197,7 @@ func (s *Server) serveWebseeds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws := swarmapi.Webseeds{Version: v.Name}
-	ws.Webseeds, ws.Now = s.webseedsFor(v, baseOf(r))
+	ws.Webseeds, ws.Now = s.webseedsFor(v, baseOf(r), true)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := json.NewEncoder(w).Encode(ws); err != nil {

@@ -595,9 +595,10 @@ func (c *coordinator) readyHelpers() []helperState {
 	return out
 }
 
-// webseeds are the ready helpers' webseed URLs, for the manifest during a crowd.
-func (c *coordinator) webseeds() []string {
-	if c.srv.crowdState() != monitor.Crowd {
+// webseeds are the ready helpers' webseed URLs: for a new page view's manifest during a crowd, and for a page
+// still loading until the helpers are released (in the normal state that follows the ending one).
+func (c *coordinator) webseeds(loading bool) []string {
+	if !loading && c.srv.crowdState() != monitor.Crowd {
 		return nil
 	}
 	var out []string

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,15 +286,7 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	// Browsers arriving now are told the crowd: they wait longer for the swarm before using webseeds, and the
 	// webseeds are the helpers' (the site's own link is the one that is full).
 	var m swarmapi.Manifest
-	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, swarmapi.PathManifest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = json.NewDecoder(mresp.Body).Decode(&m)
-	mresp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, swarmapi.PathManifest), &m)
 	wantSeeds := []string{fmt.Sprintf("http://127.0.0.2:%d%s", port, swarmapi.PathSeed), fmt.Sprintf("http://127.0.0.3:%d%s", port, swarmapi.PathSeed)}
 	if m.Mode != "crowd" || !slices.Equal(m.Webseeds, wantSeeds) || m.FallbackMs != 4*gateway.DefaultFallback.Milliseconds() || !m.WebseedsNow {
 		t.Errorf("manifest in a crowd: mode %q, webseeds %v (want %v, now %v), fallback %d ms", m.Mode, m.Webseeds, wantSeeds, m.WebseedsNow, m.FallbackMs)
@@ -453,13 +446,30 @@ func mustHelpers(g *gateway.Server) []gateway.HelperStatus {
 	return h
 }
 
+// getJSON decodes the JSON body of a GET of u into v.
+func getJSON(t *testing.T, u string, v any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", u, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+}
+
 // crowdAfterPageLoads is the setup of the tests of a page that is loading when a crowd comes: alpha serves the
 // site on an uplink of 1 MiB/s, which goes to the helper beta first while it fetches, so the page cannot finish
 // from the site meanwhile; the fallback is long enough that the engine never turns to the site's own webseed
 // on its own. beta sends through betaUplink (nil: unshaped). The page's engine joins the swarm, then a load on
-// alpha makes the crowd; the crowd ends exitAfter after the load stops.
+// alpha makes the crowd; the crowd ends exitAfter after the load stops, and the helper is released 3 s later.
 type loadingPage struct {
 	s        *site
+	base     string // alpha's URL
 	alpha    *member
 	page     *browsertest.Page
 	loaded   chan loaded
@@ -490,14 +500,16 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 		Site:       gateway.SiteConfig{Origin: origin, Root: dir, Name: siteName},
 		Visitors:   gateway.VisitorConfig{Fallback: 10 * time.Minute},
 		Federation: fedCfg("alpha"),
-		Monitor:    monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter}})
+		Monitor: monitor.Config{Window: time.Second, Threshold: 10, ClientRate: -1, EnterAfter: 300 * time.Millisecond, ExitAfter: exitAfter,
+			EndingHold: 3 * time.Second}})
 	runMember(t, gateway.Config{
 		Net:        gateway.NetConfig{Listen: fmt.Sprintf("127.0.0.2:%d", port), PeerListen: "127.0.0.2:0", Uplink: betaUplink},
 		Federation: fedCfg("beta")})
 	testutil.Eventually(t, 10*time.Second, "the site's first version", func() bool { return alpha.g.Catalog().Current() != nil })
 	v := alpha.g.Catalog().Current()
 
-	lp := &loadingPage{s: s, alpha: alpha, page: browsertest.Start(t).NewPage(), loaded: make(chan loaded, 1)}
+	lp := &loadingPage{s: s, base: fmt.Sprintf("http://127.0.0.1:%d", port), alpha: alpha, page: browsertest.Start(t).NewPage(),
+		loaded: make(chan loaded, 1)}
 	go func() {
 		res, err := tryLoadPage(lp.page, fmt.Sprintf("http://127.0.0.1:%d%s", port, examplesite.PageHTML))
 		lp.loaded <- loaded{res, err}
@@ -554,7 +566,8 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 }
 
 // TestLoadingPageGoesBackToTheSitesWebseed: a page that takes the site from a helper's webseed when the crowd
-// ends (the helper will be released) goes back to the site's own webseed for the rest, and completes.
+// ends keeps the helper while the ending state lasts (a new page view is given the site's own webseed then),
+// goes back to the site's own webseed for the rest once the helper is released, and completes.
 func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 	// beta's link is slow enough that the page is still loading from it when the crowd ends.
 	slow, err := uplink.New(192 << 10)
@@ -582,11 +595,30 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 	testutil.Eventually(t, 60*time.Second, "the page loading from the helper's webseed", func() bool {
 		return w0 >= 0 && webseedBytes() >= w0+256<<10
 	})
-	before := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP]
 	lp.stopLoad()
+	// Once the crowd has ended, a new page view is given the site's own webseed, while the loading page keeps
+	// the helper until it is released.
+	testutil.Eventually(t, 30*time.Second, "the crowd ending", func() bool {
+		return lp.alpha.g.Monitor().Status().State == monitor.Ending
+	})
+	base := lp.base
+	var m swarmapi.Manifest
+	getJSON(t, base+swarmapi.PathManifest, &m)
+	var ws swarmapi.Webseeds
+	getJSON(t, base+swarmapi.PathWebseeds+"?version="+url.QueryEscape(m.Version), &ws)
+	if st := lp.alpha.g.Monitor().Status().State; st == monitor.Ending &&
+		(m.WebseedsNow || len(m.Webseeds) != 1 || !strings.HasPrefix(m.Webseeds[0], base) || !ws.Now || len(ws.Webseeds) != 1 ||
+			strings.HasPrefix(ws.Webseeds[0], base)) {
+		t.Errorf("crowd ending: a new page view's webseeds %q (now %v), a loading page's %q (now %v); want the site's own, "+
+			"and the helper's", m.Webseeds, m.WebseedsNow, ws.Webseeds, ws.Now)
+	}
+	testutil.Eventually(t, 30*time.Second, "the helper released", func() bool {
+		return lp.alpha.g.Monitor().Status().State == monitor.Normal
+	})
+	before := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP]
 	select {
 	case l := <-lp.loaded:
-		t.Fatalf("the page was complete before the crowd ended: %v (%v)", l.res.Stats, l.err)
+		t.Fatalf("the page was complete before the helper was released: %v (%v)", l.res.Stats, l.err)
 	default:
 	}
 	lp.result(t)
@@ -594,9 +626,9 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 		t.Errorf("the gateway is still in a crowd")
 	}
 	if n := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP] - before; n < 1<<20 {
-		t.Errorf("after the crowd the site's own webseed sent the page %d bytes; want the rest of the page from it", n)
+		t.Errorf("after the helper was released the site's own webseed sent the page %d bytes; want the rest of the page from it", n)
 	} else {
-		t.Logf("after the crowd the site's own webseed sent the page %d bytes", n)
+		t.Logf("after the helper was released the site's own webseed sent the page %d bytes", n)
 	}
 }
 

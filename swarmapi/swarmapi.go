@@ -23,7 +23,7 @@ const (
 	PathSeed = Prefix + "seed/"
 	// PathStats takes engines' StatsReports (POST).
 	PathStats = Prefix + "stats"
-	// PathWebseeds answers ?version= with a version's Webseeds now, for engines still loading.
+	// PathWebseeds answers ?version= with a version's Webseeds for engines still loading.
 	PathWebseeds = Prefix + "webseeds"
 	// PathJob + infohash (hex) is a version's Job, which a recruited helper fetches.
 	PathJob = Prefix + "job/"

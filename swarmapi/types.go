@@ -56,8 +56,10 @@ type ICEServer struct {
 	Credential string   `json:"credential,omitempty"`
 }
 
-// Webseeds is what PathWebseeds serves: a version's webseeds as a manifest would give them now. Engines that
-// are still loading ask for it, so that helpers that became ready after the page loaded take their load.
+// Webseeds is what PathWebseeds serves: a version's webseeds for an engine still loading. Engines ask for it,
+// so that helpers that became ready after the page loaded take their load; a loading engine keeps the ready
+// helpers after the crowd ends, until they are released, where a new page view's manifest names the site's
+// own webseed again.
 type Webseeds struct {
 	Version  string   `json:"version"`
 	Webseeds []string `json:"webseeds"`

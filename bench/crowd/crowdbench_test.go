@@ -71,6 +71,14 @@ func TestTinyCrowd(t *testing.T) {
 			if v.VideoViaSwarm {
 				videosViaSwarm++
 			}
+			// The page's HTTP bytes, split by path, add up; without swarmgate the page itself is among them.
+			var byPath int64
+			for _, n := range v.HTTPFiles {
+				byPath += n
+			}
+			if v.Kind == KindBrowser && (byPath != v.Bytes["http"] || (run.Mode == Without && v.HTTPFiles["/"] <= 0)) {
+				t.Errorf("%s: browser visit's HTTP bytes %d, by path %v", run.Label, v.Bytes["http"], v.HTTPFiles)
+			}
 		}
 		if !(run.P50 > 0 && run.P50 <= run.P95 && run.P95 <= run.P99) {
 			t.Errorf("%s: percentiles p50 %v p95 %v p99 %v out of order", run.Label, run.P50, run.P95, run.P99)

@@ -42,7 +42,8 @@ type Visit struct {
 	// Server is the address a plain client fetched from.
 	Server string `json:"server,omitempty"`
 	// Bytes are what a browser's engine got by source (peers, seeder, webseed) and what the page fetched over
-	// plain HTTP itself (http; responses swarmgate's service worker built from the engine's bytes are not in it).
+	// plain HTTP itself (http; responses swarmgate's service worker built from the engine's bytes, and the
+	// engine's webseed fetches, are not in it).
 	Bytes map[string]int64 `json:"bytes,omitempty"`
 	// ViaSwarm counts a browser's images that came through swarmgate's engine (the rest loaded over HTTP);
 	// EngineAt is when the engine's script had arrived, in seconds from navigation start (0: never).
@@ -51,6 +52,8 @@ type Visit struct {
 	// Files are when the page's requests for each resource (by URL path) began and ended, in seconds from
 	// navigation start: the order a page got its files in.
 	Files map[string][2]float64 `json:"files,omitempty"`
+	// HTTPFiles splits Bytes["http"] by URL path: which of the page's own requests went to the network.
+	HTTPFiles map[string]int64 `json:"httpFiles,omitempty"`
 	// VideoViaSwarm says the video came through swarmgate's engine.
 	VideoViaSwarm bool `json:"videoViaSwarm,omitempty"`
 	// Uploaded is what a browser sent to other browsers.
@@ -135,7 +138,7 @@ const resultJS = `(async () => {
 	const m = window.__bench || {};
 	const st = window.swarmgate && window.swarmgate.stats();
 	let http = 0, engineMs = 0;
-	const files = {};
+	const files = {}, httpFiles = {};
 	// What swarmgate's service worker answered from the engine shows in Resource Timing as if it came over
 	// HTTP (encodedBodySize is the response's size): those bytes are counted by source below, not here. The
 	// worker's own HTTP completions of a stream are not in the page's timeline: they show in the servers'
@@ -147,7 +150,12 @@ const resultJS = `(async () => {
 			files[path] = [prev ? Math.min(prev[0], e.startTime) : e.startTime, Math.max(prev ? prev[1] : 0, e.responseEnd)];
 		}
 		if (e.workerStart > 0 && swarmed.has(e.name)) continue;
+		// The engine's own fetches from the site's webseed (swarmapi.PathSeed) are its webseed bytes, below.
+		// (Those from helpers, cross-origin, show no size in Resource Timing.)
+		if (/\/\.swarm\/seed\//.test(e.name)) continue;
 		http += e.encodedBodySize || 0;
+		const path = new URL(e.name).pathname;
+		if (e.encodedBodySize) httpFiles[path] = (httpFiles[path] || 0) + e.encodedBodySize;
 		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 	}
 	const v = document.querySelector('video'), img = document.images[0];
@@ -169,7 +177,7 @@ const resultJS = `(async () => {
 		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
 		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
-		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0, files,
+		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0, files, httpFiles,
 	};
 })()`
 
@@ -190,6 +198,8 @@ type pageReport struct {
 	// Files are the page's resources by URL path: when the first request for one started and the last
 	// ended, in ms from navigation start (Resource Timing).
 	Files map[string][2]float64 `json:"files"`
+	// HTTPFiles are the bytes in HTTP by URL path.
+	HTTPFiles map[string]int64 `json:"httpFiles"`
 }
 
 // tab is a browser visitor's tab, kept open after its page completes so it goes on sharing.
@@ -255,6 +265,9 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 			v.Files = map[string][2]float64{}
 		}
 		v.Files[path] = [2]float64{f[0] / 1000, f[1] / 1000}
+	}
+	if len(rep.HTTPFiles) > 0 {
+		v.HTTPFiles = rep.HTTPFiles
 	}
 	v.FirstImage, v.FirstFrame = rep.Image/1000, rep.Frame/1000
 	if !rep.Complete {
