@@ -52,8 +52,10 @@ export interface ICEServer {
   credential?: string
 }
 
-// Webseeds is what PathWebseeds serves: a version's webseeds as a manifest would give them now. Engines that
-// are still loading ask for it, so that helpers that became ready after the page loaded take their load.
+// Webseeds is what PathWebseeds serves: a version's webseeds for an engine still loading. Engines ask for it,
+// so that helpers that became ready after the page loaded take their load; a loading engine keeps the ready
+// helpers after the crowd ends, until they are released, where a new page view's manifest names the site's
+// own webseed again.
 export interface Webseeds {
   version: string
   webseeds: string[]
