@@ -521,13 +521,14 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	tl := newTimeline(m, cfg, t0)
 	cpu := startCPU()
 	sampleCtx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{}, 2)
+	var sampling sync.WaitGroup
+	sampling.Add(2)
 	go func() {
-		defer func() { sampled <- struct{}{} }()
+		defer sampling.Done()
 		tl.sample(sampleCtx, cfg.Interval, cfg.Progress, mode)
 	}()
 	go func() {
-		defer func() { sampled <- struct{}{} }()
+		defer sampling.Done()
 		cpu.run(sampleCtx, time.Second)
 	}()
 
@@ -578,8 +579,7 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 		}
 	}
 	stopSampling()
-	<-sampled
-	<-sampled
+	sampling.Wait()
 	run.CPU = cpu.result()
 	if cfg.Progress != nil {
 		fmt.Fprintln(cfg.Progress)

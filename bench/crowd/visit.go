@@ -145,8 +145,9 @@ const resultJS = `(async () => {
 	// egress only.
 	const swarmed = new Set(Array.from(document.querySelectorAll("[data-swarm]"), el => el.currentSrc || el.src));
 	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) {
+		const path = new URL(e.name).pathname;
 		if (e.entryType === 'resource' && !/\/\.swarm\//.test(e.name)) {
-			const path = new URL(e.name).pathname, prev = files[path];
+			const prev = files[path];
 			files[path] = [prev ? Math.min(prev[0], e.startTime) : e.startTime, Math.max(prev ? prev[1] : 0, e.responseEnd)];
 		}
 		if (e.workerStart > 0 && swarmed.has(e.name)) continue;
@@ -154,7 +155,6 @@ const resultJS = `(async () => {
 		// (Those from helpers, cross-origin, show no size in Resource Timing.)
 		if (/\/\.swarm\/seed\//.test(e.name)) continue;
 		http += e.encodedBodySize || 0;
-		const path = new URL(e.name).pathname;
 		if (e.encodedBodySize) httpFiles[path] = (httpFiles[path] || 0) + e.encodedBodySize;
 		if (/\/\.swarm\/engine-/.test(e.name)) engineMs = e.responseEnd;
 	}
