@@ -481,10 +481,12 @@ func TestReconnectsToTracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, "the seeder to join the swarm", func() bool { return env.trk.Stats().Seeders == 1 })
+	announced := env.trk.Stats().Announces
 	env.conns.CloseAll()
+	// Connected again is not yet announced again: the offer below must find the seeder on its new socket.
 	testutil.Eventually(t, 10*time.Second, "the seeder to reconnect and announce again", func() bool {
 		st := env.trk.Stats()
-		return st.ConnectionsTotal >= 2 && st.Seeders == 1 && s.Stats().Trackers == 1
+		return st.ConnectionsTotal >= 2 && st.Announces > announced && st.Seeders == 1 && s.Stats().Trackers == 1
 	})
 	gp := dialGoPeer(t, env.wsURL, mi.HashInfoBytes(), 300<<10)
 	gp.handshake(t, mi.HashInfoBytes())
