@@ -261,7 +261,8 @@ type startArgs struct {
 	Trackers []string `json:"trackers,omitempty"`
 	Webseeds []string `json:"webseeds,omitempty"`
 	// Seed: "verified" loads every piece from the webseed through Torrent.put; "trusted" loads them as the
-	// store's own (have: 'all'), with the pieces in Corrupt damaged first.
+	// store's own (have: 'all'), with the pieces in Corrupt damaged first; "slow" as the store's own too, but
+	// known only once the test calls the page's release() (have: a promise).
 	Seed    string `json:"seed,omitempty"`
 	Base    string `json:"base,omitempty"` // webseed URL the seeding page reads files from
 	Corrupt []int  `json:"corrupt,omitempty"`
@@ -649,6 +650,44 @@ func TestP2P(t *testing.T) {
 			t.Errorf("wires to %q, pieces from %v: want pieces from at least two peers", f.Log.Peers, got)
 		}
 		t.Logf("from a swarm of three: %s in %.0f ms (first piece at %.0f ms); %d wires; %v", sourceBytes(f), f.MS, f.Log.FirstMS, len(f.Log.Peers), got)
+	})
+
+	t.Run("SlowStore", func(t *testing.T) {
+		// A page whose store is still being read (a repeat view verifying what it kept) opens its tracker socket
+		// and makes its offers meanwhile, and announces once it knows what it holds (so that left is true: a
+		// page that holds everything must not look like a leecher): then it serves every piece.
+		tt := makeTorrent(t, e.root, "slowstore", pieceLength, 500_000)
+		trk, wsURL := e.tracker(t)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		a.Seed = "slow"
+		seed := e.page(t)
+		if got := start(t, seed, a); got.Have != 0 {
+			t.Fatalf("the slow store's pieces were held before release: %d", got.Have)
+		}
+		waitStats(t, trk, "the slow page's socket", func(s tracker.Stats) bool { return s.Connections == 1 })
+		// Its offers are gathered by now (5 peer connections, a few hundred ms of ICE); the announce waits.
+		deadline := time.Now().Add(15 * time.Second)
+		for call[int](t, seed, 5*time.Second, "livePeerConnections", nil) < 5 {
+			if time.Now().After(deadline) {
+				t.Fatal("the slow page made no offers while its store was read")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		if st := trk.Stats(); st.Peers != 0 {
+			t.Fatalf("the page announced before it knew what it held: %+v", st)
+		}
+		call[bool](t, seed, 5*time.Second, "release", nil)
+		waitStats(t, trk, "the page announced as a seeder", func(s tracker.Stats) bool { return s.Seeders == 1 })
+
+		p := e.page(t)
+		a.Seed = ""
+		start(t, p, a)
+		f := finish(t, p, tt, 30*time.Second)
+		if f.Stats.WebseedBytes != 0 || int64(f.Stats.PeerBytes) != tt.length {
+			t.Errorf("%s; want all %d bytes from the page with the slow store", sourceBytes(f), tt.length)
+		}
 	})
 
 	t.Run("Units", func(t *testing.T) {

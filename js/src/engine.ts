@@ -225,15 +225,19 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     if (!info) throw new Error("swarmgate: the manifest's torrent has no info dictionary")
     const parsed = parseInfo(info)
     const s = (store = new PageStore(m.infoHash, parsed, MAX_MEMORY_BYTES, (n) => (stats.storedBytes += n)))
-    const have = await s.load() // an earlier view's pieces, verified
+    // An earlier view's pieces, verified. A page view does not wait for them to start signalling (the tracker's
+    // socket and ICE gathering take a few hundred milliseconds before the first byte, reading the store tens).
+    let have = s.load()
     if (seed) {
       if (!equal(await sha1(info), fromHex(m.infoHash))) throw new Error('swarmgate: info dictionary does not match the infohash')
+      const held = await have
       for (const [i, piece] of await cachedPieces(m, parsed, seed)) {
-        if (have.includes(i)) continue
+        if (held.includes(i)) continue
         s.put(i, piece)
-        have.push(i)
+        held.push(i)
       }
-      if (have.length === 0) throw new Error('swarmgate: nothing to seed')
+      if (held.length === 0) throw new Error('swarmgate: nothing to seed')
+      have = Promise.resolve(held)
       webseeds = []
     }
     if (stopped) throw optedOut()
@@ -250,7 +254,6 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     }
     torrent = t
     const size = (i: number) => Math.min(parsed.pieceLength, parsed.length - i * parsed.pieceLength)
-    for (const i of have) held += size(i) - t.padBytes(i)
     t.on('download', ({ bytes, peer }) => {
       lastProgress = Date.now()
       if (peer !== undefined) swarmProgress = lastProgress
@@ -265,18 +268,21 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     })
     t.on('peer', ({ open }) => open && stats.peers++)
     t.on('ban', () => stats.droppedPeers++)
-    t.on('piece', ({ index }) => {
-      held += size(index) - t.padBytes(index)
+    // Pieces now held: one verified from a source, or an earlier view's, read back from the store.
+    const gained = (pieces: number[]) => {
+      for (const i of pieces) held += size(i) - t.padBytes(i)
       gate.verified()
       for (const [path, w] of wanted) if (complete(t, w)) void finish(path, w).catch(w.reject)
-      for (const s of streams) if (s.wake && Math.floor(s.pos / pl) === index) s.wake()
+      for (const s of streams) if (s.wake && pieces.includes(Math.floor(s.pos / pl))) s.wake()
       for (const [path, w] of whole) {
         if (complete(t, w)) {
           whole.delete(path)
           settled()
         }
       }
-    })
+    }
+    t.on('piece', ({ index }) => gained([index]))
+    void t.loaded.then(() => have).then((h) => h.length > 0 && gained(h), () => {}) // a failed read: the torrent warned
     return t
   })()
   ready.catch(() => {}) // seed-only with nothing held, or opted out: nothing to tell the console

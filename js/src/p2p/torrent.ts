@@ -23,7 +23,11 @@ export interface TorrentOptions {
   rtc?: RTCConfiguration // for every peer connection: the caller's iceServers
   webseeds?: string[] // BEP 19 url-list
   store?: PieceStore // default: memory
-  have?: number[] | 'all' // pieces the store already holds, verified by the caller
+  // have: pieces the store already holds, verified by the caller. A promise lets the torrent start signalling
+  // (the tracker's socket, ICE gathering for its offers) while the caller still reads its store: the first
+  // announce (and so any peer) and every request wait until it resolves. Torrent.loaded says when the torrent
+  // holds them.
+  have?: number[] | 'all' | Promise<number[]>
   // upload is asked before each block sent to a peer; false means a cap is reached: the request is refused
   // and the peer choked. Default: no cap.
   upload?: (bytes: number) => boolean
@@ -146,9 +150,13 @@ export class Torrent extends Emitter<TorrentEvents> {
   readonly banned = new Set<string>()
   destroyed = false
   webseedMode: WebseedMode
+  // loaded resolves once the torrent holds the caller's pieces (TorrentOptions.have; a failed promise counts
+  // as none, with a warning).
+  readonly loaded: Promise<void>
   private store: PieceStore
   private pending = new Map<number, Pending>()
   private handshaking = new Set<Peer>() // data channels open, handshake not yet in
+  private loading?: Promise<void> // the caller's have, not yet known (see TorrentOptions.have)
   private trackers: TrackerClient[] = []
   private webseeds: Webseed[] = []
   private aborts = new Set<AbortController>()
@@ -165,7 +173,9 @@ export class Torrent extends Emitter<TorrentEvents> {
     this.store = o.store ?? new MemoryStore()
     this.have = new Bits(info.count)
     if (o.have === 'all') this.have.fill()
+    else if (o.have instanceof Promise) this.loading = this.load(o.have)
     else for (const i of o.have ?? []) this.have.set(i)
+    this.loaded = this.loading ?? Promise.resolve()
     this.picker = new Picker(info)
     if (o.want) this.picker.want(o.want)
     this.bpp = Math.ceil(info.pieceLength / BLOCK)
@@ -180,6 +190,7 @@ export class Torrent extends Emitter<TorrentEvents> {
           infoHash: this.infoHash,
           peerId: this.peerId,
           rtc: o.rtc ?? {},
+          ready: this.loaded,
           state: () => ({
             uploaded: this.stats.uploaded,
             downloaded: this.stats.peerBytes + this.stats.webseedBytes,
@@ -196,6 +207,20 @@ export class Torrent extends Emitter<TorrentEvents> {
     }
     this.timer = setInterval(() => this.tick(), TICK_MS)
     queueMicrotask(() => this.update())
+  }
+
+  // load takes the caller's pieces once it knows them (TorrentOptions.have).
+  private async load(have: Promise<number[]>): Promise<void> {
+    let got: number[] = []
+    try {
+      got = await have
+    } catch (e) {
+      this.emit('warning', `torrent: the store's pieces: ${e}`)
+    }
+    this.loading = undefined
+    if (this.destroyed) return
+    for (const i of got) if (i >= 0 && i < this.info.count) this.have.set(i)
+    this.update()
   }
 
   // create checks the info dictionary against the infohash and starts the torrent.
@@ -585,7 +610,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   // update hands out work to every source, the fastest peers first: they take the pieces that come first.
   private update(): void {
-    if (this.destroyed) return
+    if (this.destroyed || this.loading) return
     for (const p of [...this.peers.values()].sort((a, b) => b.rate - a.rate)) this.fill(p)
     for (const w of this.webseeds) this.feed(w)
   }

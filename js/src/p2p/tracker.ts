@@ -27,6 +27,9 @@ export interface TrackerOptions {
   infoHash: Uint8Array
   peerId: Uint8Array
   rtc: RTCConfiguration // iceServers and the like, from the caller
+  // ready: announces wait for it (the torrent knows what it holds, so that left is true); the socket and the
+  // first offers do not.
+  ready?: Promise<void>
   // state is asked at each announce: transfer counts, how many more peers are wanted (0: send no offers,
   // and answer no relayed offers), and whether the torrent needs data and no peer unchokes it (see STARVING_MS).
   state(): { uploaded: number; downloaded: number; left: number; want: number; starving: boolean }
@@ -76,6 +79,7 @@ export class TrackerClient {
 
   // announce sends an announce now (with fresh offers unless the event is stopped or no peers are wanted).
   async announce(event?: 'started' | 'completed'): Promise<void> {
+    await this.o.ready
     const ws = this.ws
     if (this.destroyed || !ws || ws.readyState !== WebSocket.OPEN) return
     // A completed announce carries no offers (as WebTorrent's): they would go to random members of the
