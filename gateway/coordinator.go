@@ -53,6 +53,12 @@ type FederationConfig struct {
 	// leases, half-way through, for as long as the crowd lasts. Default and most DefaultHelpLease (a
 	// helper refuses a longer one).
 	HelpLease time.Duration
+	// LoadingHold is how long after a crowd (in the normal state that follows the ending one) helpers stay
+	// engaged for the pages still loading from them: each such page's engine asks for webseeds while it
+	// loads (PathWebseeds), and is answered with the helpers'. They are released once no page has asked for
+	// loadingQuiet, or LoadingHold after the crowd at the latest (any client can ask, so the bound is what
+	// ends it). Default DefaultLoadingHold.
+	LoadingHold time.Duration
 }
 
 // Defaults for FederationConfig.
@@ -86,6 +92,12 @@ const (
 	// does not serve the site, and steer nobody's DNS-cached clients to stale pages, for long. It is the
 	// most a helper accepts.
 	DefaultHelpLease = webseed.MaxLease
+	// DefaultLoadingHold: a page's files, long media included, load within minutes; a visitor who watches a
+	// long video streams it the whole time, and ten minutes covers most of what a page holds.
+	DefaultLoadingHold = 10 * time.Minute
+	// loadingQuiet: engines ask for webseeds every 2 s while they load (js/src/engine.ts WEBSEED_POLL_MS);
+	// on a busy machine a page asks late now and then, and none in this long means none is loading.
+	loadingQuiet = 10 * time.Second
 	// cleanupTimeout bounds the DNS updates that remove challenge records, which a DNS server answers at once.
 	cleanupTimeout = 3 * time.Second
 )
@@ -142,6 +154,9 @@ type coordinator struct {
 	challenges map[string]*challengeRecord // by TXT value
 	crowdStart time.Time
 	firstReady time.Duration // from crowd start to the first helper in DNS
+	// normalSince is when the monitor last entered the normal state; lastLoading when a loading page was
+	// last given the helpers' webseeds (see FederationConfig.LoadingHold).
+	normalSince, lastLoading time.Time
 	published  []steer.Weighted
 	wake       chan struct{}
 	wg         sync.WaitGroup // requests to members under way; run waits for them
@@ -174,6 +189,9 @@ func newCoordinator(srv siteServer, site string, https bool, cfg FederationConfi
 	}
 	if cfg.HelpLease <= 0 || cfg.HelpLease > DefaultHelpLease {
 		cfg.HelpLease = DefaultHelpLease
+	}
+	if cfg.LoadingHold <= 0 {
+		cfg.LoadingHold = DefaultLoadingHold
 	}
 	if site != "" && !self.HasSite(site) {
 		log.Warn("gateway: the federation file does not list this site for this member: other members will refuse to help it",
@@ -258,6 +276,9 @@ func (c *coordinator) onState(from, to monitor.State) {
 		c.mu.Unlock()
 	case monitor.Ending:
 	case monitor.Normal:
+		c.mu.Lock()
+		c.normalSince = time.Now()
+		c.mu.Unlock()
 	}
 	c.kick()
 }
@@ -291,7 +312,12 @@ func (c *coordinator) reconcile(ctx context.Context) {
 		c.renew(ctx)
 		c.checkHealth(ctx) // helpers keep serving clients that resolved them until the TTL passes
 	case monitor.Normal:
-		c.release(ctx)
+		if c.holding(time.Now()) {
+			c.renew(ctx) // the pages still loading from the helpers keep them; no new client is sent to them
+			c.checkHealth(ctx)
+		} else {
+			c.release(ctx)
+		}
 	}
 	c.publish(ctx, state)
 	c.expireChallenges(ctx, time.Now())
@@ -596,7 +622,8 @@ func (c *coordinator) readyHelpers() []helperState {
 }
 
 // webseeds are the ready helpers' webseed URLs: for a new page view's manifest during a crowd, and for a page
-// still loading until the helpers are released (in the normal state that follows the ending one).
+// still loading until the helpers are released (in the normal state that follows the ending one, once no
+// page loads from them: see holding).
 func (c *coordinator) webseeds(loading bool) []string {
 	if !loading && c.srv.crowdState() != monitor.Crowd {
 		return nil
@@ -605,11 +632,24 @@ func (c *coordinator) webseeds(loading bool) []string {
 	for _, h := range c.readyHelpers() {
 		out = append(out, "http://"+h.addr.String()+swarmapi.PathSeed)
 	}
+	if loading && len(out) > 0 {
+		c.mu.Lock()
+		c.lastLoading = time.Now()
+		c.mu.Unlock()
+	}
 	return out
 }
 
+// holding says whether the crowd's helpers are kept after it: a page that loads from them asked for webseeds
+// within loadingQuiet, and the crowd ended less than LoadingHold ago.
+func (c *coordinator) holding(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return now.Sub(c.lastLoading) < loadingQuiet && now.Sub(c.normalSince) < c.cfg.LoadingHold
+}
+
 // release tells every helper still engaged that the crowd is over. It runs in the normal state, which the
-// monitor enters only after the ending state has lasted the records' TTL.
+// monitor enters only after the ending state has lasted the records' TTL, once no page loads from them.
 func (c *coordinator) release(ctx context.Context) {
 	c.mu.Lock()
 	var engaged []*helperState

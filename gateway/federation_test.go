@@ -466,7 +466,8 @@ func getJSON(t *testing.T, u string, v any) {
 // site on an uplink of 1 MiB/s, which goes to the helper beta first while it fetches, so the page cannot finish
 // from the site meanwhile; the fallback is long enough that the engine never turns to the site's own webseed
 // on its own. beta sends through betaUplink (nil: unshaped). The page's engine joins the swarm, then a load on
-// alpha makes the crowd; the crowd ends exitAfter after the load stops, and the helper is released 3 s later.
+// alpha makes the crowd; the crowd ends exitAfter after the load stops, the normal state comes 3 s later, and
+// the helper is released once the page no longer loads from it, or loadingHold after that (0: the default).
 type loadingPage struct {
 	s        *site
 	base     string // alpha's URL
@@ -481,7 +482,7 @@ type loaded struct {
 	err error
 }
 
-func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time.Duration) *loadingPage {
+func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter, loadingHold time.Duration) *loadingPage {
 	t.Helper()
 	port := samePort(t, "127.0.0.1", "127.0.0.2")
 	dir := t.TempDir()
@@ -489,7 +490,7 @@ func crowdAfterPageLoads(t *testing.T, betaUplink *uplink.Uplink, exitAfter time
 	origin, _ := url.Parse(s.URL)
 	keys, fed := newFederation(t, port, "alpha", "beta")
 	fedCfg := func(n string) *gateway.FederationConfig {
-		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: 300 * time.Millisecond}
+		return &gateway.FederationConfig{Key: keys[n], Members: fed, HealthInterval: 300 * time.Millisecond, LoadingHold: loadingHold}
 	}
 	up, err := uplink.New(1 << 20)
 	if err != nil {
@@ -553,7 +554,7 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := crowdAfterPageLoads(t, helperLink, time.Minute)
+	lp := crowdAfterPageLoads(t, helperLink, time.Minute, 0)
 	defer lp.stopLoad()
 	lp.result(t)
 	// The helper's seeder also joins the swarm while it fetches, and the engine (js/src/p2p) trades with it as
@@ -567,14 +568,15 @@ func TestLoadingPageTakesAHelpersWebseed(t *testing.T) {
 
 // TestLoadingPageGoesBackToTheSitesWebseed: a page that takes the site from a helper's webseed when the crowd
 // ends keeps the helper while the ending state lasts (a new page view is given the site's own webseed then),
-// goes back to the site's own webseed for the rest once the helper is released, and completes.
+// goes back to the site's own webseed for the rest once the helper is released (here LoadingHold, a second
+// after the crowd, releases it while the page still loads), and completes.
 func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 	// beta's link is slow enough that the page is still loading from it when the crowd ends.
 	slow, err := uplink.New(192 << 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := crowdAfterPageLoads(t, slow, time.Second)
+	lp := crowdAfterPageLoads(t, slow, time.Second, time.Second)
 	// The page's webseed bytes alone do not say whose they are: in normal times, before the crowd, the engine
 	// took what it waited for from the site's own webseed until a peer could send it. What it takes from
 	// webseeds once the helper is ready is the helper's (the site's own is not used in a crowd: the fallback
@@ -630,6 +632,51 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 	} else {
 		t.Logf("after the helper was released the site's own webseed sent the page %d bytes", n)
 	}
+}
+
+// TestHelpersStayForLoadingPages: after the crowd, a helper that pages still load from is not released until
+// they are done (their engines stop asking for webseeds), so that they do not go back to the site's link for
+// the rest; then it is.
+func TestHelpersStayForLoadingPages(t *testing.T) {
+	// beta's link is slow enough that the page is still loading from it once the crowd is over.
+	slow, err := uplink.New(384 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := crowdAfterPageLoads(t, slow, time.Second, 0)
+	helper := func() string {
+		hs, _ := lp.alpha.g.Helpers()
+		if len(hs) == 0 {
+			return ""
+		}
+		return hs[0].State
+	}
+	testutil.Eventually(t, 60*time.Second, "the helper ready", func() bool { return helper() == "ready" })
+	testutil.Eventually(t, 60*time.Second, "the page loading from the helper", func() bool { return slow.Sent() >= 512<<10 })
+	lp.stopLoad()
+	testutil.Eventually(t, 30*time.Second, "the crowd over", func() bool {
+		return lp.alpha.g.Monitor().Status().State == monitor.Normal
+	})
+	over := time.Now()
+	before := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP]
+	// Two health-check rounds (300 ms each) and more: a release would have happened by now.
+	time.Sleep(2 * time.Second)
+	select {
+	case l := <-lp.loaded:
+		t.Fatalf("the page was complete within 2 s of the crowd's end (%v, %v): this test needs a slower helper", l.res.Stats, l.err)
+	default:
+	}
+	if st := helper(); st != "ready" {
+		t.Fatalf("helper %s 2 s after the crowd, while a page still loads from it; want it kept", st)
+	}
+	lp.result(t)
+	done := time.Now()
+	if n := lp.alpha.g.Bytes()[gateway.SourceGatewayHTTP] - before; n > 256<<10 {
+		t.Errorf("after the crowd the site's own webseed sent the loading page %d bytes; want the rest from the helper", n)
+	}
+	testutil.Eventually(t, 30*time.Second, "the helper released once the page is done", func() bool { return helper() == "released" })
+	t.Logf("page done %v after the crowd; helper released %v after that", done.Sub(over).Round(time.Millisecond),
+		time.Since(done).Round(time.Millisecond))
 }
 
 // TestSilentMemberDoesNotHoldBackRecruiting: members are asked one after another, but one that accepts the
