@@ -149,17 +149,16 @@ type coordinator struct {
 	http    *http.Client
 	https   *http.Client // health checks of helpers serving HTTPS: verifies their certificate for the site
 
-	mu         sync.Mutex
-	helpers    map[string]*helperState
-	challenges map[string]*challengeRecord // by TXT value
-	crowdStart time.Time
-	firstReady time.Duration // from crowd start to the first helper in DNS
-	// normalSince is when the monitor last entered the normal state; lastLoading when a loading page was
-	// last given the helpers' webseeds (see FederationConfig.LoadingHold).
-	normalSince, lastLoading time.Time
-	published  []steer.Weighted
-	wake       chan struct{}
-	wg         sync.WaitGroup // requests to members under way; run waits for them
+	mu          sync.Mutex
+	helpers     map[string]*helperState
+	challenges  map[string]*challengeRecord // by TXT value
+	crowdStart  time.Time
+	firstReady  time.Duration // from crowd start to the first helper in DNS
+	normalSince time.Time     // when the monitor last entered the normal state
+	lastLoading time.Time     // when a loading page was last given the helpers' webseeds (LoadingHold)
+	published   []steer.Weighted
+	wake        chan struct{}
+	wg          sync.WaitGroup // requests to members under way; run waits for them
 }
 
 // siteServer is what the coordinator sees of the server whose site it recruits for.
