@@ -10,12 +10,9 @@
 // so no public STUN server is ever asked).
 import type { Engine, EngineReport, EngineStats, Manifest, Policy, Reader } from './manifest'
 import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
+import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
 import { gateUploads } from './uploads'
-
-// Bytes that move after the last report (endgame duplicates arriving after a file completed, uploads to later
-// visitors) are reported once traffic has paused this long, not only when the page goes away.
-const REPORT_IDLE_MS = 1000
 
 // While files are wanted, the engine asks the gateway this often which webseeds to use: helpers that became
 // ready after the page loaded take the place of the site's own webseed (see PathWebseeds).
@@ -123,6 +120,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
   const report = () => {
+    schedule.sent()
     const delta: Record<string, number | string> = {}
     let any = false
     for (const k of Object.keys(reported) as (keyof typeof reported)[]) {
@@ -134,23 +132,8 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     delta.token = m.reportToken
     if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
   }
+  const schedule = new ReportSchedule(report)
   addEventListener('pagehide', report)
-  // One timer at a time, moved on when it fires rather than at every block (a block is 16 KiB: hundreds of
-  // timers a second otherwise).
-  let idle: ReturnType<typeof setTimeout> | undefined
-  let traffic = 0 // Date.now() of the last bytes moved
-  const idleCheck = () => {
-    const wait = traffic + REPORT_IDLE_MS - Date.now()
-    if (wait > 0) idle = setTimeout(idleCheck, wait)
-    else {
-      idle = undefined
-      report()
-    }
-  }
-  const reportWhenIdle = () => {
-    traffic = Date.now()
-    idle ??= setTimeout(idleCheck, REPORT_IDLE_MS)
-  }
 
   const seeder = (m.seederPeerId ?? '').toLowerCase()
   const wanted = new Map<string, Wanted>() // by path
@@ -257,14 +240,14 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     t.on('download', ({ bytes, peer }) => {
       lastProgress = Date.now()
       if (peer !== undefined) swarmProgress = lastProgress
-      reportWhenIdle()
+      schedule.moved()
       if (peer === undefined) stats.webseedBytes += bytes
       else if (peer === seeder) stats.seederBytes += bytes
       else stats.peerBytes += bytes
     })
     t.on('upload', (n) => {
       stats.uploadedBytes += n
-      reportWhenIdle()
+      schedule.moved()
     })
     t.on('peer', ({ open }) => open && stats.peers++)
     t.on('ban', () => stats.droppedPeers++)

@@ -1,5 +1,6 @@
 // Table and round-trip tests of the engine core's pure parts (bencode, the peer wire's framing, the info
-// dictionary, piece order, webseed URLs), run in a browser page by p2p_test.go. run returns the failures.
+// dictionary, piece order, webseed URLs) and of the page engine's (its store, byte ranges, when it reports),
+// run in a browser page by p2p_test.go. run returns the failures.
 
 import { BencodeError, type Encodable, decode, encode, rawValue } from '../src/p2p/bencode'
 import { Bits } from '../src/p2p/bits'
@@ -9,6 +10,7 @@ import { Picker } from '../src/p2p/picker'
 import { fileURL } from '../src/p2p/webseed'
 import { type Msg, Wire } from '../src/p2p/wire'
 import { byteRange } from '../src/range'
+import { type Clock, REPORT_EVERY_MS, REPORT_IDLE_MS, ReportSchedule } from '../src/reporting'
 import { PageStore } from '../src/store'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
@@ -46,6 +48,7 @@ export async function run(): Promise<string[]> {
   await guard('webseed', () => webseedTests(check))
   await guard('page store', () => pageStoreTests(check))
   await guard('byte ranges', () => rangeTests(check))
+  await guard('report schedule', () => reportTests(check))
   return fails
 }
 
@@ -370,4 +373,39 @@ function rangeTests(check: Check): void {
     const got = byteRange(h, 1000)
     check(JSON.stringify(got) === JSON.stringify(want), `byteRange(${h}): ${JSON.stringify(got)}, want ${JSON.stringify(want)}`)
   }
+}
+
+// When the engine reports (src/reporting.ts), on a fake clock: once traffic pauses, and at least every
+// REPORT_EVERY_MS while it goes on.
+function reportTests(check: Check): void {
+  const run = (traffic: (t: number) => boolean, until: number, reportsAt: number[] = []): number[] => {
+    let now = 0
+    const timers: { at: number; f: () => void }[] = []
+    const clock: Clock = { now: () => now, after: (ms, f) => void timers.push({ at: now + ms, f }) }
+    const sent: number[] = []
+    const s = new ReportSchedule(() => {
+      sent.push(now)
+      s.sent()
+    }, clock)
+    for (; now <= until; now += 100) {
+      for (let i = 0; i < timers.length; i++) {
+        if (timers[i].at <= now) timers.splice(i--, 1)[0].f()
+      }
+      if (reportsAt.includes(now)) s.sent() // a report from elsewhere: a file completed
+      if (traffic(now)) s.moved()
+    }
+    return sent
+  }
+  const show = (a: number[]) => a.join(', ')
+  let got = run((t) => t === 500, 5000)
+  check(show(got) === String(500 + REPORT_IDLE_MS), `report schedule: one burst at 500 ms reported at ${show(got)}, want once when idle`)
+  // Bytes every 100 ms for 25 s: a report every 10 s while it goes on, and one when it stops.
+  got = run((t) => t <= 25000, 30000)
+  let want = [REPORT_EVERY_MS, 2 * REPORT_EVERY_MS, 25000 + REPORT_IDLE_MS]
+  check(show(got) === show(want), `report schedule: steady traffic for 25 s reported at ${show(got)}, want ${show(want)}`)
+  // A report made elsewhere at 6 s moves the next periodic one to 16 s.
+  got = run((t) => t <= 25000, 30000, [6000])
+  want = [6000 + REPORT_EVERY_MS, 25000 + REPORT_IDLE_MS]
+  check(show(got) === show(want), `report schedule: with a report at 6 s, reported at ${show(got)}, want ${show(want)}`)
+  check(run(() => false, 20000).length === 0, 'report schedule: reported with no traffic')
 }
