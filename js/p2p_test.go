@@ -270,6 +270,7 @@ type startArgs struct {
 	Cap         int        `json:"cap,omitempty"`
 	Want        []wantArgs `json:"want,omitempty"`
 	WebseedMode string     `json:"webseedMode,omitempty"` // "": the core's default
+	WantedOnly  bool       `json:"wantedOnly,omitempty"`  // download only the Want ranges
 }
 
 type wantArgs struct {
@@ -687,6 +688,34 @@ func TestP2P(t *testing.T) {
 		f := finish(t, p, tt, 30*time.Second)
 		if f.Stats.WebseedBytes != 0 || int64(f.Stats.PeerBytes) != tt.length {
 			t.Errorf("%s; want all %d bytes from the page with the slow store", sourceBytes(f), tt.length)
+		}
+	})
+
+	t.Run("LateWants", func(t *testing.T) {
+		// A page that downloads only what it wants (wantedOnly) may connect before it knows what that is: its
+		// peers then hear "not interested" at their bitfields. Once it wants their pieces it must say so, or a
+		// peer that unchokes only interested peers (our engine, a stock client) never sends it anything.
+		tt := makeTorrent(t, e.root, "latewants", pieceLength, 400_000)
+		trk, wsURL := e.tracker(t)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		a.Seed = "trusted"
+		seed := start(t, e.page(t), a)
+		waitStats(t, trk, "the seeding page", func(s tracker.Stats) bool { return s.Seeders == 1 })
+		p := e.page(t)
+		a.Seed, a.WantedOnly = "", true
+		start(t, p, a)
+		deadline := time.Now().Add(15 * time.Second)
+		for r := call[finished](t, p, 5*time.Second, "report", nil); len(r.Log.Peers) == 0; r = call[finished](t, p, 5*time.Second, "report", nil) {
+			if time.Now().After(deadline) {
+				t.Fatal("the page never connected to the seeding page")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		call[bool](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length}})
+		f := finish(t, p, tt, 15*time.Second)
+		if int64(f.Stats.PeerBytes) != tt.length || len(f.Log.Peers) != 1 || f.Log.Peers[0] != seed.PeerID {
+			t.Errorf("%s from %q; want all %d bytes from the seeding page %s", sourceBytes(f), f.Log.Peers, tt.length, seed.PeerID)
 		}
 	})
 

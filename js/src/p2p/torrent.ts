@@ -236,6 +236,9 @@ export class Torrent extends Emitter<TorrentEvents> {
   // want sets which byte ranges matter most (see Want); it replaces the previous call's ranges.
   want(ranges: Want[]): void {
     this.picker.want(ranges)
+    // With wantedOnly, what we want grows: a peer told at its bitfield that we were not interested (a page
+    // connects before it knows which files it needs) is told now, or it never unchokes us.
+    for (const p of this.peers.values()) if (!p.wire.amInterested && this.wants(p)) p.wire.interested()
     this.update()
   }
 
