@@ -370,6 +370,20 @@ func sourceBytes(f finished) string {
 }
 
 // startGoSeeder runs the gateway's seeder (anacrolix/torrent behind pion) on the torrent until the test ends.
+// seedPage starts a page that seeds tt (startArgs.Seed: seed) in a swarm of its own tracker, and returns the
+// page, what its start returned, the tracker, and start arguments for the other pages of that swarm.
+func seedPage(t *testing.T, e *p2pEnv, tt *testTorrent, seed string) (*browsertest.Page, started, *tracker.Tracker, startArgs) {
+	t.Helper()
+	trk, wsURL := e.tracker(t)
+	a := tt.args(e)
+	a.Trackers = []string{wsURL}
+	a.Seed = seed
+	p := e.page(t)
+	got := start(t, p, a)
+	a.Seed = ""
+	return p, got, trk, a
+}
+
 func startGoSeeder(t testing.TB, e *p2pEnv, tt *testTorrent, wsURL string) *seeder.Seeder {
 	t.Helper()
 	s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn)})
@@ -658,12 +672,8 @@ func TestP2P(t *testing.T) {
 		// and makes its offers meanwhile, and announces once it knows what it holds (so that left is true: a
 		// page that holds everything must not look like a leecher): then it serves every piece.
 		tt := makeTorrent(t, e.root, "slowstore", pieceLength, 500_000)
-		trk, wsURL := e.tracker(t)
-		a := tt.args(e)
-		a.Trackers = []string{wsURL}
-		a.Seed = "slow"
-		seed := e.page(t)
-		if got := start(t, seed, a); got.Have != 0 {
+		seed, got, trk, a := seedPage(t, e, tt, "slow")
+		if got.Have != 0 {
 			t.Fatalf("the slow store's pieces were held before release: %d", got.Have)
 		}
 		waitStats(t, trk, "the slow page's socket", func(s tracker.Stats) bool { return s.Connections == 1 })
@@ -683,7 +693,6 @@ func TestP2P(t *testing.T) {
 		waitStats(t, trk, "the page announced as a seeder", func(s tracker.Stats) bool { return s.Seeders == 1 })
 
 		p := e.page(t)
-		a.Seed = ""
 		start(t, p, a)
 		f := finish(t, p, tt, 30*time.Second)
 		if f.Stats.WebseedBytes != 0 || int64(f.Stats.PeerBytes) != tt.length {
@@ -696,14 +705,10 @@ func TestP2P(t *testing.T) {
 		// peers then hear "not interested" at their bitfields. Once it wants their pieces it must say so, or a
 		// peer that unchokes only interested peers (our engine, a stock client) never sends it anything.
 		tt := makeTorrent(t, e.root, "latewants", pieceLength, 400_000)
-		trk, wsURL := e.tracker(t)
-		a := tt.args(e)
-		a.Trackers = []string{wsURL}
-		a.Seed = "trusted"
-		seed := start(t, e.page(t), a)
+		_, seed, trk, a := seedPage(t, e, tt, "trusted")
 		waitStats(t, trk, "the seeding page", func(s tracker.Stats) bool { return s.Seeders == 1 })
 		p := e.page(t)
-		a.Seed, a.WantedOnly = "", true
+		a.WantedOnly = true
 		start(t, p, a)
 		deadline := time.Now().Add(15 * time.Second)
 		for r := call[finished](t, p, 5*time.Second, "report", nil); len(r.Log.Peers) == 0; r = call[finished](t, p, 5*time.Second, "report", nil) {

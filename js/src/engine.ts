@@ -213,14 +213,14 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     let have = s.load()
     if (seed) {
       if (!equal(await sha1(info), fromHex(m.infoHash))) throw new Error('swarmgate: info dictionary does not match the infohash')
-      const held = await have
+      const pieces = await have
       for (const [i, piece] of await cachedPieces(m, parsed, seed)) {
-        if (held.includes(i)) continue
+        if (pieces.includes(i)) continue
         s.put(i, piece)
-        held.push(i)
+        pieces.push(i)
       }
-      if (held.length === 0) throw new Error('swarmgate: nothing to seed')
-      have = Promise.resolve(held)
+      if (pieces.length === 0) throw new Error('swarmgate: nothing to seed')
+      have = Promise.resolve(pieces)
       webseeds = []
     }
     if (stopped) throw optedOut()
