@@ -17,6 +17,7 @@ import (
 	"github.com/swarmgate/swarmgate/internal/examplesite"
 	"github.com/swarmgate/swarmgate/internal/firefoxtest"
 	"github.com/swarmgate/swarmgate/swarmapi"
+	"github.com/swarmgate/swarmgate/uplink"
 )
 
 // recordPeerConnections is instrumentation run before the page's scripts: for every RTCPeerConnection the
@@ -254,6 +255,15 @@ func visitBoth(t *testing.T, s *site, dir string, cfg gateway.Config, ff *firefo
 	cfg.Site.Root = dir
 	// The generous fallback keeps the later visitor on its peers while they deliver.
 	cfg.Visitors.Fallback = 5 * time.Second
+	// Once the first visitor has the page, the gateway sends at 256 KiB/s: its seeder, the later visitor's
+	// peer of last resort, would otherwise send the whole page before the two browsers have connected (they
+	// resolve each other's mDNS names, which takes Firefox and Chromium a while), and the test would not see
+	// the browsers trade (it failed so in CI, once the engine signalled and said it was interested sooner).
+	up, err := uplink.New(1 << 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Net.Uplink = up
 	g := startGateway(t, cfg)
 	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
 	fp := ff.NewPage()
@@ -270,18 +280,25 @@ func visitBoth(t *testing.T, s *site, dir string, cfg gateway.Config, ff *firefo
 		return res
 	}
 	var first, second pageResult
+	slow := func() {
+		if err := up.SetRate(256 << 10); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if firefoxFirst {
 		first = loadFirefox()
+		slow()
 		second = loadPage(t, cp, pageURL)
 		checkHashes(t, s, "chromium", second)
 	} else {
 		first = loadPage(t, cp, pageURL)
 		checkHashes(t, s, "chromium", first)
+		slow()
 		second = loadFirefox()
 	}
 	t.Logf("first visitor: %v", first.Stats)
 	t.Logf("second visitor: %v", second.Stats)
-	fconns, err := firefoxtest.Eval[[]iceConn](fp, 30*time.Second, iceReportJS)
+	fconns, err = firefoxtest.Eval[[]iceConn](fp, 30*time.Second, iceReportJS)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,17 @@ func New(bytesPerSecond float64) (*Uplink, error) {
 // Rate is the uplink's rate in bytes per second.
 func (u *Uplink) Rate() float64 { return float64(u.lim.Limit()) }
 
+// SetRate changes the uplink's rate from now on: writes already waiting take their tokens at the new rate.
+func (u *Uplink) SetRate(bytesPerSecond float64) error {
+	if !(bytesPerSecond > 0) {
+		return fmt.Errorf("uplink: rate %v bytes/s is not positive", bytesPerSecond)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.lim.SetLimit(rate.Limit(bytesPerSecond))
+	return nil
+}
+
 // Sent is the number of bytes written so far on the uplink's connections.
 func (u *Uplink) Sent() int64 { return u.sent.Load() }
 

@@ -230,3 +230,37 @@ func listen(t *testing.T, u *Uplink) net.Listener {
 	}
 	return u.Listener(ln)
 }
+
+// TestSetRateSlowsWrites: a new rate holds from the moment it is set, for writes already under way too; a rate
+// that is not positive is refused.
+func TestSetRateSlowsWrites(t *testing.T) {
+	u, err := New(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := streams(t, u, 4)
+	defer stop()
+	time.Sleep(300 * time.Millisecond)
+	const slow = 256 << 10
+	if err := u.SetRate(slow); err != nil {
+		t.Fatal(err)
+	}
+	if u.Rate() != slow {
+		t.Errorf("Rate = %v after SetRate(%d)", u.Rate(), slow)
+	}
+	before, start := u.Sent(), time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	sent, took := u.Sent()-before, time.Since(start)
+	// The bucket's depth, and a chunk per writer already granted at the old rate.
+	if limit := int64(slow*took.Seconds()) + Burst + 4*chunk; sent > limit {
+		t.Errorf("sent %d bytes in the %v after the rate fell to %d B/s; the uplink allows %d", sent, took, slow, limit)
+	}
+	for _, bad := range []float64{0, -1} {
+		if err := u.SetRate(bad); err == nil {
+			t.Errorf("SetRate(%v) accepted", bad)
+		}
+	}
+	if u.Rate() != slow {
+		t.Errorf("Rate = %v after refused rates, want %d", u.Rate(), slow)
+	}
+}
