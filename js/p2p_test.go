@@ -28,6 +28,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/internal/browsertest"
 	"github.com/swarmgate/swarmgate/internal/testlog"
+	"github.com/swarmgate/swarmgate/internal/testutil"
 	"github.com/swarmgate/swarmgate/js/jsbuild"
 	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/tracker"
@@ -369,7 +370,6 @@ func sourceBytes(f finished) string {
 	return fmt.Sprintf("%d B from peers, %d B from webseeds, %d pieces (longest task %.0f ms)", f.Stats.PeerBytes, f.Stats.WebseedBytes, f.Stats.Have, f.Log.LongTask)
 }
 
-// startGoSeeder runs the gateway's seeder (anacrolix/torrent behind pion) on the torrent until the test ends.
 // seedPage starts a page that seeds tt (startArgs.Seed: seed) in a swarm of its own tracker, and returns the
 // page, what its start returned, the tracker, and start arguments for the other pages of that swarm.
 func seedPage(t *testing.T, e *p2pEnv, tt *testTorrent, seed string) (*browsertest.Page, started, *tracker.Tracker, startArgs) {
@@ -384,6 +384,7 @@ func seedPage(t *testing.T, e *p2pEnv, tt *testTorrent, seed string) (*browserte
 	return p, got, trk, a
 }
 
+// startGoSeeder runs the gateway's seeder (anacrolix/torrent behind pion) on the torrent until the test ends.
 func startGoSeeder(t testing.TB, e *p2pEnv, tt *testTorrent, wsURL string) *seeder.Seeder {
 	t.Helper()
 	s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn)})
@@ -678,13 +679,9 @@ func TestP2P(t *testing.T) {
 		}
 		waitStats(t, trk, "the slow page's socket", func(s tracker.Stats) bool { return s.Connections == 1 })
 		// Its offers are gathered by now (5 peer connections, a few hundred ms of ICE); the announce waits.
-		deadline := time.Now().Add(15 * time.Second)
-		for call[int](t, seed, 5*time.Second, "livePeerConnections", nil) < 5 {
-			if time.Now().After(deadline) {
-				t.Fatal("the slow page made no offers while its store was read")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testutil.Eventually(t, 15*time.Second, "the slow page's offers while its store is read", func() bool {
+			return call[int](t, seed, 5*time.Second, "livePeerConnections", nil) >= 5
+		})
 		time.Sleep(time.Second)
 		if st := trk.Stats(); st.Peers != 0 {
 			t.Fatalf("the page announced before it knew what it held: %+v", st)
@@ -710,13 +707,9 @@ func TestP2P(t *testing.T) {
 		p := e.page(t)
 		a.WantedOnly = true
 		start(t, p, a)
-		deadline := time.Now().Add(15 * time.Second)
-		for r := call[finished](t, p, 5*time.Second, "report", nil); len(r.Log.Peers) == 0; r = call[finished](t, p, 5*time.Second, "report", nil) {
-			if time.Now().After(deadline) {
-				t.Fatal("the page never connected to the seeding page")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testutil.Eventually(t, 15*time.Second, "the page connected to the seeding page", func() bool {
+			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Peers) > 0
+		})
 		call[bool](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length}})
 		f := finish(t, p, tt, 15*time.Second)
 		if int64(f.Stats.PeerBytes) != tt.length || len(f.Log.Peers) != 1 || f.Log.Peers[0] != seed.PeerID {

@@ -43,10 +43,17 @@ type Uplink struct {
 
 // New returns an uplink that sends bytesPerSecond on average.
 func New(bytesPerSecond float64) (*Uplink, error) {
-	if !(bytesPerSecond > 0) {
-		return nil, fmt.Errorf("uplink: rate %v bytes/s is not positive", bytesPerSecond)
+	if err := checkRate(bytesPerSecond); err != nil {
+		return nil, err
 	}
 	return &Uplink{lim: rate.NewLimiter(rate.Limit(bytesPerSecond), Burst)}, nil
+}
+
+func checkRate(bytesPerSecond float64) error {
+	if !(bytesPerSecond > 0) {
+		return fmt.Errorf("uplink: rate %v bytes/s is not positive", bytesPerSecond)
+	}
+	return nil
 }
 
 // Rate is the uplink's rate in bytes per second.
@@ -54,8 +61,8 @@ func (u *Uplink) Rate() float64 { return float64(u.lim.Limit()) }
 
 // SetRate changes the uplink's rate from now on: writes already waiting take their tokens at the new rate.
 func (u *Uplink) SetRate(bytesPerSecond float64) error {
-	if !(bytesPerSecond > 0) {
-		return fmt.Errorf("uplink: rate %v bytes/s is not positive", bytesPerSecond)
+	if err := checkRate(bytesPerSecond); err != nil {
+		return err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
