@@ -36,6 +36,7 @@ type site struct {
 	files map[string][]byte
 	mu    sync.Mutex
 	sent  map[string]int64
+	csp   string // a Content-Security-Policy for its responses, if any
 }
 
 func newSite(t *testing.T, dir string) *site {
@@ -47,6 +48,11 @@ func newSite(t *testing.T, dir string) *site {
 	fsrv := http.FileServer(http.Dir(dir))
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
+		s.mu.Lock()
+		if csp := s.csp; csp != "" { // on every response: only a document's counts
+			w.Header().Set("Content-Security-Policy", csp)
+		}
+		s.mu.Unlock()
 		cw := &countWriter{ResponseWriter: w}
 		fsrv.ServeHTTP(cw, r)
 		s.mu.Lock()
@@ -104,6 +110,7 @@ type pageResult struct {
 	Hashes map[string]string  `json:"hashes"` // element id → SHA-256 of the bytes it shows
 	Via    map[string]string  `json:"via"`    // element id → "p2p" or "http"
 	Stats  map[string]float64 `json:"stats"`  // the engine's byte counts, if it ran
+	Thread string             `json:"thread"` // where the engine's core ran: "worker", "page", or "" (no engine)
 	Ready  bool               `json:"ready"`
 }
 
@@ -124,7 +131,8 @@ const loadedJS = `(async () => {
 		hashes[el.id] = hex(await crypto.subtle.digest('SHA-256', buf));
 		via[el.id] = el.dataset.swarm || 'http';
 	}
-	return { ready: true, hashes, via, stats: window.swarmgate ? window.swarmgate.stats() : null };
+	const stats = window.swarmgate ? window.swarmgate.stats() : null;
+	return { ready: true, hashes, via, stats, thread: stats ? stats.thread : '' };
 })()`
 
 func loadPage(t *testing.T, p *browsertest.Page, u string) pageResult {
@@ -476,7 +484,9 @@ func TestServiceWorkerServesFromTheEngine(t *testing.T) {
 	first := b.NewPage()
 	loadPage(t, first, pageURL)
 	second := b.NewPage()
-	loadPage(t, second, pageURL)
+	if res := loadPage(t, second, pageURL); res.Thread != "worker" {
+		t.Errorf("the engine's core ran on the %q thread; want a worker (Chromium transfers data channels)", res.Thread)
+	}
 
 	before := g.Bytes()
 	got, err := browsertest.Eval[map[string]string](second, 60*time.Second, `(async () => {
@@ -502,6 +512,27 @@ func TestServiceWorkerServesFromTheEngine(t *testing.T) {
 	after := g.Bytes()
 	if after[gateway.SourceOrigin] != before[gateway.SourceOrigin] || after[gateway.SourceGatewayHTTP] != before[gateway.SourceGatewayHTTP] {
 		t.Fatalf("the fetch went over HTTP: before %v after %v", before, after)
+	}
+}
+
+// TestEngineRunsOnThePageWhereNoWorkerMay: a site whose Content-Security-Policy forbids workers (worker-src
+// 'none': no service worker either) still gets its page from the swarm: the engine's core runs on the page,
+// and the elements take object URLs, with the right bytes.
+func TestEngineRunsOnThePageWhereNoWorkerMay(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	s.csp = "worker-src 'none'"
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{Site: gateway.SiteConfig{Origin: origin, Root: dir}})
+	pageURL := "http://" + g.Addr().String() + examplesite.PageHTML
+	p := browsertest.Start(t).NewPage()
+	res := loadPage(t, p, pageURL)
+	checkHashes(t, s, "page", res)
+	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" || res.Thread != "page" {
+		t.Fatalf("via %v, engine's core on the %q thread; want p2p from the core on the page (console %v)", res.Via, res.Thread, p.Console())
+	}
+	if got := res.Stats["seederBytes"] + res.Stats["peerBytes"]; got == 0 {
+		t.Fatalf("nothing came from the swarm: %v", res.Stats)
 	}
 }
 

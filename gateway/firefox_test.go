@@ -120,6 +120,9 @@ func TestFirefoxVisitorGetsThePageFromTheSwarm(t *testing.T) {
 	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" {
 		t.Fatalf("Firefox did not use the engine: %v (console %v)", res.Via, p.Console())
 	}
+	if res.Thread != "worker" {
+		t.Errorf("the engine's core ran on the %q thread in Firefox; want a worker (Firefox transfers data channels)", res.Thread)
+	}
 	if res.Stats["seederBytes"] <= 0 {
 		t.Errorf("Firefox took nothing from the gateway's seeder over WebRTC: %v", res.Stats)
 	}

@@ -422,7 +422,7 @@ type visitor struct {
 func newVisitor(t *testing.T, b *browsertest.Browser, g *gateway.Server, name string, emulate ...setup) *visitor {
 	t.Helper()
 	v := &visitor{name: name, page: b.NewPage(), ice: "[]"}
-	err := chromedp.Listen(v.page.Ctx, func(ev any) {
+	record := func(ev any) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		switch e := ev.(type) {
@@ -431,7 +431,12 @@ func newVisitor(t *testing.T, b *browsertest.Browser, g *gateway.Server, name st
 		case *network.EventWebSocketCreated:
 			v.urls = append(v.urls, e.URL)
 		}
-	})
+	}
+	// The page's requests, and its engine worker's (the tracker's socket, webseeds): a worker's are its own.
+	err := chromedp.Listen(v.page.Ctx, record)
+	if err == nil {
+		err = v.page.ListenWorkers(record)
+	}
 	if err == nil {
 		_, err = chromedp.Call(v.page.Ctx, network.Enable, network.EnableParams{})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/swarmgate/swarmgate/internal/browsertest"
+	"github.com/swarmgate/swarmgate/internal/procstat"
 	"github.com/swarmgate/swarmgate/tracker"
 )
 
@@ -60,9 +61,13 @@ import (
 
 // The two engines measured.
 const (
-	oldEngine = "webtorrent" // stock webtorrent 3.0.21, the old bundle's stand-in
-	newEngine = "engine"     // our core, src/p2p
+	oldEngine    = "webtorrent" // stock webtorrent 3.0.21, the old bundle's stand-in
+	newEngine    = "engine"     // our core, src/p2p, on the page's main thread
+	workerEngine = "worker"     // our core in a dedicated worker, its data channels transferred from the page
 )
+
+// engines is every engine measured, the old one first.
+var engines = []string{oldEngine, newEngine, workerEngine}
 
 // longTaskMS is the Long Tasks API's threshold, the bound issue 14 sets for the engine's tasks.
 const longTaskMS = 50
@@ -81,6 +86,7 @@ func newCPUSite(tb testing.TB, pieceLength int64, sizes ...int) *cpuSite {
 	tb.Helper()
 	e := newP2PEnv(tb)
 	e.mux.HandleFunc("GET /cpu.html", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "testdata/cpu.html") })
+	e.mux.HandleFunc("GET /cpu_worker.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "testdata/cpu_worker.js") })
 	tt := makeTorrent(tb, e.root, "cpu", pieceLength, sizes...)
 	if len(tt.files) != len(sizes) {
 		tb.Fatalf("the torrent has padding files: the engines would receive different bytes (webtorrent fetches padding)")
@@ -101,6 +107,7 @@ type cpuRun struct {
 	Busy     time.Duration // main thread: TaskDuration
 	Script   time.Duration // main thread: ScriptDuration
 	CPU      time.Duration // main thread: ThreadTime
+	Renderer time.Duration // every renderer process, every thread (/proc; -1 where it cannot be read)
 	Long     []float64     // durations (ms) of the tasks over 50 ms during the download (Long Tasks API)
 	Tasks    mainTasks     // the main thread's tasks during the download, from a trace
 	Load     [2]float64    // the machine's 1-minute load average before and after
@@ -142,14 +149,14 @@ func (c *cpuSite) measure(tb testing.TB, engine string, timeout time.Duration) c
 	if err := startTrace(p); err != nil {
 		tb.Fatal(err)
 	}
-	before, began := mainThread(tb, p), time.Now()
+	before, began, rend0 := mainThread(tb, p), time.Now(), rendererCPU(tb)
 	r := call[pageRun](tb, p, timeout+5*time.Second, "run", map[string]any{
 		"timeout": timeout.Milliseconds(),
 		"torrent": c.tt.torrentFile(tb, c.wsURL), // trackers only: no url-list
 		"info":    base64.StdEncoding.EncodeToString(c.tt.infoBytes), "infoHash": c.tt.ih.HexString(),
 		"trackers": []string{c.wsURL},
 	})
-	after, window := mainThread(tb, p), time.Since(began)
+	after, window, rend1 := mainThread(tb, p), time.Since(began), rendererCPU(tb)
 	events, err := endTrace(p)
 	if err != nil {
 		tb.Fatal(err)
@@ -162,10 +169,14 @@ func (c *cpuSite) measure(tb testing.TB, engine string, timeout time.Duration) c
 		tb.Fatal(err)
 	}
 	run := cpuRun{Engine: engine, Bytes: r.Bytes, Received: r.Received, Window: window, Tasks: tasks,
-		Load:   [2]float64{load0, loadAverage(tb)},
-		Busy:   after.sub(before, "TaskDuration"),
-		Script: after.sub(before, "ScriptDuration"),
-		CPU:    after.sub(before, "ThreadTime"),
+		Load:     [2]float64{load0, loadAverage(tb)},
+		Busy:     after.sub(before, "TaskDuration"),
+		Script:   after.sub(before, "ScriptDuration"),
+		CPU:      after.sub(before, "ThreadTime"),
+		Renderer: -1,
+	}
+	if rend0 >= 0 && rend1 >= 0 {
+		run.Renderer = rend1 - rend0
 	}
 	run.Long = call[[]float64](tb, p, 5*time.Second, "tasks", map[string]float64{"from": r.T0, "to": r.T1})
 
@@ -218,6 +229,26 @@ func (c counters) sub(before counters, name string) time.Duration {
 	return time.Duration((c[name] - before[name]) * float64(time.Second))
 }
 
+// rendererCPU is the CPU time of every Chromium renderer process descended from this test, every thread
+// (the main thread, workers, WebRTC's network thread, the compositor), or -1 where /proc cannot say. It is
+// what the page costs its visitor's machine in all, wherever the engine runs: a core moved off the main
+// thread still costs this.
+func rendererCPU(tb testing.TB) time.Duration {
+	procs, err := procstat.Descendants(os.Getpid())
+	if err != nil {
+		tb.Logf("renderer CPU: %v", err)
+		return -1
+	}
+	var sum time.Duration
+	for pid, cpu := range procs {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(cmd), "--type=renderer") {
+			sum += cpu
+		}
+	}
+	return sum
+}
+
 // loadAverage is the machine's 1-minute load average: other work on a shared machine preempts the page's
 // main thread and inflates its busy time and long tasks (not its CPU time).
 func loadAverage(tb testing.TB) float64 {
@@ -240,9 +271,10 @@ type cpuTotal struct {
 	bytes, received   int64
 	wall              time.Duration
 	busy, script, cpu time.Duration
-	long              []float64 // Long Tasks API, ms
-	tasks             mainTasks // traced, summed
-	load              float64   // highest load average seen
+	renderer          time.Duration // -1 once a run could not read it
+	long              []float64     // Long Tasks API, ms
+	tasks             mainTasks     // traced, summed
+	load              float64       // highest load average seen
 }
 
 func total(runs []cpuRun, engine string) cpuTotal {
@@ -258,6 +290,11 @@ func total(runs []cpuRun, engine string) cpuTotal {
 		t.busy += r.Busy
 		t.script += r.Script
 		t.cpu += r.CPU
+		if r.Renderer < 0 || t.renderer < 0 {
+			t.renderer = -1
+		} else {
+			t.renderer += r.Renderer
+		}
 		t.long = append(t.long, r.Long...)
 		t.tasks.N += r.Tasks.N
 		t.tasks.Wall += r.Tasks.Wall
@@ -275,6 +312,28 @@ func (t cpuTotal) perMB(d time.Duration) float64 {
 	return ms(d) / (float64(t.bytes) / 1e6)
 }
 
+func reversed(s []string) []string {
+	r := slices.Clone(s)
+	slices.Reverse(r)
+	return r
+}
+
+// rendererPerMB is the renderer processes' CPU ms per MB, or "-" where /proc could not say.
+func (t cpuTotal) rendererPerMB() string {
+	if t.renderer < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", t.perMB(t.renderer))
+}
+
+// ratio is a/b per MB, or "-" when either could not be read.
+func ratio(a, b time.Duration, ta, tb cpuTotal) string {
+	if a < 0 || b < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", ta.perMB(a)/tb.perMB(b))
+}
+
 func (t cpuTotal) longest() float64 {
 	if len(t.long) == 0 {
 		return 0
@@ -289,26 +348,34 @@ func table(runs []cpuRun, tt *testTorrent, pieceLength int64) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "renderer main-thread time per MB received from peers: %.1f MB torrent, %d KiB pieces, no padding, from the Go seeder over WebRTC on loopback\n",
 		float64(tt.length)/1e6, pieceLength>>10)
-	fmt.Fprintf(&sb, "old bundle = stock webtorrent 3.0.21 (node_modules/webtorrent/dist/webtorrent.min.js), standing in for the patched bundle whose source is gone; engine = js/src/p2p\n")
-	fmt.Fprintf(&sb, "cpu = ThreadTime (the main thread's CPU time), busy = TaskDuration (wall time in tasks: inflated by preemption on a loaded machine), script = ScriptDuration (wall); long tasks: Long Tasks API (wall) and the trace (wall, CPU)\n")
+	fmt.Fprintf(&sb, "old bundle = stock webtorrent 3.0.21 (node_modules/webtorrent/dist/webtorrent.min.js), standing in for the patched bundle whose source is gone; engine = js/src/p2p on the main thread; worker = js/src/p2p in a dedicated worker, the page making its peer connections (as the page engine runs it)\n")
+	fmt.Fprintf(&sb, "cpu = ThreadTime (the main thread's CPU time), busy = TaskDuration (wall time in tasks: inflated by preemption on a loaded machine), script = ScriptDuration (wall); renderer = CPU time of the renderer processes, every thread (/proc); long tasks: Long Tasks API (wall) and the trace (wall, CPU)\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "run\tengine\tMB\treceived MB\ts\tMB/s\tcpu ms/MB\tbusy ms/MB\tscript ms/MB\ttraced cpu ms/MB\ttasks\t>50ms wall\tlongest wall ms (API/trace)\t>50ms cpu\tlongest cpu ms\tload\t")
+	fmt.Fprintln(w, "run\tengine\tMB\treceived MB\ts\tMB/s\tcpu ms/MB\trenderer ms/MB\tbusy ms/MB\tscript ms/MB\ttraced cpu ms/MB\ttasks\t>50ms wall\tlongest wall ms (API/trace)\t>50ms cpu\tlongest cpu ms\tload\t")
 	row := func(run, engine string, t cpuTotal) {
-		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.0f/%.0f\t%d\t%.1f\t%.1f\t\n", run, engine,
+		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.0f/%.0f\t%d\t%.1f\t%.1f\t\n", run, engine,
 			float64(t.bytes)/1e6, float64(t.received)/1e6, t.wall.Seconds(), float64(t.bytes)/1e6/t.wall.Seconds(),
-			t.perMB(t.cpu), t.perMB(t.busy), t.perMB(t.script), t.perMB(t.tasks.CPU), t.tasks.N,
+			t.perMB(t.cpu), t.rendererPerMB(), t.perMB(t.busy), t.perMB(t.script), t.perMB(t.tasks.CPU), t.tasks.N,
 			len(t.long), t.longest(), ms(t.tasks.Longest), t.tasks.LongCPU, ms(t.tasks.LongestCPU), t.load)
 	}
 	for k, r := range runs {
 		row(fmt.Sprint(k+1), r.Engine, total([]cpuRun{r}, r.Engine))
 	}
-	for _, engine := range []string{oldEngine, newEngine} {
-		row("all", engine, total(runs, engine))
+	for _, engine := range engines {
+		if total(runs, engine).runs > 0 {
+			row("all", engine, total(runs, engine))
+		}
 	}
 	_ = w.Flush()
-	old, ours := total(runs, oldEngine), total(runs, newEngine)
-	fmt.Fprintf(&sb, "engine/webtorrent per MB: cpu %.2f (issue 14: at most 0.33), busy %.2f; engine tasks over %d ms: %d by wall time (Long Tasks API), %d by CPU time (trace) (issue 14: none)\n",
-		ours.perMB(ours.cpu)/old.perMB(old.cpu), ours.perMB(ours.busy)/old.perMB(old.busy), longTaskMS, len(ours.long), ours.tasks.LongCPU)
+	old := total(runs, oldEngine)
+	for _, engine := range engines[1:] {
+		ours := total(runs, engine)
+		if ours.runs == 0 {
+			continue
+		}
+		fmt.Fprintf(&sb, "%s/webtorrent per MB: main-thread cpu %.2f (issue 14: at most 0.33), renderer cpu %s, busy %.2f; %s's main-thread tasks over %d ms: %d by wall time (Long Tasks API), %d by CPU time (trace) (issue 14: none)\n",
+			engine, ours.perMB(ours.cpu)/old.perMB(old.cpu), ratio(ours.renderer, old.renderer, ours, old), ours.perMB(ours.busy)/old.perMB(old.busy), engine, longTaskMS, len(ours.long), ours.tasks.LongCPU)
+	}
 	return sb.String()
 }
 
@@ -323,7 +390,7 @@ func BenchmarkEngineCPU(b *testing.B) {
 	c := newCPUSite(b, pieceLength, 16<<20, 24<<20, 8<<20-100_000)
 	var runs []cpuRun
 	for range b.N {
-		for _, order := range [][]string{{oldEngine, newEngine}, {newEngine, oldEngine}} {
+		for _, order := range [][]string{engines, reversed(engines)} {
 			for _, engine := range order {
 				runs = append(runs, c.measure(b, engine, 2*time.Minute))
 			}
@@ -345,6 +412,14 @@ func BenchmarkEngineCPU(b *testing.B) {
 	b.ReportMetric(ms(old.tasks.LongestCPU), "longest-task-cpu-ms-webtorrent")
 	b.ReportMetric(ms(ours.tasks.LongestCPU), "longest-task-cpu-ms-engine")
 	b.ReportMetric(float64(ours.tasks.LongCPU), "long-tasks-cpu-engine")
+	wk := total(runs, workerEngine)
+	b.ReportMetric(wk.perMB(wk.cpu), "main-ms/MB-worker")
+	b.ReportMetric(wk.perMB(wk.cpu)/old.perMB(old.cpu), "ratio-worker")
+	if wk.renderer >= 0 && old.renderer >= 0 {
+		b.ReportMetric(old.perMB(old.renderer), "renderer-ms/MB-webtorrent")
+		b.ReportMetric(wk.perMB(wk.renderer), "renderer-ms/MB-worker")
+	}
+	b.ReportMetric(float64(len(wk.long)), "long-tasks-worker")
 }
 
 // TestEngineCPU runs the benchmark's measurement once per engine on a small torrent, so that it cannot rot:
@@ -354,7 +429,7 @@ func TestEngineCPU(t *testing.T) {
 	const pieceLength = 256 << 10
 	c := newCPUSite(t, pieceLength, 1<<20, 2<<20, 1<<20-54_321)
 	var runs []cpuRun
-	for _, engine := range []string{oldEngine, newEngine} {
+	for _, engine := range engines {
 		r := c.measure(t, engine, 20*time.Second)
 		// A thread's busy and CPU time fit in the span they were read over (plus the clocks' rounding).
 		const slack = 10 * time.Millisecond
@@ -372,7 +447,7 @@ func TestEngineCPU(t *testing.T) {
 		}
 		runs = append(runs, r)
 	}
-	for _, engine := range []string{oldEngine, newEngine} {
+	for _, engine := range engines {
 		if tot := total(runs, engine); tot.runs != 1 || !(tot.perMB(tot.busy) > 0) || !(tot.perMB(tot.cpu) > 0) {
 			t.Errorf("%s: %d runs pooled, %.1f busy ms/MB, %.1f CPU ms/MB; want one run and positive figures", engine, tot.runs, tot.perMB(tot.busy), tot.perMB(tot.cpu))
 		}

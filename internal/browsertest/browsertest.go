@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -198,3 +201,41 @@ func RepoFile(t testing.TB, rel string) string {
 	}
 	return p
 }
+
+// ListenWorkers calls f with every CDP event of the page's dedicated workers from their first instruction
+// on (network events included: a worker's requests are its own target's, not the page's). Each worker
+// starts paused until a session of ours listens to it. Call it before the page loads.
+func (p *Page) ListenWorkers(f func(ev any)) error {
+	attached := chromedp.Events(p.Ctx, target.AttachedToTarget)
+	go func() {
+		for ev, err := range attached {
+			if err != nil {
+				return
+			}
+			if ev.TargetInfo.Type != "worker" {
+				continue
+			}
+			go p.listenWorker(ev.TargetInfo.TargetID, f)
+		}
+	}()
+	_, err := chromedp.Call(p.Ctx, target.SetAutoAttach, target.SetAutoAttachParams{
+		AutoAttach: true, WaitForDebuggerOnStart: true, Flatten: ptr(true),
+	})
+	return err
+}
+
+func (p *Page) listenWorker(id target.ID, f func(ev any)) {
+	ctx, cancel := chromedp.NewContext(p.Ctx, chromedp.WithTargetID(id))
+	// The session ends with the page's context (the worker ends with the page); cancel would close the
+	// worker's target.
+	_ = cancel
+	if err := chromedp.Do(ctx); err != nil { // attached: network events on
+		return
+	}
+	if err := chromedp.Listen(ctx, f); err != nil {
+		return
+	}
+	_, _ = chromedp.Call(ctx, runtime.RunIfWaitingForDebugger, cdp.Empty{})
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -8,10 +8,11 @@
 // The swarm itself is our own core (src/p2p): it talks to no host the manifest does not name (the manifest's
 // tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
 // so no public STUN server is ever asked).
-import type { Engine, EngineReport, EngineStats, Manifest, Policy, Reader } from './manifest'
+import type { Engine, EngineReport, EngineStats, Manifest, ManifestFile, Policy, Reader } from './manifest'
 import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
 import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
+import { canTransfer, type Core, type CoreStats, type Hooks, inDedicatedWorker, inWorker, type RunCore, serveCore } from './thread'
 import { gateUploads } from './uploads'
 
 // While files are wanted, the engine asks the gateway this often which webseeds to use: helpers that became
@@ -50,7 +51,7 @@ interface Wanted {
   priority: number
   asked: number // Date.now() when the page asked
   type: string
-  resolve(url: string): void
+  resolve(file: Blob): void
   reject(err: Error): void
 }
 
@@ -110,30 +111,14 @@ async function cachedPieces(m: Manifest, info: Info, paths: string[]): Promise<M
   return out
 }
 
-// start runs the engine for the page. With seed (URL paths of files the page already loaded over HTTP) it
-// runs in seed-only mode: it downloads nothing, and joins the swarm only as a seed of the pieces it verified
-// from the browser's HTTP cache (cachedPieces); uploads go through the same gate and caps.
-export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[]): Engine {
+// run is the engine's core (thread.ts's RunCore): on the page, or in the worker. With seed (URL paths of
+// files the page already loaded over HTTP) it runs in seed-only mode: it downloads nothing, and joins the
+// swarm only as a seed of the pieces it verified from the browser's HTTP cache (cachedPieces); uploads go
+// through the same gate and caps.
+const run: RunCore = (m, policy, seed, hooks, connect) => {
   const stats: EngineStats = {
     peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
   }
-  const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
-  // Tells the gateway what came from where since the last report, for its per-source byte counts.
-  const report = () => {
-    schedule.sent()
-    const delta: Record<string, number | string> = {}
-    let any = false
-    for (const k of Object.keys(reported) as (keyof typeof reported)[]) {
-      const d = stats[k] - reported[k]
-      delta[k] = d
-      any ||= d > 0
-      reported[k] = stats[k]
-    }
-    delta.token = m.reportToken
-    if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
-  }
-  const schedule = new ReportSchedule(report)
-  addEventListener('pagehide', report)
 
   const seeder = (m.seederPeerId ?? '').toLowerCase()
   const wanted = new Map<string, Wanted>() // by path
@@ -198,8 +183,8 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     settled()
     const blob = await store!.blob(w.start, w.end - w.start, w.type)
     stats.files++
-    report()
-    w.resolve(URL.createObjectURL(blob))
+    hooks.report()
+    w.resolve(blob)
   }
 
   const ready: Promise<Torrent> = (async () => {
@@ -207,7 +192,10 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     const info = rawValue(raw, 'info')
     if (!info) throw new Error("swarmgate: the manifest's torrent has no info dictionary")
     const parsed = parseInfo(info)
-    const s = (store = new PageStore(m.infoHash, parsed, MAX_MEMORY_BYTES, (n) => (stats.storedBytes += n)))
+    const s = (store = new PageStore(m.infoHash, parsed, MAX_MEMORY_BYTES, (n) => {
+      stats.storedBytes += n
+      hooks.moved()
+    }))
     // An earlier view's pieces, verified. A page view does not wait for them to start signalling (the tracker's
     // socket and ICE gathering take a few hundred milliseconds before the first byte, reading the store tens).
     let have = s.load()
@@ -229,7 +217,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       info, infoHash: fromHex(m.infoHash), trackers: [m.tracker], rtc: { iceServers: m.iceServers ?? [] },
       webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0,
       webseedMode: webseeded ? 'all' : 'due',
-      upload: gate.allow, lastResort: (id) => id === seeder,
+      upload: gate.allow, lastResort: (id) => id === seeder, connect,
     })
     if (stopped) {
       t.destroy()
@@ -240,17 +228,23 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     t.on('download', ({ bytes, peer }) => {
       lastProgress = Date.now()
       if (peer !== undefined) swarmProgress = lastProgress
-      schedule.moved()
+      hooks.moved()
       if (peer === undefined) stats.webseedBytes += bytes
       else if (peer === seeder) stats.seederBytes += bytes
       else stats.peerBytes += bytes
     })
     t.on('upload', (n) => {
       stats.uploadedBytes += n
-      schedule.moved()
+      hooks.moved()
     })
-    t.on('peer', ({ open }) => open && stats.peers++)
-    t.on('ban', () => stats.droppedPeers++)
+    t.on('peer', ({ open }) => {
+      if (open) stats.peers++
+      hooks.moved()
+    })
+    t.on('ban', () => {
+      stats.droppedPeers++
+      hooks.moved()
+    })
     // Pieces now held: one verified from a source, or an earlier view's, read back from the store.
     const gained = (pieces: number[]) => {
       for (const i of pieces) held += size(i) - t.padBytes(i)
@@ -330,20 +324,20 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     for (const w of wanted.values()) w.reject(optedOut())
     wanted.clear()
     for (const s of streams) s.wake?.()
-    report()
+    hooks.report()
     torrent?.destroy()
   })
 
-  const urls = new Map<string, Promise<string>>()
+  const files = new Map<string, Promise<Blob>>()
   return {
-    url(path: string, priority = 0): Promise<string> {
-      let p = urls.get(path)
+    file(path: string, priority: number): Promise<Blob> {
+      let p = files.get(path)
       if (p) return p
       if (stopped) return Promise.reject(optedOut())
       if (seed) return Promise.reject(new Error('swarmgate: seed-only: nothing is downloaded'))
       const meta = m.files[path]
       if (!meta) return Promise.reject(new Error(`swarmgate: ${path} is not in the swarm`))
-      p = ready.then((t) => new Promise<string>((resolve, reject) => {
+      p = ready.then((t) => new Promise<Blob>((resolve, reject) => {
         const f = t.info.files[meta.index]
         if (!f || f.length !== meta.size || f.offset !== meta.offset) {
           return reject(new Error(`swarmgate: manifest and torrent disagree on ${path}`))
@@ -355,14 +349,11 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
         wanted.set(path, w)
         retarget()
       }))
-      urls.set(path, p)
+      files.set(path, p)
       return p
     },
-    open(path: string, start: number, end: number, priority = 0): Reader {
-      const meta = m.files[path]
-      if (seed) throw new Error('swarmgate: seed-only: nothing is downloaded')
-      if (!meta) throw new Error(`swarmgate: ${path} is not in the swarm`)
-      if (!(start >= 0 && start <= end && end <= meta.size)) throw new Error(`swarmgate: ${path}: no bytes ${start}-${end}`)
+    open(path: string, start: number, end: number, priority: number): Reader {
+      const meta = checkOpen(m, seed, path, start, end)
       const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0 }
       const file = { start: meta.offset, end: meta.offset + meta.size, priority: 0 }
       let closed = false
@@ -410,13 +401,82 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
         },
       }
     },
+    stats: () => ({ ...stats, ...gate.mode(), capReason: gate.capReason() }),
+  }
+}
+
+// checkOpen throws at once for a stream the engine cannot give (Engine.open), and returns the file's entry.
+function checkOpen(m: Manifest, seed: string[] | undefined, path: string, start: number, end: number): ManifestFile {
+  const meta = m.files[path]
+  if (seed) throw new Error('swarmgate: seed-only: nothing is downloaded')
+  if (!meta) throw new Error(`swarmgate: ${path} is not in the swarm`)
+  if (!(start >= 0 && start <= end && end <= meta.size)) throw new Error(`swarmgate: ${path}: no bytes ${start}-${end}`)
+  return meta
+}
+
+// start runs the engine for the page (the loader's entry point): its core in a worker where the browser can
+// transfer data channels and the worker starts (thread.ts), else here. See run for seed.
+export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[]): Engine {
+  let core: Core | undefined
+  const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
+  // Tells the gateway what came from where since the last report, for its per-source byte counts.
+  const report = () => {
+    schedule.sent()
+    if (!core) return
+    const stats = core.stats()
+    const delta: Record<string, number | string> = {}
+    let any = false
+    for (const k of Object.keys(reported) as (keyof typeof reported)[]) {
+      const d = stats[k] - reported[k]
+      delta[k] = d
+      any ||= d > 0
+      reported[k] = stats[k]
+    }
+    delta.token = m.reportToken
+    if (any) navigator.sendBeacon('/.swarm/stats', JSON.stringify(delta))
+  }
+  const schedule = new ReportSchedule(report)
+  addEventListener('pagehide', report)
+  const hooks: Hooks = { moved: () => schedule.moved(), report }
+
+  let thread: 'worker' | 'page' = 'page'
+  const here = () => (core = run(m, policy, seed, hooks))
+  const ready: Promise<Core> = canTransfer({ iceServers: m.iceServers ?? [] })
+    ? inWorker(import.meta.url, m, policy, seed, hooks).then(
+        (c) => ((thread = 'worker'), (core = c)),
+        () => here(),
+      )
+    : Promise.resolve(here())
+
+  const urls = new Map<string, Promise<string>>()
+  return {
+    url(path: string, priority = 0): Promise<string> {
+      let p = urls.get(path)
+      if (!p) urls.set(path, (p = ready.then((c) => c.file(path, priority)).then((b) => URL.createObjectURL(b))))
+      return p
+    },
+    open(path: string, start: number, end: number, priority = 0): Reader {
+      checkOpen(m, seed, path, start, end)
+      const r = ready.then((c) => c.open(path, start, end, priority))
+      r.catch(() => {})
+      return {
+        next: () => r.then((x) => x.next()),
+        close: () => void r.then((x) => x.close(), () => {}),
+      }
+    },
     stats: () => {
-      const { mode, reason } = gate.mode()
-      const capReason = gate.capReason()
-      const hidden = { mode, reason, uploadCapped: capReason !== '', capReason }
-      const out = { ...stats }
+      const s: CoreStats = core?.stats() ?? {
+        peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
+        ...policy.mode(), capReason: '',
+      }
+      const { mode, reason, capReason, ...counts } = s
+      const hidden = { mode, reason, uploadCapped: capReason !== '', capReason, thread }
+      const out = { ...counts }
       for (const [k, value] of Object.entries(hidden)) Object.defineProperty(out, k, { value, enumerable: false })
       return out as EngineReport
     },
   }
 }
+
+// The engine's script is also the worker's (thread.ts's inWorker starts it so).
+if (inDedicatedWorker()) serveCore(run)

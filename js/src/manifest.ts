@@ -20,6 +20,7 @@ export interface EngineReport extends EngineStats {
   readonly reason: string
   readonly uploadCapped: boolean // this page view reached an upload cap and serves no one
   readonly capReason: string // "ratio" or "ceiling" while capped, else ""
+  readonly thread: 'worker' | 'page' // where the engine's core runs (thread.ts)
 }
 
 // The effective mode of a page view. "p2p": downloads from peers and serves them; "download-only": downloads

@@ -81,7 +81,9 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
   const file = m?.files[path]
   const client = file && ev.clientId ? await self.clients.get(ev.clientId) : undefined
   if (ev.clientId && !client) engines.delete(ev.clientId)
-  if (!file || !client) return fetch(ev.request)
+  // Only a page streams from its engine: the engine's own worker (thread.ts), reading the HTTP cache for what
+  // it seeds, gets the network's answer.
+  if (!file || !client || client.type !== 'window') return fetch(ev.request)
   const rangeHeader = ev.request.headers.get('range')
   if (rangeHeader && !/^bytes=\d*-\d*$/.test(rangeHeader.trim())) return fetch(ev.request) // several ranges
   const r = byteRange(rangeHeader, file.size)

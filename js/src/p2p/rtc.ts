@@ -1,6 +1,12 @@
 // WebRTC connections as WebTorrent makes them: one reliable, ordered data channel per peer connection, and
 // session descriptions sent whole once ICE gathering is complete (no trickle), since the tracker relays one
 // offer and one answer.
+//
+// A Conn drives its RTCPeerConnection through a Link. The peer connection may live in this realm (linkHere),
+// or, for a core that runs in a worker (where browsers have no RTCPeerConnection), in the page that started
+// the worker (linkVia, served there by serveLinks): the page then makes the connection and transfers its data
+// channel to the worker, so that the channel's messages are delivered to the worker's thread and never touch
+// the page's main thread.
 
 import { hex, randomBytes } from './bytes'
 
@@ -17,9 +23,169 @@ export interface Description {
   sdp: string
 }
 
+// Link is one RTCPeerConnection as a Conn uses it. ondatachannel gets its data channel (the one offer made,
+// or the remote offerer's) and onend its end: failed (ICE or DTLS) or closed.
+export interface Link {
+  offer(label: string): Promise<Description> // makes the data channel; the complete offer
+  answer(offer: Description): Promise<Description> // the complete answer
+  accept(answer: Description): Promise<void>
+  close(): void
+  ondatachannel?: (dc: RTCDataChannel) => void
+  onend?: (failed: boolean) => void
+}
+
+// Connect makes a Link for one peer connection with the caller's configuration (its ICE servers).
+export type Connect = (config: RTCConfiguration) => Link
+
+// linkHere makes the peer connection in this realm.
+export const linkHere: Connect = (config) => {
+  const pc = new RTCPeerConnection(config)
+  let wake: (() => void) | undefined // ends a wait for ICE gathering
+  let closed = false
+  const link: Link = {
+    async offer(label) {
+      link.ondatachannel?.(pc.createDataChannel(label))
+      await pc.setLocalDescription(await pc.createOffer())
+      return gathered()
+    },
+    async answer(offer) {
+      pc.ondatachannel = (e) => link.ondatachannel?.(e.channel)
+      await pc.setRemoteDescription(offer)
+      await pc.setLocalDescription(await pc.createAnswer())
+      return gathered()
+    },
+    accept: (answer) => pc.setRemoteDescription(answer),
+    close() {
+      if (closed) return
+      closed = true
+      wake?.()
+      try {
+        pc.close()
+      } catch {}
+    },
+  }
+  pc.onconnectionstatechange = () => {
+    const s = pc.connectionState
+    if (s === 'failed' || s === 'closed') link.onend?.(s === 'failed')
+  }
+  const gathered = async (): Promise<Description> => {
+    if (pc.iceGatheringState !== 'complete') {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, GATHER_MS)
+        wake = () => {
+          clearTimeout(t)
+          resolve()
+        }
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') wake?.()
+        })
+      })
+    }
+    const d = pc.localDescription
+    if (!d || closed) throw new Error('rtc: closed while gathering')
+    return { type: d.type as Description['type'], sdp: d.sdp }
+  }
+  return link
+}
+
+// What crosses the port between linkVia (the worker) and serveLinks (the page), by link ID:
+//   worker → page  {id, op: 'offer', config, label} | {id, op: 'answer', config, offer} | {id, op: 'accept', answer}
+//                  | {id, op: 'close'}
+//   page → worker  {id, dc} (the data channel, transferred) | {id, desc} | {id, error} | {id, end: failed}
+type Request =
+  | { id: number; op: 'offer'; config: RTCConfiguration; label: string }
+  | { id: number; op: 'answer'; config: RTCConfiguration; offer: Description }
+  | { id: number; op: 'accept'; answer: Description }
+  | { id: number; op: 'close' }
+interface Reply {
+  id: number
+  dc?: RTCDataChannel
+  desc?: Description
+  accepted?: boolean
+  error?: string
+  end?: boolean
+}
+
+// linkVia makes peer connections in the realm at the other end of port, where serveLinks answers.
+export function linkVia(port: MessagePort): Connect {
+  let next = 0
+  const links = new Map<number, { link: Link; wait?: (r: Reply) => void }>()
+  port.onmessage = (e: MessageEvent<Reply>) => {
+    const r = e.data
+    const l = links.get(r.id)
+    if (!l) return r.dc?.close()
+    if (r.dc) l.link.ondatachannel?.(r.dc)
+    else if (r.end !== undefined) {
+      links.delete(r.id)
+      l.link.onend?.(r.end)
+    } else l.wait?.(r)
+  }
+  return (config) => {
+    const id = next++
+    const entry: { link: Link; wait?: (r: Reply) => void } = { link: undefined as unknown as Link }
+    const ask = (req: Request): Promise<Reply> =>
+      new Promise((resolve, reject) => {
+        if (!links.has(id)) return reject(new Error('rtc: closed'))
+        entry.wait = (r) => {
+          entry.wait = undefined
+          if (r.error !== undefined) reject(new Error(r.error))
+          else resolve(r)
+        }
+        port.postMessage(req)
+      })
+    const desc = (r: Reply) => {
+      if (!r.desc) throw new Error('rtc: no description')
+      return r.desc
+    }
+    entry.link = {
+      offer: async (label) => desc(await ask({ id, op: 'offer', config, label })),
+      answer: async (offer) => desc(await ask({ id, op: 'answer', config, offer })),
+      accept: async (answer) => void (await ask({ id, op: 'accept', answer })),
+      close() {
+        if (!links.delete(id)) return
+        entry.wait?.({ id, error: 'rtc: closed while gathering' })
+        port.postMessage({ id, op: 'close' } satisfies Request)
+      },
+    }
+    links.set(id, entry)
+    return entry.link
+  }
+}
+
+// serveLinks makes the peer connections that linkVia asks for at the other end of port, with connect, and
+// transfers each data channel there as it is made (a channel can be transferred only before it is used).
+export function serveLinks(port: MessagePort, connect: Connect = linkHere): void {
+  const links = new Map<number, Link>()
+  const reply = (r: Reply, transfer: Transferable[] = []) => port.postMessage(r, transfer)
+  port.onmessage = (e: MessageEvent<Request>) => {
+    const r = e.data
+    if (r.op === 'close') {
+      links.get(r.id)?.close()
+      links.delete(r.id)
+      return
+    }
+    let link = links.get(r.id)
+    if (!link) {
+      if (r.op === 'accept') return reply({ id: r.id, error: 'rtc: no such connection' })
+      link = connect(r.config)
+      links.set(r.id, link)
+      link.ondatachannel = (dc) => reply({ id: r.id, dc }, [dc])
+      link.onend = (failed) => {
+        if (links.delete(r.id)) reply({ id: r.id, end: failed })
+      }
+    }
+    const answered =
+      r.op === 'offer' ? link.offer(r.label) : r.op === 'answer' ? link.answer(r.offer) : link.accept(r.answer).then(() => undefined)
+    answered.then(
+      (desc) => reply({ id: r.id, desc: desc ?? undefined, accepted: true }),
+      (err: unknown) => reply({ id: r.id, error: String(err instanceof Error ? err.message : err) }),
+    )
+  }
+}
+
 // Conn is one peer connection on its way to an open data channel.
 export class Conn {
-  readonly pc: RTCPeerConnection
+  private readonly link: Link
   dc?: RTCDataChannel
   peerId?: Uint8Array // the remote peer's, as the tracker named it
   closed = false
@@ -29,50 +195,47 @@ export class Conn {
   // them first. (A peer's handshake was lost that way in about one engine-to-engine connection in ten.)
   early: ArrayBuffer[] = []
   private timer?: ReturnType<typeof setTimeout>
-  private wake?: () => void // ends a wait for ICE gathering
 
   // onopen runs once with the open data channel (binaryType arraybuffer); it is not called once the
   // connection is closed.
-  constructor(config: RTCConfiguration, public onopen: (c: Conn, dc: RTCDataChannel) => void) {
-    this.pc = new RTCPeerConnection(config)
-    this.pc.onconnectionstatechange = () => {
-      const s = this.pc.connectionState
-      this.failed ||= s === 'failed'
-      if (s === 'failed' || s === 'closed') this.close()
+  constructor(
+    config: RTCConfiguration,
+    public onopen: (c: Conn, dc: RTCDataChannel) => void,
+    connect: Connect = linkHere,
+  ) {
+    this.link = connect(config)
+    this.link.ondatachannel = (dc) => this.bind(dc)
+    this.link.onend = (failed) => {
+      this.failed ||= failed
+      this.close()
     }
   }
 
   // offer makes the data channel and returns the complete offer.
-  async offer(): Promise<Description> {
-    this.bind(this.pc.createDataChannel(hex(randomBytes(20))))
-    await this.pc.setLocalDescription(await this.pc.createOffer())
-    return this.gathered()
+  offer(): Promise<Description> {
+    return this.link.offer(hex(randomBytes(20)))
   }
 
   // answer takes a remote offer and returns the complete answer; the data channel arrives from the offerer.
-  async answer(offer: Description): Promise<Description> {
-    this.pc.ondatachannel = (e) => this.bind(e.channel)
-    await this.pc.setRemoteDescription(offer)
+  answer(offer: Description): Promise<Description> {
     this.deadline()
-    await this.pc.setLocalDescription(await this.pc.createAnswer())
-    return this.gathered()
+    return this.link.answer(offer)
   }
 
   // accept takes the answer to our offer.
   async accept(answer: Description): Promise<void> {
     this.deadline()
-    await this.pc.setRemoteDescription(answer)
+    await this.link.accept(answer)
   }
 
   close(): void {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.timer)
-    this.wake?.()
     try {
       this.dc?.close()
-      this.pc.close()
     } catch {}
+    this.link.close()
     this.onclose?.()
   }
 
@@ -83,7 +246,7 @@ export class Conn {
   }
 
   private bind(dc: RTCDataChannel): void {
-    if (this.dc) return dc.close()
+    if (this.dc || this.closed) return dc.close()
     this.dc = dc
     dc.binaryType = 'arraybuffer'
     // Whatever arrives before the channel's owner listens is kept for it (see early).
@@ -94,24 +257,5 @@ export class Conn {
     }
     if (dc.readyState === 'open') open()
     else dc.onopen = open
-  }
-
-  private async gathered(): Promise<Description> {
-    const pc = this.pc
-    if (pc.iceGatheringState !== 'complete') {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, GATHER_MS)
-        this.wake = () => {
-          clearTimeout(t)
-          resolve()
-        }
-        pc.addEventListener('icegatheringstatechange', () => {
-          if (pc.iceGatheringState === 'complete') this.wake?.()
-        })
-      })
-    }
-    const d = pc.localDescription
-    if (!d || this.closed) throw new Error('rtc: closed while gathering')
-    return { type: d.type as Description['type'], sdp: d.sdp }
   }
 }

@@ -9,7 +9,7 @@ import { Emitter } from './emitter'
 import { type Info, parseInfo, pieceSize } from './metainfo'
 import { Peer } from './peer'
 import { Picker, type Want } from './picker'
-import type { Conn } from './rtc'
+import type { Conn, Connect } from './rtc'
 import { MemoryStore, type PieceStore } from './store'
 import { TrackerClient } from './tracker'
 import { fetchRange } from './webseed'
@@ -21,6 +21,9 @@ export interface TorrentOptions {
   peerId?: Uint8Array // 20 bytes; default "-SG0001-" and random bytes
   trackers?: string[] // ws:// or wss:// WebTorrent trackers
   rtc?: RTCConfiguration // for every peer connection: the caller's iceServers
+  // connect makes the peer connections: default in this realm; a core in a worker, where browsers have no
+  // RTCPeerConnection, passes linkVia(port) to have its page make them (see rtc.ts).
+  connect?: Connect
   webseeds?: string[] // BEP 19 url-list
   store?: PieceStore // default: memory
   // have: pieces the store already holds, verified by the caller. A promise lets the torrent start signalling
@@ -190,6 +193,7 @@ export class Torrent extends Emitter<TorrentEvents> {
           infoHash: this.infoHash,
           peerId: this.peerId,
           rtc: o.rtc ?? {},
+          connect: o.connect,
           ready: this.loaded,
           state: () => ({
             uploaded: this.stats.uploaded,

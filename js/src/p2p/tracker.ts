@@ -3,7 +3,7 @@
 // Offers relayed to us are answered the same way.
 
 import { binary, equal, fromBinary, hex, randomBytes } from './bytes'
-import { Conn, type Description } from './rtc'
+import { Conn, type Connect, type Description } from './rtc'
 
 // OFFERS is how many offers one announce carries: bittorrent-tracker caps numwant at 5 for WebSocket
 // trackers, and each offer costs a peer connection while it waits.
@@ -27,6 +27,7 @@ export interface TrackerOptions {
   infoHash: Uint8Array
   peerId: Uint8Array
   rtc: RTCConfiguration // iceServers and the like, from the caller
+  connect?: Connect // where peer connections are made (default: this realm)
   // ready: announces wait for it (the torrent knows what it holds, so that left is true); the socket and the
   // first offers do not.
   ready?: Promise<void>
@@ -171,7 +172,7 @@ export class TrackerClient {
   // offer makes one peer connection and its complete offer, kept until answered or expired.
   private async offer(): Promise<Offer | undefined> {
     const id = binary(randomBytes(20))
-    const conn = this.track(new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId)))
+    const conn = this.track(new Conn(this.o.rtc, (c, dc) => c.peerId && this.o.onpeer(dc, c, c.peerId), this.o.connect))
     this.offers.set(id, conn)
     const untrack = conn.onclose
     conn.onclose = () => {
@@ -243,7 +244,7 @@ export class TrackerClient {
 
   private async answer(offer: Description, offerId: string, peer: Uint8Array): Promise<void> {
     if (this.o.state().want <= 0 || (this.o.accept && !this.o.accept(peer))) return
-    const conn = this.track(new Conn(this.o.rtc, (c, dc) => this.o.onpeer(dc, c, peer)))
+    const conn = this.track(new Conn(this.o.rtc, (c, dc) => this.o.onpeer(dc, c, peer), this.o.connect))
     conn.peerId = peer
     try {
       const answer = await conn.answer({ type: 'offer', sdp: offer.sdp })
