@@ -469,7 +469,9 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
         peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
         ...policy.mode(), capReason: '',
       }
-      const { mode, reason, capReason, ...counts } = s
+      // The mode is the page's policy's own, at once: a worker's counts come up to STATS_MS late.
+      const { mode: _m, reason: _r, capReason, ...counts } = s
+      const { mode, reason } = policy.mode()
       const hidden = { mode, reason, uploadCapped: capReason !== '', capReason, thread }
       const out = { ...counts }
       for (const [k, value] of Object.entries(hidden)) Object.defineProperty(out, k, { value, enumerable: false })
