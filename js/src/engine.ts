@@ -8,11 +8,11 @@
 // The swarm itself is our own core (src/p2p): it talks to no host the manifest does not name (the manifest's
 // tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
 // so no public STUN server is ever asked).
-import type { Engine, EngineReport, EngineStats, Manifest, ManifestFile, Policy, Reader } from './manifest'
+import type { Engine, EngineReport, Manifest, ManifestFile, Policy, Reader } from './manifest'
 import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
 import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
-import { canTransfer, type Core, type CoreStats, type Hooks, inDedicatedWorker, inWorker, type RunCore, serveCore } from './thread'
+import { canTransfer, type Core, type CoreStats, type Hooks, inDedicatedWorker, inWorker, noCounts, type RunCore, serveCore } from './thread'
 import { gateUploads } from './uploads'
 
 // While files are wanted, the engine asks the gateway this often which webseeds to use: helpers that became
@@ -116,9 +116,7 @@ async function cachedPieces(m: Manifest, info: Info, paths: string[]): Promise<M
 // swarm only as a seed of the pieces it verified from the browser's HTTP cache (cachedPieces); uploads go
 // through the same gate and caps.
 const run: RunCore = (m, policy, seed, hooks, connect) => {
-  const stats: EngineStats = {
-    peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
-  }
+  const stats = noCounts()
 
   const seeder = (m.seederPeerId ?? '').toLowerCase()
   const wanted = new Map<string, Wanted>() // by path
@@ -465,10 +463,7 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       }
     },
     stats: () => {
-      const s: CoreStats = core?.stats() ?? {
-        peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
-        ...policy.mode(), capReason: '',
-      }
+      const s: CoreStats = core?.stats() ?? { ...noCounts(), ...policy.mode(), capReason: '' }
       // The mode is the page's policy's own, at once: a worker's counts come up to STATS_MS late.
       const { mode: _m, reason: _r, capReason, ...counts } = s
       const { mode, reason } = policy.mode()

@@ -20,7 +20,7 @@
 //   {ready: true}                          the worker's script has loaded
 //   {stats, report}                        the core's counts (at most every STATS_MS while bytes move, and at
 //                                          once with report: true when the core reports: a file completed)
-import type { Manifest, Mode, Policy, Reader } from './manifest'
+import type { EngineStats, Manifest, Mode, Policy, Reader } from './manifest'
 import { linkVia, serveLinks, type Connect } from './p2p'
 
 // How often a worker's core sends its counts while bytes move: the page's stats() and its last report when it
@@ -30,15 +30,7 @@ export const STATS_MS = 100
 const READY_MS = 5000
 
 // CoreStats is what the core counts, with the policy's and the caps' state.
-export interface CoreStats {
-  peerBytes: number
-  seederBytes: number
-  webseedBytes: number
-  uploadedBytes: number
-  peers: number
-  droppedPeers: number
-  files: number
-  storedBytes: number
+export interface CoreStats extends EngineStats {
   mode: Mode['mode']
   reason: string
   capReason: string
@@ -174,12 +166,15 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
           close: () => post({ op: 'close', stream }),
         }
       },
-      stats: () => last ?? { ...zero, ...policy.mode(), capReason: '' },
+      stats: () => last ?? { ...noCounts(), ...policy.mode(), capReason: '' },
     }
   })
 }
 
-const zero = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0 }
+// noCounts is a core's counts before anything moved.
+export const noCounts = (): EngineStats => ({
+  peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0, peers: 0, droppedPeers: 0, files: 0, storedBytes: 0,
+})
 
 // inDedicatedWorker says whether this script runs as a dedicated worker (the engine's script started by
 // inWorker) rather than on a page.
