@@ -49,8 +49,8 @@ type Visit struct {
 	// EngineAt is when the engine's script had arrived, in seconds from navigation start (0: never).
 	ViaSwarm int     `json:"viaSwarm,omitempty"`
 	EngineAt float64 `json:"engineAt,omitempty"`
-	// Files are when the page's requests for each resource (by URL path) began and ended, in seconds from
-	// navigation start: the order a page got its files in.
+	// Files are when the page's requests for each resource (by URL path: the page itself, swarmgate's own
+	// files, the site's) began and ended, in seconds from navigation start: the order a page got its files in.
 	Files map[string][2]float64 `json:"files,omitempty"`
 	// HTTPFiles splits Bytes["http"] by URL path: which of the page's own requests went to the network.
 	HTTPFiles map[string]int64 `json:"httpFiles,omitempty"`
@@ -58,6 +58,10 @@ type Visit struct {
 	VideoViaSwarm bool `json:"videoViaSwarm,omitempty"`
 	// Uploaded is what a browser sent to other browsers.
 	Uploaded int64 `json:"uploaded,omitempty"`
+	// PeerConns counts the peer connections a browser's engine opened (the gateway's seeder's included), and
+	// DroppedPeers those it dropped for bad data.
+	PeerConns    int `json:"peerConns,omitempty"`
+	DroppedPeers int `json:"droppedPeers,omitempty"`
 }
 
 // completeJS runs in every document a visitor opens, before the page's own scripts, and marks in
@@ -146,7 +150,7 @@ const resultJS = `(async () => {
 	const swarmed = new Set(Array.from(document.querySelectorAll("[data-swarm]"), el => el.currentSrc || el.src));
 	for (const e of performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))) {
 		const path = new URL(e.name).pathname;
-		if (e.entryType === 'resource' && !/\/\.swarm\//.test(e.name)) {
+		{
 			const prev = files[path];
 			files[path] = [prev ? Math.min(prev[0], e.startTime) : e.startTime, Math.max(prev ? prev[1] : 0, e.responseEnd)];
 		}
@@ -177,6 +181,7 @@ const resultJS = `(async () => {
 		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
 		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
+		conns: st ? st.peers : 0, dropped: st ? st.droppedPeers : 0,
 		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0, files, httpFiles,
 	};
 })()`
@@ -193,6 +198,8 @@ type pageReport struct {
 	ViaSwarm      int     `json:"viaSwarm"`
 	VideoViaSwarm bool    `json:"videoViaSwarm"`
 	Peers         int64   `json:"peers"`
+	Conns         int     `json:"conns"`
+	Dropped       int     `json:"dropped"`
 	Seeder        int64   `json:"seeder"`
 	Webseed       int64   `json:"webseed"`
 	// Files are the page's resources by URL path: when the first request for one started and the last
@@ -258,6 +265,7 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 		closePage()
 		return fail(fmt.Errorf("reading the page: %w", err))
 	}
+	v.PeerConns, v.DroppedPeers = rep.Conns, rep.Dropped
 	v.Bytes = map[string]int64{"http": rep.HTTP, "peers": rep.Peers, "seeder": rep.Seeder, "webseed": rep.Webseed}
 	v.ViaSwarm, v.EngineAt, v.VideoViaSwarm = rep.ViaSwarm, rep.EngineMs/1000, rep.VideoViaSwarm
 	for path, f := range rep.Files {
