@@ -10,6 +10,7 @@
 // so no public STUN server is ever asked).
 import type { Engine, EngineReport, Manifest, ManifestFile, Policy, Reader } from './manifest'
 import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
+import { relay } from './relay'
 import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
 import { canTransfer, type Core, type CoreStats, type Hooks, inDedicatedWorker, inWorker, noCounts, type RunCore, serveCore } from './thread'
@@ -26,7 +27,7 @@ const MAX_MEMORY_BYTES = 128 << 20
 // How often the engine moves deadlines, polls for webseeds and checks for a file to give up on.
 const TICK_MS = 250
 
-// A stream (a service worker's request, Engine.open) has deadlines on this much ahead of what its reader has
+// A stream (a service worker's request, Engine.serve) has deadlines on this much ahead of what its reader has
 // taken: the playhead's read-ahead window. Past it, the stream's bytes come in the swarm's own order.
 const READ_AHEAD = 2 << 20
 
@@ -55,7 +56,7 @@ interface Wanted {
   reject(err: Error): void
 }
 
-// A byte range a service worker streams from the engine (Engine.open): [pos, end) of the torrent is still to
+// A byte range a service worker streams from the engine (Engine.serve): [pos, end) of the torrent is still to
 // be read, in order.
 interface Stream {
   pos: number
@@ -326,6 +327,57 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
     torrent?.destroy()
   })
 
+  // open is a stream's reader (Engine.serve).
+  const open = (path: string, start: number, end: number, priority: number): Reader => {
+    const meta = checkOpen(m, seed, path, start, end)
+    const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0 }
+    const file = { start: meta.offset, end: meta.offset + meta.size, priority: 0 }
+    let closed = false
+    const close = () => {
+      if (closed) return
+      closed = true
+      streams.delete(s)
+      s.wake?.()
+      retarget()
+      settled()
+    }
+    return {
+      close,
+      async next(): Promise<Uint8Array | null> {
+        const t = await ready
+        if (closed) throw new Error('swarmgate: stream closed')
+        if (!streams.has(s) && s.pos < s.end) {
+          streams.add(s)
+          if (!whole.has(path) && !complete(t, file)) whole.set(path, file)
+          retarget()
+        }
+        for (;;) {
+          if (stopped) throw optedOut()
+          if (s.failed) throw s.failed
+          if (closed) throw new Error('swarmgate: stream closed')
+          if (s.pos >= s.end) {
+            close()
+            return null
+          }
+          const i = Math.floor(s.pos / pl)
+          const piece = t.have.get(i) ? await store!.get(i) : undefined
+          if (piece) {
+            const chunk = piece.slice(s.pos - i * pl, Math.min(s.end - i * pl, piece.length))
+            const moved = s.waiting !== 0
+            s.pos += chunk.length
+            s.waiting = 0
+            if (moved || s.pos % READ_AHEAD < chunk.length) retarget() // the window moves on
+            return chunk
+          }
+          s.waiting = Date.now()
+          retarget()
+          await new Promise<void>((r) => (s.wake = r))
+          s.wake = undefined
+        }
+      },
+    }
+  }
+
   const files = new Map<string, Promise<Blob>>()
   return {
     file(path: string, priority: number): Promise<Blob> {
@@ -350,60 +402,14 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
       files.set(path, p)
       return p
     },
-    open(path: string, start: number, end: number, priority: number): Reader {
-      const meta = checkOpen(m, seed, path, start, end)
-      const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0 }
-      const file = { start: meta.offset, end: meta.offset + meta.size, priority: 0 }
-      let closed = false
-      const close = () => {
-        if (closed) return
-        closed = true
-        streams.delete(s)
-        s.wake?.()
-        retarget()
-        settled()
-      }
-      return {
-        close,
-        async next(): Promise<Uint8Array | null> {
-          const t = await ready
-          if (closed) throw new Error('swarmgate: stream closed')
-          if (!streams.has(s) && s.pos < s.end) {
-            streams.add(s)
-            if (!whole.has(path) && !complete(t, file)) whole.set(path, file)
-            retarget()
-          }
-          for (;;) {
-            if (stopped) throw optedOut()
-            if (s.failed) throw s.failed
-            if (closed) throw new Error('swarmgate: stream closed')
-            if (s.pos >= s.end) {
-              close()
-              return null
-            }
-            const i = Math.floor(s.pos / pl)
-            const piece = t.have.get(i) ? await store!.get(i) : undefined
-            if (piece) {
-              const chunk = piece.slice(s.pos - i * pl, Math.min(s.end - i * pl, piece.length))
-              const moved = s.waiting !== 0
-              s.pos += chunk.length
-              s.waiting = 0
-              if (moved || s.pos % READ_AHEAD < chunk.length) retarget() // the window moves on
-              return chunk
-            }
-            s.waiting = Date.now()
-            retarget()
-            await new Promise<void>((r) => (s.wake = r))
-            s.wake = undefined
-          }
-        },
-      }
+    serve(port, path, start, end, priority, via) {
+      relay(port, Promise.resolve().then(() => open(path, start, end, priority)), via)
     },
     stats: () => ({ ...stats, ...gate.mode(), capReason: gate.capReason() }),
   }
 }
 
-// checkOpen throws at once for a stream the engine cannot give (Engine.open), and returns the file's entry.
+// checkOpen throws at once for a stream the engine cannot give (Engine.serve), and returns the file's entry.
 function checkOpen(m: Manifest, seed: string[] | undefined, path: string, start: number, end: number): ManifestFile {
   const meta = m.files[path]
   if (seed) throw new Error('swarmgate: seed-only: nothing is downloaded')
@@ -453,14 +459,9 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
       if (!p) urls.set(path, (p = ready.then((c) => c.file(path, priority)).then((b) => URL.createObjectURL(b))))
       return p
     },
-    open(path: string, start: number, end: number, priority = 0): Reader {
+    serve(port, path, start, end, priority, via) {
       checkOpen(m, seed, path, start, end)
-      const r = ready.then((c) => c.open(path, start, end, priority))
-      r.catch(() => {})
-      return {
-        next: () => r.then((x) => x.next()),
-        close: () => void r.then((x) => x.close(), () => {}),
-      }
+      void ready.then((c) => c.serve(port, path, start, end, priority, via))
     },
     stats: () => {
       const s: CoreStats = core?.stats() ?? { ...noCounts(), ...policy.mode(), capReason: '' }

@@ -157,34 +157,20 @@ function serveWorker(): void {
       return port.postMessage({ error: 'off' })
     }
     const path = d.path
-    const reader = getManifest()
-      .then((m) => getEngine(m))
-      .then((e) => e.open(path, Number(d.start), Number(d.end), priorities.get(path) ?? (d.image ? 1 : 0)))
-    reader.catch(() => {})
     port.postMessage({ accepted: true })
-    let closed = false // the response was cancelled (a video seeks, the page goes away): not a failure
-    port.onmessage = (m: MessageEvent) => {
-      if (m.data?.close) {
-        closed = true
-        port.close()
-        return void reader.then((r) => r.close(), () => {})
-      }
-      if (!m.data?.next) return
-      reader
-        .then((r) => r.next())
-        .then(
-          (chunk) => {
-            if (!chunk) return port.postMessage({ done: true })
-            mark(path, 'p2p')
-            port.postMessage({ chunk }, [chunk.buffer as ArrayBuffer])
-          },
-          (err) => {
-            if (closed) return
-            mark(path, 'http')
-            port.postMessage({ error: String(err) })
-          },
-        )
-    }
+    // The engine answers the port itself (in its worker where it runs there: the bytes skip this thread). The
+    // port is left unstarted until then: its messages wait, and go with it.
+    getManifest()
+      .then((m) => getEngine(m))
+      .then((e) => e.serve(port, path, Number(d.start), Number(d.end), priorities.get(path) ?? (d.image ? 1 : 0),
+        (v) => v !== 'end' && mark(path, v)))
+      .catch((err: unknown) => {
+        port.onmessage = (m: MessageEvent) => {
+          if (!m.data?.next) return
+          mark(path, 'http')
+          port.postMessage({ error: String(err) })
+        }
+      })
   })
   sw.startMessages()
   const ours = (w?: ServiceWorker | null) => !!w && new URL(w.scriptURL).pathname === '/.swarm/sw.js'

@@ -41,12 +41,17 @@ export interface Engine {
   // Resolves to an object URL holding the verified bytes of the file at a URL path. Files with a higher
   // priority come first (the loader: 2 for images in the first viewport, 1 for other images, 0 for media).
   url(path: string, priority?: number): Promise<string>
-  // Streams bytes [start, end) of the file at a URL path as its pieces are verified, in order (for the service
-  // worker's 200 and 206 responses): the part ahead of the reader comes first, and is due like a waited-for
-  // file while the reader waits. Throws at once for a path the swarm does not have or a range outside it.
-  open(path: string, start: number, end: number, priority?: number): Reader
+  // Streams bytes [start, end) of the file at a URL path to a service worker's response on port (sw.ts's
+  // messages after 'accepted') as its pieces are verified, in order: the part ahead of the reader comes first,
+  // and is due like a waited-for file while the reader waits. via hears where the bytes came from (see Via).
+  // Throws at once for a path the swarm does not have or a range outside it.
+  serve(port: MessagePort, path: string, start: number, end: number, priority: number, via: (v: Via) => void): void
   stats(): EngineReport
 }
+
+// Via is what a stream tells its page: its first bytes came from the engine ('p2p'), the engine failed and the
+// service worker takes the rest over HTTP ('http'), or the stream is over ('end').
+export type Via = 'p2p' | 'http' | 'end'
 
 // Reader yields a stream's verified bytes: each call the next chunk (at most a piece), null at the end. It
 // rejects when the stream cannot go on (no progress from peers or webseeds, the visitor opted out): the

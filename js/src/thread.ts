@@ -13,15 +13,15 @@
 //   {op: 'start', m, seed, mode, links}   links: the MessagePort the worker's peer connections are made through
 //   {op: 'mode', mode}                    the policy's mode changed
 //   {op: 'file', id, path, priority}      → {id, blob} | {id, error}
-//   {op: 'open', id, path, start, end, priority}   a stream; → nothing (its errors come with next)
-//   {op: 'next', id, stream}              → {id, chunk} (transferred) | {id, done: true} | {id, error}
-//   {op: 'close', stream}
+//   {op: 'serve', id, port, path, start, end, priority}   a service worker's stream: its port, transferred,
+//                                          which the worker answers itself (relay.ts); → {id, via} as it goes
 // worker → page:
 //   {ready: true}                          the worker's script has loaded
 //   {stats, report}                        the core's counts (at most every STATS_MS while bytes move, and at
 //                                          once with report: true when the core reports: a file completed)
-import type { EngineStats, Manifest, Mode, Policy, Reader } from './manifest'
+import type { EngineStats, Manifest, Mode, Policy, Via } from './manifest'
 import { linkVia, serveLinks, type Connect } from './p2p'
+import { relay } from './relay'
 
 // How often a worker's core sends its counts while bytes move: the page's stats() and its last report when it
 // goes away are at most this old.
@@ -39,7 +39,7 @@ export interface CoreStats extends EngineStats {
 // Core is the engine's work, wherever it runs.
 export interface Core {
   file(path: string, priority: number): Promise<Blob> // the whole verified file
-  open(path: string, start: number, end: number, priority: number): Reader
+  serve(port: MessagePort, path: string, start: number, end: number, priority: number, via: (v: Via) => void): void // Engine.serve
   stats(): CoreStats
 }
 
@@ -56,17 +56,14 @@ type ToWorker =
   | { op: 'start'; m: Manifest; seed?: string[]; mode: Mode; links: MessagePort }
   | { op: 'mode'; mode: Mode }
   | { op: 'file'; id: number; path: string; priority: number }
-  | { op: 'open'; id: number; path: string; start: number; end: number; priority: number }
-  | { op: 'next'; id: number; stream: number }
-  | { op: 'close'; stream: number }
+  | { op: 'serve'; id: number; port: MessagePort; path: string; start: number; end: number; priority: number }
 interface FromWorker {
   ready?: boolean
   stats?: CoreStats
   report?: boolean
   id?: number
   blob?: Blob
-  chunk?: Uint8Array
-  done?: boolean
+  via?: Via
   error?: string
 }
 
@@ -105,6 +102,7 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
     let last: CoreStats | undefined
     let next = 0
     const pending = new Map<number, (r: FromWorker) => void>()
+    const served = new Map<number, (v: Via) => void>() // streams the worker answers, by id
     const post = (msg: ToWorker, transfer: Transferable[] = []) => w.postMessage(msg, transfer)
     let dead: Error | undefined
     const ask = (msg: ToWorker & { id: number }): Promise<FromWorker> =>
@@ -148,6 +146,11 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
         return
       }
       if (r.id === undefined) return
+      if (r.via) {
+        served.get(r.id)?.(r.via)
+        if (r.via === 'end') served.delete(r.id)
+        return
+      }
       const p = pending.get(r.id)
       pending.delete(r.id)
       p?.(r)
@@ -158,13 +161,10 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
         if (!r.blob) throw new Error('swarmgate: engine worker: no file')
         return r.blob
       },
-      open(path, start, end, priority) {
-        const stream = next++
-        post({ op: 'open', id: stream, path, start, end, priority })
-        return {
-          next: async () => (await ask({ op: 'next', id: next++, stream })).chunk ?? null,
-          close: () => post({ op: 'close', stream }),
-        }
+      serve(port, path, start, end, priority, via) {
+        const id = next++
+        served.set(id, via)
+        post({ op: 'serve', id, port, path, start, end, priority }, [port])
       },
       stats: () => last ?? { ...noCounts(), ...policy.mode(), capReason: '' },
     }
@@ -193,7 +193,6 @@ export function serveCore(run: RunCore): void {
   let mode: Mode = { mode: 'p2p', reason: '' }
   const watchers: (() => void)[] = []
   const policy: Policy = { mode: () => mode, watch: (f) => void watchers.push(f) }
-  const streams = new Map<number, Reader | Error>()
   let queued = false
   const send = (report: boolean) => {
     queued = false
@@ -209,7 +208,7 @@ export function serveCore(run: RunCore): void {
   }
   const reply = (id: number, p: Promise<FromWorker>) =>
     p.then(
-      (r) => scope.postMessage({ ...r, id }, r.chunk ? [r.chunk.buffer as ArrayBuffer] : []),
+      (r) => scope.postMessage({ ...r, id }),
       (e: unknown) => scope.postMessage({ id, error: e instanceof Error ? e.message : String(e) }),
     )
   scope.onmessage = (e) => {
@@ -226,28 +225,11 @@ export function serveCore(run: RunCore): void {
         return
       case 'file':
         return void reply(d.id, core ? core.file(d.path, d.priority).then((blob) => ({ blob })) : Promise.reject(new Error('not started')))
-      case 'open':
-        try {
-          if (!core) throw new Error('not started')
-          streams.set(d.id, core.open(d.path, d.start, d.end, d.priority))
-        } catch (err) {
-          streams.set(d.id, err instanceof Error ? err : new Error(String(err)))
-        }
-        return
-      case 'next': {
-        const s = streams.get(d.stream)
-        if (!s || s instanceof Error) return void reply(d.id, Promise.reject(s ?? new Error('no such stream')))
-        const read = s.next().then((chunk) => {
-          if (!chunk) streams.delete(d.stream)
-          return chunk ? { chunk } : { done: true }
-        })
-        read.catch(() => streams.delete(d.stream))
-        return void reply(d.id, read)
-      }
-      case 'close': {
-        const s = streams.get(d.stream)
-        streams.delete(d.stream)
-        if (s && !(s instanceof Error)) s.close()
+      case 'serve': {
+        const { id, port } = d
+        const via = (v: Via) => scope.postMessage({ id, via: v })
+        if (core) return core.serve(port, d.path, d.start, d.end, d.priority, via)
+        return relay(port, Promise.reject(new Error('not started')), via)
       }
     }
   }

@@ -1,0 +1,40 @@
+// The engine's side of a service worker's stream (sw.ts's messages after 'accepted'): each {next} gets the
+// reader's next chunk (transferred), {done} at the end, or {error} once the engine cannot go on (the service
+// worker then takes the rest over HTTP); {close} ends it early. It runs where the engine's core runs: in the
+// core's worker the page hands the service worker's port over (thread.ts), and the bytes never cross the
+// page's main thread, which in a crowd is busy rendering.
+import type { Reader, Via } from './manifest'
+
+export function relay(port: MessagePort, reader: Promise<Reader>, via: (v: Via) => void): void {
+  reader.catch(() => {}) // the first next() reports it
+  let closed = false // the response was cancelled (a video seeks, the page goes away): not a failure
+  let sent = false
+  port.onmessage = (m: MessageEvent) => {
+    const d = m.data as { next?: boolean; close?: boolean } | null
+    if (d?.close) {
+      closed = true
+      port.close()
+      via('end')
+      return void reader.then((r) => r.close(), () => {})
+    }
+    if (!d?.next) return
+    reader
+      .then((r) => r.next())
+      .then(
+        (chunk) => {
+          if (!chunk) {
+            via('end')
+            return port.postMessage({ done: true })
+          }
+          if (!sent) via('p2p')
+          sent = true
+          port.postMessage({ chunk }, [chunk.buffer as ArrayBuffer])
+        },
+        (err: unknown) => {
+          if (closed) return
+          via('http')
+          port.postMessage({ error: String(err) })
+        },
+      )
+  }
+}
