@@ -22,6 +22,7 @@ import (
 	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/swarmapi"
 	"github.com/swarmgate/swarmgate/tracker"
+	"github.com/swarmgate/swarmgate/uplink"
 	"github.com/swarmgate/swarmgate/web"
 	"github.com/swarmgate/swarmgate/webseed"
 )
@@ -339,8 +340,9 @@ func (s *Server) buildLoop(ctx context.Context) {
 func (s *Server) Run(ctx context.Context) error {
 	// ReadTimeout and WriteTimeout bound a request until its handler starts; from there the deadlines follow
 	// progress (withProgressDeadlines), so that downloads and status streams live while they move.
-	hs := &http.Server{Handler: withProgressDeadlines(s, s.cfg.Clients.ProgressTimeout), ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout: s.cfg.Clients.ProgressTimeout, WriteTimeout: s.cfg.Clients.ProgressTimeout, IdleTimeout: s.cfg.Clients.IdleTimeout,
+	hs := &http.Server{Handler: withCriticalFirst(withProgressDeadlines(s, s.cfg.Clients.ProgressTimeout)), ConnContext: uplink.ConnContext,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       s.cfg.Clients.ProgressTimeout, WriteTimeout: s.cfg.Clients.ProgressTimeout, IdleTimeout: s.cfg.Clients.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	var wg sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(ctx)

@@ -1,7 +1,8 @@
 // Package uplink shapes what one machine sends to a token-bucket rate, as the machine's network uplink
 // would: connections accepted through its listeners, and any connection given to Conn (the BitTorrent
 // engine's peer connections), wait for tokens before each write. Writes to addresses it is told to favour
-// (SetPriority: a site's cooperating servers while they fetch what they will serve) go first. An operator uses
+// (SetPriority: a site's cooperating servers while they fetch what they will serve) go first, and so do, up to
+// PreferredShare of the rate, responses a server marks (Prefer: the pieces a page shows first). An operator uses
 // it to leave room for other services on a shared link; the flash-crowd benchmark uses it to give a site's
 // machine the uplink a real one has.
 package uplink
@@ -36,7 +37,8 @@ const maxPoll = 20 * time.Millisecond
 // Uplink is one machine's shared send capacity.
 type Uplink struct {
 	lim      *rate.Limiter
-	mu       sync.Mutex // serializes take's use of lim
+	pref     *rate.Limiter // PreferredShare of lim's rate: what preferred writes may take first
+	mu       sync.Mutex    // serializes take's use of lim and pref
 	sent     atomic.Int64
 	priority atomic.Pointer[func(netip.Addr) bool]
 }
@@ -46,8 +48,13 @@ func New(bytesPerSecond float64) (*Uplink, error) {
 	if err := checkRate(bytesPerSecond); err != nil {
 		return nil, err
 	}
-	return &Uplink{lim: rate.NewLimiter(rate.Limit(bytesPerSecond), Burst)}, nil
+	return &Uplink{lim: rate.NewLimiter(rate.Limit(bytesPerSecond), Burst),
+		pref: rate.NewLimiter(rate.Limit(PreferredShare*bytesPerSecond), Burst)}, nil
 }
+
+// PreferredShare bounds what preferred writes (Prefer) take ahead of the rest: past it they wait like any
+// other, so a client that marks every request cannot starve the others, which keep at least a quarter.
+const PreferredShare = 0.75
 
 func checkRate(bytesPerSecond float64) error {
 	if !(bytesPerSecond > 0) {
@@ -67,6 +74,7 @@ func (u *Uplink) SetRate(bytesPerSecond float64) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.lim.SetLimit(rate.Limit(bytesPerSecond))
+	u.pref.SetLimit(rate.Limit(PreferredShare * bytesPerSecond))
 	return nil
 }
 
@@ -126,28 +134,69 @@ func remoteAddr(c net.Conn) netip.Addr {
 
 type conn struct {
 	net.Conn
-	u      *Uplink
-	remote netip.Addr
-	ctx    context.Context // ends at Close, releasing a write that waits for tokens
-	cancel context.CancelFunc
+	u       *Uplink
+	remote  netip.Addr
+	ctx     context.Context // ends at Close, releasing a write that waits for tokens
+	cancel  context.CancelFunc
+	prefers atomic.Int64 // bytes still to go first (Prefer)
+}
+
+type connKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it puts the uplink's connection under c (c itself, or one
+// that a TLS connection wraps) in the context of c's requests, for Prefer.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	for {
+		if uc, ok := c.(*conn); ok {
+			return context.WithValue(ctx, connKey{}, uc)
+		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return ctx
+		}
+		c = w.NetConn()
+	}
+}
+
+// Prefer makes the next n bytes written on the connection of the request whose context ctx is go first, as
+// writes to favoured addresses do, within PreferredShare of the rate (0: none; it replaces what an earlier
+// request of the connection was given; HTTP/2 streams share a connection, and a response there should not
+// call it). It is for what a visitor waits on now (a page's first image, the next seconds of its video), which
+// would otherwise move at the pace of every bulk transfer on the link. A context without a connection of an
+// uplink (see ConnContext) is ignored.
+func Prefer(ctx context.Context, n int64) {
+	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		c.prefers.Store(max(n, 0))
+	}
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), chunk)
-		if err := c.u.take(c.ctx, n, c.u.favours(c.remote)); err != nil {
+		preferred := c.prefers.Load() > 0 && c.u.allowPreferred(n)
+		if err := c.u.take(c.ctx, n, preferred || c.u.favours(c.remote)); err != nil {
 			return written, net.ErrClosed
 		}
 		m, err := c.Conn.Write(p[:n])
 		written += m
 		c.u.sent.Add(int64(m))
+		if c.prefers.Load() > 0 {
+			c.prefers.Add(-int64(m)) // a concurrent Prefer for the next request may land first: both are fine
+		}
 		if err != nil {
 			return written, err
 		}
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// allowPreferred says whether a preferred write of n bytes is within PreferredShare, and counts it.
+func (u *Uplink) allowPreferred(n int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.pref.AllowN(time.Now(), n)
 }
 
 // take waits until the bucket holds n tokens and takes them.
