@@ -268,7 +268,7 @@ func TestSetRateSlowsWrites(t *testing.T) {
 
 // TestPreferredResponsesGoFirst drives Prefer as a server does: an HTTP server on the uplink's listener, with
 // ConnContext, marks one response's first bytes. While four ordinary connections keep the uplink full, those
-// bytes take PreferredShare of it; past them, the response is ordinary again and gets no more than a fair
+// bytes take about PreferredShare of it; past them, the response is ordinary again and gets no more than a fair
 // share.
 func TestPreferredResponsesGoFirst(t *testing.T) {
 	const rate = 2 << 20
@@ -280,59 +280,37 @@ func TestPreferredResponsesGoFirst(t *testing.T) {
 	ordinary, stopOrdinary := streamsFrom(t, u, "127.0.0.1", 4)
 	defer stopOrdinary()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		ConnContext: ConnContext,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			Prefer(r.Context(), preferred)
-			buf := make([]byte, 32<<10)
-			for r.Context().Err() == nil {
-				if _, err := w.Write(buf); err != nil {
-					return
-				}
-			}
-		}),
-	}
-	go func() { _ = srv.Serve(u.Listener(ln)) }()
-	defer srv.Close()
-
-	res, err := http.Get("http://" + ln.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	res := preferring(t, u, preferred)
 	start := ordinary.Load()
 	if _, err := io.CopyN(io.Discard, res.Body, preferred-(64<<10)); err != nil { // less the header and buffers
 		t.Fatal(err)
 	}
 	during := ordinary.Load() - start
 	t.Logf("while the response's first %d KiB went, four ordinary connections got %d KiB", preferred>>10, during>>10)
-	// A fair share would give them four times the response's bytes; PreferredShare leaves them a third of them.
-	if during > preferred*6/10 {
+	// A fair share would give them four times the response's bytes; PreferredShare leaves them as many.
+	if during > preferred*3/2 {
 		t.Errorf("four ordinary connections got %d bytes while a preferred response sent %d", during, preferred)
 	}
-	// Past its preferred bytes the response competes on equal terms: about a fifth of the uplink.
-	if _, err := io.CopyN(io.Discard, res.Body, 128<<10); err != nil { // what was preferred but buffered
+	// Past its preferred bytes the response competes on equal terms: about a fifth of the uplink (preferred, it
+	// would take PreferredShare or more).
+	if _, err := io.CopyN(io.Discard, res.Body, 512<<10); err != nil { // what was preferred but buffered (socket buffers)
 		t.Fatal(err)
 	}
 	o0 := ordinary.Load()
-	n, err := io.CopyN(io.Discard, res.Body, 256<<10)
+	n, err := io.CopyN(io.Discard, res.Body, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := ordinary.Load() - o0
 	share := float64(n) / float64(n+o)
 	t.Logf("then: the response %d KiB, the ordinary ones %d KiB: share %.2f", n>>10, o>>10, share)
-	if share > 0.5 {
+	if share > 0.45 {
 		t.Errorf("past its preferred bytes the response still got %.0f%% of the uplink beside four ordinary connections", 100*share)
 	}
 }
 
 // TestPreferredCannotStarveTheRest: a connection whose every byte is preferred (a client that marks all its
-// requests) takes PreferredShare of the uplink, not all of it.
+// requests) takes about PreferredShare of the uplink, not all of it.
 func TestPreferredCannotStarveTheRest(t *testing.T) {
 	const rate = 2 << 20
 	u, err := New(rate)
@@ -341,29 +319,7 @@ func TestPreferredCannotStarveTheRest(t *testing.T) {
 	}
 	ordinary, stopOrdinary := streamsFrom(t, u, "127.0.0.1", 4)
 	defer stopOrdinary()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		ConnContext: ConnContext,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			Prefer(r.Context(), 1<<62)
-			buf := make([]byte, 32<<10)
-			for r.Context().Err() == nil {
-				if _, err := w.Write(buf); err != nil {
-					return
-				}
-			}
-		}),
-	}
-	go func() { _ = srv.Serve(u.Listener(ln)) }()
-	defer srv.Close()
-	res, err := http.Get("http://" + ln.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	res := preferring(t, u, 1<<62)
 	if _, err := io.CopyN(io.Discard, res.Body, 256<<10); err != nil { // past the first bucket
 		t.Fatal(err)
 	}
@@ -375,7 +331,42 @@ func TestPreferredCannotStarveTheRest(t *testing.T) {
 	o := ordinary.Load() - o0
 	share := float64(o) / float64(n+o)
 	t.Logf("a wholly preferred response %d KiB, four ordinary connections %d KiB: their share %.2f", n>>10, o>>10, share)
-	if share < 0.12 { // 1 - PreferredShare is 0.25; a busy machine's late wake-ups cost the pollers some
+	// 1 - PreferredShare is 0.5; a busy machine's late wake-ups cost the pollers some. Strictly first, as
+	// favoured writes go, they would get under a tenth (TestFavouredGoFirst).
+	if share < 0.25 {
 		t.Errorf("four ordinary connections got %.0f%% of the uplink beside a wholly preferred one", 100*share)
 	}
+}
+
+// preferring starts an HTTP server on u's listener, as a gateway runs one (ConnContext), whose one response
+// is endless and has its first n bytes preferred, and returns that response.
+func preferring(t *testing.T, u *Uplink, n int64) *http.Response {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		ConnContext: ConnContext,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			Prefer(r.Context(), n)
+			buf := make([]byte, 32<<10)
+			for r.Context().Err() == nil {
+				if _, err := w.Write(buf); err != nil {
+					return
+				}
+			}
+		}),
+	}
+	go func() { _ = srv.Serve(u.Listener(ln)) }()
+	res, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		res.Body.Close()
+		srv.Close()
+	})
+	return res
 }
