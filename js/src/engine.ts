@@ -461,7 +461,10 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
     },
     serve(port, path, start, end, priority, via) {
       checkOpen(m, seed, path, start, end)
-      void ready.then((c) => c.serve(port, path, start, end, priority, via))
+      void ready.then(
+        (c) => c.serve(port, path, start, end, priority, via),
+        (err: unknown) => relay(port, Promise.reject(err), via), // the service worker then takes it over HTTP
+      )
     },
     stats: () => {
       const s: CoreStats = core?.stats() ?? { ...noCounts(), ...policy.mode(), capReason: '' }
