@@ -25,8 +25,9 @@ type streamState struct {
 
 // streamingPage opens the example page in a fresh browser through a gateway whose site link sends 1 MB/s
 // and whose tracker nobody answers at: the page's engine finds no peer and takes the heavy files from the
-// gateway's webseed, slowly enough for a test to act while they stream.
-func streamingPage(t *testing.T) (*site, *browsertest.Page) {
+// gateway's webseed, slowly enough for a test to act while they stream. before runs on the page before it
+// loads.
+func streamingPage(t *testing.T, before ...func(*browsertest.Page)) (*site, *browsertest.Page) {
 	t.Helper()
 	dir := t.TempDir()
 	s := newSite(t, dir)
@@ -49,6 +50,9 @@ func streamingPage(t *testing.T) (*site, *browsertest.Page) {
 		},
 	})
 	p := browsertest.Start(t).NewPage()
+	for _, f := range before {
+		f(p)
+	}
 	if err := p.Do(30*time.Second, chromedp.Navigate("http://"+g.Addr().String()+examplesite.PageHTML)); err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +177,82 @@ func TestStreamFinishesOverHTTP(t *testing.T) {
 	// response came over HTTP.
 	if got.Engine >= float64(len(s.files[examplesite.AudioWAV])) {
 		t.Errorf("the engine received %.0f bytes: it went on after the opt-out", got.Engine)
+	}
+}
+
+// TestStreamOutlivesItsEngine: a response the service worker is streaming from the engine goes on over HTTP
+// at once when the engine's worker dies part way (here an uncaught error in it, which makes the page end it).
+// The stream's port was in that worker, so only the page's word ('gone') tells the service worker; without
+// it the response would wait for the worker's 60 s backstop.
+func TestStreamOutlivesItsEngine(t *testing.T) {
+	s, p := streamingPage(t, func(p *browsertest.Page) {
+		if err := p.ListenWorkers(func(any) {}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	started, err := browsertest.Eval[bool](p, 40*time.Second, `(async () => {
+		const deadline = Date.now() + 30000;
+		while (!(navigator.serviceWorker && navigator.serviceWorker.controller)) {
+			if (Date.now() > deadline) return false;
+			await new Promise(r => setTimeout(r, 20));
+		}
+		window.__read = 0;
+		window.__result = (async () => {
+			const res = await fetch('/media/tone.wav');
+			const reader = res.body.getReader(), parts = [];
+			for (;;) {
+				const { value, done } = await reader.read();
+				if (done) break;
+				parts.push(value);
+				window.__read += value.length;
+			}
+			const all = new Uint8Array(window.__read);
+			let at = 0;
+			for (const p of parts) { all.set(p, at); at += p.length; }
+			const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', all)), x => x.toString(16).padStart(2, '0')).join('');
+			return { Via: res.headers.get('X-Swarmgate') || '', Sha: hex, Read: window.__read, Thread: swarmgate.stats().thread };
+		})();
+		return true;
+	})()`)
+	if err != nil || !started {
+		t.Fatalf("no service worker took the page: %v; console %v", err, p.Console())
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		read, err := browsertest.Eval[float64](p, 10*time.Second, `window.__read`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read >= 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream read %.0f bytes in 60 s", read)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := p.EvalInWorkers(`setTimeout(() => { throw new Error('test: the engine worker fails') }); true`); n == 0 {
+		t.Fatal("no engine worker to fail")
+	}
+	failed := time.Now()
+	type result struct {
+		Via, Sha, Thread string
+		Read             float64
+	}
+	got, err := browsertest.Eval[result](p, 50*time.Second, `window.__result`)
+	took := time.Since(failed)
+	if err != nil {
+		t.Fatalf("%v; console %v", err, p.Console())
+	}
+	t.Logf("the response ended %v after the engine's worker failed: %+v", took.Round(time.Millisecond), got)
+	if got.Via != "p2p" || got.Thread != "worker" {
+		t.Fatalf("the response did not start from an engine in a worker: %+v", got)
+	}
+	if want := sha(s.files[examplesite.AudioWAV]); got.Sha != want {
+		t.Fatalf("the response's bytes have SHA-256 %s, want %s (%.0f bytes read)", got.Sha, want, got.Read)
+	}
+	// The rest of the file is over 6 MB at the site's 1 MB/s: about 7 s over HTTP, against 60 s of waiting.
+	if took > 40*time.Second {
+		t.Errorf("the response took %v after the engine's worker failed: it waited for the service worker's backstop", took)
 	}
 }

@@ -134,6 +134,7 @@ type Page struct {
 
 	mu      sync.Mutex
 	console []string
+	workers []context.Context // the dedicated workers' sessions (ListenWorkers)
 }
 
 // NewPage opens a tab in a new browser context.
@@ -203,8 +204,9 @@ func RepoFile(t testing.TB, rel string) string {
 }
 
 // ListenWorkers calls f with every CDP event of the page's dedicated workers from their first instruction
-// on (network events included: a worker's requests are its own target's, not the page's). Each worker
-// starts paused until a session of ours listens to it. Call it before the page loads.
+// on (network events included: a worker's requests are its own target's, not the page's), and keeps a
+// session to each for EvalInWorkers. Each worker starts paused until a session of ours listens to it. Call it
+// before the page loads.
 func (p *Page) ListenWorkers(f func(ev any)) error {
 	attached := chromedp.Events(p.Ctx, target.AttachedToTarget)
 	go func() {
@@ -220,6 +222,8 @@ func (p *Page) ListenWorkers(f func(ev any)) error {
 	}()
 	_, err := chromedp.Call(p.Ctx, target.SetAutoAttach, target.SetAutoAttachParams{
 		AutoAttach: true, WaitForDebuggerOnStart: true, Flatten: ptr(true),
+		// Dedicated workers only: a service worker held until someone resumes it never takes the page.
+		Filter: target.Filter{{Type: "worker"}, {Exclude: true}},
 	})
 	return err
 }
@@ -235,7 +239,27 @@ func (p *Page) listenWorker(id target.ID, f func(ev any)) {
 	if err := chromedp.Listen(ctx, f); err != nil {
 		return
 	}
+	p.mu.Lock()
+	p.workers = append(p.workers, ctx)
+	p.mu.Unlock()
 	_, _ = chromedp.Call(ctx, runtime.RunIfWaitingForDebugger, cdp.Empty{})
+}
+
+// EvalInWorkers evaluates the JavaScript expression expr in each dedicated worker ListenWorkers attached to
+// (those that ended fail quietly) and says in how many it ran.
+func (p *Page) EvalInWorkers(expr string) int {
+	p.mu.Lock()
+	workers := slices.Clone(p.workers)
+	p.mu.Unlock()
+	n := 0
+	for _, ctx := range workers {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr)); err == nil {
+			n++
+		}
+		cancel()
+	}
+	return n
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -2,9 +2,8 @@
 // reader's next chunk (transferred), {done} at the end, or {error} once the engine cannot go on (the service
 // worker then takes the rest over HTTP); {close} ends it early. It runs where the engine's core runs: in the
 // core's worker the page hands the service worker's port over (thread.ts), and the bytes never cross the
-// page's main thread, which in a crowd is busy rendering. The price: if that worker dies mid-stream (thread.ts's
-// fail), nothing answers the port, and the service worker takes the rest over HTTP only after its CHUNK_MS
-// (60 s) backstop, where the page used to answer with an error at once.
+// page's main thread, which in a crowd is busy rendering. If that worker dies mid-stream, the page tells the
+// service worker (thread.ts's fail, sw.ts's 'gone'), which takes the rest over HTTP.
 import type { Reader, Via } from './manifest'
 
 export function relay(port: MessagePort, reader: Promise<Reader>, via: (v: Via) => void): void {

@@ -9,6 +9,8 @@
 //
 // Messages, over a MessageChannel per response (the page's side is the loader's serveWorker):
 //   page → worker  {swarmgate: 'hello', manifest}                 (on the worker itself) this page runs the loader
+//   page → worker  {swarmgate: 'gone'}                            (on the worker itself) its engine's worker died:
+//                                                                 its streams go to the network at once
 //   worker → page  {swarmgate: 'open', path, start, end, image}   (on the page's own message port)
 //   page → worker  {accepted: true} | {error}                     the page will stream it, or not
 //   worker → page  {next: true}                                   one per chunk the response wants
@@ -48,9 +50,14 @@ function getManifest(): Promise<Manifest | null> {
 // ACCEPT_MS, and their requests go to the network if they are slow to answer).
 const engines = new Set<string>()
 
+// The streams each page answers, by client ID: a page whose engine's worker died (its streams' ports went
+// with it) says 'gone', and they take the rest from the network rather than wait CHUNK_MS for answers.
+const live = new Map<string, Set<() => void>>()
+
 self.addEventListener('message', (ev: ExtendableMessageEvent) => {
   const src = ev.source
   const d = ev.data as { swarmgate?: string; manifest?: Manifest } | null
+  if (d?.swarmgate === 'gone' && src && 'id' in src) return live.get(src.id)?.forEach((kill) => kill())
   if (d?.swarmgate !== 'hello' || !src || !('id' in src)) return
   engines.add(src.id)
   // The page's manifest, just fetched, stands for the worker's own (same origin, same URL).
@@ -104,7 +111,7 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
   // The worker must live while the body streams: an idle worker is stopped (Chromium: after 30 s), and a
   // response's body does not count as activity once respondWith has its Response.
   ev.waitUntil(new Promise<void>((r) => (ended = r)))
-  return new Response(body(port, path, start, end, () => ended()), { status: r ? 206 : 200, headers })
+  return new Response(body(port, path, start, end, client.id, () => ended()), { status: r ? 206 : 200, headers })
 }
 
 // open asks the page to stream [start, end) of path and resolves to the channel's port once it accepts, or
@@ -128,12 +135,25 @@ type Answer = { chunk?: Uint8Array; done?: boolean; error?: string }
 
 // body is the response's stream: chunks from the page, one asked for each time the response wants more; on
 // an error or silence, the rest of the range from the network.
-function body(port: MessagePort, path: string, start: number, end: number, ended: () => void): ReadableStream<Uint8Array> {
+function body(port: MessagePort, path: string, start: number, end: number, client: string, done: () => void): ReadableStream<Uint8Array> {
   let pos = start
   let waiting: ((a: Answer) => void) | undefined
+  let gone = false
+  const kill = () => {
+    gone = true
+    waiting?.({ error: "the page's engine stopped" })
+  }
+  const streams = live.get(client) ?? new Set()
+  live.set(client, streams.add(kill))
+  const ended = () => {
+    streams.delete(kill)
+    if (!streams.size) live.delete(client)
+    done()
+  }
   port.onmessage = (ev: MessageEvent) => waiting?.(ev.data as Answer)
   const ask = () =>
     new Promise<Answer>((resolve) => {
+      if (gone) return resolve({ error: "the page's engine stopped" })
       const timer = setTimeout(() => resolve({ error: 'the page stopped answering' }), CHUNK_MS)
       waiting = (a) => {
         clearTimeout(timer)

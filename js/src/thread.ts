@@ -119,9 +119,13 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
       if (!started) return reject(e)
       dead = e
       // The worker died after it started (it ran out of memory, say): every wait ends, and the page's
-      // elements and its service worker take the rest over HTTP.
+      // elements and its service worker take the rest over HTTP. The service worker's streams had their
+      // ports in the worker: it is told, so that they do not wait for answers that will not come.
       for (const p of pending.values()) p({ error: e.message })
       pending.clear()
+      if (served.size) navigator.serviceWorker?.controller?.postMessage({ swarmgate: 'gone' })
+      for (const via of served.values()) via('http')
+      served.clear()
     }
     w.onerror = (e) => {
       e.preventDefault()
