@@ -162,9 +162,9 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // Prefer makes the next n bytes written on the connection of the request whose context ctx is go first, as
 // writes to favoured addresses do, within PreferredShare of the rate (0: none; it replaces what an earlier
 // request of the connection was given; HTTP/2 streams share a connection, and a response there should not
-// call it). It is for what a visitor's page waits on before anything else can move (the page, the scripts that
-// start it), which would otherwise queue behind every bulk transfer on the link. A context without a connection of an
-// uplink (see ConnContext) is ignored.
+// call it). It is for what a visitor's page waits on before anything else can move (the page, the scripts
+// that start it), which would otherwise queue behind every bulk transfer on the link. A context without a
+// connection of an uplink (see ConnContext) is ignored.
 func Prefer(ctx context.Context, n int64) {
 	if c, ok := ctx.Value(connKey{}).(*conn); ok {
 		c.prefers.Store(max(n, 0))

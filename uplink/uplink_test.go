@@ -281,11 +281,7 @@ func TestPreferredResponsesGoFirst(t *testing.T) {
 	defer stopOrdinary()
 
 	res := preferring(t, u, preferred)
-	start := ordinary.Load()
-	if _, err := io.CopyN(io.Discard, res.Body, preferred-(64<<10)); err != nil { // less the header and buffers
-		t.Fatal(err)
-	}
-	during := ordinary.Load() - start
+	during := readBeside(t, res, preferred-(64<<10), ordinary) // less the header and buffers
 	t.Logf("while the response's first %d KiB went, four ordinary connections got %d KiB", preferred>>10, during>>10)
 	// A fair share would give them four times the response's bytes; PreferredShare leaves them as many.
 	if during > preferred*3/2 {
@@ -293,15 +289,9 @@ func TestPreferredResponsesGoFirst(t *testing.T) {
 	}
 	// Past its preferred bytes the response competes on equal terms: about a fifth of the uplink (preferred, it
 	// would take PreferredShare or more).
-	if _, err := io.CopyN(io.Discard, res.Body, 512<<10); err != nil { // what was preferred but buffered (socket buffers)
-		t.Fatal(err)
-	}
-	o0 := ordinary.Load()
-	n, err := io.CopyN(io.Discard, res.Body, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := ordinary.Load() - o0
+	readBeside(t, res, 512<<10, ordinary) // what was preferred but buffered (socket buffers)
+	const n = 1 << 20
+	o := readBeside(t, res, n, ordinary)
 	share := float64(n) / float64(n+o)
 	t.Logf("then: the response %d KiB, the ordinary ones %d KiB: share %.2f", n>>10, o>>10, share)
 	if share > 0.45 {
@@ -320,15 +310,9 @@ func TestPreferredCannotStarveTheRest(t *testing.T) {
 	ordinary, stopOrdinary := streamsFrom(t, u, "127.0.0.1", 4)
 	defer stopOrdinary()
 	res := preferring(t, u, 1<<62)
-	if _, err := io.CopyN(io.Discard, res.Body, 256<<10); err != nil { // past the first bucket
-		t.Fatal(err)
-	}
-	o0 := ordinary.Load()
-	n, err := io.CopyN(io.Discard, res.Body, 2<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := ordinary.Load() - o0
+	readBeside(t, res, 256<<10, ordinary) // past the first bucket
+	const n = 2 << 20
+	o := readBeside(t, res, n, ordinary)
 	share := float64(o) / float64(n+o)
 	t.Logf("a wholly preferred response %d KiB, four ordinary connections %d KiB: their share %.2f", n>>10, o>>10, share)
 	// 1 - PreferredShare is 0.5; a busy machine's late wake-ups cost the pollers some. Strictly first, as
@@ -336,6 +320,17 @@ func TestPreferredCannotStarveTheRest(t *testing.T) {
 	if share < 0.25 {
 		t.Errorf("four ordinary connections got %.0f%% of the uplink beside a wholly preferred one", 100*share)
 	}
+}
+
+// readBeside reads n bytes of res's body and returns what the ordinary connections (streamsFrom's count) got
+// meanwhile.
+func readBeside(t *testing.T, res *http.Response, n int64, ordinary *atomic.Int64) int64 {
+	t.Helper()
+	start := ordinary.Load()
+	if _, err := io.CopyN(io.Discard, res.Body, n); err != nil {
+		t.Fatal(err)
+	}
+	return ordinary.Load() - start
 }
 
 // preferring starts an HTTP server on u's listener, as a gateway runs one (ConnContext), whose one response
