@@ -28,8 +28,13 @@ func TestTinyCrowd(t *testing.T) {
 	res, err := Run(ctx, Config{
 		Browsers: 3, Plain: 2, Arrival: 500 * time.Millisecond, Images: 2, ImageSide: 400,
 		Video:       examplesite.Video{Width: 320, Height: 180, Seconds: 2, Kbps: 300},
-		PageTimeout: time.Minute, Threshold: 2, Dir: t.TempDir(), CacheDir: t.TempDir(), Progress: &progress,
-		P2P: gateway.P2PAlways, // three browsers are over before a crowd is declared: this test is of the swarm
+		PageTimeout: time.Minute, Dir: t.TempDir(), CacheDir: t.TempDir(), Progress: &progress,
+		// This test is of the swarm: P2P always, and no crowd declared, so no helper. Helpers' seeders and
+		// webseeds (with capacity to spare, they take any piece no one is fetching) are Go on a full link, and
+		// under CI's load they took every piece of so small a page before three busy browsers had one to trade
+		// (browsers sent each other nothing, 2026-12-04). Without them the browsers' only other source is the
+		// site's seeder, a peer of last resort: what one browser holds, the others take from it.
+		P2P: gateway.P2PAlways, Threshold: 1000,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,14 +117,15 @@ func TestTinyCrowd(t *testing.T) {
 	if with.PeersSent == 0 {
 		t.Error("with swarmgate, browsers sent each other nothing")
 	}
-	// So few visitors give the swarm little to trade, and each helper takes a whole copy from the site first
-	// (the benchmark's real figures come from twenty browsers): the site sends no more than without swarmgate
-	// and those copies, and half a site more. That half is what a loaded machine costs: browsers trade slowly,
-	// their pieces fall due and more of them come from the site's seeder and webseed (a CI run with every
-	// package's tests at once went a third of a site over a tenth; run alone, the test stays under a tenth).
-	if limit := without.SiteSent + 2*res.SiteBytes + res.SiteBytes/2; with.SiteSent > limit {
-		t.Errorf("the site's machine sent %d bytes with swarmgate, %d without: more than two helpers' copies more",
-			with.SiteSent, without.SiteSent)
+	if with.HelpersSent != 0 || with.CrowdAfter >= 0 {
+		t.Errorf("a crowd was declared (at %v s) and helpers sent %d bytes", with.CrowdAfter, with.HelpersSent)
+	}
+	// So few visitors give the swarm little to trade (the benchmark's real figures come from twenty browsers):
+	// the site sends no more than without swarmgate, and half a site more. That half is what a loaded machine
+	// costs: browsers trade slowly, their pieces fall due and more of them come from the site's seeder and
+	// webseed.
+	if limit := without.SiteSent + res.SiteBytes/2; with.SiteSent > limit {
+		t.Errorf("the site's machine sent %d bytes with swarmgate, %d without", with.SiteSent, without.SiteSent)
 	}
 	// Without swarmgate every request is the origin's; with it, the gateway stores the assets (here from the
 	// document root) and the origin sees the pages at most.
