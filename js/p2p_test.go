@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -715,6 +716,44 @@ func TestP2P(t *testing.T) {
 		if int64(f.Stats.PeerBytes) != tt.length || len(f.Log.Peers) != 1 || f.Log.Peers[0] != seed.PeerID {
 			t.Errorf("%s from %q; want all %d bytes from the seeding page %s", sourceBytes(f), f.Log.Peers, tt.length, seed.PeerID)
 		}
+	})
+
+	t.Run("HeldWebseed", func(t *testing.T) {
+		// A webseed that answers nothing (a helper whose link is full, say) is given the first pieces, as
+		// webseeds with capacity to spare are (webseedMode 'all'); a page with every piece comes a moment
+		// later. Once those pieces are the last ones, the peer races the webseed for them: the page completes
+		// from the peer, and the webseed's requests are ended, not left to hold its link.
+		tt := makeTorrent(t, e.root, "held", pieceLength, 400_000, 300_000)
+		var held, ended atomic.Int32
+		release := make(chan struct{})
+		t.Cleanup(func() { close(release) })
+		files := http.StripPrefix("/held/", http.FileServer(http.Dir(e.root)))
+		e.mux.HandleFunc("GET /held/", func(w http.ResponseWriter, r *http.Request) {
+			held.Add(1)
+			select {
+			case <-r.Context().Done():
+				ended.Add(1)
+			case <-release:
+				files.ServeHTTP(w, r)
+			}
+		})
+		trk, wsURL := e.tracker(t)
+		p := e.page(t)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		a.Webseeds = []string{e.srv.URL + "/held/"}
+		a.WebseedMode = "all"
+		start(t, p, a)
+		testutil.Eventually(t, 10*time.Second, "the webseed asked for pieces", func() bool { return held.Load() > 0 })
+		a.Webseeds, a.WebseedMode, a.Seed = nil, "", "trusted"
+		start(t, e.page(t), a)
+		waitStats(t, trk, "the seeding page", func(s tracker.Stats) bool { return s.Seeders == 1 })
+		f := finish(t, p, tt, 20*time.Second)
+		if f.Stats.WebseedBytes != 0 || int64(f.Stats.PeerBytes) != tt.length {
+			t.Errorf("%s; want all %d bytes from the peer", sourceBytes(f), tt.length)
+		}
+		testutil.Eventually(t, 10*time.Second, "the webseed's requests ended", func() bool { return ended.Load() == held.Load() })
+		t.Logf("raced a webseed that answered none of its %d requests: %s in %.0f ms", held.Load(), sourceBytes(f), f.MS)
 	})
 
 	t.Run("Units", func(t *testing.T) {

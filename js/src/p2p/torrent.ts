@@ -133,6 +133,9 @@ interface Pending {
   from: Set<Peer>
   owner?: Peer // the peer that started it; others join only once it is gone or in the endgame
   webseed?: boolean // fetched whole by a webseed
+  at?: number // a webseed's: when its fetch began (performance.now)
+  ac?: AbortController // a webseed's: ends its fetch; unset once the fetch has ended
+  rival?: Pending // a peer's piece started while a webseed still fetches it (raced): that fetch
 }
 
 interface Webseed {
@@ -384,8 +387,14 @@ export class Torrent extends Emitter<TorrentEvents> {
     for (const [i, pd] of this.pending) {
       if (pd.owner !== p) continue
       pd.owner = undefined
-      if (!pd.state.includes(1)) this.pending.delete(i)
+      if (!pd.state.includes(1)) this.drop(i, pd)
     }
+  }
+
+  // drop ends pending piece i; a webseed still fetching it (pd raced it) has it back.
+  private drop(i: number, pd: Pending): void {
+    if (pd.rival?.ac) this.pending.set(i, pd.rival)
+    else this.pending.delete(i)
   }
 
   private ban(p: Peer, piece: number): void {
@@ -580,8 +589,9 @@ export class Torrent extends Emitter<TorrentEvents> {
   private async finish(i: number, pd: Pending): Promise<boolean> {
     const ok = await this.verify(i, pd.buf)
     if (this.destroyed || this.pending.get(i) !== pd) return ok
-    this.pending.delete(i)
     if (ok) {
+      this.pending.delete(i)
+      pd.rival?.ac?.abort() // a webseed still fetching the piece a peer raced for: it lost
       const n = pd.buf.length
       if (pd.webseed) this.stats.webseedBytes += n
       else this.stats.peerBytes += n
@@ -589,6 +599,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       this.gotPiece(i, pd.buf, pd.webseed ? 'webseed' : 'peer', pd.from.size === 1 ? one.id : undefined)
       return ok
     }
+    this.drop(i, pd) // it starts over, or is left to the webseed this peer raced
     // A peer that sent the whole piece is banned at once; one of several is banned at its second bad piece.
     for (const p of pd.from) if (pd.from.size === 1 || ++p.strikes >= 2) this.ban(p, i)
     this.emit('warning', `torrent: piece ${i} failed verification`)
@@ -659,7 +670,15 @@ export class Torrent extends Emitter<TorrentEvents> {
     let head: number | undefined // the priority of the piece wanted most, asked once, when it matters
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
-      if (pd.webseed || !p.has.get(i) || this.leaves(p, i, due)) continue
+      if (!p.has.get(i) || this.leaves(p, i, due)) continue
+      if (pd.webseed) {
+        // A webseed's piece still awaited after LATE_MS, in the endgame or among the most wanted: a webseed
+        // whose link is full (a helper in a crowd) would otherwise hold the page's last pieces, or its first
+        // image, while a peer that has them waits. p races it; whichever source is first gives the piece.
+        const overdue = now - (pd.at ?? now) >= LATE_MS
+        if (overdue && ((endgame ??= this.endgame()) || this.picker.pri[i] >= (head ??= this.head()))) take(i, this.race(i, pd, p), false)
+        continue
+      }
       take(i, pd, false)
       if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true)
       else if (room > 0 && this.picker.pri[i] >= (head ??= this.head())) take(i, pd, true, true)
@@ -689,6 +708,13 @@ export class Torrent extends Emitter<TorrentEvents> {
     return pd
   }
 
+  // race starts piece i afresh for peer p while webseed's fetch of it goes on; the first to bring it wins.
+  private race(i: number, webseed: Pending, p: Peer): Pending {
+    const pd = this.start(i, p)
+    pd.rival = webseed
+    return pd
+  }
+
   // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching, and what
   // webseedMode adds.
   private feed(w: Webseed): void {
@@ -709,10 +735,10 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   private async fetchPiece(w: Webseed, i: number): Promise<void> {
     const none = new Uint8Array(0)
-    const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true }
+    const ac = new AbortController()
+    const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true, at: performance.now(), ac }
     this.pending.set(i, pd)
     w.busy++
-    const ac = new AbortController()
     this.aborts.add(ac)
     const start = i * this.info.pieceLength
     try {
@@ -721,12 +747,28 @@ export class Torrent extends Emitter<TorrentEvents> {
       w.fails = 0
       if (!this.destroyed) this.emit('download', { bytes: pieceSize(this.info, i) - this.padBytes(i) })
     } catch (e) {
-      w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
-      if (!this.destroyed) this.emit('warning', `torrent: webseed ${w.url}: ${e}`)
+      // An abort is ours (a peer won the race, or the torrent ended): no fault of the webseed's.
+      if (!ac.signal.aborted) w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
+      if (!this.destroyed && !ac.signal.aborted) this.emit('warning', `torrent: webseed ${w.url}: ${e}`)
     }
     this.aborts.delete(ac)
+    pd.ac = undefined
     w.busy--
-    if (this.destroyed || this.pending.get(i) !== pd) return
+    if (this.destroyed) return
+    const racer = this.pending.get(i)
+    if (racer !== pd && racer?.rival === pd && !pd.left) {
+      // The webseed won a race: the peers' requests for the piece are withdrawn, and its bytes are used.
+      for (const q of this.peers.values()) {
+        for (let b = 0; b < racer.state.length; b++) {
+          const k = i * this.bpp + b
+          if (!q.reqs.delete(k)) continue
+          q.wire.cancel(i, b * BLOCK, this.blockLen(i, b))
+          q.cancelled.add(k)
+        }
+      }
+      this.pending.set(i, pd)
+    }
+    if (this.pending.get(i) !== pd) return this.update() // it lost a race: its slot is free
     if (pd.left) {
       this.pending.delete(i)
       return this.update()
