@@ -268,7 +268,6 @@ type startArgs struct {
 	Seed    string `json:"seed,omitempty"`
 	Base    string `json:"base,omitempty"` // webseed URL the seeding page reads files from
 	Corrupt []int  `json:"corrupt,omitempty"`
-	Only    []int  `json:"only,omitempty"` // with Seed "trusted": the pieces the store holds (default: all)
 	// Cap, when set, is an upload cap in bytes: the page's upload hook refuses blocks past it.
 	Cap         int        `json:"cap,omitempty"`
 	Want        []wantArgs `json:"want,omitempty"`
@@ -755,36 +754,6 @@ func TestP2P(t *testing.T) {
 		}
 		testutil.Eventually(t, 10*time.Second, "the webseed's requests ended", func() bool { return ended.Load() == held.Load() })
 		t.Logf("raced a webseed that answered none of its %d requests: %s in %.0f ms", held.Load(), sourceBytes(f), f.MS)
-	})
-
-	t.Run("FewPeers", func(t *testing.T) {
-		// A page that still needs data, with one peer that unchokes it (a page that holds the first file alone),
-		// asks the tracker for more peers within seconds, not at the tracker's 2-minute interval: in a crowd,
-		// the few peers a late arrival's first offers found were all it had.
-		tt := makeTorrent(t, e.root, "few", pieceLength, 300_000, 200_000)
-		trk, wsURL := e.tracker(t)
-		a := tt.args(e)
-		a.Trackers = []string{wsURL}
-		a.Seed, a.Only = "trusted", []int{0, 1, 2, 3, 4} // the first file's pieces
-		seed := start(t, e.page(t), a)
-		waitStats(t, trk, "the partial seed in the swarm", func(s tracker.Stats) bool { return s.Peers == 1 })
-		p := e.page(t)
-		a.Seed, a.Only = "", nil
-		start(t, p, a)
-		// Each announce makes OFFERS (5) connections, and an offer no one answers waits 50 s: the first
-		// announce's (the partial seed answered one), and at 5 s a second's, made while the page had no peer.
-		testutil.Eventually(t, 15*time.Second, "the first file from the partial seed", func() bool {
-			return call[finished](t, p, 5*time.Second, "report", nil).Stats.PeerBytes >= 300_000
-		})
-		// The third comes 10 s after the second, as the page is still short of peers (without that, at the
-		// tracker's interval).
-		testutil.Eventually(t, 25*time.Second, "a third announce's offers", func() bool {
-			return call[int](t, p, 5*time.Second, "livePeerConnections", nil) > 10
-		})
-		if f := call[finished](t, p, 5*time.Second, "report", nil); len(f.Log.Peers) != 1 || f.Log.Peers[0] != seed.PeerID {
-			t.Errorf("peers %q, want the partial seed %s alone", f.Log.Peers, seed.PeerID)
-		}
-		destroy(t, p)
 	})
 
 	t.Run("Units", func(t *testing.T) {

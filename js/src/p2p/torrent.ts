@@ -87,11 +87,6 @@ export interface Stats {
 // DEFAULT_MAX_PEERS bounds connections: each is a peer connection with DTLS and SCTP state; a page needs a
 // few good sources, not dozens (WebTorrent allows 55, mostly idle in a page's short life).
 const DEFAULT_MAX_PEERS = 20
-// FEW_PEERS: a torrent that still needs data and has fewer peers than this asks the tracker for more sooner
-// (tracker.ts's SHORT_MS). In the crowd benchmark a late arrival kept the one to three peers its first offers
-// found, the site's seeder and the helpers' among them, for the tracker's whole interval, while twenty browsers
-// held the page (its first offers had reached others, or found them too busy to answer, before they held much).
-const FEW_PEERS = 6
 const DEFAULT_WEBSEED_LEAD_MS = 3000
 // A peer is kept busy with about QUEUE_MS of its own rate in requested blocks, START_REQS before its rate is
 // known, never fewer than MIN_REQS nor more than MAX_REQS: 1 MiB in flight, enough for several MB/s at
@@ -209,8 +204,7 @@ export class Torrent extends Emitter<TorrentEvents> {
             left: this.left(),
             want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
             // No peer that unchokes us is as good as none (download-only visitors choke everyone).
-            short: this.needy() && !this.handshaking.size &&
-              (this.peers.size < FEW_PEERS || ![...this.peers.values()].some((p) => !p.wire.peerChoking)),
+            starving: this.needy() && !this.handshaking.size && ![...this.peers.values()].some((p) => !p.wire.peerChoking),
           }),
           onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
           accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),

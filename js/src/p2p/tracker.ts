@@ -17,10 +17,10 @@ const RETRY_MIN_MS = 1000
 const RETRY_MAX_MS = 60000
 // MIN_INTERVAL_S bounds how often the tracker's interval can make us re-announce.
 const MIN_INTERVAL_S = 15
-// SHORT_MS: while a torrent that still needs data is short of peers (none unchokes it, or it has only a few), it
-// re-announces with fresh offers after 5 s, then 10, 20... up to the tracker's interval, instead of waiting the
-// whole interval (2 minutes on ours) after offers that went nowhere or connections that failed.
-const SHORT_MS = 5000
+// STARVING_MS: while a torrent that still needs data has no peer that unchokes it, it re-announces with fresh offers
+// after 5 s, then 10, 20... up to the tracker's interval, instead of waiting the whole interval (2 minutes
+// on ours) after a first offer that went nowhere or a connection that failed.
+const STARVING_MS = 5000
 
 export interface TrackerOptions {
   url: string
@@ -32,8 +32,8 @@ export interface TrackerOptions {
   // first offers do not.
   ready?: Promise<void>
   // state is asked at each announce: transfer counts, how many more peers are wanted (0: send no offers,
-  // and answer no relayed offers), and whether the torrent needs data and is short of peers (see SHORT_MS).
-  state(): { uploaded: number; downloaded: number; left: number; want: number; short: boolean }
+  // and answer no relayed offers), and whether the torrent needs data and no peer unchokes it (see STARVING_MS).
+  state(): { uploaded: number; downloaded: number; left: number; want: number; starving: boolean }
   // onpeer gets each open data channel, with the remote peer ID the tracker gave.
   onpeer(dc: RTCDataChannel, conn: Conn, peerId: Uint8Array): void
   // accept is asked before answering an offer (a banned peer ID, say).
@@ -66,7 +66,7 @@ export class TrackerClient {
   private offers = new Map<string, Conn>() // unanswered, by binary offer ID
   private connecting = new Set<Conn>() // every connection until its data channel opens or it closes
   private interval = 120
-  private shortRun = 0 // announces in a row made while short of peers
+  private starved = 0 // announces in a row made while starving
   private started = false
 
   // early: the first announce's offers, made while the socket connects (ICE gathering takes a few hundred
@@ -155,13 +155,13 @@ export class TrackerClient {
     this.timer = setTimeout(() => this.open(), ms * (1 + Math.random() / 4))
   }
 
-  // schedule the next regular announce at the tracker's interval, or sooner while short of peers.
+  // schedule the next regular announce at the tracker's interval, or sooner while starving.
   private schedule(): void {
     clearTimeout(this.timer)
     if (this.destroyed) return
     let ms = Math.max(this.interval, MIN_INTERVAL_S) * 1000
-    if (this.o.state().short) ms = Math.min(ms, SHORT_MS * 2 ** this.shortRun++)
-    else this.shortRun = 0
+    if (this.o.state().starving) ms = Math.min(ms, STARVING_MS * 2 ** this.starved++)
+    else this.starved = 0
     this.timer = setTimeout(() => void this.announce(), ms)
   }
 
