@@ -139,9 +139,10 @@ function body(port: MessagePort, path: string, start: number, end: number, clien
   let pos = start
   let waiting: ((a: Answer) => void) | undefined
   let gone = false
+  const stopped: Answer = { error: "the page's engine stopped" }
   const kill = () => {
     gone = true
-    waiting?.({ error: "the page's engine stopped" })
+    waiting?.(stopped)
   }
   const streams = live.get(client) ?? new Set()
   live.set(client, streams.add(kill))
@@ -153,7 +154,7 @@ function body(port: MessagePort, path: string, start: number, end: number, clien
   port.onmessage = (ev: MessageEvent) => waiting?.(ev.data as Answer)
   const ask = () =>
     new Promise<Answer>((resolve) => {
-      if (gone) return resolve({ error: "the page's engine stopped" })
+      if (gone) return resolve(stopped)
       const timer = setTimeout(() => resolve({ error: 'the page stopped answering' }), CHUNK_MS)
       waiting = (a) => {
         clearTimeout(timer)

@@ -1,7 +1,9 @@
-// The info dictionary of a BitTorrent v1 torrent, with BEP 47 padding files marked.
+// The info dictionary of a BitTorrent v1 torrent, with BEP 47 padding files marked, and which blocks lie wholly
+// in padding.
 
 import { decode, dict, list, num, str } from './bencode'
 import { text } from './bytes'
+import { BLOCK } from './wire'
 
 export interface TorrentFile {
   path: string[] // below the torrent's name; [name] for a single-file torrent
@@ -55,3 +57,13 @@ const utf8Name = (name: string): Uint8Array => new TextEncoder().encode(name)
 // pieceSize is the length of piece i (the last one may be short).
 export const pieceSize = (info: Info, i: number): number =>
   Math.min(info.pieceLength, info.length - i * info.pieceLength)
+
+// padding returns whether block b of piece i lies wholly inside a BEP 47 padding file.
+export function padding(info: Info): (i: number, b: number) => boolean {
+  const pads = info.files.filter((f) => f.pad)
+  return (i, b) => {
+    const s = i * info.pieceLength + b * BLOCK
+    const e = Math.min(s + BLOCK, (i + 1) * info.pieceLength, info.length)
+    return pads.some((f) => f.offset <= s && e <= f.offset + f.length)
+  }
+}

@@ -1,9 +1,21 @@
-// One connected peer: its wire over a data channel, what it holds and what we asked of it.
+// One connected peer: its wire over a data channel, what it holds, what we asked of it and how fast it sends.
 
 import { Bits } from './bits'
 import { hex } from './bytes'
 import type { Conn } from './rtc'
-import { Wire } from './wire'
+import { BLOCK, Wire } from './wire'
+
+// A peer is kept busy with about QUEUE_MS of its own rate in requested blocks, START_REQS before its rate is
+// known, never fewer than MIN_REQS nor more than MAX_REQS: 1 MiB in flight, enough for several MB/s at
+// browser round trips, and exactly anacrolix/torrent's default per-connection budget (it can stall a peer
+// that keeps more requested). A fixed 1 MiB each spread the page's first pieces over every source at once, and
+// a slow peer's share (a browser on a busy machine) held the first image back until the whole page was in.
+const QUEUE_MS = 1000
+const START_REQS = 16
+const MIN_REQS = 4
+const MAX_REQS = 64
+// RATE_MS is the shortest interval a peer's rate is measured over.
+const RATE_MS = 500
 
 export class Peer {
   readonly wire: Wire
@@ -40,5 +52,23 @@ export class Peer {
     dc.onmessage = (e: MessageEvent<ArrayBuffer>) => this.wire.push(new Uint8Array(e.data))
     dc.onclose = () => this.wire.close()
     conn.onclose = () => this.wire.close()
+  }
+
+  // budget is how many blocks to keep requested from the peer: about QUEUE_MS of its rate.
+  budget(): number {
+    if (!this.rate) return START_REQS
+    return Math.min(MAX_REQS, Math.max(MIN_REQS, Math.ceil((this.rate * QUEUE_MS) / 1000 / BLOCK)))
+  }
+
+  // measure adds n bytes received from the peer to its rate, a moving average over intervals of RATE_MS or
+  // more.
+  measure(n: number): void {
+    this.got += n
+    const now = performance.now()
+    if (now - this.since < RATE_MS) return
+    const r = (this.got * 1000) / (now - this.since)
+    this.rate = this.rate ? (this.rate + r) / 2 : r
+    this.got = 0
+    this.since = now
   }
 }

@@ -6,7 +6,7 @@ import { decode, dict, encode, num } from './bencode'
 import { Bits } from './bits'
 import { concat, equal, hex, randomBytes, sha1, utf8 } from './bytes'
 import { Emitter } from './emitter'
-import { type Info, parseInfo, pieceSize } from './metainfo'
+import { type Info, padding, parseInfo, pieceSize } from './metainfo'
 import { Peer } from './peer'
 import { Picker, type Want } from './picker'
 import type { Conn, Connect } from './rtc'
@@ -88,17 +88,6 @@ export interface Stats {
 // few good sources, not dozens (WebTorrent allows 55, mostly idle in a page's short life).
 const DEFAULT_MAX_PEERS = 20
 const DEFAULT_WEBSEED_LEAD_MS = 3000
-// A peer is kept busy with about QUEUE_MS of its own rate in requested blocks, START_REQS before its rate is
-// known, never fewer than MIN_REQS nor more than MAX_REQS: 1 MiB in flight, enough for several MB/s at
-// browser round trips, and exactly anacrolix/torrent's default per-connection budget (it can stall a peer
-// that keeps more requested). A fixed 1 MiB each spread the page's first pieces over every source at once, and
-// a slow peer's share (a browser on a busy machine) held the first image back until the whole page was in.
-const QUEUE_MS = 1000
-const START_REQS = 16
-const MIN_REQS = 4
-const MAX_REQS = 64
-// RATE_MS is the shortest interval a peer's rate is measured over.
-const RATE_MS = 500
 // LATE_MS: a block of an urgent piece (see Torrent.head) awaited this long may be asked of a second peer.
 const LATE_MS = 1000
 // REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
@@ -564,7 +553,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (!p.reqs.delete(k)) return // not asked of this peer (or given up on)
     const pd = this.pending.get(i)
     const b = k % this.bpp
-    measure(p, len)
+    p.measure(len)
     if (pd && !pd.webseed && pd.state[b] !== 2 && len === this.blockLen(i, b)) {
       for (let at = off, n = 0; n < parts.length; at += parts[n++].length) pd.buf.set(parts[n], at)
       pd.state[b] = 2
@@ -582,7 +571,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     }
     // Requests are topped up in batches, once half the budget is left: they go out packed together (one
     // data-channel send each time, see Wire.write) while the other half stays in flight.
-    if (p.reqs.size <= budget(p) / 2) this.fill(p)
+    if (p.reqs.size <= p.budget() / 2) this.fill(p)
   }
 
   // finish verifies a pending piece whose blocks are all in, and reports whether it was good.
@@ -641,7 +630,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
     const now = performance.now()
     if (!p.reqs.size) [p.got, p.since] = [0, now] // its rate is measured while it has work
-    let room = budget(p) - p.reqs.size
+    let room = p.budget() - p.reqs.size
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     const take = (i: number, pd: Pending, dup: boolean, urgent = false) => {
@@ -801,31 +790,4 @@ export class Torrent extends Emitter<TorrentEvents> {
     }
     this.update()
   }
-}
-
-// padding returns whether block b of piece i lies wholly inside a BEP 47 padding file.
-function padding(info: Info): (i: number, b: number) => boolean {
-  const pads = info.files.filter((f) => f.pad)
-  return (i, b) => {
-    const s = i * info.pieceLength + b * BLOCK
-    const e = Math.min(s + BLOCK, (i + 1) * info.pieceLength, info.length)
-    return pads.some((f) => f.offset <= s && e <= f.offset + f.length)
-  }
-}
-
-// budget is how many blocks to keep requested from p: about QUEUE_MS of its rate.
-function budget(p: Peer): number {
-  if (!p.rate) return START_REQS
-  return Math.min(MAX_REQS, Math.max(MIN_REQS, Math.ceil((p.rate * QUEUE_MS) / 1000 / BLOCK)))
-}
-
-// measure adds n bytes received from p to its rate, a moving average over intervals of RATE_MS or more.
-function measure(p: Peer, n: number): void {
-  p.got += n
-  const now = performance.now()
-  if (now - p.since < RATE_MS) return
-  const r = (p.got * 1000) / (now - p.since)
-  p.rate = p.rate ? (p.rate + r) / 2 : r
-  p.got = 0
-  p.since = now
 }
