@@ -122,6 +122,9 @@ type Config struct {
 	Video Video `json:"video"`
 	// PageTimeout bounds each visit: a page not complete by then failed.
 	PageTimeout time.Duration `json:"pageTimeout"`
+	// AtLaunch navigates the visitor's tab as soon as its browser answers, without waiting for the browser to
+	// settle (see settle): the measurement before 2026-12-04, kept for comparison.
+	AtLaunch bool `json:"atLaunch,omitempty"`
 	// FFmpeg is the ffmpeg executable (default "ffmpeg" on PATH; Debian's package `ffmpeg`).
 	FFmpeg string `json:"-"`
 	// CacheDir keeps the videos ffmpeg made, by their parameters, across runs (default

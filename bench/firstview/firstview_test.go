@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/gateway"
+	"github.com/swarmgate/swarmgate/internal/procstat"
 	"github.com/swarmgate/swarmgate/internal/testlog"
 )
 
@@ -83,11 +84,24 @@ func TestTinyFirstView(t *testing.T) {
 	if res.VideoBytes < 500e3 || res.VideoBytes > 2e6 {
 		t.Errorf("video is %d bytes, want about 1 MB", res.VideoBytes)
 	}
+	// Each visit's CPU, where /proc tells it: the visitor's browser settled before the navigation and worked during
+	// the visit, and in the peer mode the peer's browser too.
+	if _, err := procstat.MachineCPUTime(); err == nil {
+		for _, mr := range res.Networks[0].Modes {
+			if v := mr.Visits[0]; v.SettleMs < settleWindow.Seconds()*1e3 {
+				t.Errorf("%s: the browser settled in %.0f ms before the navigation; want one window (%v) at least", mr.Mode, v.SettleMs, settleWindow)
+			}
+			c := mr.Visits[0].CPU
+			if c == nil || c.Visitor <= 0 || (mr.Mode == Peer) != (c.Peer > 0) || c.Busy <= 0 || c.Busy > 1.05 {
+				t.Errorf("%s: CPU %+v; want the visitor's browser's time, the peer's in the peer mode only, and busy in (0, 1]", mr.Mode, c)
+			}
+		}
+	}
 	js, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"heroMs"`, `"frameMs"`, `"completeMs"`, `"ratioToDirect"`, `"peers"`} {
+	for _, key := range []string{`"heroMs"`, `"frameMs"`, `"completeMs"`, `"ratioToDirect"`, `"peers"`, `"visitorMs"`} {
 		if !strings.Contains(string(js), key) {
 			t.Errorf("JSON lacks %s", key)
 		}

@@ -47,6 +47,11 @@ type Figures struct {
 	// seeder) and from webseeds over HTTP.
 	WebRTCBytes  float64 `json:"webrtcBytes"`
 	WebseedBytes float64 `json:"webseedBytes"`
+	// The visits' CPU (Visit.CPU), in milliseconds, and the machine's busy fraction; 0 where not measured.
+	VisitorCPUMs float64 `json:"visitorCpuMs,omitempty"`
+	PeerCPUMs    float64 `json:"peerCpuMs,omitempty"`
+	ServersCPUMs float64 `json:"serversCpuMs,omitempty"`
+	Busy         float64 `json:"busy,omitempty"`
 }
 
 func newResult(cfg Config, s *site) *Result {
@@ -78,6 +83,14 @@ func (r *Result) summarize() {
 			bytes := func(src string) float64 {
 				return median(mr.Visits, func(v Visit) float64 { return float64(v.Bytes[src]) }, true)
 			}
+			cpu := func(f func(*CPU) float64) float64 {
+				return median(mr.Visits, func(v Visit) float64 {
+					if v.CPU == nil {
+						return 0
+					}
+					return f(v.CPU)
+				}, false)
+			}
 			mr.Median = Figures{
 				HeroMs:      times(func(v Visit) float64 { return v.HeroMs }),
 				FrameMs:     times(func(v Visit) float64 { return v.FrameMs }),
@@ -87,6 +100,10 @@ func (r *Result) summarize() {
 				WebRTCBytes: median(mr.Visits, func(v Visit) float64 {
 					return float64(v.Bytes[BytesPeers] + v.Bytes[BytesSeeder])
 				}, true),
+				VisitorCPUMs: cpu(func(c *CPU) float64 { return c.Visitor }),
+				PeerCPUMs:    cpu(func(c *CPU) float64 { return c.Peer }),
+				ServersCPUMs: cpu(func(c *CPU) float64 { return c.Servers }),
+				Busy:         cpu(func(c *CPU) float64 { return c.Busy }),
 			}
 			if mr.Mode == Direct {
 				direct = &mr.Median
@@ -236,6 +253,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 			}
 			return fmt.Sprintf("%.2f / %.2f", mr.Median.WebRTCBytes/1e6, mr.Median.WebseedBytes/1e6)
 		})
+		if mr := nr.Modes; len(mr) > 0 && mr[0].Median.VisitorCPUMs > 0 {
+			row("CPU ms: visitor's browser / peer's / servers", func(mr ModeResult) string {
+				peer := "-"
+				if mr.Mode == Peer {
+					peer = thousands(mr.Median.PeerCPUMs)
+				}
+				return fmt.Sprintf("%s / %s / %s", thousands(mr.Median.VisitorCPUMs), peer, thousands(mr.Median.ServersCPUMs))
+			})
+			row("machine CPU busy (all cores)", func(mr ModeResult) string { return fmt.Sprintf("%.0f%%", 100*mr.Median.Busy) })
+		}
 		if nr.Network.Emulated() {
 			row("service workers emulated (lag, early requests)", workersEmulated)
 		}

@@ -51,7 +51,12 @@ type Visit struct {
 	// WorkerError lists the service worker targets the visit failed to emulate (one that went away before its
 	// session could set anything counts too); such a worker's requests were not emulated.
 	WorkerError string `json:"workerError,omitempty"`
-	Error       string `json:"error,omitempty"`
+	// SettleMs is how long the visitor's browser took to settle after its launch, before the navigation
+	// (see settle; 0 with Config.AtLaunch).
+	SettleMs float64 `json:"settleMs,omitempty"`
+	// CPU is what the visit cost the machine's processors (nil where /proc cannot tell).
+	CPU   *CPU   `json:"cpu,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Byte sources in Visit.Bytes.
@@ -101,6 +106,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 		}
 	}
 	pageURL := front + PagePath
+	var peer context.Context // the peer's browser, in the Peer mode
 	if mode == Peer {
 		// The peer is a browser of its own that already has the page open: it loads it without emulation (its
 		// network is not what is measured) and stays on it while the visitor loads.
@@ -119,6 +125,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 		if rep.Complete == 0 {
 			return v, fmt.Errorf("peer: page not complete after %v", cfg.PageTimeout)
 		}
+		peer = pctx
 	}
 
 	bctx, stopBrowser, err := browsertest.Launch(filepath.Join(dir, "visitor"))
@@ -145,8 +152,17 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 		}
 		defer func() { stopWorkers() }()
 	}
+	if !cfg.AtLaunch {
+		waited, err := settle(bctx)
+		v.SettleMs = float64(waited.Milliseconds())
+		if err != nil {
+			return v, err
+		}
+	}
 	origin0, gateway0 := o.sent.Load(), gatewaySent()
+	cpu := startCPU(bctx, peer)
 	rep, err := loadPage(bctx, pageURL, cfg.PageTimeout)
+	v.CPU = cpu.end()
 	v.Bytes[BytesOrigin] = o.sent.Load() - origin0
 	v.Bytes[BytesGateway] = gatewaySent() - gateway0
 	stopWorkers()

@@ -25,6 +25,7 @@ func benchFirstView(ctx context.Context, args []string, stdout, stderr io.Writer
 	rtt := fs.Duration("rtt", firstview.Emulated80ms40Mbit.Latency, "emulated round-trip latency added to each request")
 	down := fs.Float64("down", firstview.Emulated80ms40Mbit.Download/1e6, "emulated download rate in Mbit/s (HTTP and WebSockets)")
 	throttleRTC := fs.Bool("throttle-webrtc", false, "apply the emulation to WebRTC too (Chromium 156 does so harshly: see package firstview)")
+	fs.BoolVar(&cfg.AtLaunch, "at-launch", false, "navigate as soon as the visitor's browser answers, during its start-up, instead of once it has settled")
 	fs.IntVar(&cfg.HeroSide, "hero-side", firstview.DefaultHeroSide, "hero image side in pixels (opaque noise PNG: about 3·side² bytes)")
 	videoSize := fs.String("video-size", fmt.Sprintf("%dx%d", firstview.DefaultVideo.Width, firstview.DefaultVideo.Height), "video frame size, WIDTHxHEIGHT")
 	fs.IntVar(&cfg.Video.Seconds, "video-seconds", firstview.DefaultVideo.Seconds, "video length")
