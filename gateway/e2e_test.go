@@ -457,19 +457,52 @@ func TestWithoutWebRTCThePageLoadsOverHTTP(t *testing.T) {
 	check("without WebRTC", noRTC, "http://"+g.Addr().String()+examplesite.PageHTML, "http")
 
 	// A tracker nobody answers at: the engine runs, finds no peer, and takes every piece from the webseed.
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed.Close()
 	g2 := startGateway(t, gateway.Config{
 		Site:     gateway.SiteConfig{Origin: origin, Root: dir},
-		Visitors: gateway.VisitorConfig{TrackerURL: "ws://" + closed.Addr().String() + "/.swarm/announce"},
+		Visitors: gateway.VisitorConfig{TrackerURL: deadTracker(t)},
 	})
 	check("tracker unreachable", b.NewPage(), "http://"+g2.Addr().String()+examplesite.PageHTML, "p2p")
 	if n := g2.Bytes()[gateway.SourceGatewayHTTP]; n < int64(len(s.files[examplesite.ImagePNG])+len(s.files[examplesite.AudioWAV])) {
 		t.Errorf("webseed served %d bytes; the heavy assets weigh more", n)
 	}
+}
+
+// TestStreamsDoNotWaitForASilentSwarm: outside a crowd, a stream's waited-for piece is due at once until a peer
+// has sent anything (the first bytes over WebRTC take a few hundred milliseconds), so the site's webseed brings
+// it meanwhile. Here no peer ever answers (the tracker is unreachable) and the fallback is five minutes: the page
+// still gets its elements from the engine at once, every byte from the webseed. Before, the streams waited for
+// the fallback, well past the page's 90 s.
+func TestStreamsDoNotWaitForASilentSwarm(t *testing.T) {
+	dir := t.TempDir()
+	s := newSite(t, dir)
+	origin, _ := url.Parse(s.URL)
+	g := startGateway(t, gateway.Config{
+		Site:     gateway.SiteConfig{Origin: origin, Root: dir},
+		Visitors: gateway.VisitorConfig{Fallback: 5 * time.Minute, TrackerURL: deadTracker(t)},
+	})
+	p := browsertest.Start(t).NewPage()
+	start := time.Now()
+	res := loadPage(t, p, "http://"+g.Addr().String()+examplesite.PageHTML)
+	t.Logf("page's heavy assets in %v; engine stats %v", time.Since(start).Round(time.Millisecond), res.Stats)
+	checkHashes(t, s, "page", res)
+	if res.Via["photo"] != "p2p" || res.Via["tone"] != "p2p" {
+		t.Fatalf("via %v; want both from the engine (console %v)", res.Via, p.Console())
+	}
+	heavy := float64(len(s.files[examplesite.ImagePNG]) + len(s.files[examplesite.AudioWAV]))
+	if res.Stats["webseedBytes"] < heavy || res.Stats["seederBytes"]+res.Stats["peerBytes"] != 0 {
+		t.Errorf("engine stats %v; want all %.0f bytes from the webseed, none from peers", res.Stats, heavy)
+	}
+}
+
+// deadTracker is the URL of a tracker nobody answers at: a loopback port just closed.
+func deadTracker(t *testing.T) string {
+	t.Helper()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	return "ws://" + closed.Addr().String() + "/.swarm/announce"
 }
 
 // TestServiceWorkerServesFromTheEngine: once swarmgate's service worker controls a page, a script's own fetch

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -32,11 +31,6 @@ func streamingPage(t *testing.T, before ...func(*browsertest.Page)) (*site, *bro
 	dir := t.TempDir()
 	s := newSite(t, dir)
 	origin, _ := url.Parse(s.URL)
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed.Close()
 	link, err := uplink.New(1 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +39,7 @@ func streamingPage(t *testing.T, before ...func(*browsertest.Page)) (*site, *bro
 		Net:  gateway.NetConfig{Uplink: link},
 		Site: gateway.SiteConfig{Origin: origin, Root: dir},
 		Visitors: gateway.VisitorConfig{
-			TrackerURL: "ws://" + closed.Addr().String() + "/.swarm/announce",
+			TrackerURL: deadTracker(t),
 			Fallback:   200 * time.Millisecond,
 		},
 	})

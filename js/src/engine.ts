@@ -132,6 +132,7 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
   let held = 0 // bytes of the site in verified pieces, padding left out
   let lastProgress = Date.now() // bytes from any source
   let swarmProgress = lastProgress // bytes from a peer (the gateway's seeder included)
+  let swarmed = false // a peer has sent bytes
   let stopped = false // the visitor opted out (policy.watch below)
   // Whether the webseeds are in use: from the start when the gateway says they have capacity to spare (they
   // then take any piece no source is fetching, webseedMode 'all'), else once a file the page waits for has
@@ -140,7 +141,8 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
   let webseeded = !!m.webseedsNow
   // A file or stream with no progress at all for this long is given up (the page or the worker takes it over
   // HTTP); in a crowd the site's link is full, and HTTP would only compete for it, so the engine waits longer.
-  const giveUpMs = Math.max(m.mode === 'crowd' || m.mode === 'ending' ? 30000 : 10000, 5 * m.fallbackMs)
+  const crowded = m.mode === 'crowd' || m.mode === 'ending'
+  const giveUpMs = Math.max(crowded ? 30000 : 10000, 5 * m.fallbackMs)
   let webseeds = m.webseeds
   const gate = gateUploads(m, policy, () => stats.uploadedBytes, () => held, () => torrent?.rechoke())
 
@@ -148,6 +150,11 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
   // once it passes, a piece of it that no peer is fetching goes to a webseed, and the gateway's seeder
   // (otherwise a peer of last resort, behind the visitors' browsers) may serve it.
   // A stream's read-ahead window is due the same way, from when its reader began waiting.
+  // Outside a crowd, until a peer has sent anything, the piece each stream waits for is due at once: the first
+  // bytes over WebRTC come 250 to 350 ms after the core starts (offers, answer, DTLS, the wire's handshake),
+  // while the site's webseed, idle then, brings a piece in one round trip. The video's metadata and the hero's
+  // first rows come that much sooner, and the swarm takes over as soon as it delivers. Not in a crowd: the
+  // site's link is full then, and helpers' webseeds take pieces anyway.
   const due = (w: Wanted) => Math.max(w.asked, swarmProgress) + m.fallbackMs
   const streamDue = (s: Stream) => Math.max(s.waiting, swarmProgress) + m.fallbackMs
   const ranges = (): Want[] => {
@@ -158,6 +165,7 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
       // it does not would pass unseen, and a video whose buffer is full is not late.
       const ahead = Math.min(s.end, s.pos + READ_AHEAD)
       out.push({ start: s.pos, end: ahead, priority: s.priority + 0.5, deadline: s.waiting ? streamDue(s) : undefined, ordered: true })
+      if (s.waiting && !swarmed && !crowded) out.push({ start: s.pos, end: s.pos + 1, priority: s.priority + 0.5, deadline: s.waiting })
     }
     return out.concat([...whole.values()])
   }
@@ -227,6 +235,10 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
     t.on('download', ({ bytes, peer }) => {
       lastProgress = Date.now()
       if (peer !== undefined) swarmProgress = lastProgress
+      if (peer !== undefined && !swarmed) {
+        swarmed = true
+        retarget() // the waited-for pieces are no longer due at once
+      }
       hooks.moved()
       if (peer === undefined) stats.webseedBytes += bytes
       else if (peer === seeder) stats.seederBytes += bytes
