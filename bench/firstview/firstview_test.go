@@ -97,11 +97,18 @@ func TestTinyFirstView(t *testing.T) {
 			}
 		}
 	}
+	// Through swarmgate, the engine's counts once it had the whole page: at least the hero and the video.
+	for _, mr := range res.Networks[0].Modes[1:] {
+		w := mr.Visits[0].Whole
+		if got := w[BytesPeers] + w[BytesSeeder] + w[BytesWebseed]; got < res.HeroBytes+res.VideoBytes {
+			t.Errorf("%s: the engine had %d bytes (%v) once it had the page; the hero and video are %d", mr.Mode, got, w, res.HeroBytes+res.VideoBytes)
+		}
+	}
 	js, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"heroMs"`, `"frameMs"`, `"completeMs"`, `"ratioToDirect"`, `"peers"`, `"visitorMs"`} {
+	for _, key := range []string{`"heroMs"`, `"frameMs"`, `"completeMs"`, `"ratioToDirect"`, `"peers"`, `"visitorMs"`, `"whole"`} {
 		if !strings.Contains(string(js), key) {
 			t.Errorf("JSON lacks %s", key)
 		}

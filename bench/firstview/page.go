@@ -98,6 +98,40 @@ const resultJS = `(async () => {
 	};
 })()`
 
+// wholeJS waits (at most %d ms) until the page's engine has received at least %d bytes (the hero and the
+// whole video: the engine takes the rest of a streamed file after the page is complete) or its counts stop
+// moving for 3 s, and returns its byte counts by source.
+const wholeJS = `(async () => {
+	const st = () => window.swarmgate && window.swarmgate.stats && window.swarmgate.stats();
+	const sum = s => s ? s.peerBytes + s.seederBytes + s.webseedBytes : 0;
+	const until = performance.now() + %d;
+	let last = -1, still = 0;
+	for (;;) {
+		const n = sum(st());
+		if (n >= %d || performance.now() >= until) break;
+		still = n === last ? still + 250 : 0;
+		if (still >= 3000) break;
+		last = n;
+		await new Promise(r => setTimeout(r, 250));
+	}
+	const s = st();
+	return { peers: s ? s.peerBytes : 0, seeder: s ? s.seederBytes : 0, webseed: s ? s.webseedBytes : 0 };
+})()`
+
+// wholeReport is what wholeJS returns.
+type wholeReport struct {
+	Peers   int64 `json:"peers"`
+	Seeder  int64 `json:"seeder"`
+	Webseed int64 `json:"webseed"`
+}
+
+// engineWhole reads, once the page's engine has the whole page (or after timeout), where its bytes came from.
+func engineWhole(ctx context.Context, want int64, timeout time.Duration) (wholeReport, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
+	defer cancel()
+	return chromedp.Run(rctx, chromedp.Evaluate[wholeReport](fmt.Sprintf(wholeJS, timeout.Milliseconds(), want), chromedp.EvalAwaitPromise))
+}
+
 // pageReport is what resultJS returns.
 type pageReport struct {
 	Hero       float64 `json:"hero"`

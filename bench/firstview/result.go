@@ -47,6 +47,9 @@ type Figures struct {
 	// seeder) and from webseeds over HTTP.
 	WebRTCBytes  float64 `json:"webrtcBytes"`
 	WebseedBytes float64 `json:"webseedBytes"`
+	// WholeWebRTCBytes and WholeWebseedBytes are the same once the engine had the whole page (Visit.Whole).
+	WholeWebRTCBytes  float64 `json:"wholeWebrtcBytes,omitempty"`
+	WholeWebseedBytes float64 `json:"wholeWebseedBytes,omitempty"`
 	// The visits' CPU (Visit.CPU), in milliseconds, and the machine's busy fraction; 0 where not measured.
 	VisitorCPUMs float64 `json:"visitorCpuMs,omitempty"`
 	PeerCPUMs    float64 `json:"peerCpuMs,omitempty"`
@@ -100,10 +103,14 @@ func (r *Result) summarize() {
 				WebRTCBytes: median(mr.Visits, func(v Visit) float64 {
 					return float64(v.Bytes[BytesPeers] + v.Bytes[BytesSeeder])
 				}, true),
-				VisitorCPUMs: cpu(func(c *CPU) float64 { return c.Visitor }),
-				PeerCPUMs:    cpu(func(c *CPU) float64 { return c.Peer }),
-				ServersCPUMs: cpu(func(c *CPU) float64 { return c.Servers }),
-				Busy:         cpu(func(c *CPU) float64 { return c.Busy }),
+				WholeWebRTCBytes: median(mr.Visits, func(v Visit) float64 {
+					return float64(v.Whole[BytesPeers] + v.Whole[BytesSeeder])
+				}, true),
+				WholeWebseedBytes: median(mr.Visits, func(v Visit) float64 { return float64(v.Whole[BytesWebseed]) }, true),
+				VisitorCPUMs:      cpu(func(c *CPU) float64 { return c.Visitor }),
+				PeerCPUMs:         cpu(func(c *CPU) float64 { return c.Peer }),
+				ServersCPUMs:      cpu(func(c *CPU) float64 { return c.Servers }),
+				Busy:              cpu(func(c *CPU) float64 { return c.Busy }),
 			}
 			if mr.Mode == Direct {
 				direct = &mr.Median
@@ -252,6 +259,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 				return "-"
 			}
 			return fmt.Sprintf("%.2f / %.2f", mr.Median.WebRTCBytes/1e6, mr.Median.WebseedBytes/1e6)
+		})
+		row("the same, once it had the whole page", func(mr ModeResult) string {
+			if mr.Mode == Direct {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f / %.2f", mr.Median.WholeWebRTCBytes/1e6, mr.Median.WholeWebseedBytes/1e6)
 		})
 		if mr := nr.Modes; len(mr) > 0 && mr[0].Median.VisitorCPUMs > 0 {
 			row("CPU ms: visitor's browser / peer's / servers", func(mr ModeResult) string {

@@ -36,6 +36,10 @@ type Visit struct {
 	// seeder over WebRTC and from webseeds over HTTP; "http" is the page's HTTP body bytes by Resource Timing
 	// (what swarmgate's service worker answered from the engine is not in it).
 	Bytes map[string]int64 `json:"bytes"`
+	// Whole is where the page's engine got its bytes by the time it had the whole page (the hero and all of the
+	// video, which the engine takes on after the page is complete; at most wholeWait later): "peers", "seeder"
+	// and "webseed" as in Bytes. Absent without the engine.
+	Whole map[string]int64 `json:"whole,omitempty"`
 	// HeroVia and VideoVia say how the elements got their bytes: "p2p" through swarmgate's engine, else
 	// "http".
 	HeroVia  string `json:"heroVia"`
@@ -180,8 +184,18 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 		return v, fmt.Errorf("page not complete after %v (hero %.0f ms, first frame %.0f ms, load %.0f ms, video readyState %d)",
 			cfg.PageTimeout, rep.Hero, rep.Frame, rep.Load, rep.VideoState)
 	}
+	if rep.Engine {
+		w, err := engineWhole(bctx, s.heroBytes+s.videoBytes, wholeWait)
+		if err != nil {
+			return v, fmt.Errorf("reading the engine's counts once it had the page: %w", err)
+		}
+		v.Whole = map[string]int64{BytesPeers: w.Peers, BytesSeeder: w.Seeder, BytesWebseed: w.Webseed}
+	}
 	return v, nil
 }
+
+// wholeWait bounds the wait, after a visit's page is complete, for its engine to have the whole page.
+const wholeWait = 20 * time.Second
 
 // startGateway starts a fresh gateway in front of the origin, its data in dir, with the site's files
 // stored and swarmed from the start (Root) and its loader injected into the page (Inject); stop ends it.
