@@ -638,7 +638,22 @@ func TestLoadingPageGoesBackToTheSitesWebseed(t *testing.T) {
 // TestHelpersStayForLoadingPages: after the crowd, a helper that pages still load from is not released until
 // they are done (their engines stop asking for webseeds), so that they do not go back to the site's link for
 // the rest; then it is.
+//
+// Its premise, the page still loading 2 s after the crowd, is a race on a loaded machine: the page also loads
+// from the site's own link, and when the helper is slow to become ready the page may be done first (it was,
+// once, in CI). A run where the premise did not hold proves nothing either way; it is run once more.
 func TestHelpersStayForLoadingPages(t *testing.T) {
+	for attempt := 1; !helpersStayForLoadingPage(t); attempt++ {
+		if attempt == 2 {
+			t.Fatal("twice the page was complete within 2 s of the crowd's end: this test needs a slower helper")
+		}
+		t.Log("the page was complete within 2 s of the crowd's end; once more")
+	}
+}
+
+// helpersStayForLoadingPage runs TestHelpersStayForLoadingPages once; false when the page was complete too
+// soon to tell.
+func helpersStayForLoadingPage(t *testing.T) bool {
 	// beta's link is slow enough that the page is still loading from it once the crowd is over.
 	slow, err := uplink.New(384 << 10)
 	if err != nil {
@@ -664,7 +679,8 @@ func TestHelpersStayForLoadingPages(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	select {
 	case l := <-lp.loaded:
-		t.Fatalf("the page was complete within 2 s of the crowd's end (%v, %v): this test needs a slower helper", l.res.Stats, l.err)
+		t.Logf("the page was complete within 2 s of the crowd's end (%v, %v)", l.res.Stats, l.err)
+		return false
 	default:
 	}
 	if st := helper(); st != "ready" {
@@ -678,6 +694,7 @@ func TestHelpersStayForLoadingPages(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, "the helper released once the page is done", func() bool { return helper() == "released" })
 	t.Logf("page done %v after the crowd; helper released %v after that", done.Sub(over).Round(time.Millisecond),
 		time.Since(done).Round(time.Millisecond))
+	return true
 }
 
 // TestSilentMemberDoesNotHoldBackRecruiting: members are asked one after another, but one that accepts the
