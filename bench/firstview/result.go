@@ -212,6 +212,11 @@ func (r *Result) Caveats() []string {
 			break
 		}
 	}
+	if r.Config.AtLaunch {
+		out = append(out, "The visitor's browser was navigated as soon as it answered (-at-launch), while it was still starting up: every mode shared the processors with that start-up.")
+	} else {
+		out = append(out, fmt.Sprintf("The visitor's browser settled after its launch (until it used under %v of CPU in %v) before the navigation; its profile and HTTP cache were still cold.", settleIdle, settleWindow))
+	}
 	return append(out,
 		"Each visit is a cold browser (fresh Chromium process and profile) and, with swarmgate, a fresh gateway; times are from navigation start, measured in the page.",
 		"One machine runs origin, gateway and browsers: on a small shared machine the figures are noisy. Compare medians of several runs, and ratios more than absolute times.")
