@@ -202,7 +202,7 @@ func (r *Result) Caveats() []string {
 	}
 	for _, nr := range r.Networks {
 		if nr.Network.Emulated() {
-			out = append(out, "Emulated: the visitor's tab (its documents' requests, those its service worker lets through to the network included) and each service worker of its browser (the worker's own fetches: swarmgate's manifest, files it does not serve from the swarm, the rest of a file by Range) from the moment its conditions are set; \"lag\" is the longest a worker ran before that, \"early requests\" what workers fetched in that time (by their Resource Timing; the JSON lists them). Not emulated: a worker's main script fetch (swarmgate's sw.js), which the browser makes before the worker's target exists, and the peer's browser.")
+			out = append(out, "Emulated: the visitor's tab (its documents' requests, those its service worker lets through to the network included) and each service worker of its browser (the worker's own fetches: swarmgate's manifest, files it does not serve from the swarm, the rest of a file by Range) from the moment its conditions are set; \"lag\" is the longest a worker ran before that, \"early requests\" what workers fetched in that time (by their Resource Timing; the JSON lists them). Chromium's emulation does not reach a dedicated worker's requests, where swarmgate's engine runs: its webseed requests, webseed polls, reports and tracker WebSocket get the same latency and rate at the server instead (a budget of their own beside the tab's; what the tracker sends is delayed by the latency). Not emulated: a worker's main script fetch (swarmgate's sw.js), which the browser makes before the worker's target exists, and the peer's browser.")
 			break
 		}
 	}
@@ -283,6 +283,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		if nr.Network.Emulated() {
 			row("service workers emulated (lag, early requests)", workersEmulated)
+			row("engine's requests emulated at the server", func(mr ModeResult) string {
+				n := 0
+				for _, v := range mr.Visits {
+					n += v.EngineEmulated
+				}
+				return fmt.Sprint(n)
+			})
 		}
 		row("failed visits", func(mr ModeResult) string { return fmt.Sprintf("%d of %d", mr.Failed, len(mr.Visits)) })
 	}

@@ -55,6 +55,9 @@ type Visit struct {
 	// WorkerError lists the service worker targets the visit failed to emulate (one that went away before its
 	// session could set anything counts too); such a worker's requests were not emulated.
 	WorkerError string `json:"workerError,omitempty"`
+	// EngineEmulated counts the requests of swarmgate's engine (webseed, webseed polls, reports, the tracker's
+	// WebSocket) that got the network's conditions at the server (see engineNet); 0 without emulation.
+	EngineEmulated int `json:"engineEmulated,omitempty"`
 	// SettleMs is how long the visitor's browser took to settle after its launch, before the navigation
 	// (see settle; 0 with Config.AtLaunch).
 	SettleMs float64 `json:"settleMs,omitempty"`
@@ -96,6 +99,8 @@ func visit(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n Net
 func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n Network, dir string) (Visit, error) {
 	v := Visit{Bytes: map[string]int64{}}
 	front := o.url
+	peerFront := front
+	engineEmulated := func() int64 { return 0 }
 	gatewaySent := func() int64 { return 0 }
 	if mode != Direct {
 		g, stop, err := startGateway(ctx, cfg, s, o, filepath.Join(dir, "gateway"))
@@ -104,6 +109,19 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 		}
 		defer stop()
 		front = "http://" + g.Addr().String()
+		peerFront = front
+		if n.Emulated() {
+			// The visitor reaches the gateway through engineNet, which applies the network's conditions to
+			// what the page's engine sends from its worker (Chromium's emulation does not); the peer, whose
+			// network is not what is measured, does not.
+			addr, requests, stopFront, err := serveEngineNet(g.Handler(), n)
+			if err != nil {
+				return v, err
+			}
+			defer stopFront()
+			engineEmulated = requests
+			front = "http://" + addr
+		}
 		gatewaySent = func() int64 {
 			b := g.Bytes()
 			return b[gateway.SourceSeeder] + b[gateway.SourceGatewayHTTP]
@@ -122,7 +140,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 		if err := openPage(pctx, Loopback); err != nil {
 			return v, fmt.Errorf("peer: %w", err)
 		}
-		rep, err := loadPage(pctx, pageURL, cfg.PageTimeout)
+		rep, err := loadPage(pctx, peerFront+PagePath, cfg.PageTimeout)
 		if err != nil {
 			return v, fmt.Errorf("peer: %w", err)
 		}
@@ -167,6 +185,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 	cpu := startCPU(bctx, peer)
 	rep, err := loadPage(bctx, pageURL, cfg.PageTimeout)
 	v.CPU = cpu.end()
+	v.EngineEmulated = int(engineEmulated())
 	v.Bytes[BytesOrigin] = o.sent.Load() - origin0
 	v.Bytes[BytesGateway] = gatewaySent() - gateway0
 	stopWorkers()
