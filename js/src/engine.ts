@@ -13,6 +13,7 @@ import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Wan
 import { relay } from './relay'
 import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
+import { READ_AHEAD, type Stream as StreamState, streamWants } from './streams'
 import { canTransfer, type Core, type CoreStats, type Hooks, inDedicatedWorker, inWorker, noCounts, type RunCore, serveCore } from './thread'
 import { gateUploads } from './uploads'
 
@@ -26,11 +27,6 @@ const MAX_MEMORY_BYTES = 128 << 20
 
 // How often the engine moves deadlines, polls for webseeds and checks for a file to give up on.
 const TICK_MS = 250
-
-// A stream (a service worker's request, Engine.serve) has deadlines on this much ahead of what its reader has
-// taken: the playhead's read-ahead window. Past it, the stream's bytes come in the swarm's own order.
-const READ_AHEAD = 2 << 20
-
 
 function base64Bytes(s: string): Uint8Array {
   const bin = atob(s)
@@ -56,13 +52,8 @@ interface Wanted {
   reject(err: Error): void
 }
 
-// A byte range a service worker streams from the engine (Engine.serve): [pos, end) of the torrent is still to
-// be read, in order.
-interface Stream {
-  pos: number
-  end: number
-  priority: number
-  waiting: number // Date.now() when the reader began waiting for pos; 0 while it is not waiting
+// A byte range a service worker streams from the engine (Engine.serve), as streams.ts sees it, and its reader.
+interface Stream extends StreamState {
   wake?: () => void
   failed?: Error
 }
@@ -149,24 +140,13 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
   // A file's deadline is fallbackMs after the page asked for it, moved on while the swarm makes progress:
   // once it passes, a piece of it that no peer is fetching goes to a webseed, and the gateway's seeder
   // (otherwise a peer of last resort, behind the visitors' browsers) may serve it.
-  // A stream's read-ahead window is due the same way, from when its reader began waiting.
-  // Outside a crowd, until a peer has sent anything, the piece each stream waits for is due at once: the first
-  // bytes over WebRTC come 250 to 350 ms after the core starts (offers, answer, DTLS, the wire's handshake),
-  // while the site's webseed, idle then, brings a piece in one round trip. The video's metadata and the hero's
-  // first rows come that much sooner, and the swarm takes over as soon as it delivers. Not in a crowd: the
-  // site's link is full then, and helpers' webseeds take pieces anyway.
+  // A stream's read-ahead window is due the same way, from when its reader began waiting (streams.ts).
   const due = (w: Wanted) => Math.max(w.asked, swarmProgress) + m.fallbackMs
-  const streamDue = (s: Stream) => Math.max(s.waiting, swarmProgress) + m.fallbackMs
+  const streamDue = (waiting: number) => Math.max(waiting, swarmProgress) + m.fallbackMs
   const ranges = (): Want[] => {
     const out: Want[] = [...wanted.values()].map((w) => ({ start: w.start, end: w.end, priority: w.priority, deadline: due(w) }))
-    for (const s of streams) {
-      // The rest of a stream's file is wanted whole (the whole map, below). The read-ahead window comes before
-      // it (and after files of a higher priority); it is due only while the reader waits: a deadline set while
-      // it does not would pass unseen, and a video whose buffer is full is not late.
-      const ahead = Math.min(s.end, s.pos + READ_AHEAD)
-      out.push({ start: s.pos, end: ahead, priority: s.priority + 0.5, deadline: s.waiting ? streamDue(s) : undefined, ordered: true })
-      if (s.waiting && !swarmed && !crowded) out.push({ start: s.pos, end: s.pos + 1, priority: s.priority + 0.5, deadline: s.waiting })
-    }
+    const c = { crowded, swarmed, due: streamDue }
+    for (const s of streams) out.push(...streamWants(s, c))
     return out.concat([...whole.values()])
   }
   let sent = 0 // the earliest deadline last given to the core
@@ -323,7 +303,7 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
       }
     }
     // Progress moved the deadlines on: tell the core (not on every block; a tick's drift is nothing).
-    const next = Math.min(...[...wanted.values()].map(due), ...[...streams].filter((s) => s.waiting).map(streamDue))
+    const next = Math.min(...[...wanted.values()].map(due), ...[...streams].filter((s) => s.waiting).map((s) => streamDue(s.waiting)))
     if (next - sent >= TICK_MS) retarget()
   }, TICK_MS)
 

@@ -1,5 +1,5 @@
 // Table and round-trip tests of the engine core's pure parts (bencode, the peer wire's framing, the info
-// dictionary, piece order, webseed URLs) and of the page engine's (its store, byte ranges, when it reports),
+// dictionary, piece order, webseed URLs) and of the page engine's (its store, byte ranges, stream deadlines, when it reports),
 // run in a browser page by p2p_test.go. run returns the failures.
 
 import { BencodeError, type Encodable, decode, encode, rawValue } from '../src/p2p/bencode'
@@ -13,6 +13,7 @@ import { type Msg, Wire } from '../src/p2p/wire'
 import { byteRange } from '../src/range'
 import { type Clock, REPORT_EVERY_MS, REPORT_IDLE_MS, ReportSchedule } from '../src/reporting'
 import { PageStore } from '../src/store'
+import { READ_AHEAD, type Stream, streamWants } from '../src/streams'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
 const show = (b: Uint8Array): string => JSON.stringify(String.fromCharCode(...b))
@@ -49,6 +50,7 @@ export async function run(): Promise<string[]> {
   await guard('webseed', () => webseedTests(check))
   await guard('page store', () => pageStoreTests(check))
   await guard('byte ranges', () => rangeTests(check))
+  await guard('stream deadlines', () => streamTests(check))
   await guard('report schedule', () => reportTests(check))
   await guard('ice gathering', () => gatheringTests(check))
   return fails
@@ -354,6 +356,31 @@ async function pageStoreTests(check: Check): Promise<void> {
 }
 
 // The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.
+// What a stream wants, and by when (src/streams.ts), in each of the states that change it.
+function streamTests(check: Check): void {
+  const MB = 1 << 20
+  const due = (w: number) => w + 1500 // the fallback after the wait
+  const video: Stream = { pos: 8 * MB, end: 16 * MB, priority: 2, waiting: 1010 }
+  const show = (w: unknown) => JSON.stringify(w)
+  const ahead = { start: 8 * MB, end: 8 * MB + READ_AHEAD, priority: 2.5, deadline: 2510, ordered: true }
+  const c = { crowded: false, swarmed: false, due }
+
+  // Outside a crowd, before any peer has sent bytes: the read-ahead window, due at the fallback, and the piece
+  // the reader waits for, due at once.
+  let w = streamWants(video, c)
+  check(show(w) === show([ahead, { start: 8 * MB, end: 8 * MB + 1, priority: 2.5, deadline: 1010 }]), `before any peer: ${show(w)}`)
+  // Once a peer has sent bytes, or in a crowd with or without peers: the read-ahead window alone.
+  for (const cc of [{ ...c, swarmed: true }, { ...c, crowded: true }, { ...c, crowded: true, swarmed: true }]) {
+    w = streamWants(video, cc)
+    check(show(w) === show([ahead]), `${show(cc)}: ${show(w)}`)
+  }
+  // A reader that does not wait (a video's buffer is full): nothing due. The window ends at the file's end.
+  w = streamWants({ ...video, waiting: 0 }, c)
+  check(w.length === 1 && w[0].deadline === undefined, `not waiting: ${show(w)}`)
+  w = streamWants({ ...video, pos: 15 * MB }, { ...c, swarmed: true })
+  check(w.length === 1 && w[0].end === 16 * MB, `near the end: ${show(w)}`)
+}
+
 function rangeTests(check: Check): void {
   const cases: [string | null, ReturnType<typeof byteRange>][] = [
     [null, null],

@@ -1,0 +1,41 @@
+// What a stream (a service worker's response the engine answers, Engine.serve) asks of the swarm, and by when:
+// the engine's deadline policy for streams, apart from the engine so that it can be tested alone.
+import type { Want } from './p2p'
+
+// A stream has deadlines on this much ahead of what its reader has taken: the playhead's read-ahead window.
+// Past it, the stream's bytes come in the swarm's own order.
+export const READ_AHEAD = 2 << 20
+
+// A byte range a stream reads from the torrent: [pos, end) is still to be read, in order.
+export interface Stream {
+  pos: number
+  end: number
+  priority: number
+  waiting: number // Date.now() when the reader began waiting for pos; 0 while it is not waiting
+}
+
+// What the engine knows beyond the stream itself.
+export interface StreamConditions {
+  crowded: boolean // the site is in a crowd or its ending: its link is full
+  swarmed: boolean // a peer has sent bytes
+  // due is the read-ahead window's deadline for a reader waiting since then: the fallback after it, moved on
+  // while the swarm makes progress.
+  due(waiting: number): number
+}
+
+// streamWants is what one stream wants (the rest of its file is wanted whole, apart, at a lower priority):
+//   - its read-ahead window, in order, after files of a higher priority, due (c.due) only while the reader
+//     waits: a deadline set while it does not would pass unseen, and a video whose buffer is full is not late;
+//   - outside a crowd, until a peer has sent anything, the piece the reader waits for, due at once: the first
+//     bytes over WebRTC come 250 to 350 ms after the engine starts (offers, the answer through the tracker,
+//     DTLS, the wire's handshake), while the site's webseed, idle then, brings a piece in one round trip; and a
+//     swarm that never answers (a tracker down, no peer reachable) does not hold a stream for the fallback. Not
+//     in a crowd: the site's link is full then, and the helpers' webseeds take pieces anyway.
+export function streamWants(s: Stream, c: StreamConditions): Want[] {
+  const priority = s.priority + 0.5
+  const out: Want[] = [
+    { start: s.pos, end: Math.min(s.end, s.pos + READ_AHEAD), priority, deadline: s.waiting ? c.due(s.waiting) : undefined, ordered: true },
+  ]
+  if (s.waiting && !c.swarmed && !c.crowded) out.push({ start: s.pos, end: s.pos + 1, priority, deadline: s.waiting })
+  return out
+}
