@@ -216,7 +216,9 @@ func (d *delayedConn) run() {
 }
 
 // serveEngineNet serves handler with engineNet's conditions for n on a loopback port of its own, until stop;
-// requests says how many of the engine's requests got them so far.
+// requests says how many of the engine's requests got them so far. The gateway's own listener settings (its
+// per-client connection limit, progress deadlines, the uplink's ordering) are not on this port: one visitor
+// on an idle gateway reaches none of them.
 func serveEngineNet(handler http.Handler, n Network) (addr string, requests func() int64, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
