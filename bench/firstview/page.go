@@ -16,6 +16,8 @@ import (
 //     data-swarm-src), img.decode() resolved, and the next animation frame has been produced (rAF, then a
 //     task after it, which runs once that frame is painted);
 //   - heroPaint: the browser's own element timing for it (elementtiming="hero"), when it reports one;
+//   - metadata: the video's loadedmetadata event (its first bytes are parsed: the first frame follows once the
+//     decoder has started);
 //   - frame: the video presented its first frame (the first requestVideoFrameCallback call);
 //   - loadedData: the video's loadeddata event, for comparison;
 //   - load: the window's load event;
@@ -25,7 +27,7 @@ import (
 // It checks on the events that can change the answer (an element's load, which never reaches window: listen
 // on document in the capture phase; the video's events; DOM changes), with a check every 250 ms behind them.
 const measureJS = `if (location.protocol.startsWith('http')) (() => {
-	const m = { hero: 0, heroPaint: 0, frame: 0, loadedData: 0, load: 0, complete: 0 };
+	const m = { hero: 0, heroPaint: 0, metadata: 0, frame: 0, loadedData: 0, load: 0, complete: 0 };
 	window.__firstview = m;
 	let resolve;
 	window.__firstviewDone = new Promise(r => (resolve = r));
@@ -69,6 +71,7 @@ const measureJS = `if (location.protocol.startsWith('http')) (() => {
 		}).observe({ type: 'element', buffered: true });
 	} catch (e) {}
 	document.addEventListener('load', ev => { if (ev.target && ev.target.id === 'hero') heroLoaded(ev.target); }, true);
+	document.addEventListener('loadedmetadata', ev => { if (ev.target && ev.target.id === 'clip' && !m.metadata) m.metadata = now(); }, true);
 	window.addEventListener('load', () => { m.load = now(); check(); });
 	const observer = new MutationObserver(check);
 	observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['src', 'data-swarm-src'] });
@@ -90,7 +93,7 @@ const resultJS = `(async () => {
 	}
 	const img = document.getElementById('hero'), v = document.getElementById('clip');
 	return {
-		hero: m.hero || 0, heroPaint: m.heroPaint || 0, frame: m.frame || 0, loadedData: m.loadedData || 0,
+		hero: m.hero || 0, heroPaint: m.heroPaint || 0, metadata: m.metadata || 0, frame: m.frame || 0, loadedData: m.loadedData || 0,
 		load: m.load || 0, complete: m.complete || 0, http,
 		engine: !!st, peers: st ? st.peerBytes || 0 : 0, seeder: st ? st.seederBytes || 0 : 0, webseed: st ? st.webseedBytes || 0 : 0,
 		heroVia: img ? img.dataset.swarm || 'http' : '', videoVia: v ? v.dataset.swarm || 'http' : '',
@@ -136,6 +139,7 @@ func engineWhole(ctx context.Context, want int64, timeout time.Duration) (wholeR
 type pageReport struct {
 	Hero       float64 `json:"hero"`
 	HeroPaint  float64 `json:"heroPaint"`
+	Metadata   float64 `json:"metadata"`
 	Frame      float64 `json:"frame"`
 	LoadedData float64 `json:"loadedData"`
 	Load       float64 `json:"load"`

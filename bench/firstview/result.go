@@ -38,6 +38,7 @@ type ModeResult struct {
 // Figures are a visit's headline figures: times in milliseconds, bytes by source.
 type Figures struct {
 	HeroMs       float64 `json:"heroMs"`
+	MetadataMs   float64 `json:"metadataMs,omitempty"`
 	FrameMs      float64 `json:"frameMs"`
 	CompleteMs   float64 `json:"completeMs"`
 	OriginBytes  float64 `json:"originBytes"`
@@ -97,6 +98,7 @@ func (r *Result) summarize() {
 			mr.Median = Figures{
 				HeroMs:      times(func(v Visit) float64 { return v.HeroMs }),
 				FrameMs:     times(func(v Visit) float64 { return v.FrameMs }),
+				MetadataMs:  times(func(v Visit) float64 { return v.MetadataMs }),
 				CompleteMs:  times(func(v Visit) float64 { return v.CompleteMs }),
 				OriginBytes: bytes(BytesOrigin), GatewayBytes: bytes(BytesGateway), PeerBytes: bytes(BytesPeers),
 				WebseedBytes: bytes(BytesWebseed),
@@ -129,7 +131,7 @@ func (r *Result) summarize() {
 			}
 			mr.Ratio = &Figures{
 				HeroMs: ratio(mr.Median.HeroMs, direct.HeroMs), FrameMs: ratio(mr.Median.FrameMs, direct.FrameMs),
-				CompleteMs: ratio(mr.Median.CompleteMs, direct.CompleteMs),
+				CompleteMs: ratio(mr.Median.CompleteMs, direct.CompleteMs), MetadataMs: ratio(mr.Median.MetadataMs, direct.MetadataMs),
 			}
 		}
 	}
@@ -158,7 +160,7 @@ func median(visits []Visit, f func(Visit) float64, zeroOK bool) float64 {
 }
 
 // Missing lists the figures a run failed to produce: every visit of every mode on every network must have
-// its three times and byte counts. Empty when all are there.
+// its four times and byte counts. Empty when all are there.
 func (r *Result) Missing() []string {
 	var out []string
 	for _, nr := range r.Networks {
@@ -173,8 +175,8 @@ func (r *Result) Missing() []string {
 					out = append(out, fmt.Sprintf("%s: %s", at, v.Error))
 					continue
 				}
-				for name, x := range map[string]float64{"hero image on screen": v.HeroMs, "video first frame": v.FrameMs,
-					"page complete": v.CompleteMs} {
+				for name, x := range map[string]float64{"hero image on screen": v.HeroMs, "video metadata": v.MetadataMs,
+					"video first frame": v.FrameMs, "page complete": v.CompleteMs} {
 					if !(x > 0) {
 						out = append(out, fmt.Sprintf("%s: no %s", at, name))
 					}
@@ -254,6 +256,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 			})
 		}
 		timeRow("hero image on screen", func(f Figures) float64 { return f.HeroMs })
+		timeRow("video metadata parsed", func(f Figures) float64 { return f.MetadataMs })
 		timeRow("video first frame", func(f Figures) float64 { return f.FrameMs })
 		timeRow("page complete", func(f Figures) float64 { return f.CompleteMs })
 		row("MB from origin / gateway / peers", func(mr ModeResult) string {

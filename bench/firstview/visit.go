@@ -22,6 +22,10 @@ type Visit struct {
 	HeroMs     float64 `json:"heroMs"`
 	FrameMs    float64 `json:"frameMs"`
 	CompleteMs float64 `json:"completeMs"`
+	// MetadataMs is the video's loadedmetadata event: its first bytes parsed. The first frame follows once the
+	// decoder has started, a few hundred milliseconds of CPU on this machine, so FrameMs - MetadataMs is that
+	// start and MetadataMs what the delivery decided.
+	MetadataMs float64 `json:"metadataMs,omitempty"`
 	// HeroPaintMs is Chromium's element timing of the hero (0 when it reported none); LoadedDataMs the
 	// video's loadeddata event (0 when the page saw none: through the gateway, whose loader swaps in a blob:
 	// URL, it saw none in the runs so far, though the first frame came); LoadMs the window's load event.
@@ -197,7 +201,7 @@ func visitOnce(ctx context.Context, cfg Config, s *site, o *origin, mode Mode, n
 	v.Bytes[BytesHTTP] = rep.HTTP
 	v.Bytes[BytesSeeder], v.Bytes[BytesWebseed] = rep.Seeder, rep.Webseed
 	v.HeroMs, v.FrameMs, v.CompleteMs = rep.Hero, rep.Frame, rep.Complete
-	v.HeroPaintMs, v.LoadedDataMs, v.LoadMs = rep.HeroPaint, rep.LoadedData, rep.Load
+	v.HeroPaintMs, v.LoadedDataMs, v.LoadMs, v.MetadataMs = rep.HeroPaint, rep.LoadedData, rep.Load, rep.Metadata
 	v.HeroVia, v.VideoVia = rep.HeroVia, rep.VideoVia
 	if rep.Complete == 0 {
 		return v, fmt.Errorf("page not complete after %v (hero %.0f ms, first frame %.0f ms, load %.0f ms, video readyState %d)",
