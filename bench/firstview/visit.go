@@ -59,7 +59,7 @@ type Visit struct {
 	// WorkerError lists the service worker targets the visit failed to emulate (one that went away before its
 	// session could set anything counts too); such a worker's requests were not emulated.
 	WorkerError string `json:"workerError,omitempty"`
-	// EngineEmulated counts the requests of swarmgate's engine (webseed, webseed polls, reports, the tracker's
+	// EngineEmulated counts the requests of swarmgate's engine (webseed, webseed polls, the tracker's
 	// WebSocket) that got the network's conditions at the server (see engineNet); 0 without emulation.
 	EngineEmulated int `json:"engineEmulated,omitempty"`
 	// SettleMs is how long the visitor's browser took to settle after its launch, before the navigation

@@ -19,7 +19,7 @@ import (
 )
 
 // Chromium's network emulation does not reach the requests a dedicated worker makes, and swarmgate's engine
-// runs in one: its webseed Range requests, its webseed polls and reports, and its tracker WebSocket. Neither
+// runs in one: its webseed Range requests, its webseed polls and its tracker WebSocket. Neither
 // the tab's conditions nor the same conditions set in a session attached to the worker's own target slowed
 // them (measured on Chromium 156 with 2 MB fetched by a worker at 80 ms and 8 Mbit/s: 164 to 183 ms in every
 // case, as unthrottled; the same fetch from the page took 2.3 s), and Network.emulateNetworkConditions is
@@ -31,8 +31,9 @@ import (
 // response bodies are paced at the download rate, one budget shared by all of them (a visitor's link); and
 // what the tracker sends over its WebSocket, its handshake's answer included, is delayed by the latency (one
 // latency for the handshake, as Chromium adds to a page's WebSocket; and each answer to an announce comes a
-// round trip after it, as it would across a network). What it does not model: the page's own requests and the engine's share one link in reality, and
-// here each has its own budget, which still favours swarmgate when both download at once.
+// round trip after it, as it would across a network). What it does not model: the page's own requests and the
+// engine's share one link in reality, and here each has its own budget, which still favours swarmgate when both
+// download at once. The engine's reports go from the page (sendBeacon), under the tab's conditions.
 type engineNet struct {
 	next     http.Handler
 	latency  time.Duration
@@ -54,8 +55,7 @@ const paceChunk = 16 << 10
 
 // enginePath says whether the engine, and nothing else of a page, requests path.
 func enginePath(path string) bool {
-	return strings.HasPrefix(path, swarmapi.PathSeed) || path == swarmapi.PathAnnounce ||
-		path == swarmapi.PathWebseeds || path == swarmapi.PathStats
+	return strings.HasPrefix(path, swarmapi.PathSeed) || path == swarmapi.PathAnnounce || path == swarmapi.PathWebseeds
 }
 
 func (e *engineNet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
