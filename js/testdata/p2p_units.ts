@@ -1,6 +1,6 @@
 // Table and round-trip tests of the engine core's pure parts (bencode, the peer wire's framing, the info
-// dictionary, piece order, webseed URLs) and of the page engine's (its store, byte ranges, stream deadlines, when it reports),
-// run in a browser page by p2p_test.go. run returns the failures.
+// dictionary, piece order, webseed URLs) and of the page engine's (its store, byte ranges, stream deadlines,
+// when it reports), run in a browser page by p2p_test.go. run returns the failures.
 
 import { BencodeError, type Encodable, decode, encode, rawValue } from '../src/p2p/bencode'
 import { Bits } from '../src/p2p/bits'
@@ -355,32 +355,32 @@ async function pageStoreTests(check: Check): Promise<void> {
   await (await (await navigator.storage.getDirectory()).getDirectoryHandle('swarmgate')).removeEntry(name)
 }
 
-// The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.
 // What a stream wants, and by when (src/streams.ts), in each of the states that change it.
 function streamTests(check: Check): void {
   const MB = 1 << 20
   const due = (w: number) => w + 1500 // the fallback after the wait
   const video: Stream = { pos: 8 * MB, end: 16 * MB, priority: 2, waiting: 1010 }
-  const show = (w: unknown) => JSON.stringify(w)
+  const json = (w: unknown) => JSON.stringify(w)
   const ahead = { start: 8 * MB, end: 8 * MB + READ_AHEAD, priority: 2.5, deadline: 2510, ordered: true }
   const c = { crowded: false, swarmed: false, due }
 
   // Outside a crowd, before any peer has sent bytes: the read-ahead window, due at the fallback, and the piece
   // the reader waits for, due at once.
   let w = streamWants(video, c)
-  check(show(w) === show([ahead, { start: 8 * MB, end: 8 * MB + 1, priority: 2.5, deadline: 1010 }]), `before any peer: ${show(w)}`)
+  check(json(w) === json([ahead, { start: 8 * MB, end: 8 * MB + 1, priority: 2.5, deadline: 1010 }]), `before any peer: ${json(w)}`)
   // Once a peer has sent bytes, or in a crowd with or without peers: the read-ahead window alone.
   for (const cc of [{ ...c, swarmed: true }, { ...c, crowded: true }, { ...c, crowded: true, swarmed: true }]) {
     w = streamWants(video, cc)
-    check(show(w) === show([ahead]), `${show(cc)}: ${show(w)}`)
+    check(json(w) === json([ahead]), `${json(cc)}: ${json(w)}`)
   }
   // A reader that does not wait (a video's buffer is full): nothing due. The window ends at the file's end.
   w = streamWants({ ...video, waiting: 0 }, c)
-  check(w.length === 1 && w[0].deadline === undefined, `not waiting: ${show(w)}`)
+  check(w.length === 1 && w[0].deadline === undefined, `not waiting: ${json(w)}`)
   w = streamWants({ ...video, pos: 15 * MB }, { ...c, swarmed: true })
-  check(w.length === 1 && w[0].end === 16 * MB, `near the end: ${show(w)}`)
+  check(w.length === 1 && w[0].end === 16 * MB, `near the end: ${json(w)}`)
 }
 
+// The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.
 function rangeTests(check: Check): void {
   const cases: [string | null, ReturnType<typeof byteRange>][] = [
     [null, null],
