@@ -411,8 +411,9 @@ function checkOpen(m: Manifest, seed: string[] | undefined, path: string, start:
 }
 
 // start runs the engine for the page (the loader's entry point): its core in a worker where the browser can
-// transfer data channels and the worker starts (thread.ts), else here. See run for seed.
-export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[]): Engine {
+// transfer data channels and the worker starts (thread.ts; early is one the loader started already), else
+// here. See run for seed.
+export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[], early?: Worker): Engine {
   let core: Core | undefined
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
@@ -437,8 +438,10 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
 
   let thread: 'worker' | 'page' = 'page'
   const here = () => (core = run(m, policy, seed, hooks))
-  const ready: Promise<Core> = canTransfer({ iceServers: m.iceServers ?? [] })
-    ? inWorker(import.meta.url, m, policy, seed, hooks).then(
+  const transfer = canTransfer({ iceServers: m.iceServers ?? [] })
+  if (!transfer) early?.terminate()
+  const ready: Promise<Core> = transfer
+    ? inWorker(import.meta.url, m, policy, seed, hooks, early).then(
         (c) => ((thread = 'worker'), (core = c)),
         () => here(),
       )

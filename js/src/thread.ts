@@ -55,6 +55,7 @@ export type RunCore = (m: Manifest, policy: Policy, seed: string[] | undefined, 
 type ToWorker =
   | { op: 'start'; m: Manifest; seed?: string[]; mode: Mode; links: MessagePort }
   | { op: 'mode'; mode: Mode }
+  | { op: 'hello' }
   | { op: 'file'; id: number; path: string; priority: number }
   | { op: 'serve'; id: number; port: MessagePort; path: string; start: number; end: number; priority: number }
 interface FromWorker {
@@ -88,14 +89,15 @@ export function canTransfer(config: RTCConfiguration): boolean {
   }
 }
 
-// inWorker starts the core in a dedicated worker running the module at url (the engine's own script), and
-// resolves once the worker runs it; it rejects if the worker cannot start (a CSP's worker-src, a failed
-// load), so that the caller runs the core itself.
-export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[] | undefined, hooks: Hooks): Promise<Core> {
+// inWorker starts the core in a dedicated worker running the module at url (the engine's own script), or in
+// early, that worker already started by the loader, and resolves once the worker runs it; it rejects if the
+// worker cannot start (a CSP's worker-src, a failed load), so that the caller runs the core itself. An early
+// worker may have said it is ready before anyone listened: it is asked again (hello).
+export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[] | undefined, hooks: Hooks, early?: Worker): Promise<Core> {
   return new Promise((resolve, reject) => {
     let w: Worker
     try {
-      w = new Worker(url, { type: 'module', name: 'swarmgate' })
+      w = early ?? new Worker(url, { type: 'module', name: 'swarmgate' })
     } catch (e) {
       return reject(e instanceof Error ? e : new Error(String(e)))
     }
@@ -159,6 +161,7 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
       pending.delete(r.id)
       p?.(r)
     }
+    if (early) post({ op: 'hello' })
     const core: Core = {
       async file(path, priority) {
         const r = await ask({ op: 'file', id: next++, path, priority })
@@ -218,6 +221,8 @@ export function serveCore(run: RunCore): void {
   scope.onmessage = (e) => {
     const d = e.data
     switch (d.op) {
+      case 'hello':
+        return scope.postMessage({ ready: true })
       case 'start':
         if (core) return
         mode = d.mode
