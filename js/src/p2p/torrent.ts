@@ -108,9 +108,12 @@ const KEEPALIVE_MS = 60000
 // host, and the page has its own requests to make.
 const WEBSEED_SLOTS = 3
 // WEBSEED_RUN is the most one webseed request asks for: adjacent pieces a webseed takes together (a run) share
-// one Range request, and each is verified and handed over as soon as its bytes are in. Small pieces, which a
-// page can use sooner, would otherwise cost a round trip each.
+// one Range request, and each is verified and handed over as soon as its bytes are in, so that a webseed far
+// away costs a round trip per run rather than per piece. A run is also at most what one request of that
+// webseed brought in WEBSEED_RUN_MS, as measured (one piece until it is): a slow webseed (a helper whose link
+// is full) would otherwise hold a megabyte of a page's pieces that peers or another webseed could send.
 const WEBSEED_RUN = 1 << 20
+const WEBSEED_RUN_MS = 1000
 // WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
 const WEBSEED_RETRY_MS = 1000
 const TICK_MS = 1000
@@ -133,6 +136,7 @@ interface Pending {
 
 interface Webseed {
   url: string
+  rate: number // bytes per second one request of it brought, measured (0: not yet)
   busy: number
   fails: number
   until: number // no requests before this (performance.now)
@@ -244,7 +248,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   addWebseed(url: string): void {
     if (this.webseeds.some((w) => w.url === url)) return
-    this.webseeds.push({ url, busy: 0, fails: 0, until: 0, dead: false })
+    this.webseeds.push({ url, rate: 0, busy: 0, fails: 0, until: 0, dead: false })
     this.update()
   }
 
@@ -721,7 +725,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     const takes = (i: number) =>
       this.needed(i) && !this.pending.has(i) && (due[i] <= lead || mode === 'all' || (mode === 'idle' && !sources.some((p) => p.has.get(i))))
     const order = this.picker.ordered(now)
-    const most = Math.max(1, Math.floor(WEBSEED_RUN / this.info.pieceLength))
+    const most = Math.max(1, Math.floor(Math.min(WEBSEED_RUN, (w.rate * WEBSEED_RUN_MS) / 1000) / this.info.pieceLength))
     for (let k = 0; k < order.length && w.busy < WEBSEED_SLOTS; k++) {
       const i = order[k]
       if (!takes(i)) continue
@@ -795,10 +799,15 @@ export class Torrent extends Emitter<TorrentEvents> {
           if ((left[k] -= m) === 0) void got(first + k, run[k])
         }
       })
+      const took = performance.now() - at
+      let bytes = 0
+      for (let k = 0; k < n; k++) bytes += run[k].buf.length - this.padBytes(first + k)
+      if (took > 0) w.rate = w.rate ? (w.rate + (bytes * 1000) / took) / 2 : (bytes * 1000) / took
     } catch (e) {
       // An abort is ours (peers won every race, or the torrent ended): no fault of the webseed's.
       if (!ac.signal.aborted) w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
       if (!this.destroyed && !ac.signal.aborted) this.emit('warning', `torrent: webseed ${w.url}: ${e}`)
+      ac.abort() // the run's other requests (one per file it touches) end with it
     }
     this.aborts.delete(ac)
     w.busy--
