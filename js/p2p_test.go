@@ -527,8 +527,9 @@ func TestP2P(t *testing.T) {
 		if f.Stats.PeerBytes != 0 || int64(f.Stats.WebseedBytes) != tt.length {
 			t.Errorf("%s; want all %d bytes from the webseed", sourceBytes(f), tt.length)
 		}
-		// The webseed fetches three pieces at a time, and another starts only when one is done: the first
-		// three verified are certainly the hero's (later ones may finish out of order).
+		// The webseed has three requests under way at once, one piece each until its rate is known, all of the
+		// hero's (wanted first): the first three verified are certainly the hero's (later ones may finish out
+		// of order).
 		first, last := int(off/pieceLength), int((off+int64(sizes[2])-1)/pieceLength)
 		for k, i := range f.Log.Order[:3] {
 			if i < first || i > last {
