@@ -527,9 +527,8 @@ func TestP2P(t *testing.T) {
 		if f.Stats.PeerBytes != 0 || int64(f.Stats.WebseedBytes) != tt.length {
 			t.Errorf("%s; want all %d bytes from the webseed", sourceBytes(f), tt.length)
 		}
-		// The webseed has three requests under way at once, one piece each until its rate is known, all of the
-		// hero's (wanted first): the first three verified are certainly the hero's (later ones may finish out
-		// of order).
+		// Three requests at once, one piece each until the webseed's rate is known, all the hero's (wanted
+		// first): the first three verified are certainly the hero's (later ones may finish out of order).
 		first, last := int(off/pieceLength), int((off+int64(sizes[2])-1)/pieceLength)
 		for k, i := range f.Log.Order[:3] {
 			if i < first || i > last {
