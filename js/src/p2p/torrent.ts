@@ -12,7 +12,7 @@ import { Picker, type Want } from './picker'
 import type { Conn, Connect } from './rtc'
 import { MemoryStore, type PieceStore } from './store'
 import { TrackerClient } from './tracker'
-import { streamRange } from './webseed'
+import { fetchRange } from './webseed'
 import { BLOCK, type Msg } from './wire'
 
 export interface TorrentOptions {
@@ -104,16 +104,9 @@ const REQ_MS = 30000
 const HANDSHAKE_MS = 10000
 // KEEPALIVE_MS: a keep-alive after this long without sending (BEP 3 peers drop silent ones at 2 minutes).
 const KEEPALIVE_MS = 60000
-// WEBSEED_SLOTS is how many requests one webseed has under way at once: HTTP/1.1 allows six connections per
-// host, and the page has its own requests to make.
+// WEBSEED_SLOTS is how many pieces one webseed fetches at once: HTTP/1.1 allows six connections per host,
+// and the page has its own requests to make.
 const WEBSEED_SLOTS = 3
-// WEBSEED_RUN is the most one webseed request asks for: adjacent pieces a webseed takes together (a run) share
-// one Range request, and each is verified and handed over as soon as its bytes are in, so that a webseed far
-// away costs a round trip per run rather than per piece. A run is also at most what one request of that
-// webseed brought in WEBSEED_RUN_MS, as measured (one piece until it is): a slow webseed (a helper whose link
-// is full) would otherwise hold a megabyte of a page's pieces that peers or another webseed could send.
-const WEBSEED_RUN = 1 << 20
-const WEBSEED_RUN_MS = 1000
 // WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
 const WEBSEED_RETRY_MS = 1000
 const TICK_MS = 1000
@@ -136,7 +129,6 @@ interface Pending {
 
 interface Webseed {
   url: string
-  rate: number // bytes per second one request of it brought, measured (0: not yet)
   busy: number
   fails: number
   until: number // no requests before this (performance.now)
@@ -248,7 +240,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   addWebseed(url: string): void {
     if (this.webseeds.some((w) => w.url === url)) return
-    this.webseeds.push({ url, rate: 0, busy: 0, fails: 0, until: 0, dead: false })
+    this.webseeds.push({ url, busy: 0, fails: 0, until: 0, dead: false })
     this.update()
   }
 
@@ -713,7 +705,7 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching, and what
-  // webseedMode adds, in runs (see WEBSEED_RUN).
+  // webseedMode adds.
   private feed(w: Webseed): void {
     const now = performance.now()
     if (w.dead || now < w.until || this.done) return
@@ -721,104 +713,57 @@ export class Torrent extends Emitter<TorrentEvents> {
     const mode = this.webseedMode
     const lr = this.o.lastResort
     const sources = [...this.peers.values()].filter((p) => !p.wire.peerChoking && !lr?.(p.id))
-    const { due, pri } = this.picker
-    const takes = (i: number) =>
-      this.needed(i) && !this.pending.has(i) && (due[i] <= lead || mode === 'all' || (mode === 'idle' && !sources.some((p) => p.has.get(i))))
-    const order = this.picker.ordered(now)
-    const most = Math.max(1, Math.floor(Math.min(WEBSEED_RUN, (w.rate * WEBSEED_RUN_MS) / 1000) / this.info.pieceLength))
-    for (let k = 0; k < order.length && w.busy < WEBSEED_SLOTS; k++) {
-      const i = order[k]
-      if (!takes(i)) continue
-      // A run is piece i and the pieces after it in the torrent that the webseed takes too and that are
-      // wanted alike (the same priority, due or not alike), up to an equal share of those for each free slot:
-      // the pieces wanted most still go over several connections at once, ahead of the rest.
-      const alike = (j: number) => pri[j] === pri[i] && (due[j] <= lead) === (due[i] <= lead) && takes(j)
-      const free = WEBSEED_SLOTS - w.busy
-      let n = 0
-      for (let q = k; q < order.length && n < most * free; q++) if (alike(order[q])) n++
-      let len = 1
-      while (len < Math.min(most, Math.ceil(n / free)) && i + len < this.info.count && alike(i + len)) len++
-      void this.fetchRun(w, i, len)
+    for (const i of this.picker.ordered(now)) {
+      if (w.busy >= WEBSEED_SLOTS) return
+      if (!this.needed(i) || this.pending.has(i)) continue
+      const due = this.picker.due[i] <= lead
+      const takes = due || mode === 'all' || (mode === 'idle' && !sources.some((p) => p.has.get(i)))
+      if (takes) void this.fetchPiece(w, i)
     }
   }
 
-  // fetchRun fetches pieces [first, first + n) from a webseed in one request. A peer that races for one of
-  // them and wins takes it out of the run; the request ends once none is left.
-  private async fetchRun(w: Webseed, first: number, n: number): Promise<void> {
+  private async fetchPiece(w: Webseed, i: number): Promise<void> {
     const none = new Uint8Array(0)
-    const pl = this.info.pieceLength
     const ac = new AbortController()
-    const run: Pending[] = []
-    const left: number[] = [] // bytes of each piece still to come (padding is zeros already)
-    const at = performance.now()
-    for (let i = first; i < first + n; i++) {
-      const own = new AbortController()
-      const pd: Pending = { buf: new Uint8Array(pieceSize(this.info, i)), state: none, dup: none, left: 1, from: new Set(), webseed: true, at, ac: own }
-      own.signal.addEventListener('abort', () => run.every((q) => !q.ac || q.ac.signal.aborted) && ac.abort())
-      this.pending.set(i, pd)
-      run.push(pd)
-      left.push(pd.buf.length - this.padBytes(i))
-    }
+    const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true, at: performance.now(), ac }
+    this.pending.set(i, pd)
     w.busy++
     this.aborts.add(ac)
-    const got = async (i: number, pd: Pending): Promise<void> => {
-      pd.left = 0
-      pd.ac = undefined
-      w.fails = 0
-      if (this.destroyed) return
-      this.emit('download', { bytes: pd.buf.length - this.padBytes(i) })
-      const racer = this.pending.get(i)
-      if (racer !== pd && racer?.rival === pd) {
-        // The webseed won a race: the peers' requests for the piece are withdrawn, and its bytes are used.
-        for (const q of this.peers.values()) {
-          for (let b = 0; b < racer.state.length; b++) {
-            const k = i * this.bpp + b
-            if (!q.reqs.delete(k)) continue
-            q.wire.cancel(i, b * BLOCK, this.blockLen(i, b))
-            q.cancelled.add(k)
-          }
-        }
-        this.pending.set(i, pd)
-      }
-      if (this.pending.get(i) !== pd) return // it lost a race
-      // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
-      if (!(await this.finish(i, pd))) {
-        w.dead = true
-        ac.abort()
-      }
-    }
+    const start = i * this.info.pieceLength
     try {
-      await streamRange(w.url, this.info, first * pl, (first + n - 1) * pl + run[n - 1].buf.length, ac.signal, (pos, d) => {
-        for (let off = 0; off < d.length; ) {
-          const k = Math.floor(pos / pl) - first
-          const s = (first + k) * pl
-          const m = Math.min(d.length - off, s + run[k].buf.length - pos)
-          run[k].buf.set(d.subarray(off, off + m), pos - s)
-          pos += m
-          off += m
-          if ((left[k] -= m) === 0) void got(first + k, run[k])
-        }
-      })
-      const took = performance.now() - at
-      let bytes = 0
-      for (let k = 0; k < n; k++) bytes += run[k].buf.length - this.padBytes(first + k)
-      if (took > 0) w.rate = w.rate ? (w.rate + (bytes * 1000) / took) / 2 : (bytes * 1000) / took
+      pd.buf = await fetchRange(w.url, this.info, start, start + pieceSize(this.info, i), ac.signal)
+      pd.left = 0
+      w.fails = 0
+      if (!this.destroyed) this.emit('download', { bytes: pieceSize(this.info, i) - this.padBytes(i) })
     } catch (e) {
-      // An abort is ours (peers won every race, or the torrent ended): no fault of the webseed's.
+      // An abort is ours (a peer won the race, or the torrent ended): no fault of the webseed's.
       if (!ac.signal.aborted) w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
       if (!this.destroyed && !ac.signal.aborted) this.emit('warning', `torrent: webseed ${w.url}: ${e}`)
-      ac.abort() // the run's other requests (one per file it touches) end with it
     }
     this.aborts.delete(ac)
+    pd.ac = undefined
     w.busy--
     if (this.destroyed) return
-    // The pieces whose bytes did not all come start over (or stay with the peers that raced for them).
-    for (const [k, pd] of run.entries()) {
-      if (!pd.left) continue
-      pd.ac = undefined
-      if (this.pending.get(first + k) === pd) this.pending.delete(first + k)
+    const racer = this.pending.get(i)
+    if (racer !== pd && racer?.rival === pd && !pd.left) {
+      // The webseed won a race: the peers' requests for the piece are withdrawn, and its bytes are used.
+      for (const q of this.peers.values()) {
+        for (let b = 0; b < racer.state.length; b++) {
+          const k = i * this.bpp + b
+          if (!q.reqs.delete(k)) continue
+          q.wire.cancel(i, b * BLOCK, this.blockLen(i, b))
+          q.cancelled.add(k)
+        }
+      }
+      this.pending.set(i, pd)
     }
-    this.update()
+    if (this.pending.get(i) !== pd) return this.update() // it lost a race: its slot is free
+    if (pd.left) {
+      this.pending.delete(i)
+      return this.update()
+    }
+    // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
+    if (!(await this.finish(i, pd))) w.dead = true
   }
 
   // padBytes counts the bytes of piece i that lie in BEP 47 padding files.

@@ -13,11 +13,10 @@ export function fileURL(base: string, info: Info, f: TorrentFile): string {
   return base + (base.endsWith('/') ? '' : '/') + enc([info.name, ...f.path])
 }
 
-// streamRange reads bytes [start, end) of the torrent's byte stream from the webseed at base: one Range
-// request per file the range touches (padding excepted), all at once. Each body chunk goes to got, with its
-// place in the torrent's byte stream, as it arrives; it resolves once every byte has come.
-export async function streamRange(base: string, info: Info, start: number, end: number, signal: AbortSignal,
-  got: (at: number, data: Uint8Array) => void): Promise<void> {
+// fetchRange reads bytes [start, end) of the torrent's byte stream from the webseed at base, one Range
+// request per file the range touches.
+export async function fetchRange(base: string, info: Info, start: number, end: number, signal: AbortSignal): Promise<Uint8Array> {
+  const out = new Uint8Array(end - start)
   const parts: Promise<void>[] = []
   for (const f of info.files) {
     const a = Math.max(start, f.offset)
@@ -26,32 +25,19 @@ export async function streamRange(base: string, info: Info, start: number, end: 
     parts.push(
       (async () => {
         const url = fileURL(base, info, f)
-        const res = await fetch(url, { headers: { Range: `bytes=${a - f.offset}-${b - f.offset - 1}` }, signal })
-        const reader = res.body?.getReader()
-        // A server that ignores Range sends the whole file with 200: the part we asked for is taken from it.
-        // (Whatever a server sends, a piece is used only once it verifies.)
-        if (!reader || (res.status !== 206 && res.status !== 200)) {
-          void reader?.cancel()
-          throw new WebseedError(`webseed: ${url}: HTTP ${res.status}`)
-        }
-        let skip = res.status === 200 ? a - f.offset : 0
-        let at = a
-        // Read to the body's end (a 206's last bytes end it; its connection can then be reused), except a
-        // 200's rest, which is cancelled.
-        while (res.status === 206 || at < b) {
-          const { value, done } = await reader.read()
-          if (done) break
-          const from = Math.min(skip, value.length)
-          skip -= from
-          const d = value.subarray(from, from + b - at)
-          if (!d.length) continue
-          got(at, d)
-          at += d.length
-        }
-        if (at < b) throw new WebseedError(`webseed: ${url}: ${at - a} bytes, want ${b - a}`)
-        if (res.status === 200) void reader.cancel()
+        const res = await fetch(url, {
+          headers: { Range: `bytes=${a - f.offset}-${b - f.offset - 1}` },
+          signal,
+        })
+        let body = new Uint8Array(await res.arrayBuffer())
+        // A server that ignores Range sends the whole file with 200: take the part we asked for.
+        if (res.status === 200 && body.length === f.length) body = body.subarray(a - f.offset, b - f.offset)
+        else if (res.status !== 206) throw new WebseedError(`webseed: ${url}: HTTP ${res.status}`)
+        if (body.length !== b - a) throw new WebseedError(`webseed: ${url}: ${body.length} bytes, want ${b - a}`)
+        out.set(body, a - start)
       })(),
     )
   }
   await Promise.all(parts)
+  return out
 }
