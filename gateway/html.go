@@ -34,8 +34,14 @@ type htmlRewriter struct {
 	// manifest and the engine, so that the browser fetches them beside the loader rather than each after the
 	// one before (a page not rewritten needs neither at once).
 	preloadTag string
-	out        bytes.Buffer
-	rewritten  int // elements rewritten
+	// headTag, when set, is given the files of the elements rewritten (their src, in the page's order) once
+	// the page has been read, and its answer goes just after preloadTag (see head.go).
+	headTag   func([]headRef) string
+	out       bytes.Buffer
+	rewritten int      // elements rewritten
+	preloaded int      // where preloadTag ends in out
+	srcs      []string // the swarm paths in the src attributes of the element being rewritten
+	heads     []headRef
 }
 
 // rewrite returns the page with heavy assets rewritten and, if asked, the loader injected. A page where the
@@ -82,13 +88,15 @@ func (r *htmlRewriter) rewrite(page []byte) []byte {
 			injected = true
 			r.out.Write(raw)
 		case (tt == xhtml.StartTagToken || tt == xhtml.SelfClosingTagToken) && tok.Data == "img":
+			r.srcs = nil
 			if tag, cp, changed := r.tagPair(tok, true); changed {
-				r.changed()
+				r.changed(false)
 				r.out.WriteString(tag + "<noscript>" + cp + "</noscript>")
 			} else {
 				r.out.Write(raw)
 			}
 		case tt == xhtml.StartTagToken && (tok.Data == "video" || tok.Data == "audio"):
+			r.srcs = nil
 			if m = r.startMedia(tok, raw); m == nil {
 				r.out.Write(raw)
 			}
@@ -107,15 +115,26 @@ func (r *htmlRewriter) rewrite(page []byte) []byte {
 		r.out.WriteString(r.loaderTag)
 	}
 	r.out.Write(tail)
-	return r.out.Bytes()
+	if r.headTag == nil || r.rewritten == 0 {
+		return r.out.Bytes()
+	}
+	out := r.out.Bytes()
+	tag := r.headTag(r.heads)
+	return append(append(append(make([]byte, 0, len(out)+len(tag)), out[:r.preloaded]...), tag...), out[r.preloaded:]...)
 }
 
-// changed counts an element rewritten, about to be written out; the first is preceded by preloadTag.
-func (r *htmlRewriter) changed() {
+// changed counts an element rewritten, about to be written out; the first is preceded by preloadTag. media
+// says whether it is a video or audio element.
+func (r *htmlRewriter) changed(media bool) {
 	if r.rewritten == 0 {
 		r.out.WriteString(r.preloadTag)
+		r.preloaded = r.out.Len()
 	}
 	r.rewritten++
+	for _, p := range r.srcs {
+		r.heads = append(r.heads, headRef{p, media})
+	}
+	r.srcs = nil
 }
 
 // mediaRewrite holds a <video> or <audio> element while its children are read: it is rewritten only if it
@@ -170,7 +189,7 @@ func (m *mediaRewrite) take(r *htmlRewriter, tt xhtml.TokenType, tok xhtml.Token
 			r.out.Write(m.orig.Bytes())
 			return true
 		}
-		r.changed()
+		r.changed(true)
 		r.out.Write(m.next.Bytes())
 		r.out.Write(raw)
 		r.out.WriteString("<noscript>" + m.copy.String() + "</" + m.name + "></noscript>")
@@ -211,6 +230,7 @@ func (r *htmlRewriter) tagPair(tok xhtml.Token, move bool) (tag, copy string, ch
 		case a.Key == "src" && r.swarmURL(a.Val):
 			attrs[i].Key = attrSwarmSrc
 			changed = true
+			r.srcs = append(r.srcs, r.swarmPath(a.Val))
 		case a.Key == "srcset" && r.swarmSrcset(a.Val):
 			attrs[i].Key = attrSwarmSrcset
 			changed = true
@@ -239,15 +259,21 @@ func serializeTag(name string, attrs []xhtml.Attribute) string {
 // swarmURL reports whether ref names a same-origin asset in the swarm. Anything else — another origin, a
 // javascript: or data: URL, a reference Go and browsers might resolve differently — is left alone.
 func (r *htmlRewriter) swarmURL(ref string) bool {
+	p := r.swarmPath(ref)
+	return p != "" && r.inSwarm(p)
+}
+
+// swarmPath returns the URL path (with query) that ref names on the page's origin, "" for anything else.
+func (r *htmlRewriter) swarmPath(ref string) string {
 	ref = strings.Trim(ref, "\t\n\f\r ")
 	if strings.Contains(ref, `\`) { // browsers read it as "/" in http(s) URLs, Go does not
-		return false
+		return ""
 	}
 	u, err := r.base.Parse(ref)
 	if err != nil || u.Scheme != r.base.Scheme || u.Host != r.base.Host || u.Opaque != "" {
-		return false
+		return ""
 	}
-	return r.inSwarm(u.RequestURI())
+	return u.RequestURI()
 }
 
 // swarmSrcset reports whether any candidate of a srcset is in the swarm.

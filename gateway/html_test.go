@@ -85,14 +85,15 @@ func TestProxiedPagesAreRewrittenOnlyWithTheLoader(t *testing.T) {
 		t.Fatalf("page with the loader not rewritten: %s", page)
 	}
 	// The page preloads the manifest and the engine the manifest names, so that the browser fetches them
-	// beside the loader.
+	// beside the loader, and, outside a crowd, its head (head.go): the hero's first piece.
 	var m swarmapi.Manifest
 	if _, b := get(t, g.url(swarmapi.PathManifest)); json.Unmarshal(b, &m) != nil || m.Engine == "" {
 		t.Fatalf("manifest: %s", b)
 	}
-	preload := `<link rel="preload" href="` + swarmapi.PathManifest + `" as="fetch" crossorigin><link rel="modulepreload" href="` + m.Engine + `">`
+	preload := `<link rel="preload" href="` + swarmapi.PathManifest + `" as="fetch" crossorigin><link rel="modulepreload" href="` + m.Engine + `">` +
+		`<link rel="preload" href="` + swarmapi.PathHead + m.Version + `/0" as="fetch" crossorigin>`
 	if !strings.Contains(string(page), preload+`<img data-swarm-src="/hero.jpg">`) {
-		t.Fatalf("page does not preload the manifest and the engine %s before its first rewritten element: %s", m.Engine, page)
+		t.Fatalf("page does not preload the manifest, the engine %s and its head before its first rewritten element: %s", m.Engine, page)
 	}
 	// Without the loader nothing would give the image its src back: the page must pass through untouched.
 	if _, b := get(t, g.url("/without.html")); !strings.Contains(string(b), `<img src="/hero.jpg">`) || strings.Contains(string(b), "swarm") {

@@ -15,6 +15,8 @@ import (
 
 // TestP2PPolicy: in auto mode (the default) a page passes unchanged in normal times, so the browser fetches
 // its heavy elements at once, and is rewritten for the swarm in a crowd; off never rewrites, always always.
+// A page rewritten outside a crowd preloads its head (head.go); in a crowd, where the site's link is full,
+// none.
 func TestP2PPolicy(t *testing.T) {
 	const page = `<html><body><img src="/hero.jpg" alt=""><script src="/.swarm/loader.js" async></script></body></html>`
 	root := t.TempDir()
@@ -39,6 +41,7 @@ func TestP2PPolicy(t *testing.T) {
 		return string(b)
 	}
 	rewritten := func(body string) bool { return strings.Contains(body, "data-swarm-src") }
+	headed := func(body string) bool { return strings.Contains(body, `href="/.swarm/head/`) }
 	crowd := func(g *Server) {
 		t.Helper()
 		testutil.Eventually(t, 10*time.Second, "a crowd", func() bool {
@@ -63,12 +66,12 @@ func TestP2PPolicy(t *testing.T) {
 			if g.Catalog().Current() == nil {
 				t.Fatal("no site version from Root")
 			}
-			if body := get(g); rewritten(body) != tc.inNormal {
-				t.Errorf("normal state: rewritten = %v, want %v:\n%s", rewritten(body), tc.inNormal, body)
+			if body := get(g); rewritten(body) != tc.inNormal || headed(body) != tc.inNormal {
+				t.Errorf("normal state: rewritten = %v, head = %v, want %v:\n%s", rewritten(body), headed(body), tc.inNormal, body)
 			}
 			crowd(g)
-			if body := get(g); rewritten(body) != tc.inCrowd {
-				t.Errorf("crowd: rewritten = %v, want %v:\n%s", rewritten(body), tc.inCrowd, body)
+			if body := get(g); rewritten(body) != tc.inCrowd || headed(body) {
+				t.Errorf("crowd: rewritten = %v, head = %v, want %v and no head:\n%s", rewritten(body), headed(body), tc.inCrowd, body)
 			}
 		})
 	}

@@ -622,6 +622,10 @@ func (s *Server) rewriteBody(resp *http.Response, body []byte) {
 		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
 		rw.preloadTag = `<link rel="preload" href="` + swarmapi.PathManifest + `" as="fetch" crossorigin>` +
 			`<link rel="modulepreload" href="` + swarmapi.Prefix + s.assets.Engine + `">`
+		if s.mon.Status().State == monitor.Normal {
+			// Outside a crowd the site's link is idle, and a page's first pieces come from it at once.
+			rw.headTag = func(refs []headRef) string { return headTag(v, refs) }
+		}
 	}
 	out := rw.rewrite(body)
 	if !bytes.Equal(out, body) {

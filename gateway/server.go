@@ -125,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET "+swarmapi.PathManifest, s.serveManifest)
 	s.mux.HandleFunc("GET "+swarmapi.PathWebseeds, s.serveWebseeds)
 	s.mux.HandleFunc("GET "+swarmapi.PathSeed+"{version}/{path...}", s.serveSeed)
+	s.mux.HandleFunc("GET "+swarmapi.PathHead+"{version}/{pieces}", s.serveHead)
 	s.mux.HandleFunc("OPTIONS "+swarmapi.PathSeed+"{version}/{path...}", s.serveSeed)
 	s.mux.HandleFunc("GET "+swarmapi.Prefix+"{file}", s.serveAsset)
 	s.mux.HandleFunc("POST "+swarmapi.PathStats, s.serveStats)

@@ -21,6 +21,11 @@ const (
 	// PathSeed is the BEP 19 webseed root: PathSeed + version name + "/" + file path. The site's gateway
 	// serves its own versions there, and a helper the versions it helps with.
 	PathSeed = Prefix + "seed/"
+	// PathHead + version name + "/" + piece indices (decimal, comma-separated) is those pieces of the
+	// version, one after another in the order named, each without its BEP 47 padding: the first pieces a
+	// page view needs, which a page rewritten outside a crowd preloads, so that the browser asks for them
+	// with the page's own first requests, before the engine has started. Immutable, like a version.
+	PathHead = Prefix + "head/"
 	// PathStats takes engines' StatsReports (POST).
 	PathStats = Prefix + "stats"
 	// PathWebseeds answers ?version= with a version's Webseeds for engines still loading.

@@ -69,6 +69,22 @@ func (v *Version) File(path string) (File, bool) {
 	return File{}, false
 }
 
+// PieceSpan returns the file that piece i lies in, where in that file the piece starts and how many of the
+// piece's bytes are the file's: the rest of the piece, if any, is BEP 47 padding (every file starts on a piece
+// boundary). ok is false for an index outside the torrent.
+func (v *Version) PieceSpan(i int) (f File, off, n int64, ok bool) {
+	at := int64(i) * v.Info.PieceLength
+	if i < 0 || i >= v.Info.NumPieces() {
+		return File{}, 0, 0, false
+	}
+	for _, f := range v.Files {
+		if at >= f.Offset && at < f.Offset+f.Size {
+			return f, at - f.Offset, min(v.Info.PieceLength, f.Offset+f.Size-at), true
+		}
+	}
+	return File{}, 0, 0, false
+}
+
 // Open opens a file of the version by its path inside the torrent (below the torrent's name, '/'-separated,
 // as a BEP 19 webseed request names it). Padding files read as zeros.
 func (v *Version) Open(torrentPath string) (io.ReadSeekCloser, int64, error) {

@@ -8,7 +8,7 @@
 // The swarm itself is our own core (src/p2p): it talks to no host the manifest does not name (the manifest's
 // tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
 // so no public STUN server is ever asked).
-import type { Engine, EngineReport, Manifest, ManifestFile, Policy, Reader } from './manifest'
+import type { Engine, EngineReport, Head, Manifest, ManifestFile, Policy, Reader } from './manifest'
 import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
 import { relay } from './relay'
 import { ReportSchedule } from './reporting'
@@ -107,7 +107,7 @@ async function cachedPieces(m: Manifest, info: Info, paths: string[]): Promise<M
 // files the page already loaded over HTTP) it runs in seed-only mode: it downloads nothing, and joins the
 // swarm only as a seed of the pieces it verified from the browser's HTTP cache (cachedPieces); uploads go
 // through the same gate and caps.
-const run: RunCore = (m, policy, seed, hooks, connect) => {
+const run: RunCore = (m, policy, seed, hooks, connect, head) => {
   const stats = noCounts()
 
   const seeder = (m.seederPeerId ?? '').toLowerCase()
@@ -202,7 +202,7 @@ const run: RunCore = (m, policy, seed, hooks, connect) => {
     // Webseeds take due pieces, or every piece once helpers with capacity to spare are ready.
     const t = await Torrent.create({
       info, infoHash: fromHex(m.infoHash), trackers: [m.tracker], rtc: { iceServers: m.iceServers ?? [] },
-      webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0,
+      webseeds, store: s, have, wantedOnly: true, want: ranges(), webseedLeadMs: 0, head: seed ? undefined : head,
       webseedMode: webseeded ? 'all' : 'due',
       upload: gate.allow, lastResort: (id) => id === seeder, connect,
     })
@@ -412,8 +412,8 @@ function checkOpen(m: Manifest, seed: string[] | undefined, path: string, start:
 
 // start runs the engine for the page (the loader's entry point): its core in a worker where the browser can
 // transfer data channels and the worker starts (thread.ts; early is one the loader started already), else
-// here. See run for seed.
-export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[], early?: Worker): Engine {
+// here. See run for seed; head is the page's head (p2p/head.ts), if it has one.
+export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: string[], early?: Worker, head?: Head): Engine {
   let core: Core | undefined
   const reported = { peerBytes: 0, seederBytes: 0, webseedBytes: 0, uploadedBytes: 0 }
   // Tells the gateway what came from where since the last report, for its per-source byte counts.
@@ -437,11 +437,11 @@ export function start(m: Manifest, policy: Policy = operatorOnly(m), seed?: stri
   const hooks: Hooks = { moved: () => schedule.moved(), report }
 
   let thread: 'worker' | 'page' = 'page'
-  const here = () => (core = run(m, policy, seed, hooks))
+  const here = () => (core = run(m, policy, seed, hooks, undefined, head))
   const transfer = canTransfer({ iceServers: m.iceServers ?? [] })
   if (!transfer) early?.terminate()
   const ready: Promise<Core> = transfer
-    ? inWorker(import.meta.url, m, policy, seed, hooks, early).then(
+    ? inWorker(import.meta.url, m, policy, seed, hooks, early, head).then(
         (c) => ((thread = 'worker'), (core = c)),
         () => here(),
       )

@@ -14,7 +14,7 @@
 //   swarmgate.optIn()        forget the visitor's choice
 //   swarmgate.stats()        the engine's byte counts once it runs, else null
 // The choice is stored in this site's localStorage; each switch returns the mode it leads to.
-import type { Engine, Manifest, Mode, Policy } from './manifest'
+import type { Engine, Head, Manifest, Mode, Policy } from './manifest'
 import { CHOICE_KEY, pagePolicy } from './policy'
 
 const SRC = 'data-swarm-src'
@@ -129,12 +129,21 @@ function getEngine(m: Manifest, seed?: string[]): Promise<Engine> {
       }, { once: true })
     } catch {}
   }
+  // The page's head (gateway/head.go): its preload, taken here (a fetch the preload answers) and read at once
+  // into memory, so that its bytes do not wait for the engine's start-up.
+  let head: Head | undefined
+  const link = seed ? null : document.querySelector<HTMLLinkElement>('link[rel=preload][href^="/.swarm/head/"]')
+  const [, , , v, list] = link ? new URL(link.href).pathname.split('/') : []
+  if (!engine && link && v === m.version && list) {
+    const eager = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: Infinity })
+    head = { pieces: list.split(',').map(Number), body: fetch(link.href).then((r) => (r.ok ? r.body?.pipeThrough(eager) ?? null : null), () => null) }
+  }
   return (engine ??= Promise.all([
     import(/* @vite-ignore */ m.engine),
     Promise.race([policy.ready, new Promise(r => setTimeout(r, BATTERY_WAIT_MS))]),
   ]).then(([mod]) => {
     if (disabled() || (seed && policy.mode().mode !== 'p2p')) { w?.terminate(); throw new Error('swarmgate: off') }
-    return (running = (mod as { start(m: Manifest, p: Policy, s?: string[], w?: Worker): Engine }).start(m, policy, seed, w))
+    return (running = (mod as { start(m: Manifest, p: Policy, s?: string[], w?: Worker, h?: Head): Engine }).start(m, policy, seed, w, head))
   }))
 }
 

@@ -1,6 +1,7 @@
 // The loader's and the engine's types. What crosses the wire (the manifest, the webseed list, stats reports)
 // is generated from the Go package swarmapi into swarmapi.ts.
 export type { Manifest, ManifestFile, StatsReport, Webseeds } from './swarmapi'
+export type { Head } from './p2p/head'
 
 export interface EngineStats {
   peerBytes: number // from other browsers

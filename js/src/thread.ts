@@ -10,7 +10,10 @@
 // from starting, runs the core on the page as before (engine.ts's start).
 //
 // Messages, page → worker, on the worker itself:
-//   {op: 'start', m, seed, mode, links}   links: the MessagePort the worker's peer connections are made through
+//   {op: 'start', m, seed, mode, links, head}   links: the MessagePort the worker's peer connections are made
+//                                          through; head: the pieces of the page's head, if it has one
+//   {op: 'head', chunk} | {op: 'head', end}   the head's response body as the page reads it: each chunk
+//                                          transferred at once, then end: true, or false if it failed
 //   {op: 'mode', mode}                    the policy's mode changed
 //   {op: 'file', id, path, priority}      → {id, blob} | {id, error}
 //   {op: 'serve', id, port, path, start, end, priority}   a service worker's stream: its port, transferred,
@@ -19,7 +22,7 @@
 //   {ready: true}                          the worker's script has loaded
 //   {stats, report}                        the core's counts (at most every STATS_MS while bytes move, and at
 //                                          once with report: true when the core reports: a file completed)
-import type { EngineStats, Manifest, Mode, Policy, Via } from './manifest'
+import type { EngineStats, Head, Manifest, Mode, Policy, Via } from './manifest'
 import { linkVia, serveLinks, type Connect } from './p2p'
 import { relay } from './relay'
 
@@ -49,11 +52,13 @@ export interface Hooks {
   report(): void
 }
 
-// RunCore starts the core in this realm; connect makes its peer connections (default: here).
-export type RunCore = (m: Manifest, policy: Policy, seed: string[] | undefined, hooks: Hooks, connect?: Connect) => Core
+// RunCore starts the core in this realm; connect makes its peer connections (default: here); head is the page's
+// head (p2p/head.ts), if it has one.
+export type RunCore = (m: Manifest, policy: Policy, seed: string[] | undefined, hooks: Hooks, connect?: Connect, head?: Head) => Core
 
 type ToWorker =
-  | { op: 'start'; m: Manifest; seed?: string[]; mode: Mode; links: MessagePort }
+  | { op: 'start'; m: Manifest; seed?: string[]; mode: Mode; links: MessagePort; head?: number[] }
+  | { op: 'head'; chunk?: Uint8Array; end?: boolean }
   | { op: 'mode'; mode: Mode }
   | { op: 'hello' }
   | { op: 'file'; id: number; path: string; priority: number }
@@ -93,7 +98,7 @@ export function canTransfer(config: RTCConfiguration): boolean {
 // early, that worker already started by the loader, and resolves once the worker runs it; it rejects if the
 // worker cannot start (a CSP's worker-src, a failed load), so that the caller runs the core itself. An early
 // worker may have said it is ready before anyone listened: it is asked again (hello).
-export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[] | undefined, hooks: Hooks, early?: Worker): Promise<Core> {
+export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[] | undefined, hooks: Hooks, early?: Worker, head?: Head): Promise<Core> {
   return new Promise((resolve, reject) => {
     let w: Worker
     try {
@@ -141,7 +146,19 @@ export function inWorker(url: string, m: Manifest, policy: Policy, seed: string[
         clearTimeout(timer)
         const ch = new MessageChannel()
         serveLinks(ch.port1)
-        post({ op: 'start', m, seed, mode: policy.mode(), links: ch.port2 }, [ch.port2])
+        post({ op: 'start', m, seed, mode: policy.mode(), links: ch.port2, head: head?.pieces }, [ch.port2])
+        // The head's body goes over to the worker chunk by chunk as it comes (a transferred stream would hand
+        // over one chunk at a time, each asked for across the threads: its last pieces came hundreds of
+        // milliseconds late in bench firstview).
+        void head?.body.then(async (body) => {
+          const r = body?.getReader()
+          try {
+            for (let c = await r?.read(); c && !c.done; c = await r?.read()) post({ op: 'head', chunk: c.value }, [c.value.buffer])
+            post({ op: 'head', end: !!r })
+          } catch {
+            post({ op: 'head', end: false })
+          }
+        })
         policy.watch(() => post({ op: 'mode', mode: policy.mode() }))
         return resolve(core)
       }
@@ -198,6 +215,7 @@ export function serveCore(run: RunCore): void {
   }
   let core: Core | undefined
   let mode: Mode = { mode: 'p2p', reason: '' }
+  let head: ReadableStreamDefaultController<Uint8Array> | undefined
   const watchers: (() => void)[] = []
   const policy: Policy = { mode: () => mode, watch: (f) => void watchers.push(f) }
   let queued = false
@@ -226,7 +244,18 @@ export function serveCore(run: RunCore): void {
       case 'start':
         if (core) return
         mode = d.mode
-        core = run(d.m, policy, d.seed, hooks, linkVia(d.links))
+        core = run(d.m, policy, d.seed, hooks, linkVia(d.links), d.head && {
+          pieces: d.head,
+          body: Promise.resolve(new ReadableStream<Uint8Array>({ start: (c) => void (head = c) })),
+        })
+        return
+      case 'head':
+        // The core may have read all it wanted of it, and cancelled it: the rest has nowhere to go.
+        try {
+          if (d.chunk) head?.enqueue(d.chunk)
+          else if (d.end) head?.close()
+          else head?.error(new Error("head: the page could not read the head's response"))
+        } catch {}
         return
       case 'mode':
         mode = d.mode

@@ -5,6 +5,7 @@
 import { BencodeError, type Encodable, decode, encode, rawValue } from '../src/p2p/bencode'
 import { Bits } from '../src/p2p/bits'
 import { concat, equal, hex, randomBytes, sha1 } from '../src/p2p/bytes'
+import { headPieces } from '../src/p2p/head'
 import { type Info, parseInfo } from '../src/p2p/metainfo'
 import { Picker } from '../src/p2p/picker'
 import { linkHere } from '../src/p2p/rtc'
@@ -48,6 +49,7 @@ export async function run(): Promise<string[]> {
   await guard('metainfo', () => metainfoTests(check))
   await guard('picker', () => pickerTests(check))
   await guard('webseed', () => webseedTests(check))
+  await guard('head', () => headTests(check))
   await guard('page store', () => pageStoreTests(check))
   await guard('byte ranges', () => rangeTests(check))
   await guard('stream deadlines', () => streamTests(check))
@@ -437,6 +439,49 @@ function reportTests(check: Check): void {
   want = [6000 + REPORT_EVERY_MS, 25000 + REPORT_IDLE_MS]
   check(show(got) === show(want), `report schedule: with a report at 6 s, reported at ${show(got)}, want ${show(want)}`)
   check(run(() => false, 20000).length === 0, 'report schedule: reported with no traffic')
+}
+
+// headTests: a page's head (a response of pieces one after another, each without its padding) is read into
+// its pieces, each padded with zeros to its size, however the response's bytes are cut; a response that ends
+// short yields the pieces it holds, then fails.
+async function headTests(check: Check): Promise<void> {
+  const lengths = [10, 7, 4, 0, 9]
+  const sizes = [10, 10, 4, 3, 16]
+  const all = concatAll(lengths.map((n, k) => Uint8Array.from({ length: n }, (_, j) => 1 + ((k * 31 + j) % 250))))
+  const r = rng(11)
+  const cuttings: [string, (n: number) => number][] = [['byte by byte', () => 1], ['at random', () => 1 + r(12)], ['whole', (n) => n]]
+  const body = (b: Uint8Array, cut: (n: number) => number) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let at = 0; at < b.length; ) {
+          const n = Math.min(cut(b.length), b.length - at)
+          c.enqueue(b.slice(at, at + n))
+          at += n
+        }
+        c.close()
+      },
+    })
+  for (const [name, cut] of cuttings) {
+    for (const [what, b, whole] of [['whole', all, true], ['short', all.subarray(0, all.length - 1), false], ['long', concat([all, new Uint8Array(5)]), true]] as const) {
+      const got: number[] = []
+      let failed = false
+      let at = 0
+      try {
+        for await (const [k, piece] of headPieces(body(b, cut), lengths, sizes)) {
+          got.push(k)
+          const want = new Uint8Array(sizes[k])
+          want.set(all.subarray(at, at + lengths[k]))
+          at += lengths[k]
+          check(equal(piece, want), `head ${what}, cut ${name}: piece ${k} is ${show(piece)}, want ${show(want)}`)
+        }
+      } catch {
+        failed = true
+      }
+      const n = whole ? lengths.length : lengths.length - 1
+      check(got.join() === [...Array(n).keys()].join(), `head ${what}, cut ${name}: pieces ${got}, want the first ${n}`)
+      check(failed === !whole, `head ${what}, cut ${name}: ${failed ? 'failed' : 'did not fail'}`)
+    }
+  }
 }
 
 // gatheringTests: with no ICE servers, an offer goes with its host candidates once they settle, before the

@@ -2,6 +2,7 @@
 // BEP 47 padding, on the browser's native APIs only.
 export { Torrent, type TorrentOptions, type TorrentEvents, type Stats, type Source, type WebseedMode } from './torrent'
 export type { Want } from './picker'
+export type { Head } from './head'
 export { parseInfo, type Info, type TorrentFile } from './metainfo'
 export { MemoryStore, type PieceStore } from './store'
 export { decode, encode, rawValue } from './bencode'

@@ -6,6 +6,7 @@ import { decode, dict, encode, num } from './bencode'
 import { Bits } from './bits'
 import { concat, equal, hex, randomBytes, sha1, utf8 } from './bytes'
 import { Emitter } from './emitter'
+import { type Head, headPieces } from './head'
 import { type Info, padding, parseInfo, pieceSize } from './metainfo'
 import { Peer } from './peer'
 import { Picker, type Want } from './picker'
@@ -25,6 +26,8 @@ export interface TorrentOptions {
   // RTCPeerConnection, passes linkVia(port) to have its page make them (see rtc.ts).
   connect?: Connect
   webseeds?: string[] // BEP 19 url-list
+  // head: pieces the page preloaded over HTTP (see head.ts): pending from the start, as a webseed's would be.
+  head?: Head
   store?: PieceStore // default: memory
   // have: pieces the store already holds, verified by the caller. A promise lets the torrent start signalling
   // (the tracker's socket, ICE gathering for its offers) while the caller still reads its store: the first
@@ -202,6 +205,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       )
     }
     this.timer = setInterval(() => this.tick(), TICK_MS)
+    if (o.head) void this.takeHead(o.head)
     queueMicrotask(() => this.update())
   }
 
@@ -744,6 +748,64 @@ export class Torrent extends Emitter<TorrentEvents> {
     pd.ac = undefined
     w.busy--
     if (this.destroyed) return
+    // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
+    if (!(await this.landed(i, pd))) w.dead = true
+  }
+
+  // takeHead takes the pieces of a page's head as its response brings them. They are pending from the start,
+  // so that no other source is asked for them unless they come late (LATE_MS, as a webseed's); whatever the
+  // response does not bring, or brings after bytes that failed verification, goes back to the other sources.
+  // Their pendings share one AbortController, which only marks them as still coming (see drop): the
+  // response goes on for the other pieces when one of them loses a race.
+  private async takeHead(h: Head): Promise<void> {
+    if (!h.pieces.every((i) => Number.isInteger(i) && i >= 0 && i < this.info.count)) return
+    const none = new Uint8Array(0)
+    const ac = new AbortController()
+    const mine = new Map<number, Pending>()
+    for (const i of h.pieces) {
+      if (this.have.get(i) || this.pending.has(i)) continue
+      const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true, at: performance.now(), ac }
+      this.pending.set(i, pd)
+      mine.set(i, pd)
+    }
+    try {
+      await this.loaded // pieces an earlier view stored need none of the head's bytes
+      for (const [i, pd] of mine) {
+        if (!this.have.get(i)) continue
+        mine.delete(i)
+        if (this.pending.get(i) === pd) this.pending.delete(i)
+      }
+      const body = await h.body
+      const sizes = h.pieces.map((i) => pieceSize(this.info, i))
+      if (body && !mine.size) void body.cancel().catch(() => {})
+      if (body && mine.size) {
+        for await (const [k, buf] of headPieces(body, sizes.map((n, k) => n - this.padBytes(h.pieces[k])), sizes)) {
+          const i = h.pieces[k]
+          const pd = mine.get(i)
+          if (this.destroyed) break
+          if (!pd) continue
+          mine.delete(i)
+          pd.buf = buf
+          pd.left = 0
+          pd.ac = undefined
+          this.emit('download', { bytes: buf.length - this.padBytes(i) })
+          if (!(await this.landed(i, pd))) break
+        }
+      }
+    } catch (e) {
+      if (!this.destroyed) this.emit('warning', `torrent: ${e}`)
+    }
+    for (const [i, pd] of mine) {
+      pd.ac = undefined
+      if (this.pending.get(i) === pd) this.pending.delete(i)
+    }
+    if (!this.destroyed) this.update()
+  }
+
+  // landed settles a piece that came whole over HTTP (a webseed's, or the head's): it may have won a race
+  // with a peer, whose requests are then withdrawn, or lost it; else it is verified. It returns false only for
+  // bytes that failed verification.
+  private async landed(i: number, pd: Pending): Promise<boolean> {
     const racer = this.pending.get(i)
     if (racer !== pd && racer?.rival === pd && !pd.left) {
       // The webseed won a race: the peers' requests for the piece are withdrawn, and its bytes are used.
@@ -757,13 +819,12 @@ export class Torrent extends Emitter<TorrentEvents> {
       }
       this.pending.set(i, pd)
     }
-    if (this.pending.get(i) !== pd) return this.update() // it lost a race: its slot is free
-    if (pd.left) {
-      this.pending.delete(i)
-      return this.update()
+    if (this.pending.get(i) !== pd || pd.left) {
+      if (this.pending.get(i) === pd) this.pending.delete(i) // it failed
+      this.update() // or it lost a race: its slot is free
+      return true
     }
-    // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
-    if (!(await this.finish(i, pd))) w.dead = true
+    return this.finish(i, pd)
   }
 
   // padBytes counts the bytes of piece i that lie in BEP 47 padding files.
