@@ -322,7 +322,7 @@ const run: RunCore = (m, policy, seed, hooks, connect, head) => {
   // open is a stream's reader (Engine.serve).
   const open = (path: string, start: number, end: number, priority: number): Reader => {
     const meta = checkOpen(m, seed, path, start, end)
-    const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0 }
+    const s: Stream = { pos: meta.offset + start, end: meta.offset + end, priority, waiting: 0, image: meta.type.startsWith('image/') }
     const file = { start: meta.offset, end: meta.offset + meta.size, priority: 0 }
     let closed = false
     const close = () => {

@@ -12,6 +12,7 @@ export interface Stream {
   end: number
   priority: number
   waiting: number // Date.now() when the reader began waiting for pos; 0 while it is not waiting
+  image?: boolean // an image's file: it shows once all of it is in
 }
 
 // What the engine knows beyond the stream itself.
@@ -30,12 +31,16 @@ export interface StreamConditions {
 //     bytes over WebRTC come 250 to 350 ms after the engine starts (offers, the answer through the tracker,
 //     DTLS, the wire's handshake), while the site's webseed, idle then, brings a piece in one round trip; and a
 //     swarm that never answers (a tracker down, no peer reachable) does not hold a stream for the fallback. Not
-//     in a crowd: the site's link is full then, and the helpers' webseeds take pieces anyway.
+//     in a crowd: the site's link is full then, and the helpers' webseeds take pieces anyway. For an image, the
+//     rest of its window is due at once with it: an image shows once all of it is in, and one piece at a time
+//     from the webseed cost a round trip each (its first piece comes in the page's head).
 export function streamWants(s: Stream, c: StreamConditions): Want[] {
   const priority = s.priority + 0.5
   const out: Want[] = [
     { start: s.pos, end: Math.min(s.end, s.pos + READ_AHEAD), priority, deadline: s.waiting ? c.due(s.waiting) : undefined, ordered: true },
   ]
-  if (s.waiting && !c.swarmed && !c.crowded) out.push({ start: s.pos, end: s.pos + 1, priority, deadline: s.waiting })
+  if (s.waiting && !c.swarmed && !c.crowded) {
+    out.push({ start: s.pos, end: s.image ? Math.min(s.end, s.pos + READ_AHEAD) : s.pos + 1, priority, deadline: s.waiting })
+  }
   return out
 }

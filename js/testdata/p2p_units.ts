@@ -380,6 +380,12 @@ function streamTests(check: Check): void {
   check(w.length === 1 && w[0].deadline === undefined, `not waiting: ${json(w)}`)
   w = streamWants({ ...video, pos: 15 * MB }, { ...c, swarmed: true })
   check(w.length === 1 && w[0].end === 16 * MB, `near the end: ${json(w)}`)
+  // An image's window is due at once with the piece its reader waits for, before any peer, and only then.
+  const image: Stream = { pos: MB, end: MB + 700_000, priority: 2, waiting: 1010, image: true }
+  w = streamWants(image, c)
+  check(json(w[1]) === json({ start: MB, end: MB + 700_000, priority: 2.5, deadline: 1010 }), `image before any peer: ${json(w)}`)
+  w = streamWants(image, { ...c, swarmed: true })
+  check(w.length === 1 && w[0].deadline === due(1010), `image once a peer has sent: ${json(w)}`)
 }
 
 // The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.
