@@ -36,10 +36,10 @@ type headRef struct {
 // headTag returns the preload of a page's head, within headBytes and headPieces: the first piece of each
 // media file, then the first piece of each image, each in the order the page names them; "" when there is
 // none. Media goes first because more waits on its first piece: its metadata, then the decoder's start (400 to
-// 600 ms in Chromium before the first frame, direct or not). The rest of each file comes from the swarm:
-// measured with bench firstview, a head that also held the rest of the hero image (1 MiB in all, against
-// 512 KiB) brought its first frames 100 to 250 ms later and its hero no sooner, since the head's response
-// shares the page's link with everything else the page loads.
+// 600 ms in Chromium before the first frame, direct or not). The rest of each file comes as it would without
+// a head (streams.ts): measured with bench firstview, a head that also held the rest of the hero image (1 MiB
+// in all, against 512 KiB) brought the first frame up to 300 ms later and the hero itself later too, since the
+// head's response shares the page's link with everything else the page loads.
 func headTag(v *catalog.Version, refs []headRef) string {
 	pl := v.Info.PieceLength
 	var media, images []int
