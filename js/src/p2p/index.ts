@@ -1,6 +1,7 @@
 // The engine's core: BitTorrent over WebRTC data channels with WebTorrent signalling, BEP 19 webseeds and
 // BEP 47 padding, on the browser's native APIs only.
-export { Torrent, type TorrentOptions, type TorrentEvents, type Stats, type Source, type WebseedMode } from './torrent'
+export { Torrent } from './torrent'
+export type { TorrentOptions, TorrentEvents, Stats, Source, WebseedMode } from './options'
 export type { Want } from './picker'
 export type { Head } from './head'
 export { parseInfo, type Info, type TorrentFile } from './metainfo'
