@@ -138,8 +138,16 @@ func TestObtainFromPebble(t *testing.T) {
 		t.Fatalf("renewal: %v", err)
 	}
 	t.Logf("renewal with a registered account in %v", time.Since(start).Round(time.Millisecond))
-	if renewed.Leaf.SerialNumber.Cmp(c.Leaf.SerialNumber) == 0 || p.added.Load() != 2 {
-		t.Errorf("not renewed: serial %v, challenges %d", renewed.Leaf.SerialNumber, p.added.Load())
+	// RFC 8555 7.4 lets a CA reuse a valid authorization; pebble does so for 1 order in 100 even at
+	// PEBBLE_AUTHZREUSE=0 (it reuses when rand.Intn(100) is not above the percentage), so the renewal
+	// publishes one challenge or none.
+	if renewed.Leaf.SerialNumber.Cmp(c.Leaf.SerialNumber) == 0 {
+		t.Errorf("not renewed: serial %v", renewed.Leaf.SerialNumber)
+	}
+	if n := p.added.Load(); n == 1 {
+		t.Log("the CA reused the first order's authorization: the renewal published no challenge")
+	} else if n != 2 || p.removed.Load() != 2 {
+		t.Errorf("renewal published %d challenges and removed %d; want 1 and 1", n-1, p.removed.Load()-1)
 	}
 	checkCert(t, renewed, name, pb.IssuerRoots)
 
