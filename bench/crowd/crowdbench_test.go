@@ -106,6 +106,17 @@ func TestTinyCrowd(t *testing.T) {
 			c.Browsers+c.Process > 1.05*float64(c.Cores)*run.Duration {
 			t.Errorf("%s: CPU %+v over %.1f s", run.Label, c, run.Duration)
 		}
+		// The threads split the browsers' time: the renderers' main threads ran the page, and the groups
+		// add up to the processes' total (a thread read just after its process may show a tick or two more).
+		var threads float64
+		groups := map[string]bool{}
+		for _, th := range run.CPU.Threads {
+			threads += th.Seconds
+			groups[th.Group] = true
+		}
+		if !groups["renderer main"] || !groups["browser main"] || threads < run.CPU.Browsers-0.01 || threads > 1.05*run.CPU.Browsers+0.05 {
+			t.Errorf("%s: browsers' CPU %.2f s, by thread %.2f s: %+v", run.Label, run.CPU.Browsers, threads, run.CPU.Threads)
+		}
 		if len(run.Timeline) < 2 || run.Timeline[len(run.Timeline)-1].Done != 5 {
 			t.Errorf("%s: timeline ends %+v", run.Label, run.Timeline[len(run.Timeline)-1])
 		}
@@ -144,7 +155,8 @@ func TestTinyCrowd(t *testing.T) {
 	}
 	for _, want := range []string{"browser page complete p50", "first image visible p50", "video first frame p50", "without / with",
 		"failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate",
-		"targets (issue 14", "not at the defaults", "machine CPU busy (", "browsers' CPU per browser visit"} {
+		"targets (issue 14", "not at the defaults", "machine CPU busy (", "browsers' CPU per browser visit",
+		"per visit in renderer main"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}

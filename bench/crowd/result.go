@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sort"
 	"text/tabwriter"
 	"time"
 )
@@ -312,6 +313,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 			return secs(run.CPU.Browsers / float64(max(c.Browsers, 1)))
 		}, ratio(func(run *ModeResult) float64 { return run.CPU.Browsers }))
 		row("servers' CPU (the benchmark's process)", func(run *ModeResult) string { return secs(run.CPU.Process) }, "")
+		for _, g := range topThreads(r.Runs, 8) {
+			perVisit := func(run *ModeResult) float64 {
+				for _, th := range run.CPU.Threads {
+					if th.Group == g {
+						return th.Seconds / float64(max(c.Browsers, 1))
+					}
+				}
+				return 0
+			}
+			row("  per visit in "+g, func(run *ModeResult) string { return secs(perVisit(run)) }, ratio(perVisit))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -334,4 +346,26 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// topThreads names the browsers' thread groups that took the most CPU in any run, at most n, by their
+// largest share.
+func topThreads(runs []ModeResult, n int) []string {
+	most := map[string]float64{}
+	for _, run := range runs {
+		for _, th := range run.CPU.Threads {
+			most[th.Group] = max(most[th.Group], th.Seconds)
+		}
+	}
+	groups := make([]string, 0, len(most))
+	for g := range most {
+		groups = append(groups, g)
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		if most[groups[i]] != most[groups[j]] {
+			return most[groups[i]] > most[groups[j]]
+		}
+		return groups[i] < groups[j]
+	})
+	return groups[:min(n, len(groups))]
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -56,6 +57,11 @@ func readStat(pid int) (stat, error) {
 	if err != nil {
 		return stat{}, fmt.Errorf("procstat: %w", err)
 	}
+	return parseStat(b, pid)
+}
+
+// parseStat reads a /proc/PID/stat or /proc/PID/task/TID/stat file's text.
+func parseStat(b []byte, pid int) (stat, error) {
 	bad := fmt.Errorf("procstat: unexpected /proc/%d/stat", pid)
 	// The command name, field 2, is in parentheses and may hold spaces; ppid is field 4, utime and stime are
 	// fields 14 and 15.
@@ -80,6 +86,53 @@ func readStat(pid int) (stat, error) {
 		ticks += n
 	}
 	return stat{ppid: ppid, cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
+}
+
+// Thread is one thread of a process: its name (/proc's comm, at most 15 bytes) and CPU time.
+type Thread struct {
+	Name string
+	CPU  time.Duration
+}
+
+// Threads reads every thread of a process, by thread ID. A thread that exits while it is read is left out.
+func Threads(pid int) (map[int]Thread, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("procstat: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("procstat: %w", err)
+	}
+	out := make(map[int]Thread, len(names))
+	for _, n := range names {
+		tid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(dir + "/" + n + "/stat")
+		if err != nil {
+			continue
+		}
+		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		st, err := parseStat(b, pid)
+		if err != nil || lp < 0 || rp < lp {
+			continue
+		}
+		out[tid] = Thread{Name: string(b[lp+1 : rp]), CPU: st.cpu}
+	}
+	return out, nil
+}
+
+// Cmdline reads a process's command line.
+func Cmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, fmt.Errorf("procstat: %w", err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
 }
 
 // Descendants returns the CPU time of every live process descended from root (root itself left out), by

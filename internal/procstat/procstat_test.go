@@ -65,4 +65,14 @@ func TestReaders(t *testing.T) {
 	if SelfCPUTime() <= 0 {
 		t.Error("SelfCPUTime is 0")
 	}
+	// The grandchild is one thread named after its command (sh until it execs sleep), with the CPU it used.
+	if th, err := Threads(pid); err != nil || len(th) != 1 || (th[pid].Name != "sh" && th[pid].Name != "sleep") || th[pid].CPU < 20*time.Millisecond {
+		t.Errorf("Threads(grandchild) = %v, %v; want one thread, sh or sleep, with its CPU time", th, err)
+	}
+	if th, err := Threads(os.Getpid()); err != nil || len(th) < 2 {
+		t.Errorf("Threads(self) = %v, %v; a Go test runs several threads", th, err)
+	}
+	if args, err := Cmdline(os.Getpid()); err != nil || fmt.Sprint(args) != fmt.Sprint(os.Args) {
+		t.Errorf("Cmdline(self) = %q, %v; want %q", args, err, os.Args)
+	}
 }
