@@ -39,8 +39,8 @@ type ThreadCPU struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// threadEvery is how often the browsers' threads are read: about ten thousand small files for twenty
-// browsers, so less often than the processes.
+// threadEvery is how often the browsers' threads are read, in samples: a file per thread, a few thousand for
+// twenty browsers, so less often than the processes.
 const threadEvery = 3
 
 // unattributed is the group of the browsers' CPU time spent in threads that ended between readings.
