@@ -15,25 +15,28 @@ export interface Head {
 export async function* headPieces(body: ReadableStream<Uint8Array>, lengths: number[], sizes: number[]): AsyncGenerator<[number, Uint8Array]> {
   const reader = body.getReader()
   try {
-    let k = 0 // the piece being filled, at bytes of it in buf
+    let k = 0
     let at = 0
     let buf = new Uint8Array(sizes[0] ?? 0)
-    let chunk: Uint8Array = new Uint8Array(0) // the response's last chunk, read up to off
-    let off = 0
     while (k < lengths.length) {
       if (at === lengths[k]) {
         yield [k, buf]
         buf = new Uint8Array(sizes[++k] ?? 0)
         at = 0
-      } else if (off === chunk.length) {
-        const { value, done } = await reader.read()
-        if (done) throw new Error(`head: the response ended after ${k} of ${lengths.length} pieces`)
-        ;[chunk, off] = [value, 0]
-      } else {
-        const n = Math.min(lengths[k] - at, chunk.length - off)
-        buf.set(chunk.subarray(off, off + n), at)
+        continue
+      }
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`head: the response ended after ${k} of ${lengths.length} pieces`)
+      for (let off = 0; off < value.length && k < lengths.length; ) {
+        const n = Math.min(lengths[k] - at, value.length - off)
+        buf.set(value.subarray(off, off + n), at)
         at += n
         off += n
+        if (at === lengths[k]) {
+          yield [k, buf]
+          buf = new Uint8Array(sizes[++k] ?? 0)
+          at = 0
+        }
       }
     }
   } finally {
