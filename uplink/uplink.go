@@ -140,6 +140,39 @@ type conn struct {
 	ctx     context.Context // ends at Close, releasing a write that waits for tokens
 	cancel  context.CancelFunc
 	prefers atomic.Int64 // bytes still to go first (Prefer)
+	dmu     sync.Mutex
+	wd      time.Time // the write deadline last set, moved on by the time writes waited for tokens
+}
+
+// SetWriteDeadline sets the connection's write deadline, which Write then moves on by the time it waits for
+// tokens: a deadline bounds how long the peer takes to take the bytes, and the time this machine's own uplink
+// holds them back is not the peer's. A server that cuts its slow writes (the gateway gives each chunk of a
+// response a deadline) would otherwise cut the very downloads its uplink starves while it favours others,
+// and a visitor who came before a crowd was left with a broken image.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wd = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the write deadline is kept as SetWriteDeadline's is.
+func (c *conn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wd = t
+	return c.Conn.SetDeadline(t)
+}
+
+// postpone moves a write deadline that is set on by d, the time a write waited for tokens.
+func (c *conn) postpone(d time.Duration) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.wd.IsZero() || d <= 0 {
+		return
+	}
+	c.wd = c.wd.Add(d)
+	_ = c.Conn.SetWriteDeadline(c.wd)
 }
 
 type connKey struct{}
@@ -176,9 +209,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		n := min(len(p), chunk)
 		preferred := c.prefers.Load() > 0 && c.u.allowPreferred(n)
+		start := time.Now()
 		if err := c.u.take(c.ctx, n, preferred || c.u.favours(c.remote)); err != nil {
 			return written, net.ErrClosed
 		}
+		c.postpone(time.Since(start))
 		m, err := c.Conn.Write(p[:n])
 		written += m
 		c.u.sent.Add(int64(m))

@@ -1,10 +1,12 @@
 package uplink
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,18 +80,7 @@ func TestCloseReleasesAWaitingWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sl := listen(t, u)
-	defer sl.Close()
-	go func() {
-		if c, err := net.Dial("tcp", sl.Addr().String()); err == nil {
-			defer c.Close()
-			_, _ = io.Copy(io.Discard, c)
-		}
-	}()
-	c, err := sl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := acceptReader(t, u)
 	done := make(chan error, 1)
 	go func() { _, err := c.Write(make([]byte, 1<<20)); done <- err }()
 	time.Sleep(100 * time.Millisecond)
@@ -101,6 +92,63 @@ func TestCloseReleasesAWaitingWrite(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("write still waiting after Close")
+	}
+}
+
+// TestDeadlineLeavesOutTheWaitForTokens: a write deadline bounds the peer's time, not the time the uplink
+// holds the bytes back: a write that waits for tokens well past its deadline, to a peer that reads at once,
+// succeeds. A peer that takes nothing still misses its deadline.
+func TestDeadlineLeavesOutTheWaitForTokens(t *testing.T) {
+	const rate = 128 << 10 // 128 KiB/s: after the bucket's burst, 64 KiB wait 0.5 s for tokens
+	u, err := New(rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := acceptReader(t, u)
+	defer c.Close()
+	if _, err := c.Write(make([]byte, Burst)); err != nil { // empties the bucket
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := c.SetWriteDeadline(start.Add(100 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatalf("a write that waited %v for tokens, against a deadline of 100 ms: %v", time.Since(start), err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("64 KiB after the burst took %v; the bucket should have held them back", took)
+	}
+
+	// A peer that reads nothing: once the socket's buffers are full, the deadline ends the write.
+	u2, err := New(1 << 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl2 := listen(t, u2)
+	defer sl2.Close()
+	peer, err := net.Dial("tcp", sl2.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c2, err := sl2.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c2.Write(make([]byte, 64<<20)); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a write to a peer that reads nothing: %v, want the deadline exceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write to a peer that reads nothing still going 10 s after its deadline")
 	}
 }
 
@@ -223,6 +271,25 @@ func streamsFrom(t *testing.T, u *Uplink, from string, n int) (read *atomic.Int6
 }
 
 // listen opens a loopback listener whose connections the uplink shapes.
+// acceptReader returns the server's end of a connection through u whose client reads everything sent until
+// the server's end closes; the listener closes when the test ends.
+func acceptReader(t *testing.T, u *Uplink) net.Conn {
+	t.Helper()
+	sl := listen(t, u)
+	t.Cleanup(func() { sl.Close() })
+	go func() {
+		if c, err := net.Dial("tcp", sl.Addr().String()); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func listen(t *testing.T, u *Uplink) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
