@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 
@@ -84,6 +85,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 			job.Peers = []string{net.JoinHostPort(host, strconv.Itoa(port))}
 		}
 		job.Peers = append(job.Peers, s.coord.helperPeers(v)...)
+		job.First = s.pages.first(v, time.Now())
 		for _, f := range v.Files {
 			job.Files[f.Path] = swarmapi.JobFile{Type: f.ContentType, SHA256: fmt.Sprintf("%x", f.SHA256), Header: f.Header}
 		}

@@ -243,6 +243,14 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 		}
 	}
 
+	// A visitor views the page before the crowd: the gateway notes the order of its heavy elements, which
+	// the helpers' job passes on to them to fetch first.
+	if r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+		t.Fatal(err)
+	} else {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
 	stopLoad := startLoad(t, fmt.Sprintf("http://127.0.0.1:%d/style.css", port))
 
 	testutil.Eventually(t, 45*time.Second, "both helpers in DNS", func() bool {
@@ -277,6 +285,9 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	slices.Sort(hosts)
 	if !slices.Equal(hosts, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
 		t.Errorf("job peers %v: want the site's seeder and both helpers'", job.Peers)
+	}
+	if want := []string{examplesite.ImagePNG, examplesite.AudioWAV}; !slices.Equal(job.First, want) {
+		t.Errorf("job's files to fetch first %q, want the page's %q", job.First, want)
 	}
 	testutil.Eventually(t, 10*time.Second, "helpers in the site's swarm", func() bool {
 		seeders, _ := alpha.g.Tracker().SwarmCounts(tracker.ID(v.InfoHash))

@@ -29,6 +29,7 @@ const (
 type htmlRewriter struct {
 	base      *url.URL               // the page's URL, to resolve relative references
 	inSwarm   func(path string) bool // whether a same-origin URL path is in the current version
+	move      bool                   // whether elements in the swarm are rewritten, or only named
 	loaderTag string                 // injected before </head>, or at the end, when not empty
 	// preloadTag is written once, just before the first element rewritten, when not empty: preloads of the
 	// manifest and the engine, so that the browser fetches them beside the loader rather than each after the
@@ -42,6 +43,9 @@ type htmlRewriter struct {
 	preloaded int      // where preloadTag ends in out
 	srcs      []string // the swarm paths in the src attributes of the element being rewritten
 	heads     []headRef
+	// named lists the swarm paths in the src attributes of the page's <img>, <video>, <audio> and their
+	// <source> children, in document order, whether they were rewritten or not (see pageorder.go).
+	named []string
 }
 
 // rewrite returns the page with heavy assets rewritten and, if asked, the loader injected. A page where the
@@ -201,15 +205,16 @@ func (m *mediaRewrite) take(r *htmlRewriter, tt xhtml.TokenType, tok xhtml.Token
 	return true
 }
 
-// tagPair serializes a start tag twice: with src and srcset moved into data-swarm-* when move is set and they
-// name an asset in the swarm, and as the origin wrote it, for the noscript copy. changed reports whether
-// anything moved. copy is empty when the tag cannot be serialized safely or already carries data-swarm-*
-// (the origin, or a gateway before this one, rewrote it): such an element is left as it is.
+// tagPair serializes a start tag twice: with src and srcset moved into data-swarm-* when heavy is set (the tag
+// is a heavy element's or its source's), the rewriter moves, and they name an asset in the swarm; and as the
+// origin wrote it, for the noscript copy. changed reports whether anything moved; a heavy element's src in
+// the swarm is added to named either way. copy is empty when the tag cannot be serialized safely or already
+// carries data-swarm-* (the origin, or a gateway before this one, rewrote it): such an element is left as it is.
 //
 // Attribute values are escaped, so the copy holds no "<" outside its tags and no "</noscript" can end the
 // <noscript> early. Later duplicates of an attribute are dropped, as parsers drop them: renaming the first src
 // must not leave a second one in effect.
-func (r *htmlRewriter) tagPair(tok xhtml.Token, move bool) (tag, copy string, changed bool) {
+func (r *htmlRewriter) tagPair(tok xhtml.Token, heavy bool) (tag, copy string, changed bool) {
 	attrs := make([]xhtml.Attribute, 0, len(tok.Attr))
 	seen := make(map[string]bool, len(tok.Attr))
 	for _, a := range tok.Attr {
@@ -222,16 +227,20 @@ func (r *htmlRewriter) tagPair(tok xhtml.Token, move bool) (tag, copy string, ch
 		}
 	}
 	copy = serializeTag(tok.Data, attrs)
-	if !move {
+	if !heavy {
 		return "", copy, false
 	}
 	for i, a := range attrs {
 		switch {
 		case a.Key == "src" && r.swarmURL(a.Val):
-			attrs[i].Key = attrSwarmSrc
-			changed = true
-			r.srcs = append(r.srcs, r.swarmPath(a.Val))
-		case a.Key == "srcset" && r.swarmSrcset(a.Val):
+			p := r.swarmPath(a.Val)
+			r.named = append(r.named, p)
+			if r.move {
+				attrs[i].Key = attrSwarmSrc
+				changed = true
+				r.srcs = append(r.srcs, p)
+			}
+		case a.Key == "srcset" && r.move && r.swarmSrcset(a.Val):
 			attrs[i].Key = attrSwarmSrcset
 			changed = true
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,11 +35,32 @@ func TestRewriteHTML(t *testing.T) {
 	base, _ = base.Parse("/index.html")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rw := &htmlRewriter{base: base, inSwarm: func(p string) bool { return swarm[p] }}
+			rw := &htmlRewriter{base: base, inSwarm: func(p string) bool { return swarm[p] }, move: true}
 			if got := string(rw.rewrite([]byte(tc.in))); got != tc.want {
 				t.Fatalf("\n got %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestNamedInDocumentOrder: whether it rewrites the page or passes it through, the rewriter lists the swarm
+// files that the page's heavy elements name in their src, in document order: what helpers fetch first.
+func TestNamedInDocumentOrder(t *testing.T) {
+	base, _ := url.Parse("http://site.test/index.html")
+	in := `<img src="/small.png"><img src="/big.jpg"><video><source src="/movie.mp4"><track src="/big2.jpg"></video>` +
+		`<img srcset="/big2.jpg 2x"><img src="http://cdn.test/big2.jpg"><script>x = '<img src="/big3.jpg">'</script>` +
+		`<audio src="/song.mp3?v=1"></audio><img src="big2.jpg">`
+	want := []string{"/big.jpg", "/movie.mp4", "/song.mp3?v=1", "/big2.jpg"}
+	inSwarm := func(p string) bool { return p != "/small.png" }
+	for _, move := range []bool{false, true} {
+		rw := &htmlRewriter{base: base, inSwarm: inSwarm, move: move}
+		out := string(rw.rewrite([]byte(in)))
+		if !slices.Equal(rw.named, want) {
+			t.Errorf("move %v: named %q, want %q", move, rw.named, want)
+		}
+		if changed := out != in; changed != move {
+			t.Errorf("move %v: page changed %v: %s", move, changed, out)
+		}
 	}
 }
 

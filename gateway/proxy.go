@@ -618,8 +618,11 @@ func (s *Server) rewriteBody(resp *http.Response, body []byte) {
 	if s.cfg.Site.Inject && !hasLoader {
 		rw.loaderTag = `<script src="` + swarmapi.PathLoader + `" async></script>`
 	}
-	if v != nil && (hasLoader || s.cfg.Site.Inject) && s.p2pNow() {
+	if v != nil {
 		rw.inSwarm = func(p string) bool { _, ok := v.File(p); return ok }
+	}
+	if v != nil && (hasLoader || s.cfg.Site.Inject) && s.p2pNow() {
+		rw.move = true
 		rw.preloadTag = `<link rel="preload" href="` + swarmapi.PathManifest + `" as="fetch" crossorigin>` +
 			`<link rel="modulepreload" href="` + swarmapi.Prefix + s.assets.Engine + `">`
 		if s.mon.Status().State == monitor.Normal {
@@ -628,6 +631,9 @@ func (s *Server) rewriteBody(resp *http.Response, body []byte) {
 		}
 	}
 	out := rw.rewrite(body)
+	if v != nil {
+		s.pages.saw(req.URL.Path, rw.named, time.Now())
+	}
 	if !bytes.Equal(out, body) {
 		resp.Header.Del("ETag") // the page is not the origin's bytes any more
 	}

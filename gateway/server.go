@@ -58,6 +58,7 @@ type Server struct {
 	closeErr  error
 	comp      compression  // the site's responses compressed toward clients (compress.go)
 	ranges    rangeLearner // assets fetched only by Range, fetched whole in the background (cache_ranges.go)
+	pages     pageOrder    // the files the site's pages need first, for helpers' jobs (pageorder.go)
 	// internalLn serves the embedded tracker to the seeder on loopback.
 	internalLn net.Listener
 	dash       *web.Handler

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	g "github.com/anacrolix/generics"
@@ -32,17 +33,39 @@ const stallNudge = time.Second
 // engine forgets an address whose dial failed, and a gateway that restarts is back in seconds.
 const reAddPeers = 5 * time.Second
 
+// Sources are where Fetch takes a torrent's pieces from, and which files it takes first.
+type Sources struct {
+	// Peers are ordinary BitTorrent peers, "host:port" of their listeners, dialed over TCP (which needs
+	// Config.ListenAddr).
+	Peers []string
+	// Webseeds are BEP 19 webseed URLs.
+	Webseeds []string
+	// Trackers are WebSocket trackers whose swarm Fetch joins at once, as a leecher, to take pieces from the
+	// browsers in it, and stays on to seed, as with AnnounceTo.
+	Trackers []string
+	// First lists files of the torrent, by their path below its name ('/'-separated), in the order they are
+	// wanted: each is fetched ahead of the ones after it and of the files not listed (see firstPriorities).
+	// Paths the torrent does not have are ignored.
+	First []string
+}
+
+// firstPriorities are the piece priorities that Fetch gives the files of Sources.First, in the list's order;
+// the files after the last priority's share it, and the files not listed keep the normal one. anacrolix
+// requests pieces of a higher priority first, from every source, so what a page waits on first is what a
+// helper, the swarm's first peer with nothing in it yet, has first to give the crowd. (From a webseed,
+// anacrolix reads on from the first piece it wants to the end of the file's 64 MiB slice of the torrent, so
+// the files after a listed one in the torrent may come before the next listed one.)
+var firstPriorities = []torrent.PiecePriority{torrent.PiecePriorityNext, torrent.PiecePriorityReadahead, torrent.PiecePriorityHigh}
+
 // Fetch downloads a torrent into dir (Config.DataDir when empty), at the paths AddTorrent expects, from the
-// given ordinary BitTorrent peers ("host:port" of their listeners, dialed over TCP, which needs
-// Config.ListenAddr) and BEP 19 webseed URLs, and from the browsers in the swarm on trackers (WebSocket
-// trackers it joins at once, as a leecher, and stays on to seed, as with AnnounceTo). It returns once every
-// piece is verified against the torrent's hashes, and the torrent is then seeded like one added with
-// AddTorrent (RemoveTorrent stops it). progress, if not nil, is called from Fetch's goroutine with the bytes
-// verified so far and the torrent's length.
+// sources given, taking src.First's files first. It returns once every piece is verified against the
+// torrent's hashes, and the torrent is then seeded like one added with AddTorrent (RemoveTorrent stops it).
+// progress, if not nil, is called from Fetch's goroutine with the bytes verified so far and the torrent's
+// length.
 //
 // When ctx ends or the seeder closes first, the torrent is dropped and the error says why; whatever was
 // written under dir stays there for the caller to remove.
-func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, peers, webseeds, trackers []string,
+func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, src Sources,
 	progress func(done, total int64)) error {
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
@@ -52,11 +75,11 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 	if dir == "" {
 		dir = s.cfg.DataDir
 	}
-	pis, err := peerInfos(ctx, peers)
+	pis, err := peerInfos(ctx, src.Peers)
 	if err != nil {
 		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
 	}
-	for _, u := range trackers {
+	for _, u := range src.Trackers {
 		if err := checkTrackerURL(u); err != nil {
 			return err
 		}
@@ -89,11 +112,13 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 	// give them, sparing the peers and webseeds (often a site whose link is full in a crowd).
 	s.mu.Lock()
 	e.t = t
-	s.announceToLocked(e, trackers)
+	s.announceToLocked(e, src.Trackers)
 	s.mu.Unlock()
 	start := time.Now()
 	t.AddPeers(pis)
-	t.AddWebSeeds(webseeds)
+	t.AddWebSeeds(src.Webseeds)
+	// First the files wanted first, so that the engine's first requests are for them, then the rest.
+	prioritize(t, src.First)
 	t.DownloadAll()
 	if err := s.waitComplete(ctx, t, pis, progress); err != nil {
 		t.Drop()
@@ -110,6 +135,25 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, p
 		slog.Int64("from_peers", st2.PeerConns.BytesReadUsefulData.Int64()), // browsers included
 		slog.Int64("from_webseeds", st2.WebSeeds.BytesReadUsefulData.Int64()))
 	return nil
+}
+
+// prioritize gives the files of t at the paths first (below the torrent's name) firstPriorities, in order.
+func prioritize(t *torrent.Torrent, first []string) {
+	byPath := map[string]*torrent.File{}
+	for _, f := range t.Files() {
+		fi := f.FileInfo()
+		byPath[strings.Join(fi.BestPath(), "/")] = f
+	}
+	n := 0
+	for _, p := range first {
+		f, ok := byPath[p]
+		if !ok {
+			continue
+		}
+		delete(byPath, p) // listed twice: the first place counts
+		f.SetPriority(firstPriorities[min(n, len(firstPriorities)-1)])
+		n++
+	}
 }
 
 // waitComplete waits until every piece of t is complete and recorded, reporting progress as it goes.

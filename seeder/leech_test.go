@@ -34,7 +34,7 @@ func TestFetchTakesPiecesFromBrowsers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	fetched := make(chan error, 1)
-	go func() { fetched <- helper.Fetch(ctx, mi, fetchDir, nil, nil, []string{env.wsURL}, nil) }()
+	go func() { fetched <- helper.Fetch(ctx, mi, fetchDir, Sources{Trackers: []string{env.wsURL}}, nil) }()
 	testutil.Eventually(t, 10*time.Second, "the fetching seeder in the swarm as a leecher", func() bool {
 		st := env.trk.Stats()
 		return st.Seeders == 1 && st.Leechers == 1

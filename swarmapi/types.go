@@ -83,6 +83,11 @@ type Job struct {
 	InfoBytes []byte             `json:"info"`  // the bencoded info dictionary, base64
 	Peers     []string           `json:"peers"` // BitTorrent peers (host:port) that hold the version
 	Files     map[string]JobFile `json:"files"` // by path in the version
+	// First lists paths of the version's files in the order the site's pages need them: the heavy elements
+	// of its most viewed pages, in document order, most viewed page first. A helper fetches these first; in a
+	// crowd's first seconds it is the peer that holds what no browser has yet, so what it has first is what
+	// the crowd can trade first.
+	First []string `json:"first,omitempty"`
 }
 
 // JobFile is a file's metadata in a Job.

@@ -43,6 +43,9 @@ type Assignment struct {
 	// Files describes the version's files by URL path (with query, as the manifest lists them). Optional:
 	// a file without an entry gets a type from its extension and no SHA-256 check.
 	Files map[string]FileMeta
+	// First lists URL paths of the version's files in the order the site's pages need them (swarmapi.Job.First):
+	// the helper fetches them ahead of the rest. Paths the version does not have are ignored.
+	First []string
 	// Requester names who asked for the job (a federation member). While the job is held, a job for the
 	// same site or version from anyone else is refused (ErrTaken), and only the requester may renew or
 	// release it (RenewBy, ReleaseBy).
@@ -76,6 +79,7 @@ type version struct {
 	paths map[string]*file // by torrent path below the name, as a webseed request names it
 	pads  map[string]int64 // BEP 47 padding files by torrent path, with their lengths
 	order []*file          // in torrent order
+	first []string         // Assignment.First's files that the version has, by torrent path
 }
 
 // file is one of a version's files.
@@ -159,6 +163,9 @@ func checkJob(j *Assignment, dir string) (*version, error) {
 	if err := bencode.Unmarshal(j.InfoBytes, &v.info); err != nil {
 		return nil, bad("info dictionary: %v", err)
 	}
+	if len(j.First) > maxFiles {
+		return nil, bad("%d files to fetch first; at most %d", len(j.First), maxFiles)
+	}
 	info := &v.info
 	if info.Name != j.Version {
 		return nil, bad("torrent name %q is not the version %q", info.Name, j.Version)
@@ -217,6 +224,11 @@ func checkJob(j *Assignment, dir string) (*version, error) {
 	}
 	if v.size != info.TotalLength() || (v.size+info.PieceLength-1)/info.PieceLength != int64(info.NumPieces()) {
 		return nil, bad("%d bytes do not fill %d pieces of %d", v.size, info.NumPieces(), info.PieceLength)
+	}
+	for _, p := range j.First {
+		if f, ok := v.files[p]; ok {
+			v.first = append(v.first, f.torrentPath)
+		}
 	}
 	return v, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,6 +111,7 @@ func TestCheckJob(t *testing.T) {
 		fileInfo(10, "data"))
 	j := jobFor(info, "site-1")
 	j.Files = map[string]FileMeta{"/data": {ContentType: "application/json"}}
+	j.First = []string{"/img.png?v=2", "/missing.png", "/js/app.js", "/.pad/" + itoa(testPieceLength-100)}
 	v, err := checkJob(&j, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +134,14 @@ func TestCheckJob(t *testing.T) {
 	}
 	if got := v.files["/js/app.js"].disk; got != filepath.Join(dir, "site-1", "js", "app.js") {
 		t.Fatalf("disk path %q", got)
+	}
+	// The files to fetch first, by torrent path, without those the version does not have (padding is none).
+	if want := []string{"img.png?v=2", "js/app.js"}; !slices.Equal(v.first, want) {
+		t.Fatalf("first %q, want %q", v.first, want)
+	}
+	j.First = make([]string, maxFiles+1)
+	if _, err := checkJob(&j, dir); !errors.Is(err, ErrBadJob) {
+		t.Fatalf("%d files to fetch first: err %v, want ErrBadJob", len(j.First), err)
 	}
 }
 

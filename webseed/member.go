@@ -129,7 +129,7 @@ func (h *Helper) Help(ctx context.Context, from string, r *federation.HelpReques
 	}
 	wj := Assignment{Site: r.Site, Version: r.Version, InfoHash: ih, InfoBytes: job.InfoBytes, Origin: origin,
 		Peers: h.jobPeers(ctx, member, job.Peers), Webseeds: r.Webseeds, Trackers: []string{r.Tracker},
-		Files: map[string]FileMeta{}, Requester: member.Name, Until: r.Until, AllowPrivate: member.AllowPrivate}
+		Files: map[string]FileMeta{}, First: job.First, Requester: member.Name, Until: r.Until, AllowPrivate: member.AllowPrivate}
 	for p, f := range job.Files {
 		fm := FileMeta{ContentType: f.Type, Header: f.Header}
 		if b, err := hex.DecodeString(f.SHA256); err == nil && len(b) == 32 {

@@ -79,6 +79,11 @@ export interface Job {
   info: string // the bencoded info dictionary, base64
   peers: string[] // BitTorrent peers (host:port) that hold the version
   files: Record<string, JobFile> // by path in the version
+  // First lists paths of the version's files in the order the site's pages need them: the heavy elements
+  // of its most viewed pages, in document order, most viewed page first. A helper fetches these first; in a
+  // crowd's first seconds it is the peer that holds what no browser has yet, so what it has first is what
+  // the crowd can trade first.
+  first?: string[]
 }
 
 // JobFile is a file's metadata in a Job.
