@@ -113,10 +113,7 @@ func (s *Server) serveHead(w http.ResponseWriter, r *http.Request) {
 	spans := make([]span, 0, len(pieces))
 	var total int64
 	for _, i := range pieces {
-		f, off, n, ok := v.PieceSpan(i)
-		if !ok { // a piece of padding only: no file has it, and the engine needs none of its bytes
-			f, off, n = catalog.File{}, 0, 0
-		}
+		f, off, n, _ := v.PieceSpan(i) // n is 0 for a piece of padding only: the engine needs none of its bytes
 		spans = append(spans, span{f, off, n})
 		total += n
 	}

@@ -48,6 +48,7 @@ func CPUTime(pid int) (time.Duration, error) {
 
 // stat is what /proc/PID/stat says that the readers here need.
 type stat struct {
+	name string // the command name, comm
 	ppid int
 	cpu  time.Duration // user and system
 }
@@ -65,8 +66,8 @@ func parseStat(b []byte, pid int) (stat, error) {
 	bad := fmt.Errorf("procstat: unexpected /proc/%d/stat", pid)
 	// The command name, field 2, is in parentheses and may hold spaces; ppid is field 4, utime and stime are
 	// fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+	lp, i := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if lp < 0 || i < lp {
 		return stat{}, bad
 	}
 	fields := bytes.Fields(b[i+1:]) // fields[0] is field 3
@@ -85,7 +86,7 @@ func parseStat(b []byte, pid int) (stat, error) {
 		}
 		ticks += n
 	}
-	return stat{ppid: ppid, cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
+	return stat{name: string(b[lp+1 : i]), ppid: ppid, cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
 }
 
 // Thread is one thread of a process: its name (/proc's comm, at most 15 bytes) and CPU time.
@@ -97,6 +98,26 @@ type Thread struct {
 // Threads reads every thread of a process, by thread ID. A thread that exits while it is read is left out.
 func Threads(pid int) (map[int]Thread, error) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tids, err := numbered(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]Thread, len(tids))
+	for _, tid := range tids {
+		b, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", dir, tid))
+		if err != nil {
+			continue
+		}
+		if st, err := parseStat(b, pid); err == nil {
+			out[tid] = Thread{Name: st.name, CPU: st.cpu}
+		}
+	}
+	return out, nil
+}
+
+// numbered lists the entries of a /proc directory whose names are numbers (processes, or a process's
+// threads).
+func numbered(dir string) ([]int, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("procstat: %w", err)
@@ -106,22 +127,11 @@ func Threads(pid int) (map[int]Thread, error) {
 	if err != nil {
 		return nil, fmt.Errorf("procstat: %w", err)
 	}
-	out := make(map[int]Thread, len(names))
+	out := make([]int, 0, len(names))
 	for _, n := range names {
-		tid, err := strconv.Atoi(n)
-		if err != nil {
-			continue
+		if id, err := strconv.Atoi(n); err == nil {
+			out = append(out, id)
 		}
-		b, err := os.ReadFile(dir + "/" + n + "/stat")
-		if err != nil {
-			continue
-		}
-		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		st, err := parseStat(b, pid)
-		if err != nil || lp < 0 || rp < lp {
-			continue
-		}
-		out[tid] = Thread{Name: string(b[lp+1 : rp]), CPU: st.cpu}
 	}
 	return out, nil
 }
@@ -138,21 +148,12 @@ func Cmdline(pid int) ([]string, error) {
 // Descendants returns the CPU time of every live process descended from root (root itself left out), by
 // PID. A process that exits while it is read is left out.
 func Descendants(root int) (map[int]time.Duration, error) {
-	d, err := os.Open("/proc")
+	pids, err := numbered("/proc")
 	if err != nil {
-		return nil, fmt.Errorf("procstat: %w", err)
+		return nil, err
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return nil, fmt.Errorf("procstat: %w", err)
-	}
-	all := make(map[int]stat, len(names))
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
-		if err != nil {
-			continue
-		}
+	all := make(map[int]stat, len(pids))
+	for _, pid := range pids {
 		if st, err := readStat(pid); err == nil {
 			all[pid] = st
 		}
