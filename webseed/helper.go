@@ -257,8 +257,8 @@ func (h *Helper) fetch(ctx context.Context, jb *job) {
 		fmt.Errorf("not complete after %v", h.cfg.FetchTimeout))
 	defer cancel()
 	mi := &metainfo.MetaInfo{InfoBytes: jb.InfoBytes}
-	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir,
-		seeder.Sources{Peers: jb.Peers, Webseeds: jb.Webseeds, Trackers: jb.Trackers, First: jb.v.first}, func(done, _ int64) { jb.verified.Store(done) })
+	src := seeder.Sources{Peers: jb.Peers, Webseeds: jb.Webseeds, Trackers: jb.Trackers, First: jb.v.first}
+	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, src, func(done, _ int64) { jb.verified.Store(done) })
 	if err == nil {
 		if err = checkFiles(ctx, jb.v); err != nil {
 			_ = h.cfg.Seeder.RemoveTorrent(ih)
