@@ -44,6 +44,9 @@ func TestTinyCrowd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", table.String())
+	if !strings.Contains(table.String(), "all that CPU over the cores") {
+		t.Error("the table does not say how long the CPU the runs used takes on the machine's cores")
+	}
 
 	if len(res.Runs) != 2 || res.Runs[0].Mode != Without || res.Runs[1].Mode != With {
 		t.Fatalf("runs = %+v, want without then with", res.Runs)

@@ -313,6 +313,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 			return secs(run.CPU.Browsers / float64(max(c.Browsers, 1)))
 		}, ratio(func(run *ModeResult) float64 { return run.CPU.Browsers }))
 		row("servers' CPU (the benchmark's process)", func(run *ModeResult) string { return secs(run.CPU.Process) }, "")
+		// No run can be shorter than the CPU it used spread over every core: where that is most of the run, the
+		// times above are this machine's as much as the delivery's.
+		row("all that CPU over the cores", func(run *ModeResult) string { return secs(cpuFloor(run, cores)) }, "")
 		for _, g := range topThreads(r.Runs, 8) {
 			perVisit := func(run *ModeResult) float64 {
 				for _, th := range run.CPU.Threads {
@@ -332,6 +335,18 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "\np95 page-complete time %.1fx better with swarmgate; site egress %.1fx lower\n",
 			without.P95/with.P95, without.SitePerVisitor/max(with.SitePerVisitor, 1))
 	}
+	if cores := r.cores(); cores > 0 {
+		sep := "\n"
+		for i := range r.Runs {
+			run := &r.Runs[i]
+			if floor := cpuFloor(run, cores); run.CPU.Busy >= cpuBound && floor >= cpuBound*run.Duration {
+				fmt.Fprintf(w, "%s%s: CPU-bound, %s busy; the CPU it used takes %s of its %s on %d cores: its times\n"+
+					"  measure this machine's processors as much as the delivery\n",
+					sep, run.Label, pct(run.CPU.Busy), secs(floor), secs(run.Duration), cores)
+				sep = ""
+			}
+		}
+	}
 	if len(r.Targets) == 0 {
 		return nil
 	}
@@ -350,6 +365,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 
 // topThreads names the browsers' thread groups that took the most CPU in any run, at most n, by their
 // largest share.
+// cpuBound is how busy a run kept the machine, and how much of its length the CPU it used takes on every core,
+// for the table to say that the run was CPU-bound.
+const cpuBound = 0.9
+
+// cpuFloor is the CPU a run's browsers and servers used, spread over the machine's cores: the shortest the
+// run could have been on this machine.
+func cpuFloor(run *ModeResult, cores int) float64 {
+	return (run.CPU.Browsers + run.CPU.Process) / float64(max(cores, 1))
+}
+
 func topThreads(runs []ModeResult, n int) []string {
 	most := map[string]float64{}
 	for _, run := range runs {
