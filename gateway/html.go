@@ -232,13 +232,14 @@ func (r *htmlRewriter) tagPair(tok xhtml.Token, heavy bool) (tag, copy string, c
 	}
 	for i, a := range attrs {
 		switch {
-		case a.Key == "src" && r.swarmURL(a.Val):
-			p := r.swarmPath(a.Val)
-			r.named = append(r.named, p)
-			if r.move {
-				attrs[i].Key = attrSwarmSrc
-				changed = true
-				r.srcs = append(r.srcs, p)
+		case a.Key == "src":
+			if p := r.swarmPath(a.Val); p != "" && r.inSwarm(p) { // resolved once: every page is read, moved or not
+				r.named = append(r.named, p)
+				if r.move {
+					attrs[i].Key = attrSwarmSrc
+					changed = true
+					r.srcs = append(r.srcs, p)
+				}
 			}
 		case a.Key == "srcset" && r.move && r.swarmSrcset(a.Val):
 			attrs[i].Key = attrSwarmSrcset

@@ -80,12 +80,15 @@ func (o *pageOrder) saw(path string, files []string, now time.Time) {
 
 // dropLowestLocked forgets the page with the lowest score (the newest of equals). o.mu is held.
 func (o *pageOrder) dropLowestLocked(now time.Time) {
-	var low string
-	var lowPage *pageViews
+	var (
+		low      string
+		lowScore float64
+		lowSeq   uint64
+		found    bool
+	)
 	for path, p := range o.pages {
-		if lowPage == nil || p.scoreAt(now) < lowPage.scoreAt(now) ||
-			p.scoreAt(now) == lowPage.scoreAt(now) && p.seq > lowPage.seq {
-			low, lowPage = path, p
+		if sc := p.scoreAt(now); !found || sc < lowScore || sc == lowScore && p.seq > lowSeq {
+			low, lowScore, lowSeq, found = path, sc, p.seq, true
 		}
 	}
 	delete(o.pages, low)
