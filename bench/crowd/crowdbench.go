@@ -595,6 +595,8 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 		run.HelpersSent = m.helpersSent()
 		run.SiteBySource = m.fed.Servers[0].Bytes()
 		delete(run.SiteBySource, gateway.SourcePeers) // not the site's bytes
+		st := m.fed.Servers[0].Tracker().Stats()
+		run.OffersRelayed, run.AnswersRelayed = st.OffersRelayed, st.AnswersRelayed
 	}
 	var siteIP netip.Addr
 	if m.fed != nil {

@@ -124,7 +124,11 @@ type ModeResult struct {
 	OriginRequests int64   `json:"originRequests"`
 	PeakOriginRate float64 `json:"peakOriginRate"`
 	// PlainToHelpers counts plain visitors DNS sent to a helper.
-	PlainToHelpers int      `json:"plainToHelpers"`
+	PlainToHelpers int `json:"plainToHelpers"`
+	// OffersRelayed and AnswersRelayed are the WebRTC offers the site's tracker passed on to peers and the
+	// answers it passed back: a peer connection needs both (with swarmgate only).
+	OffersRelayed  int64    `json:"offersRelayed,omitempty"`
+	AnswersRelayed int64    `json:"answersRelayed,omitempty"`
 	Visits         []Visit  `json:"visits"`
 	Timeline       []Sample `json:"timeline"`
 }
@@ -294,6 +298,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 			return "-"
 		}
 		return fmt.Sprintf("%d of %d", run.PlainToHelpers, c.Plain)
+	}, "")
+	row("WebRTC offers answered", func(run *ModeResult) string {
+		if run.Mode != With {
+			return "-"
+		}
+		return fmt.Sprintf("%d of %d", run.AnswersRelayed, run.OffersRelayed)
 	}, "")
 	row("crowd declared / helper in DNS", func(run *ModeResult) string {
 		switch {

@@ -12,7 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/css"
+	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/miekg/dns"
 )
@@ -227,6 +233,24 @@ func (p *tab) uploaded() int64 {
 	return int64(n)
 }
 
+// quiet turns off the DevTools domains chromedp turns on in every tab it attaches to and the benchmark does
+// not use: Network (an event for each chunk of every response, and a copy of each body kept for
+// Network.getResponseBody), DOM, CSS and Log, and the attaching to the page's workers. A visitor's browser
+// would do none of that work, and twenty browsers on two cores all pay for it, with swarmgate or without.
+// The benchmark reads its pages with Runtime.evaluate and navigates with Page, which stay on.
+func quiet(ctx context.Context) error {
+	var err error
+	for _, off := range []cdp.Command[cdp.Empty, cdp.Empty]{network.Disable, dom.Disable, css.Disable, log.Disable} {
+		if _, err = chromedp.Call(ctx, off, cdp.Empty{}); err != nil {
+			return fmt.Errorf("%s: %w", off.Method, err)
+		}
+	}
+	if _, err = chromedp.Call(ctx, target.SetAutoAttach, target.SetAutoAttachParams{}); err != nil {
+		return fmt.Errorf("%s: %w", target.SetAutoAttach.Method, err)
+	}
+	return nil
+}
+
 // visitBrowser opens url in a tab that open makes (a visitor of its own: no shared cache or cookies) and
 // waits until the page is complete or timeout passes.
 func visitBrowser(ctx context.Context, open func() (context.Context, func(), error), url string, timeout time.Duration) (Visit, *tab) {
@@ -243,6 +267,10 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 	defer stop()
 	p := &tab{ctx: pctx, close: closePage}
 	deadline := time.Now().Add(timeout)
+	if err := quiet(pctx); err != nil {
+		closePage()
+		return fail(fmt.Errorf("new page: %w", err))
+	}
 	if _, err := chromedp.Call(pctx, page.AddScriptToEvaluateOnNewDocument,
 		page.AddScriptToEvaluateOnNewDocumentParams{Source: completeJS}); err != nil {
 		closePage()
