@@ -2,9 +2,6 @@ package js_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -12,17 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/chromedp/chromedp"
 	"github.com/evanw/esbuild/pkg/api"
@@ -79,73 +72,6 @@ func bundle(t testing.TB, entry string) []byte {
 		t.Fatalf("esbuild: %s", strings.Join(api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage}), "\n"))
 	}
 	return res.OutputFiles[0].Contents
-}
-
-// testTorrent is a multi-file torrent on disk under root/<name>/, padding files (zeros) included.
-type testTorrent struct {
-	name      string
-	root      string
-	infoBytes []byte
-	ih        metainfo.Hash
-	files     map[string]string // path below name → SHA-256 hex, padding files left out
-	offsets   map[string]int64  // path below name → offset in the byte stream
-	length    int64             // of the byte stream, padding included
-}
-
-// makeTorrent writes random files of the given sizes and builds their torrent, each file but the last
-// padded to the piece length (BEP 47), as gateway/catalog lays versions out.
-func makeTorrent(t testing.TB, root, name string, pieceLength int64, sizes ...int) *testTorrent {
-	t.Helper()
-	paths := [][]string{{"img", "hero image.jpg"}, {"media", "clip.mp4"}, {"z.bin"}, {"more", "a.bin"}}
-	tt := &testTorrent{name: name, root: root, files: map[string]string{}, offsets: map[string]int64{}}
-	info := metainfo.Info{Name: name, PieceLength: pieceLength}
-	var stream []byte
-	write := func(path []string, data []byte) {
-		p := filepath.Join(append([]string{root, name}, path...)...)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		stream = append(stream, data...)
-	}
-	for k, size := range sizes {
-		data := make([]byte, size)
-		_, _ = rand.Read(data)
-		write(paths[k], data)
-		sum := sha256.Sum256(data)
-		tt.files[strings.Join(paths[k], "/")] = hex.EncodeToString(sum[:])
-		tt.offsets[strings.Join(paths[k], "/")] = int64(len(stream)) - int64(size)
-		info.Files = append(info.Files, metainfo.FileInfo{Length: int64(size), Path: paths[k]})
-		if pad := (pieceLength - int64(size)%pieceLength) % pieceLength; pad != 0 && k < len(sizes)-1 {
-			padPath := []string{".pad", strconv.FormatInt(pad, 10)}
-			write(padPath, make([]byte, pad))
-			info.Files = append(info.Files, metainfo.FileInfo{Length: pad, Path: padPath,
-				ExtendedFileAttrs: metainfo.ExtendedFileAttrs{Attr: "p"}})
-		}
-	}
-	for off := 0; off < len(stream); off += int(pieceLength) {
-		sum := sha1.Sum(stream[off:min(off+int(pieceLength), len(stream))])
-		info.Pieces = append(info.Pieces, sum[:]...)
-	}
-	var err error
-	if tt.infoBytes, err = bencode.Marshal(info); err != nil {
-		t.Fatal(err)
-	}
-	tt.ih = metainfo.HashBytes(tt.infoBytes)
-	tt.length = int64(len(stream))
-	return tt
-}
-
-// torrentFile is the .torrent stock WebTorrent clients are given.
-func (tt *testTorrent) torrentFile(t testing.TB, tracker string, webseeds ...string) string {
-	t.Helper()
-	b, err := bencode.Marshal(metainfo.MetaInfo{InfoBytes: tt.infoBytes, Announce: tracker, UrlList: webseeds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
 }
 
 // p2pEnv is the loopback site of a test: the core bundle, stock WebTorrent, a page, a webseed (BEP 19) over
@@ -273,6 +199,8 @@ type startArgs struct {
 	Want        []wantArgs `json:"want,omitempty"`
 	WebseedMode string     `json:"webseedMode,omitempty"` // "": the core's default
 	WantedOnly  bool       `json:"wantedOnly,omitempty"`  // download only the Want ranges
+	// Signal holds the trackers (TorrentOptions.signal) until the test calls the page's signal().
+	Signal bool `json:"signal,omitempty"`
 }
 
 type wantArgs struct {
@@ -667,6 +595,34 @@ func TestP2P(t *testing.T) {
 			t.Errorf("wires to %q, pieces from %v: want pieces from at least two peers", f.Log.Peers, got)
 		}
 		t.Logf("from a swarm of three: %s in %.0f ms (first piece at %.0f ms); %d wires; %v", sourceBytes(f), f.MS, f.Log.FirstMS, len(f.Log.Peers), got)
+	})
+
+	t.Run("Signal", func(t *testing.T) {
+		// A torrent told to signal later (an engine outside a crowd, until its page has loaded) takes what is due
+		// from the webseed and opens no socket and no peer connection until then; once signalled, it joins the
+		// swarm and takes the rest from the seeder.
+		tt := makeTorrent(t, e.root, "signal", pieceLength, 300_000, 400_000)
+		trk, wsURL := e.tracker(t)
+		startGoSeeder(t, e, tt, wsURL)
+		waitStats(t, trk, "the seeder in the swarm", func(s tracker.Stats) bool { return s.Seeders == 1 })
+		p := e.page(t)
+		a := tt.args(e)
+		a.Trackers, a.Webseeds, a.WebseedMode, a.Signal = []string{wsURL}, []string{e.srv.URL + "/seed/"}, "due", true
+		hero := tt.offsets["img/hero image.jpg"]
+		a.Want = []wantArgs{{Start: hero, End: hero + 300_000, Deadline: 1}}
+		start(t, p, a)
+		testutil.Eventually(t, 15*time.Second, "the due file from the webseed", func() bool {
+			return call[finished](t, p, 5*time.Second, "report", nil).Stats.WebseedBytes >= 300_000
+		})
+		time.Sleep(500 * time.Millisecond)
+		if n, st := call[int](t, p, 5*time.Second, "livePeerConnections", nil), trk.Stats(); n != 0 || st.Connections != 1 || st.Peers != 1 {
+			t.Fatalf("before its signal the page has %d peer connections, and the tracker %+v; want none and the seeder alone", n, st)
+		}
+		call[bool](t, p, 5*time.Second, "signal", nil)
+		f := finish(t, p, tt, 30*time.Second)
+		if int64(f.Stats.PeerBytes+f.Stats.WebseedBytes) != tt.length || f.Stats.PeerBytes == 0 {
+			t.Errorf("%s; want the rest of the %d bytes from the seeder once signalled", sourceBytes(f), tt.length)
+		}
 	})
 
 	t.Run("SlowStore", func(t *testing.T) {

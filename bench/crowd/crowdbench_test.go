@@ -35,6 +35,11 @@ func TestTinyCrowd(t *testing.T) {
 		// (browsers sent each other nothing, 2026-12-04). Without them the browsers' only other source is the
 		// site's seeder, a peer of last resort: what one browser holds, the others take from it.
 		P2P: gateway.P2PAlways, Threshold: 1000,
+		// Outside a crowd an engine joins the swarm a second after it starts (engine.ts, SIGNAL_DELAY_MS), and
+		// takes its first view from the site meanwhile: at 20 Mbit/s so small a page is complete by then, and
+		// nobody would trade. At 4 Mbit/s it takes a few seconds, and the browsers that came first serve the
+		// others.
+		Uplink: 4e6 / 8,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +136,9 @@ func TestTinyCrowd(t *testing.T) {
 	if with.PeersSent == 0 {
 		t.Error("with swarmgate, browsers sent each other nothing")
 	}
+	if with.AnswersRelayed == 0 || with.AnswersRelayed > with.OffersRelayed {
+		t.Errorf("with swarmgate, the tracker relayed %d answers to %d offers", with.AnswersRelayed, with.OffersRelayed)
+	}
 	if with.HelpersSent != 0 || with.CrowdAfter >= 0 {
 		t.Errorf("a crowd was declared (at %v s) and helpers sent %d bytes", with.CrowdAfter, with.HelpersSent)
 	}
@@ -159,7 +167,7 @@ func TestTinyCrowd(t *testing.T) {
 	for _, want := range []string{"browser page complete p50", "first image visible p50", "video first frame p50", "without / with",
 		"failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate",
 		"targets (issue 14", "not at the defaults", "machine CPU busy (", "browsers' CPU per browser visit",
-		"per visit in renderer main"} {
+		"per visit in renderer main", "WebRTC offers answered"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}

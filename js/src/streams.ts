@@ -27,9 +27,10 @@ export interface StreamConditions {
 // streamWants is what one stream wants (the rest of its file is wanted whole, apart, at a lower priority):
 //   - its read-ahead window, in order, after files of a higher priority, due (c.due) only while the reader
 //     waits: a deadline set while it does not would pass unseen, and a video whose buffer is full is not late;
-//   - outside a crowd, until a peer has sent anything, the piece the reader waits for, due at once: the first
-//     bytes over WebRTC come 250 to 350 ms after the engine starts (offers, the answer through the tracker,
-//     DTLS, the wire's handshake), while the site's webseed, idle then, brings a piece in one round trip; and a
+//   - outside a crowd, until a peer has sent anything, the piece the reader waits for, due at once: the engine
+//     joins the swarm only a second after it starts there (engine.ts, SIGNAL_DELAY_MS), and its first bytes
+//     over WebRTC come 250 to 350 ms after that (offers, the answer through the tracker, DTLS, the wire's
+//     handshake), while the site's webseed, idle then, brings a piece in one round trip; and a
 //     swarm that never answers (a tracker down, no peer reachable) does not hold a stream for the fallback. Not
 //     in a crowd: the site's link is full then, and the helpers' webseeds take pieces anyway. For an image, the
 //     rest of its window is due at once with it: an image shows once all of it is in, and one piece at a time

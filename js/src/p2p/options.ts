@@ -11,6 +11,9 @@ export interface TorrentOptions {
   infoHash: Uint8Array // its SHA-1, checked before anything starts
   peerId?: Uint8Array // 20 bytes; default "-SG0001-" and random bytes
   trackers?: string[] // ws:// or wss:// WebTorrent trackers
+  // signal: the trackers (and so every peer connection, ours and others' to us) start once it resolves; default
+  // at once. Until then the torrent's sources are its webseeds and head alone.
+  signal?: Promise<void>
   rtc?: RTCConfiguration // for every peer connection: the caller's iceServers
   // connect makes the peer connections: default in this realm; a core in a worker, where browsers have no
   // RTCPeerConnection, passes linkVia(port) to have its page make them (see rtc.ts).

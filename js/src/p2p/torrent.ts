@@ -111,29 +111,8 @@ export class Torrent extends Emitter<TorrentEvents> {
     this.webseedMode = o.webseedMode ?? 'idle'
     this.stats = { have: this.have.count, count: info.count, peerBytes: 0, webseedBytes: 0, uploaded: 0, peers: 0 }
     for (const url of o.webseeds ?? []) this.addWebseed(url)
-    for (const url of o.trackers ?? []) {
-      this.trackers.push(
-        new TrackerClient({
-          url,
-          infoHash: this.infoHash,
-          peerId: this.peerId,
-          rtc: o.rtc ?? {},
-          connect: o.connect,
-          ready: this.loaded,
-          state: () => ({
-            uploaded: this.stats.uploaded,
-            downloaded: this.stats.peerBytes + this.stats.webseedBytes,
-            left: this.left(),
-            want: (o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
-            // No peer that unchokes us is as good as none (download-only visitors choke everyone).
-            starving: this.needy() && !this.handshaking.size && ![...this.peers.values()].some((p) => !p.wire.peerChoking),
-          }),
-          onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
-          accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
-          onwarning: (m) => this.emit('warning', m),
-        }),
-      )
-    }
+    if (o.signal) void o.signal.then(() => this.signal())
+    else this.signal()
     this.timer = setInterval(() => this.tick(), TICK_MS)
     if (o.head) void this.takeHead(o.head)
     queueMicrotask(() => this.update())
@@ -157,6 +136,34 @@ export class Torrent extends Emitter<TorrentEvents> {
   static async create(o: TorrentOptions): Promise<Torrent> {
     if (!equal(await sha1(o.info), o.infoHash)) throw new Error('torrent: info dictionary does not match the infohash')
     return new Torrent(o, parseInfo(o.info))
+  }
+
+  // signal starts the trackers: the announce, offers to peers and answers to theirs (TorrentOptions.signal).
+  private signal(): void {
+    if (this.destroyed || this.trackers.length) return
+    for (const url of this.o.trackers ?? []) {
+      this.trackers.push(
+        new TrackerClient({
+          url,
+          infoHash: this.infoHash,
+          peerId: this.peerId,
+          rtc: this.o.rtc ?? {},
+          connect: this.o.connect,
+          ready: this.loaded,
+          state: () => ({
+            uploaded: this.stats.uploaded,
+            downloaded: this.stats.peerBytes + this.stats.webseedBytes,
+            left: this.left(),
+            want: (this.o.maxPeers ?? DEFAULT_MAX_PEERS) - this.peers.size - this.handshaking.size,
+            // No peer that unchokes us is as good as none (download-only visitors choke everyone).
+            starving: this.needy() && !this.handshaking.size && ![...this.peers.values()].some((p) => !p.wire.peerChoking),
+          }),
+          onpeer: (dc, conn, id) => this.addPeer(dc, conn, id),
+          accept: (id) => !this.banned.has(hex(id)) && !this.peers.has(hex(id)),
+          onwarning: (m) => this.emit('warning', m),
+        }),
+      )
+    }
   }
 
   get done(): boolean {
