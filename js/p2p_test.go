@@ -598,7 +598,7 @@ func TestP2P(t *testing.T) {
 	})
 
 	t.Run("Signal", func(t *testing.T) {
-		// A torrent told to signal later (an engine outside a crowd, until its page has loaded) takes what is due
+		// A torrent told to signal later (an engine outside a crowd, for its first second) takes what is due
 		// from the webseed and opens no socket and no peer connection until then; once signalled, it joins the
 		// swarm and takes the rest from the seeder.
 		tt := makeTorrent(t, e.root, "signal", pieceLength, 300_000, 400_000)

@@ -239,13 +239,12 @@ func (p *tab) uploaded() int64 {
 // would do none of that work, and twenty browsers on two cores all pay for it, with swarmgate or without.
 // The benchmark reads its pages with Runtime.evaluate and navigates with Page, which stay on.
 func quiet(ctx context.Context) error {
-	var err error
 	for _, off := range []cdp.Command[cdp.Empty, cdp.Empty]{network.Disable, dom.Disable, css.Disable, log.Disable} {
-		if _, err = chromedp.Call(ctx, off, cdp.Empty{}); err != nil {
+		if _, err := chromedp.Call(ctx, off, cdp.Empty{}); err != nil {
 			return fmt.Errorf("%s: %w", off.Method, err)
 		}
 	}
-	if _, err = chromedp.Call(ctx, target.SetAutoAttach, target.SetAutoAttachParams{}); err != nil {
+	if _, err := chromedp.Call(ctx, target.SetAutoAttach, target.SetAutoAttachParams{}); err != nil {
 		return fmt.Errorf("%s: %w", target.SetAutoAttach.Method, err)
 	}
 	return nil
