@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -316,7 +317,13 @@ func seedPage(t *testing.T, e *p2pEnv, tt *testTorrent, seed string) (*browserte
 // startGoSeeder runs the gateway's seeder (anacrolix/torrent behind pion) on the torrent until the test ends.
 func startGoSeeder(t testing.TB, e *p2pEnv, tt *testTorrent, wsURL string) *seeder.Seeder {
 	t.Helper()
-	s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn)})
+	return startShapedSeeder(t, e, tt, wsURL, nil)
+}
+
+// startShapedSeeder is startGoSeeder with seeder.Config.Shape set to shape.
+func startShapedSeeder(t testing.TB, e *p2pEnv, tt *testTorrent, wsURL string, shape func(net.Conn) net.Conn) *seeder.Seeder {
+	t.Helper()
+	s, err := seeder.New(seeder.Config{TrackerURLs: []string{wsURL}, DataDir: t.TempDir(), Logger: testlog.New(t, slog.LevelWarn), Shape: shape})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,6 +717,34 @@ func TestP2P(t *testing.T) {
 		}
 		testutil.Eventually(t, 10*time.Second, "the webseed's requests ended", func() bool { return ended.Load() == held.Load() })
 		t.Logf("raced a webseed that answered none of its %d requests: %s in %.0f ms", held.Load(), sourceBytes(f), f.MS)
+	})
+
+	t.Run("HeldPeer", func(t *testing.T) {
+		// The converse of HeldWebseed: a peer (the Go seeder, on a machine too busy to send: its data channels
+		// pass the handshake and nothing after it) holds the pieces it was asked for. Once they are due, the
+		// webseed races it for them, and the page completes from the webseed long before the peer would be
+		// dropped as stalled (REQ_MS, 30 s).
+		tt := makeTorrent(t, e.root, "heldpeer", pieceLength, 400_000, 300_000)
+		trk, wsURL := e.tracker(t)
+		release := make(chan struct{})
+		startShapedSeeder(t, e, tt, wsURL, func(c net.Conn) net.Conn { return &stalledConn{Conn: c, left: 4 << 10, release: release} })
+		t.Cleanup(func() { close(release) }) // before the seeder's own clean-up: its writes end
+		waitStats(t, trk, "the seeder in the swarm", func(s tracker.Stats) bool { return s.Seeders == 1 })
+		p := e.page(t)
+		a := tt.args(e)
+		a.Trackers, a.Webseeds, a.WebseedMode, a.WantedOnly = []string{wsURL}, []string{e.srv.URL + "/seed/"}, "due", true
+		a.Want = []wantArgs{{Start: 0, End: tt.length}} // nothing due: the webseed takes nothing yet
+		start(t, p, a)
+		testutil.Eventually(t, 15*time.Second, "the page connected to the seeder", func() bool {
+			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Peers) > 0
+		})
+		time.Sleep(1500 * time.Millisecond) // its requests are late (LATE_MS)
+		call[bool](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length, Deadline: 1}})
+		f := finish(t, p, tt, 15*time.Second)
+		if f.Stats.PeerBytes != 0 || int64(f.Stats.WebseedBytes) != tt.length {
+			t.Errorf("%s; want all %d bytes from the webseed", sourceBytes(f), tt.length)
+		}
+		t.Logf("raced a peer that sent nothing after its handshake: %s in %.0f ms", sourceBytes(f), f.MS)
 	})
 
 	t.Run("Units", func(t *testing.T) {

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -81,4 +83,21 @@ func (tt *testTorrent) torrentFile(t testing.TB, tracker string, webseeds ...str
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// stalledConn passes the first left bytes written to it and holds every later write until release is closed,
+// then fails it: a peer whose machine is too busy to send.
+type stalledConn struct {
+	net.Conn
+	left    int64
+	sent    atomic.Int64
+	release <-chan struct{}
+}
+
+func (c *stalledConn) Write(p []byte) (int, error) {
+	if c.sent.Add(int64(len(p))) > c.left {
+		<-c.release
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
 }

@@ -26,7 +26,9 @@ export interface StreamConditions {
 
 // streamWants is what one stream wants (the rest of its file is wanted whole, apart, at a lower priority):
 //   - its read-ahead window, in order, after files of a higher priority, due (c.due) only while the reader
-//     waits: a deadline set while it does not would pass unseen, and a video whose buffer is full is not late;
+//     waits: a deadline set while it does not would pass unseen, and a video whose buffer is full is not late.
+//     An image's window is the rest of it, however large: it shows once all of it is in (a 2 MB image's last
+//     kilobyte past a READ_AHEAD window came in the swarm's order, and the image showed with the page's last);
 //   - outside a crowd, until a peer has sent anything, the piece the reader waits for, due at once: the engine
 //     joins the swarm only a second after it starts there (engine.ts, SIGNAL_DELAY_MS), and its first bytes
 //     over WebRTC come 250 to 350 ms after that (offers, the answer through the tracker, DTLS, the wire's
@@ -37,11 +39,8 @@ export interface StreamConditions {
 //     from the webseed cost a round trip each (its first piece comes in the page's head).
 export function streamWants(s: Stream, c: StreamConditions): Want[] {
   const priority = s.priority + 0.5
-  const out: Want[] = [
-    { start: s.pos, end: Math.min(s.end, s.pos + READ_AHEAD), priority, deadline: s.waiting ? c.due(s.waiting) : undefined, ordered: true },
-  ]
-  if (s.waiting && !c.swarmed && !c.crowded) {
-    out.push({ start: s.pos, end: s.image ? Math.min(s.end, s.pos + READ_AHEAD) : s.pos + 1, priority, deadline: s.waiting })
-  }
+  const end = s.image ? s.end : Math.min(s.end, s.pos + READ_AHEAD)
+  const out: Want[] = [{ start: s.pos, end, priority, deadline: s.waiting ? c.due(s.waiting) : undefined, ordered: true }]
+  if (s.waiting && !c.swarmed && !c.crowded) out.push({ start: s.pos, end: s.image ? end : s.pos + 1, priority, deadline: s.waiting })
   return out
 }

@@ -386,6 +386,12 @@ function streamTests(check: Check): void {
   check(json(w[1]) === json({ start: MB, end: MB + 700_000, priority: 2.5, deadline: 1010 }), `image before any peer: ${json(w)}`)
   w = streamWants(image, { ...c, swarmed: true })
   check(w.length === 1 && w[0].deadline === due(1010), `image once a peer has sent: ${json(w)}`)
+  // An image larger than READ_AHEAD is wanted whole in its window: it shows once all of it is in.
+  const big: Stream = { ...image, end: MB + READ_AHEAD + 1277 }
+  for (const cc of [c, { ...c, crowded: true }]) {
+    w = streamWants(big, cc)
+    check(w.every((x) => x.end === big.end), `image past READ_AHEAD, ${json(cc)}: ${json(w)}`)
+  }
 }
 
 // The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.

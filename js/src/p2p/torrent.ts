@@ -646,7 +646,10 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching, and what
-  // webseedMode adds.
+  // webseedMode adds. A piece a peer is fetching that is due or among the most wanted (see head), and that
+  // has a block the peers have left unanswered for LATE_MS, is raced by the webseed too (the converse of
+  // fill's race): a peer on a starved machine otherwise holds a first image for as long as it is slow, up to
+  // REQ_MS, while the webseed would bring it in a round trip.
   private feed(w: Webseed): void {
     const now = performance.now()
     if (w.dead || now < w.until || this.done) return
@@ -654,20 +657,37 @@ export class Torrent extends Emitter<TorrentEvents> {
     const mode = this.webseedMode
     const lr = this.o.lastResort
     const sources = [...this.peers.values()].filter((p) => !p.wire.peerChoking && !lr?.(p.id))
+    let head: number | undefined // asked once, when it matters
     for (const i of this.picker.ordered(now)) {
       if (w.busy >= WEBSEED_SLOTS) return
-      if (!this.needed(i) || this.pending.has(i)) continue
+      if (!this.needed(i)) continue
       const due = this.picker.due[i] <= lead
+      const pd = this.pending.get(i)
+      if (pd) {
+        if (!pd.webseed && !pd.rival && (due || this.picker.pri[i] >= (head ??= this.head())) && this.lagging(i, pd, now)) {
+          void this.fetchPiece(w, i, pd)
+        }
+        continue
+      }
       const takes = due || mode === 'all' || (mode === 'idle' && !sources.some((p) => p.has.get(i)))
       if (takes) void this.fetchPiece(w, i)
     }
   }
 
-  private async fetchPiece(w: Webseed, i: number): Promise<void> {
+  // lagging says whether a block of peer piece i (pd) was requested LATE_MS ago or more and is still awaited.
+  private lagging(i: number, pd: Pending, now: number): boolean {
+    for (let b = 0; b < pd.state.length; b++) if (pd.state[b] === 1 && this.late(i * this.bpp + b, now)) return true
+    return false
+  }
+
+  // fetchPiece fetches piece i whole from w; with racing (a peer's pending piece), as that piece's rival:
+  // whichever brings it first gives it (see landed and finish).
+  private async fetchPiece(w: Webseed, i: number, racing?: Pending): Promise<void> {
     const none = new Uint8Array(0)
     const ac = new AbortController()
     const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true, at: performance.now(), ac }
-    this.pending.set(i, pd)
+    if (racing) racing.rival = pd
+    else this.pending.set(i, pd)
     w.busy++
     this.aborts.add(ac)
     const start = i * this.info.pieceLength
