@@ -646,10 +646,11 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   // feed gives a webseed whole pieces: those due within the lead time that no peer is fetching, and what
-  // webseedMode adds. A piece a peer is fetching that is due or among the most wanted (see head), and that
-  // has a block the peers have left unanswered for LATE_MS, is raced by the webseed too (the converse of
-  // fill's race): a peer on a starved machine otherwise holds a first image for as long as it is slow, up to
-  // REQ_MS, while the webseed would bring it in a round trip.
+  // webseedMode adds. A piece a peer is fetching that is due (or, for webseeds with capacity to spare, mode
+  // 'all', among the most wanted: see head), and that has a block the peers have left unanswered for LATE_MS,
+  // is raced by the webseed too (the converse of fill's race): a peer on a starved machine otherwise holds a
+  // first image for as long as it is slow, up to REQ_MS, while the webseed would bring it in a round trip. A
+  // webseed kept for due pieces (the site's own, on its full link in a crowd) races only for those.
   private feed(w: Webseed): void {
     const now = performance.now()
     if (w.dead || now < w.until || this.done) return
@@ -664,7 +665,8 @@ export class Torrent extends Emitter<TorrentEvents> {
       const due = this.picker.due[i] <= lead
       const pd = this.pending.get(i)
       if (pd) {
-        if (!pd.webseed && !pd.rival && (due || this.picker.pri[i] >= (head ??= this.head())) && this.lagging(i, pd, now)) {
+        const urgent = due || (mode === 'all' && this.picker.pri[i] >= (head ??= this.head()))
+        if (!pd.webseed && !pd.rival && urgent && this.lagging(i, pd, now)) {
           void this.fetchPiece(w, i, pd)
         }
         continue
@@ -704,6 +706,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     this.aborts.delete(ac)
     pd.ac = undefined
     w.busy--
+    if (racing?.rival === pd && pd.left) racing.rival = undefined // it failed: a webseed may race the peer again
     if (this.destroyed) return
     // A webseed whose bytes fail verification serves other content than the torrent's: it is not asked again.
     if (!(await this.landed(i, pd))) w.dead = true
