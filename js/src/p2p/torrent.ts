@@ -2,10 +2,10 @@
 // webseeds), piece picking by the caller's priorities, SHA-1 verification of every piece, banning peers that
 // send bad data, and serving peers what we hold within the caller's upload cap.
 
-import { decode, dict, encode, num } from './bencode'
 import { Bits } from './bits'
-import { concat, equal, hex, randomBytes, sha1, utf8 } from './bytes'
+import { equal, hex, randomBytes, sha1, utf8 } from './bytes'
 import { Emitter } from './emitter'
+import { ltepHandshake, onExtended } from './extensions'
 import { type Head, headPieces } from './head'
 import type { Source, Stats, TorrentEvents, TorrentOptions, WebseedMode } from './options'
 import { type Info, padding, parseInfo, pieceSize } from './metainfo'
@@ -43,9 +43,6 @@ const WEBSEED_SLOTS = 3
 // WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
 const WEBSEED_RETRY_MS = 1000
 const TICK_MS = 1000
-// UT_METADATA is our extended message ID for ut_metadata; METADATA_BLOCK the size BEP 9 fixes for its pieces.
-const UT_METADATA = 1
-const METADATA_BLOCK = 1 << 14
 
 interface Pending {
   buf: Uint8Array
@@ -353,9 +350,7 @@ export class Torrent extends Emitter<TorrentEvents> {
         this.handshaking.delete(p)
         this.peers.set(id, p)
         w.bitfield(this.have)
-        // Our LTEP handshake: ut_metadata (served, never asked for), and how many requests we queue.
-        const ltep = { m: { ut_metadata: UT_METADATA }, metadata_size: this.o.info.length, v: 'swarmgate', reqq: REQQ }
-        if (w.ltep) w.extended(0, encode(ltep))
+        if (w.ltep) w.extended(0, ltepHandshake(this.o.info.length, REQQ))
         this.emit('peer', { id, open: true })
         return
       }
@@ -399,23 +394,8 @@ export class Torrent extends Emitter<TorrentEvents> {
       case 'piece':
         return this.onblock(p, m.i, m.off, m.data)
       case 'extended':
-        return this.onextended(p, m.id, m.payload)
+        return onExtended(p, this.o.info, m.id, m.payload)
     }
-  }
-
-  // onextended reads the peer's LTEP handshake and answers ut_metadata requests (BEP 9) with the info
-  // dictionary, so that a client given only a magnet link can start from us. Malformed messages are ignored.
-  private onextended(p: Peer, id: number, payload: Uint8Array): void {
-    try {
-      const d = dict(decode(payload))
-      if (id === 0) p.utMetadata = num(dict(d?.m)?.ut_metadata)
-      if (id !== UT_METADATA || !p.utMetadata || num(d?.msg_type) !== 0) return
-      const piece = num(d?.piece) ?? -1
-      const chunk = this.o.info.subarray(piece * METADATA_BLOCK, (piece + 1) * METADATA_BLOCK)
-      const ok = piece >= 0 && chunk.length > 0
-      const head = encode(ok ? { msg_type: 1, piece, total_size: this.o.info.length } : { msg_type: 2, piece })
-      p.wire.extended(p.utMetadata, ok ? concat([head, chunk]) : head)
-    } catch {}
   }
 
   // interest tells a peer whether it holds anything we lack.
@@ -666,9 +646,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       const pd = this.pending.get(i)
       if (pd) {
         const urgent = due || (mode === 'all' && this.picker.pri[i] >= (head ??= this.head()))
-        if (!pd.webseed && !pd.rival && urgent && this.lagging(i, pd, now)) {
-          void this.fetchPiece(w, i, pd)
-        }
+        if (!pd.webseed && !pd.rival && urgent && this.lagging(i, pd, now)) void this.fetchPiece(w, i, pd)
         continue
       }
       const takes = due || mode === 'all' || (mode === 'idle' && !sources.some((p) => p.has.get(i)))
@@ -678,8 +656,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   // lagging says whether a block of peer piece i (pd) was requested LATE_MS ago or more and is still awaited.
   private lagging(i: number, pd: Pending, now: number): boolean {
-    for (let b = 0; b < pd.state.length; b++) if (pd.state[b] === 1 && this.late(i * this.bpp + b, now)) return true
-    return false
+    return pd.state.some((s, b) => s === 1 && this.late(i * this.bpp + b, now))
   }
 
   // fetchPiece fetches piece i whole from w; with racing (a peer's pending piece), as that piece's rival:
