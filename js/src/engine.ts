@@ -13,7 +13,7 @@ import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Wan
 import { relay } from './relay'
 import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
-import { READ_AHEAD, type Stream as StreamState, streamWants } from './streams'
+import { nextChunk, READ_AHEAD, type Stream as StreamState, streamWants } from './streams'
 import { canTransfer, type Core, type CoreStats, type Hooks, inDedicatedWorker, inWorker, noCounts, type RunCore, serveCore } from './thread'
 import { gateUploads } from './uploads'
 
@@ -368,10 +368,8 @@ const run: RunCore = (m, policy, seed, hooks, connect, head) => {
             close()
             return null
           }
-          const i = Math.floor(s.pos / pl)
-          const piece = t.have.get(i) ? await store!.get(i) : undefined
-          if (piece) {
-            const chunk = piece.slice(s.pos - i * pl, Math.min(s.end - i * pl, piece.length))
+          const chunk = await nextChunk(s, pl, (i) => t.have.get(i), (i) => store!.get(i))
+          if (chunk) {
             const moved = s.waiting !== 0
             s.pos += chunk.length
             s.waiting = 0

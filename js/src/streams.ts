@@ -44,3 +44,34 @@ export function streamWants(s: Stream, c: StreamConditions): Want[] {
   if (s.waiting && !c.swarmed && !c.crowded) out.push({ start: s.pos, end: s.image ? end : s.pos + 1, priority, deadline: s.waiting })
   return out
 }
+
+// MAX_CHUNK is the most one chunk of a stream carries (nextChunk): a page's 2 MB image in one message once all
+// of it is in.
+export const MAX_CHUNK = 4 << 20
+
+// nextChunk is what a stream can read now, as one chunk: the verified pieces in a row from its position (held
+// says which are, get reads one; pl is the piece length), up to MAX_CHUNK, or undefined while the first is not
+// in. Each chunk costs a round trip through the service worker and on to the page's renderer, which in a
+// crowd took 2 to 3 s on a busy machine: a piece at a time, a 2 MB image whose pieces were all in showed 20 s
+// later. The chunk is a copy: it is transferred, and the store keeps its pieces.
+export async function nextChunk(
+  s: { pos: number; end: number },
+  pl: number,
+  held: (i: number) => boolean,
+  get: (i: number) => Uint8Array | undefined | Promise<Uint8Array | undefined>,
+): Promise<Uint8Array | undefined> {
+  const stop = Math.min(s.end, s.pos + MAX_CHUNK)
+  const parts: Uint8Array[] = []
+  let at = s.pos
+  for (let i = Math.floor(at / pl); at < stop && held(i); i++) {
+    const piece = await get(i)
+    if (!piece) break
+    const part = piece.subarray(at - i * pl, Math.min(stop - i * pl, piece.length))
+    parts.push(part)
+    at += part.length
+  }
+  if (at === s.pos) return undefined
+  const out = new Uint8Array(at - s.pos)
+  for (let o = 0, k = 0; k < parts.length; o += parts[k++].length) out.set(parts[k], o)
+  return out
+}

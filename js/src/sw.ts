@@ -98,7 +98,8 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
     return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${file.size}` } })
   }
   const [start, end] = r ?? [0, file.size]
-  const port = await open(client, path, start, end, ev.request.destination === 'image')
+  const image = ev.request.destination === 'image'
+  const port = await open(client, path, start, end, image)
   if (!port) return fetch(ev.request)
   const headers: Record<string, string> = {
     'Content-Type': file.type,
@@ -111,7 +112,7 @@ async function serve(ev: FetchEvent, path: string): Promise<Response> {
   // The worker must live while the body streams: an idle worker is stopped (Chromium: after 30 s), and a
   // response's body does not count as activity once respondWith has its Response.
   ev.waitUntil(new Promise<void>((r) => (ended = r)))
-  return new Response(body(port, path, start, end, client.id, () => ended()), { status: r ? 206 : 200, headers })
+  return new Response(body(port, path, start, end, image, client.id, () => ended()), { status: r ? 206 : 200, headers })
 }
 
 // open asks the page to stream [start, end) of path and resolves to the channel's port once it accepts, or
@@ -133,9 +134,9 @@ function open(client: Client, path: string, start: number, end: number, image: b
 
 type Answer = { chunk?: Uint8Array; done?: boolean; error?: string }
 
-// body is the response's stream: chunks from the page, one asked for each time the response wants more; on
-// an error or silence, the rest of the range from the network.
-function body(port: MessagePort, path: string, start: number, end: number, client: string, done: () => void): ReadableStream<Uint8Array> {
+// body is the response's stream: chunks from the page, one asked for each time the response wants more (an
+// image's, as soon as the last is in); on an error or silence, the rest of the range from the network.
+function body(port: MessagePort, path: string, start: number, end: number, image: boolean, client: string, done: () => void): ReadableStream<Uint8Array> {
   let pos = start
   let waiting: ((a: Answer) => void) | undefined
   let gone = false
@@ -181,7 +182,12 @@ function body(port: MessagePort, path: string, start: number, end: number, clien
         port.close()
       },
     },
-    { highWaterMark: 0 }, // ask the page for a chunk only when the response wants one
+    // An image's next chunk is asked for as soon as one is in: each takes a round trip through the page, and
+    // the bytes' way on to the renderer took as long again on a busy machine (asked for only once the renderer
+    // had taken the last, a crowd visitor's image came at 2 to 3 s a chunk), and an image is read whole anyway.
+    // Media's is asked for only when the response wants one: a player that stops reading (its buffer is full,
+    // it is paused) leaves the engine with no reader waiting (streams.ts), so no deadline and no fallback.
+    { highWaterMark: image ? end - start : 0, size: (c: Uint8Array) => c.byteLength },
   )
 
   async function more(ctl: ReadableStreamDefaultController<Uint8Array>): Promise<void> {

@@ -14,7 +14,7 @@ import { type Msg, Wire } from '../src/p2p/wire'
 import { byteRange } from '../src/range'
 import { type Clock, REPORT_EVERY_MS, REPORT_IDLE_MS, ReportSchedule } from '../src/reporting'
 import { PageStore } from '../src/store'
-import { READ_AHEAD, type Stream, streamWants } from '../src/streams'
+import { MAX_CHUNK, nextChunk, READ_AHEAD, type Stream, streamWants } from '../src/streams'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
 const show = (b: Uint8Array): string => JSON.stringify(String.fromCharCode(...b))
@@ -53,6 +53,7 @@ export async function run(): Promise<string[]> {
   await guard('page store', () => pageStoreTests(check))
   await guard('byte ranges', () => rangeTests(check))
   await guard('stream deadlines', () => streamTests(check))
+  await guard('stream chunks', () => chunkTests(check))
   await guard('report schedule', () => reportTests(check))
   await guard('ice gathering', () => gatheringTests(check))
   return fails
@@ -392,6 +393,35 @@ function streamTests(check: Check): void {
     w = streamWants(big, cc)
     check(w.every((x) => x.end === big.end), `image past READ_AHEAD, ${json(cc)}: ${json(w)}`)
   }
+}
+
+// What a stream reads at once (src/streams.ts): every verified piece in a row from its position, in one chunk.
+async function chunkTests(check: Check): Promise<void> {
+  const pl = 1000
+  const data = randomBytes(5500) // six pieces, the last of 500 bytes
+  const piece = (i: number) => data.subarray(i * pl, Math.min((i + 1) * pl, data.length))
+  const read = async (pos: number, end: number, held: number[], stored = held) =>
+    nextChunk({ pos, end }, pl, (i) => held.includes(i), (i) => (stored.includes(i) ? Promise.resolve(piece(i)) : undefined))
+  const want = (c: Uint8Array | undefined, a: number, b: number, what: string) =>
+    check(!!c && equal(c, data.subarray(a, b)), `${what}: got ${c ? c.length : 'nothing'}, want bytes ${a}-${b}`)
+  // From the middle of piece 1, with pieces 1 to 3 in and 5 too: to the end of piece 3, not past the gap.
+  want(await read(1250, 5500, [1, 2, 3, 5]), 1250, 4000, 'pieces in a row')
+  // The stream's end bounds it, mid-piece; the last, short piece ends the torrent.
+  want(await read(1250, 2600, [1, 2, 3]), 1250, 2600, "the stream's end")
+  want(await read(4100, 5500, [4, 5]), 4100, 5500, 'the last piece')
+  // Nothing while the piece at the position is not in, or not readable from the store.
+  check((await read(1250, 5500, [2, 3])) === undefined, 'the first piece missing: got a chunk')
+  check((await read(1250, 5500, [1, 2], [])) === undefined, 'the first piece unreadable: got a chunk')
+  want(await read(1250, 5500, [1, 2, 3], [1, 2]), 1250, 3000, 'a later piece unreadable')
+  // The chunk is a copy: the store's piece is left whole when the chunk's buffer is transferred.
+  const c = await read(0, 1000, [0])
+  check(!!c && c.buffer !== data.buffer, "the chunk shares the store's buffer")
+  // At most MAX_CHUNK at once.
+  const big = MAX_CHUNK + 3 * pl
+  const many = Array.from({ length: Math.ceil(big / pl) }, (_, i) => i)
+  const zero = new Uint8Array(pl)
+  const b = await nextChunk({ pos: 10, end: big }, pl, () => true, (i) => (many.includes(i) ? zero : undefined))
+  check(b?.length === MAX_CHUNK, `a long run: ${b?.length} bytes, want MAX_CHUNK`)
 }
 
 // The service worker's Range parsing (src/range.ts): [start, end) of a file of 1000 bytes.
