@@ -27,6 +27,7 @@ import (
 	"github.com/swarmgate/swarmgate/js/jsbuild"
 	"github.com/swarmgate/swarmgate/seeder"
 	"github.com/swarmgate/swarmgate/tracker"
+	"github.com/swarmgate/swarmgate/uplink"
 )
 
 // The engine core (src/p2p) in real browsers, driven as the product will drive it: a default headless
@@ -745,6 +746,47 @@ func TestP2P(t *testing.T) {
 			t.Errorf("%s; want all %d bytes from the webseed", sourceBytes(f), tt.length)
 		}
 		t.Logf("raced a peer that sent nothing after its handshake: %s in %.0f ms", sourceBytes(f), f.MS)
+	})
+
+	t.Run("HeldFirstImage", func(t *testing.T) {
+		// A peer too busy to send (the first Go seeder: its data channels stall after the handshake) was asked
+		// for the hero's first pieces; a second, steady one comes later with the whole torrent. Its room goes
+		// to the hero's late blocks before the rest of the page: the hero is in before the last quarter of the
+		// pieces (15th and 23rd of 47 in two runs), where a fast peer busy with the rest left it until every piece
+		// was under way (43rd and 46th).
+		tt := makeTorrent(t, e.root, "heldhero", pieceLength, 400_000, 2_600_000)
+		trk, wsURL := e.tracker(t)
+		release := make(chan struct{})
+		startShapedSeeder(t, e, tt, wsURL, func(c net.Conn) net.Conn { return &stalledConn{Conn: c, left: 4 << 10, release: release} })
+		t.Cleanup(func() { close(release) })
+		waitStats(t, trk, "the stalled seeder in the swarm", func(s tracker.Stats) bool { return s.Seeders == 1 })
+		p := e.page(t)
+		a := tt.args(e)
+		a.Trackers = []string{wsURL}
+		hero := tt.offsets["img/hero image.jpg"]
+		a.Want = []wantArgs{{Start: hero, End: hero + 400_000, Priority: 2}, {Start: 0, End: tt.length}}
+		start(t, p, a)
+		testutil.Eventually(t, 15*time.Second, "the page connected to the stalled seeder", func() bool {
+			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Peers) > 0
+		})
+		time.Sleep(1500 * time.Millisecond) // its requests are late (LATE_MS)
+		link, err := uplink.New(400_000)    // 400 KB/s: the rest of the page takes it several seconds
+		if err != nil {
+			t.Fatal(err)
+		}
+		startShapedSeeder(t, e, tt, wsURL, link.Conn)
+		f := finish(t, p, tt, 30*time.Second)
+		first, last := int(hero/pieceLength), int((hero+400_000-1)/pieceLength)
+		at := -1
+		for k, i := range f.Log.Order {
+			if i >= first && i <= last {
+				at = k
+			}
+		}
+		if at < 0 || at >= len(f.Log.Order)*3/4 {
+			t.Errorf("the hero's last piece was verified %dth of %d; want it before the last quarter (order %v)", at+1, len(f.Log.Order), f.Log.Order)
+		}
+		t.Logf("the hero's last piece was verified %dth of %d, the page in %.0f ms: %s", at+1, len(f.Log.Order), f.MS, sourceBytes(f))
 	})
 
 	t.Run("Units", func(t *testing.T) {

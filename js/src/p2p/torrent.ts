@@ -543,9 +543,9 @@ export class Torrent extends Emitter<TorrentEvents> {
     for (const w of this.webseeds) this.feed(w)
   }
 
-  // fill keeps p's budget of blocks requested from a peer that unchokes us, in one pass: free blocks of
-  // pieces under way that p may work on; then new pieces in the picker's order that p holds; then free blocks
-  // of others' pieces and, in the endgame (or for the most wanted pieces, once late), one duplicate request
+  // fill keeps p's budget of blocks requested from a peer that unchokes us, in one pass: free blocks of pieces
+  // under way that p may work on; a duplicate of each late block of the most wanted pieces; new pieces in the
+  // picker's order that p holds; then free blocks of others' pieces and, in the endgame, one duplicate request
   // for each block still outstanding.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
@@ -554,11 +554,13 @@ export class Torrent extends Emitter<TorrentEvents> {
     let room = p.budget() - p.reqs.size
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
-    const take = (i: number, pd: Pending, dup: boolean, urgent = false) => {
+    // take requests piece i's free blocks (none with dupOnly) and, with dup, one duplicate of each block still
+    // awaited from another peer (with urgent, only once it is late).
+    const take = (i: number, pd: Pending, dup: boolean, urgent = false, dupOnly = false) => {
       for (let b = 0; b < pd.state.length && room > 0; b++) {
         const k = i * this.bpp + b
         const again = dup && pd.state[b] === 1 && !pd.dup[b] && !p.reqs.has(k) && (!urgent || this.late(k, now))
-        if (pd.state[b] !== 0 && !again) continue
+        if (!again && (dupOnly || pd.state[b] !== 0)) continue
         if (again) pd.dup[b] = 1
         pd.state[b] = 1
         p.reqs.set(k, performance.now())
@@ -573,11 +575,18 @@ export class Torrent extends Emitter<TorrentEvents> {
       pd.owner ??= p
       take(i, pd, false)
     }
+    let head: number | undefined // the priority of the piece wanted most, asked once, when it matters
+    // Late blocks of the most wanted pieces before new pieces: a starved browser held a first image's last piece
+    // for 9 to 11 s (bench crowd -browsers 8) while fast peers that had it spent their room on the rest.
+    for (const [i, pd] of this.pending) {
+      if (room <= 0) break
+      if (pd.webseed || !p.has.get(i) || this.picker.pri[i] < (head ??= this.head()) || this.leaves(p, i, due)) continue
+      take(i, pd, true, true, true)
+    }
     for (const i of room > 0 ? this.picker.ordered(now) : []) {
       if (room <= 0) break
       if (this.needed(i) && !this.pending.has(i) && p.has.get(i) && !this.leaves(p, i, due)) take(i, this.start(i, p), false)
     }
-    let head: number | undefined // the priority of the piece wanted most, asked once, when it matters
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
       if (!p.has.get(i) || this.leaves(p, i, due)) continue
