@@ -1,6 +1,6 @@
 // What a stream (a service worker's response the engine answers, Engine.serve) asks of the swarm, and by when:
 // the engine's deadline policy for streams, apart from the engine so that it can be tested alone.
-import type { Want } from './p2p'
+import { concat, type Want } from './p2p'
 
 // A stream has deadlines on this much ahead of what its reader has taken: the playhead's read-ahead window.
 // Past it, the stream's bytes come in the swarm's own order.
@@ -70,8 +70,5 @@ export async function nextChunk(
     parts.push(part)
     at += part.length
   }
-  if (at === s.pos) return undefined
-  const out = new Uint8Array(at - s.pos)
-  for (let o = 0, k = 0; k < parts.length; o += parts[k++].length) out.set(parts[k], o)
-  return out
+  return at === s.pos ? undefined : concat(parts)
 }

@@ -599,8 +599,7 @@ export class Torrent extends Emitter<TorrentEvents> {
         continue
       }
       take(i, pd, false)
-      if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true)
-      else if (room > 0 && this.picker.pri[i] >= (head ??= this.head())) take(i, pd, true, true)
+      if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true) // late blocks of the most wanted went first
     }
     if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
   }
