@@ -40,6 +40,7 @@ type Uplink struct {
 	pref     *rate.Limiter // PreferredShare of lim's rate: what preferred writes may take first
 	mu       sync.Mutex    // serializes take's use of lim and pref
 	sent     atomic.Int64
+	byRemote sync.Map // netip.Addr → *atomic.Int64: what Sent holds, by remote address
 	priority atomic.Pointer[func(netip.Addr) bool]
 }
 
@@ -82,6 +83,15 @@ func (u *Uplink) SetRate(bytesPerSecond float64) error {
 // Sent is the number of bytes written so far on the uplink's connections.
 func (u *Uplink) Sent() int64 { return u.sent.Load() }
 
+// SentTo is the part of Sent written to connections whose remote address is a (the zero Addr: connections
+// without one).
+func (u *Uplink) SentTo(a netip.Addr) int64 {
+	if n, ok := u.byRemote.Load(a); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
 // SetPriority makes writes to the remote addresses f names go before all others, from their next write on:
 // while they have bytes to send, other connections send nothing. f is called for every write of up to 16 KiB,
 // concurrently, and must be quick. Nil removes it.
@@ -118,7 +128,9 @@ func (l listener) Accept() (net.Conn, error) {
 // waits for tokens.
 func (u *Uplink) Conn(c net.Conn) net.Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{Conn: c, u: u, remote: remoteAddr(c), ctx: ctx, cancel: cancel}
+	remote := remoteAddr(c)
+	n, _ := u.byRemote.LoadOrStore(remote, new(atomic.Int64))
+	return &conn{Conn: c, u: u, remote: remote, sentTo: n.(*atomic.Int64), ctx: ctx, cancel: cancel}
 }
 
 // remoteAddr is c's remote IP address, or the zero Addr when it has none (a pipe, a WebRTC data channel
@@ -137,6 +149,7 @@ type conn struct {
 	net.Conn
 	u       *Uplink
 	remote  netip.Addr
+	sentTo  *atomic.Int64   // the uplink's count for remote
 	ctx     context.Context // ends at Close, releasing a write that waits for tokens
 	cancel  context.CancelFunc
 	prefers atomic.Int64 // bytes still to go first (Prefer)
@@ -217,6 +230,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		m, err := c.Conn.Write(p[:n])
 		written += m
 		c.u.sent.Add(int64(m))
+		c.sentTo.Add(int64(m))
 		if c.prefers.Load() > 0 {
 			c.prefers.Add(-int64(m)) // a concurrent Prefer for the next request may land first: both are fine
 		}

@@ -72,6 +72,13 @@ func TestListenerShapesWrites(t *testing.T) {
 	if u.Sent() != size {
 		t.Errorf("Sent = %d, want %d", u.Sent(), size)
 	}
+	client := netip.MustParseAddrPort(c.LocalAddr().String()).Addr()
+	if got := u.SentTo(client); got != size {
+		t.Errorf("SentTo(%v) = %d, want %d", client, got, size)
+	}
+	if got := u.SentTo(client.Next()); got != 0 {
+		t.Errorf("SentTo(%v) = %d, want 0", client.Next(), got)
+	}
 }
 
 // TestCloseReleasesAWaitingWrite: a write queued behind a slow bucket returns once its connection closes.

@@ -352,6 +352,15 @@ type machines struct {
 // (HTTP, and the seeder's peer connections).
 func (m *machines) siteSent() int64 { return m.site.Sent() }
 
+// siteToHelpers is the part of siteSent that went to the cooperating servers' addresses.
+func (m *machines) siteToHelpers() int64 {
+	var n int64
+	for _, ip := range m.fed.IPs[1:] {
+		n += m.site.SentTo(ip)
+	}
+	return n
+}
+
 // helpersSent is what has left the cooperating servers' machines.
 func (m *machines) helpersSent() int64 {
 	var n int64
@@ -593,6 +602,7 @@ func runOne(ctx context.Context, cfg Config, mode Mode, s *site) (ModeResult, er
 	run.SiteSent = m.siteSent()
 	if m.fed != nil {
 		run.HelpersSent = m.helpersSent()
+		run.SiteToHelpers = m.siteToHelpers()
 		run.SiteBySource = m.fed.Servers[0].Bytes()
 		delete(run.SiteBySource, gateway.SourcePeers) // not the site's bytes
 		st := m.fed.Servers[0].Tracker().Stats()

@@ -104,8 +104,11 @@ type ModeResult struct {
 	// SiteBySource splits what the gateway sent by source (its counters: proxied origin bodies, its own store
 	// and webseed, its seeder's piece data); with swarmgate only.
 	SiteBySource map[string]int64 `json:"siteBySource,omitempty"`
-	HelpersSent  int64            `json:"helpersSent"`
-	PeersSent    int64            `json:"peersSent"`
+	// SiteToHelpers is the part of SiteSent that went to the cooperating servers (their fetch of the site,
+	// over HTTP and BitTorrent); the rest went to visitors.
+	SiteToHelpers int64 `json:"siteToHelpers,omitempty"`
+	HelpersSent   int64 `json:"helpersSent"`
+	PeersSent     int64 `json:"peersSent"`
 	// SitePerVisitor is SiteSent over all visitors, and that over the page's size (the page and all its
 	// files: what one visitor needs).
 	SitePerVisitor      float64 `json:"sitePerVisitor"`
@@ -288,6 +291,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("site egress per visitor", func(run *ModeResult) string {
 		return fmt.Sprintf("%s (%.2f of the page)", mb(int64(run.SitePerVisitor)), run.SitePerVisitorSites)
 	}, ratio(func(run *ModeResult) float64 { return run.SitePerVisitor }))
+	row("of it to helpers", func(run *ModeResult) string {
+		if run.Mode != With {
+			return "-"
+		}
+		return fmt.Sprintf("%s (%.2f of the page)", mb(int64(run.SiteToHelpers)/int64(max(len(run.Visits), 1))),
+			float64(run.SiteToHelpers)/float64(max(len(run.Visits), 1))/float64(r.SiteBytes))
+	}, "")
 	row("requests reaching the origin (peak/s)", func(run *ModeResult) string {
 		return fmt.Sprintf("%d (%.0f/s)", run.OriginRequests, run.PeakOriginRate)
 	}, "")
