@@ -105,6 +105,8 @@ type startArgs struct {
 	WantedOnly  bool       `json:"wantedOnly,omitempty"`  // download only the Want ranges
 	// Signal holds the trackers (TorrentOptions.signal) until the test calls the page's signal().
 	Signal bool `json:"signal,omitempty"`
+	// LastResort names peers (hex IDs) of last resort (TorrentOptions.lastResort).
+	LastResort []string `json:"lastResort,omitempty"`
 }
 
 type wantArgs struct {
@@ -620,6 +622,41 @@ func TestP2P(t *testing.T) {
 		}
 		testutil.Eventually(t, 10*time.Second, "the webseed's requests ended", func() bool { return ended.Load() == held.Load() })
 		t.Logf("raced a webseed that answered none of its %d requests: %s in %.0f ms", held.Load(), sourceBytes(f), f.MS)
+	})
+
+	t.Run("SeederYieldsToHelpers", func(t *testing.T) {
+		// The site's seeder (a peer of last resort) holds every piece, and webseeds with capacity to spare
+		// (helpers in a crowd, mode 'all') are in use but slow to answer: the seeder is asked for nothing that
+		// is not due, so the site's link sends the swarm nothing the helpers were recruited to send.
+		tt := makeTorrent(t, e.root, "yield", pieceLength, 400_000, 300_000)
+		trk, wsURL := e.tracker(t)
+		s := startGoSeeder(t, e, tt, wsURL)
+		waitStats(t, trk, "the seeder in the swarm", func(s tracker.Stats) bool { return s.Seeders == 1 })
+		release := make(chan struct{})
+		files := http.StripPrefix("/slowhelper/", http.FileServer(http.Dir(e.root)))
+		e.mux.HandleFunc("GET /slowhelper/", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+				files.ServeHTTP(w, r)
+			}
+		})
+		p := e.page(t)
+		a := tt.args(e)
+		id := s.PeerID()
+		a.Trackers, a.Webseeds, a.WebseedMode = []string{wsURL}, []string{e.srv.URL + "/slowhelper/"}, "all"
+		a.LastResort = []string{hex.EncodeToString(id[:])}
+		start(t, p, a)
+		testutil.Eventually(t, 15*time.Second, "the page connected to the seeder", func() bool {
+			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Peers) > 0
+		})
+		time.Sleep(1500 * time.Millisecond) // the webseed's pieces are late (LATE_MS): not the seeder's to race
+		close(release)
+		f := finish(t, p, tt, 20*time.Second)
+		if f.Stats.PeerBytes != 0 || int64(f.Stats.WebseedBytes) != tt.length {
+			t.Errorf("%s; want all %d bytes from the webseed, none from the site's seeder", sourceBytes(f), tt.length)
+		}
+		t.Logf("beside a slow webseed with capacity to spare: %s in %.0f ms", sourceBytes(f), f.MS)
 	})
 
 	t.Run("HeldPeer", func(t *testing.T) {

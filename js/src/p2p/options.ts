@@ -41,8 +41,9 @@ export interface TorrentOptions {
   // wantedOnly: download only the pieces of the want ranges (the files a page asked for); default: every
   // piece, wanted ones first.
   wantedOnly?: boolean
-  // lastResort names peers (hex IDs) asked only for pieces that no other connected, unchoking peer holds, or
-  // that are due (see webseedLeadMs): a site's own seeder, whose upload should go to what the crowd lacks.
+  // lastResort names peers (hex IDs) asked only for pieces that are due (see webseedLeadMs), or, while no
+  // webseeds with capacity to spare (mode 'all') are in use, that no other connected, unchoking peer holds:
+  // a site's own seeder, whose upload should go to what the crowd lacks.
   // Webseeds also ignore what such peers hold. Asked at each choice, so the answer may change.
   lastResort?: (id: string) => boolean
 }

@@ -412,10 +412,13 @@ export class Torrent extends Emitter<TorrentEvents> {
   }
 
   // leaves says whether p should leave piece i to others: p is a peer of last resort, i is not due, and
-  // another connected peer that unchokes us holds it.
+  // webseeds with capacity to spare (mode 'all': helpers in a crowd) are in use, or another connected peer
+  // that unchokes us holds it. fill runs before feed, so a site's seeder would otherwise take every piece the
+  // helpers were recruited to send (half a page a visitor from the site's link, bench crowd at the defaults).
   private leaves(p: Peer, i: number, due: number): boolean {
     const lr = this.o.lastResort
     if (!lr || !lr(p.id) || this.picker.due[i] <= due) return false
+    if (this.webseedMode === 'all' && this.webseeds.some((w) => !w.dead)) return true
     for (const q of this.peers.values()) if (q !== p && q.ready && !q.wire.peerChoking && q.has.get(i) && !lr(q.id)) return true
     return false
   }
