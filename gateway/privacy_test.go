@@ -68,7 +68,10 @@ func TestPrivacy(t *testing.T) {
 		}
 	})
 	t.Run("RatioCap", func(t *testing.T) {
-		const ratio = 0.25
+		// About 0.5 MB of the page's 10.5 MB: the later browser takes only 1.3 to 2.6 MB from the first here
+		// (the rest from the seeder and the webseed as its pieces come due), so at 0.25 (2.6 MB) the cap was
+		// seldom reached.
+		const ratio = 0.05
 		capped := testCap(t, b, s, gateway.Config{
 			Site:     gateway.SiteConfig{Origin: origin, Root: dir},
 			Visitors: gateway.VisitorConfig{UploadRatio: ratio, IgnoreGPC: true},
