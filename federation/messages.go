@@ -164,6 +164,9 @@ type Ready struct {
 	TLSAddress netip.AddrPort `json:"tls_address,omitzero"`
 	// Proof shows the helper holds the data: ProofOf the request's challenge and the piece it selects, in hex.
 	Proof string `json:"proof"`
+	// Fetched says the helper holds the whole version. A helper serves while it fetches, so it reports Ready
+	// first without it, and again with it once the fetch is done.
+	Fetched bool `json:"fetched,omitempty"`
 }
 
 func (*Ready) Kind() Kind { return KindReady }

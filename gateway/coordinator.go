@@ -126,6 +126,7 @@ type helperState struct {
 	version   *catalog.Version
 	asked     time.Time
 	readyAt   time.Time
+	fetched   bool      // it holds the whole version (Ready.Fetched); until then it serves while it fetches
 	strikes   int       // health checks in a row it left unanswered
 	until     time.Time // the end of its lease (HelpRequest.Until) as last accepted
 	renewing  bool      // a renewal of its lease is under way
@@ -214,9 +215,10 @@ func newCoordinator(srv siteServer, site string, https bool, cfg FederationConfi
 // anyone else. Every copy a helper holds adds a whole uplink of capacity, so:
 //
 //   - While this server recruits, it favours the member it recruited first among those still fetching (for
-//     favourFor at most): that helper is ready in the time its copy takes on the full link, then the next.
-//     (Favouring all of them at once would make the first wait for them all.) What the crowd's browsers miss
-//     meanwhile they get from one another.
+//     favourFor at most): that helper holds the site in the time its copy takes on the full link, then the
+//     next. (Favouring all of them at once would make the first wait for them all, and have the link carry
+//     what they all ask of it at once, a copy each.) A helper in DNS still fetches until its Ready says
+//     Fetched. What the crowd's browsers miss meanwhile they get from one another.
 //   - Otherwise it favours every other member: a helper's fellow helpers fetch from it (a job lists the
 //     helpers recruited before), and they serve the crowd as soon as they hold the site.
 func (c *coordinator) favoured(a netip.Addr) bool {
@@ -225,7 +227,7 @@ func (c *coordinator) favoured(a netip.Addr) bool {
 	recruiting := false
 	now := time.Now()
 	for _, h := range c.helpers {
-		if h.state != helperAsked && h.state != helperAccepted {
+		if h.state != helperAsked && h.state != helperAccepted && (h.state != helperReady || h.fetched) {
 			continue
 		}
 		recruiting = true
@@ -531,12 +533,16 @@ func (c *coordinator) ready(ctx context.Context, from string, r *federation.Read
 		c.mu.Unlock()
 		return fmt.Errorf("gateway: ready from %s for %s: %w: %w", from, r.InfoHash, federation.ErrForbidden, ErrNotAsked)
 	}
-	h.state, h.addr, h.tlsAddr, h.readyAt, h.reason = helperReady, r.Address, r.TLSAddress, time.Now(), ""
+	if h.state != helperReady {
+		h.readyAt = time.Now()
+	}
+	h.state, h.addr, h.tlsAddr, h.fetched, h.reason = helperReady, r.Address, r.TLSAddress, r.Fetched, ""
 	if c.firstReady == 0 && !c.crowdStart.IsZero() {
 		c.firstReady = time.Since(c.crowdStart)
 	}
 	c.mu.Unlock()
-	c.log.Info("coordinator: helper ready", slog.String("member", from), slog.String("addr", r.Address.String()))
+	c.log.Info("coordinator: helper ready", slog.String("member", from), slog.String("addr", r.Address.String()),
+		slog.Bool("fetched", r.Fetched))
 	c.kick()
 	return nil
 }
@@ -680,6 +686,7 @@ type HelperStatus struct {
 	Reason  string
 	Address string
 	Healthy bool
+	Fetched bool // it holds the whole version; a ready helper serves while it fetches
 }
 
 // Helpers reports the helpers of the current or last crowd, and how long the first took from the crowd's
@@ -693,7 +700,8 @@ func (s *Server) Helpers() ([]HelperStatus, time.Duration) {
 	defer c.mu.Unlock()
 	var out []HelperStatus
 	for _, h := range c.helpers {
-		hs := HelperStatus{Name: h.member.Name, State: h.state, Reason: h.reason, Healthy: h.state == helperReady}
+		hs := HelperStatus{Name: h.member.Name, State: h.state, Reason: h.reason, Healthy: h.state == helperReady,
+			Fetched: h.state == helperReady && h.fetched}
 		if h.addr.IsValid() {
 			hs.Address = h.addr.String()
 		}

@@ -11,7 +11,8 @@ import (
 	"github.com/swarmgate/swarmgate/federation"
 )
 
-// TestFavoured: a site that recruits favours only its first recruit still fetching, and not past favourFor;
+// TestFavoured: a site that recruits favours only its first recruit still fetching (in DNS or not), and not
+// past favourFor;
 // a server that recruits no one favours its fellow members; no one else is ever favoured.
 func TestFavoured(t *testing.T) {
 	var members []string
@@ -49,12 +50,15 @@ func TestFavoured(t *testing.T) {
 	c.helpers["gamma"] = &helperState{member: gamma, state: helperAsked, asked: now.Add(-time.Second)}
 	check("both fetching", map[string]bool{"127.0.0.2": true, "127.0.0.3": false, "192.0.2.1": false})
 
-	c.helpers["beta"].state = helperReady
-	check("beta ready", map[string]bool{"127.0.0.2": false, "127.0.0.3": true})
+	c.helpers["beta"].state = helperReady // in DNS, serving while it fetches
+	check("beta ready, still fetching", map[string]bool{"127.0.0.2": true, "127.0.0.3": false})
+
+	c.helpers["beta"].fetched = true
+	check("beta ready and fetched", map[string]bool{"127.0.0.2": false, "127.0.0.3": true})
 
 	c.helpers["gamma"].asked = now.Add(-favourFor - time.Second)
 	check("gamma fetching for too long", map[string]bool{"127.0.0.2": false, "127.0.0.3": false})
 
-	c.helpers["gamma"].state = helperReady
-	check("both ready", map[string]bool{"127.0.0.2": true, "127.0.0.3": true, "192.0.2.1": false})
+	c.helpers["gamma"].state, c.helpers["gamma"].fetched = helperReady, true
+	check("both ready and fetched", map[string]bool{"127.0.0.2": true, "127.0.0.3": true, "192.0.2.1": false})
 }

@@ -258,6 +258,11 @@ func TestFlashCrowdRecruitsHelpersAndSteersDNS(t *testing.T) {
 	})
 	helpers, took := alpha.g.Helpers()
 	t.Logf("crowd start to first helper in DNS: %v; helpers %+v", took, helpers)
+	// A helper is in DNS while it fetches, and tells the site when it holds the whole version.
+	testutil.Eventually(t, 45*time.Second, "both helpers fetched", func() bool {
+		hs, _ := alpha.g.Helpers()
+		return len(hs) == 2 && hs[0].Fetched && hs[1].Fetched
+	})
 
 	// The helpers also joined the site's swarm on alpha's tracker, to seed visitors' browsers over WebRTC.
 	v := alpha.g.Catalog().Current()

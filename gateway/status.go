@@ -22,7 +22,7 @@ func (s *Server) Snapshot() web.Snapshot {
 	}
 	helpers, _ := s.Helpers()
 	for _, h := range helpers {
-		snap.Helpers = append(snap.Helpers, web.Helper{Name: h.Name, State: h.State, Healthy: h.Healthy, Address: h.Address})
+		snap.Helpers = append(snap.Helpers, web.Helper{Name: h.Name, State: h.State, Healthy: h.Healthy, Address: h.Address, Fetched: h.Fetched})
 	}
 	if pub := s.Published(); len(pub) > 0 {
 		ans := web.DNSAnswer{Name: s.cfg.Site.Name, TTL: int(s.cfg.DNS.TTL().Seconds())}

@@ -21,6 +21,8 @@ var (
 	ErrDuplicateTorrent = errors.New("torrent already added")
 	// ErrUnknownTorrent means the torrent is not being seeded.
 	ErrUnknownTorrent = errors.New("unknown torrent")
+	// ErrNoFile means a torrent has no file at the path given.
+	ErrNoFile = errors.New("no such file in the torrent")
 	// ErrMissingFile means a file of the torrent is absent from its directory or has the wrong size.
 	ErrMissingFile = errors.New("torrent file missing or of the wrong size")
 	// ErrIncomplete means some pieces of the files on disk do not match the torrent's hashes.

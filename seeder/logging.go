@@ -19,7 +19,14 @@ func (l levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
 	return lv >= l.min.Level() && l.h.Enabled(ctx, lv)
 }
 
+// routine are messages the engine logs above their weight. "initial read failed": a file reader (Open)
+// waiting for a piece while nudge (fetch.go) disallows downloads for an instant; the reader reads again.
+var routine = map[string]slog.Level{"initial read failed": slog.LevelDebug}
+
 func (l levelHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lv, ok := routine[r.Message]; ok && r.Level > lv {
+		r.Level = lv
+	}
 	if !l.Enabled(ctx, r.Level) {
 		return nil
 	}

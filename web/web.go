@@ -57,6 +57,8 @@ type Helper struct {
 	State   string `json:"state"`
 	Healthy bool   `json:"healthy"`
 	Address string `json:"address"`
+	// Fetched: it holds the whole site version (a helper serves while it fetches).
+	Fetched bool `json:"fetched"`
 }
 
 // DNSAnswer is what DNS currently answers for a name.

@@ -28,7 +28,8 @@ import (
 type Phase string
 
 // The phases of a job: it is fetched, then ready (served and seeded) until released; a fetch that fails
-// leaves the job failed, holding no data, until it is released or accepted again.
+// leaves the job failed, holding no data, until it is released or accepted again. A job is served from the
+// moment its fetch has begun: what is asked of it goes ahead of the rest of the fetch (see Helper.content).
 const (
 	PhaseFetching Phase = "fetching"
 	PhaseReady    Phase = "ready"
@@ -67,16 +68,18 @@ type job struct {
 	accepted time.Time
 	cancel   context.CancelCauseFunc
 	done     chan struct{}          // closed when the fetch goroutine has ended
+	serving  chan struct{}          // closed once it is served (servingAt)
 	rp       *httputil.ReverseProxy // to the job's origin
 	verified atomic.Int64           // bytes verified, from the seeder's progress reports
 	served   counters
 
 	// Guarded by Helper.mu.
-	phase   Phase
-	err     error
-	readyAt time.Time
-	until   time.Time   // Assignment.Until, moved on by RenewBy; zero: no end
-	expiry  *time.Timer // ends the job at until; nil when until is zero
+	phase     Phase
+	err       error
+	servingAt time.Time // when its fetch began and it was first served (zero until then)
+	readyAt   time.Time
+	until     time.Time   // Assignment.Until, moved on by RenewBy; zero: no end
+	expiry    *time.Timer // ends the job at until; nil when until is zero
 }
 
 // liveLocked reports whether the job's time (Assignment.Until) has not run out at now.
@@ -216,7 +219,7 @@ func (h *Helper) Accept(j Assignment) error {
 		return fmt.Errorf("webseed: job %s: %w", ih.HexString(), err)
 	}
 	ctx, cancel := context.WithCancelCause(h.ctx)
-	jb := &job{Assignment: j, v: v, dir: dir, accepted: time.Now(), cancel: cancel, done: make(chan struct{}),
+	jb := &job{Assignment: j, v: v, dir: dir, accepted: time.Now(), cancel: cancel, done: make(chan struct{}), serving: make(chan struct{}),
 		rp: h.reverseProxy(j.Origin), phase: PhaseFetching, until: j.Until}
 	if !jb.until.IsZero() {
 		jb.expiry = time.AfterFunc(time.Until(jb.until), func() { h.expire(jb) })
@@ -258,7 +261,16 @@ func (h *Helper) fetch(ctx context.Context, jb *job) {
 	defer cancel()
 	mi := &metainfo.MetaInfo{InfoBytes: jb.InfoBytes}
 	src := seeder.Sources{Peers: jb.Peers, Webseeds: jb.Webseeds, Trackers: jb.Trackers, First: jb.v.first}
-	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, src, func(done, _ int64) { jb.verified.Store(done) })
+	// The first progress report comes once the seeder has the torrent: from then on it can be served.
+	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, src, func(done, _ int64) {
+		jb.verified.Store(done)
+		h.mu.Lock()
+		if jb.servingAt.IsZero() {
+			jb.servingAt = time.Now()
+			close(jb.serving)
+		}
+		h.mu.Unlock()
+	})
 	if err == nil {
 		if err = checkFiles(ctx, jb.v); err != nil {
 			_ = h.cfg.Seeder.RemoveTorrent(ih)
@@ -312,13 +324,17 @@ func checkFiles(ctx context.Context, v *version) error {
 		}
 		var sum [32]byte
 		h.Sum(sum[:0])
-		if f.want != ([32]byte{}) && sum != f.want {
+		if f.want == ([32]byte{}) {
+			f.etag = etagOf(sum) // served, with it, only once the job is ready
+		} else if sum != f.want {
 			return fmt.Errorf("%s: %w", f.urlPath, ErrVerify)
 		}
-		f.etag = `"` + hex.EncodeToString(sum[:16]) + `"`
 	}
 	return nil
 }
+
+// etagOf is the quoted ETag of a file whose sha256 is sum.
+func etagOf(sum [32]byte) string { return `"` + hex.EncodeToString(sum[:16]) + `"` }
 
 // State returns a job's state, and false when no job has that infohash.
 func (h *Helper) State(ih metainfo.Hash) (State, bool) {
@@ -337,23 +353,60 @@ func (h *Helper) Ready(ih metainfo.Hash) bool {
 	return ok && s.Phase == PhaseReady
 }
 
+// held returns the job with infohash ih, or ErrUnknownJob.
+func (h *Helper) held(ih metainfo.Hash) (*job, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if j, ok := h.jobs[ih]; ok {
+		return j, nil
+	}
+	return nil, fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrUnknownJob)
+}
+
+// stateOf returns j's state.
+func (h *Helper) stateOf(j *job) State {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return j.stateLocked()
+}
+
 // Wait waits until a job is ready or has failed, and returns its state; it returns an error when ctx ends
 // first or no such job is held.
 func (h *Helper) Wait(ctx context.Context, ih metainfo.Hash) (State, error) {
-	h.mu.Lock()
-	j, ok := h.jobs[ih]
-	h.mu.Unlock()
-	if !ok {
-		return State{}, fmt.Errorf("webseed: job %s: %w", ih.HexString(), ErrUnknownJob)
+	j, err := h.held(ih)
+	if err != nil {
+		return State{}, err
 	}
 	select {
 	case <-j.done:
 	case <-ctx.Done():
 		return State{}, fmt.Errorf("webseed: waiting for %s: %w", ih.HexString(), context.Cause(ctx))
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return j.stateLocked(), nil
+	return h.stateOf(j), nil
+}
+
+// WaitServed waits until a job is served (its fetch has begun: see Helper.content) and piece i of its
+// version is verified on disk, that piece going ahead of the rest of the fetch, and returns the job's state:
+// Failed when its fetch failed first. It returns an error when ctx ends first or no such job is held.
+func (h *Helper) WaitServed(ctx context.Context, ih metainfo.Hash, i int) (State, error) {
+	j, err := h.held(ih)
+	if err != nil {
+		return State{}, err
+	}
+	select {
+	case <-j.serving:
+		if err := h.cfg.Seeder.WaitPiece(ctx, ih, i); err != nil {
+			select {
+			case <-j.done: // the fetch failed, and the seeder dropped the torrent: the state says so
+			default:
+				return State{}, fmt.Errorf("webseed: waiting for %s: %w", ih.HexString(), err)
+			}
+		}
+	case <-j.done:
+	case <-ctx.Done():
+		return State{}, fmt.Errorf("webseed: waiting for %s: %w", ih.HexString(), context.Cause(ctx))
+	}
+	return h.stateOf(j), nil
 }
 
 // renewLocked moves the job's end to until when that is later. A job without an end keeps none.
@@ -484,36 +537,70 @@ func (h *Helper) Jobs() []JobInfo {
 	return out
 }
 
-// Serves reports whether the helper holds a ready version of the site named by host (a Host header: the
-// port, if any, is ignored), so a server that is also a gateway can send such requests to the Helper.
-func (h *Helper) Serves(host string) bool { return len(h.readyFor(normalizeHost(host))) > 0 }
+// Serves reports whether the helper serves a version of the site named by host (a Host header: the port,
+// if any, is ignored), so a server that is also a gateway can send such requests to the Helper.
+func (h *Helper) Serves(host string) bool { return len(h.servedFor(normalizeHost(host))) > 0 }
 
-// readyFor returns the ready jobs of a site whose time has not run out, the most recently ready first.
-func (h *Helper) readyFor(site string) []*job {
+// servedLocked reports whether j is served at now: ready, or fetching and served meanwhile, and its time not
+// run out.
+func (j *job) servedLocked(now time.Time) bool {
+	return (j.phase == PhaseReady || j.phase == PhaseFetching && !j.servingAt.IsZero()) && j.liveLocked(now)
+}
+
+// served reports whether the job with infohash ih is served.
+func (h *Helper) served(ih metainfo.Hash) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	j, ok := h.jobs[ih]
+	return ok && j.servedLocked(time.Now())
+}
+
+// servedFor returns the served jobs of a site, the most recently served first.
+func (h *Helper) servedFor(site string) []*job {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []*job
 	for _, j := range h.jobs {
-		if j.Site == site && j.phase == PhaseReady && j.liveLocked(now) {
+		if j.Site == site && j.servedLocked(now) {
 			out = append(out, j)
 		}
 	}
-	slices.SortFunc(out, func(a, b *job) int { return b.readyAt.Compare(a.readyAt) })
+	slices.SortFunc(out, func(a, b *job) int { return b.servingAt.Compare(a.servingAt) })
 	return out
 }
 
-// readyVersion returns a ready job, its time not run out, whose version has the given name.
-func (h *Helper) readyVersion(name string) *job {
+// servedVersion returns the served job whose version has the given name.
+func (h *Helper) servedVersion(name string) *job {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, j := range h.jobs {
-		if j.Version == name && j.phase == PhaseReady && j.liveLocked(now) {
+		if j.Version == name && j.servedLocked(now) {
 			return j
 		}
 	}
 	return nil
+}
+
+// content opens file f of served job j, and gives its ETag (empty: none known yet). Once the job is ready
+// it reads the file from disk; before, from the seeder, whose reads wait for verified pieces and put the
+// pieces under them ahead of the rest of the fetch: a helper in DNS serves its first visitors while it
+// fetches, and what they ask for comes first.
+func (h *Helper) content(ctx context.Context, j *job, f *file) (io.ReadSeekCloser, string, error) {
+	h.mu.Lock()
+	ready := j.phase == PhaseReady
+	h.mu.Unlock()
+	if ready {
+		fh, err := os.Open(f.disk)
+		return fh, f.etag, err
+	}
+	var etag string
+	if f.want != ([32]byte{}) {
+		etag = f.etag // set when the job was accepted; checkFiles leaves it
+	}
+	r, err := h.cfg.Seeder.Open(ctx, j.InfoHash, f.torrentPath)
+	return r, etag, err
 }
 
 // Close releases every job (deleting its data) and waits for the helper's goroutines. Calling it again

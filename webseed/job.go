@@ -91,7 +91,9 @@ type file struct {
 	contentType string
 	header      http.Header // FileMeta.Header, filtered by replayHeader
 	want        [32]byte    // FileMeta.SHA256
-	etag        string      // quoted, set once the file is verified
+	// etag is quoted: from want when the job gives it (the sha256 the file is checked against), else set by
+	// checkFiles once the file is verified (and read only once the job is ready).
+	etag string
 }
 
 // normalizeHost lower-cases a host name and drops a port and a trailing dot.
@@ -214,6 +216,9 @@ func checkJob(j *Assignment, dir string) (*version, error) {
 		}
 		meta := j.Files[f.urlPath]
 		f.contentType, f.want, f.header = meta.ContentType, meta.SHA256, replayHeader(meta.Header)
+		if f.want != ([32]byte{}) {
+			f.etag = etagOf(f.want)
+		}
 		if f.contentType == "" {
 			p, _, _ := strings.Cut(f.urlPath, "?")
 			f.contentType = mime.TypeByExtension(path.Ext(p))

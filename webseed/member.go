@@ -298,8 +298,18 @@ func (h *Helper) fetchJob(ctx context.Context, member federation.Member, ih meta
 	return &job, nil
 }
 
-// reportReady waits for the fetch and, for a site served over HTTPS, for this server's certificate for the
-// site's name, then tells the member where this server serves its site. If either fails it declines.
+// readyTries bounds the tries of one Ready message (sendReady), readyRetry apart.
+const (
+	readyTries = 5
+	readyRetry = time.Second
+)
+
+// reportReady waits until the version is served (its fetch has begun, and what clients ask for goes first)
+// and holds the piece the challenge names and, for a site served over HTTPS, for this server's certificate
+// for the site's name, then tells the member where this server serves its site. If either fails it declines.
+// It does not wait for the whole fetch: a helper is of use from its first seconds (the paper's helpers report
+// only once they hold the site, and a crowd's first plain clients then go to the site's full link). Once the
+// fetch is done it reports again, Fetched; if the fetch fails it declines.
 func (h *Helper) reportReady(member federation.Member, r *federation.HelpRequest, ih metainfo.Hash, challenge []byte, job *swarmapi.Job) {
 	ctx := h.memberCtx
 	start := time.Now()
@@ -315,13 +325,18 @@ func (h *Helper) reportReady(member federation.Member, r *federation.HelpRequest
 	} else {
 		close(certDone)
 	}
-	st, err := h.Wait(ctx, ih)
+	var info metainfo.Info
+	if err := bencode.Unmarshal(job.InfoBytes, &info); err != nil {
+		return
+	}
+	proofPiece := federation.ChallengePiece(challenge, info.NumPieces())
+	st, err := h.WaitServed(ctx, ih, proofPiece)
 	<-certDone
 	decline := func(reason string) {
 		_ = h.cfg.Client.Send(ctx, member.URL, federation.KindDecline,
 			&federation.Decline{Site: r.Site, InfoHash: r.InfoHash, Reason: reason}, nil)
 	}
-	if err != nil || st.Phase != PhaseReady {
+	if err != nil || st.Phase == PhaseFailed {
 		h.log.Warn("webseed: help failed", slog.String("site", r.Site), slog.Any("err", errors.Join(err, st.Err)))
 		decline("fetch failed")
 		return
@@ -332,12 +347,7 @@ func (h *Helper) reportReady(member federation.Member, r *federation.HelpRequest
 		decline("no certificate for " + r.Site)
 		return
 	}
-	var info metainfo.Info
-	if err := bencode.Unmarshal(job.InfoBytes, &info); err != nil {
-		return
-	}
-	piece, err := seeder.ReadPiece(&info, filepath.Join(h.cfg.DataDir, ih.HexString()),
-		federation.ChallengePiece(challenge, info.NumPieces()))
+	piece, err := seeder.ReadPiece(&info, filepath.Join(h.cfg.DataDir, ih.HexString()), proofPiece)
 	if err != nil {
 		h.log.Error("webseed: reading proof piece", slog.Any("err", err))
 		return
@@ -355,16 +365,54 @@ func (h *Helper) reportReady(member federation.Member, r *federation.HelpRequest
 			return
 		}
 	}
-	if err := h.cfg.Client.Send(ctx, member.URL, federation.KindReady, ready, nil); err != nil {
-		h.log.Warn("webseed: ready refused", slog.String("member", member.Name), slog.Any("err", err))
+	ready.Fetched = st.Phase == PhaseReady
+	if !h.sendReady(ctx, member, ih, ready) {
 		return
 	}
 	attrs := []any{slog.String("site", r.Site), slog.String("for", member.Name), slog.String("addr", addr.String()),
-		slog.Duration("fetch", st.ReadyAt.Sub(st.Accepted)), slog.Duration("to_ready", time.Since(start))}
+		slog.Int64("fetched", st.Done), slog.Int64("bytes", st.Total), slog.Duration("to_ready", time.Since(start))}
 	if r.TLS {
 		attrs = append(attrs, slog.String("https", ready.TLSAddress.String()), slog.Duration("certificate", certTook))
 	}
 	h.log.Info("webseed: helping", attrs...)
+	if ready.Fetched {
+		return
+	}
+	// The member favours a helper still fetching on its link (one at a time): say when this one is done.
+	st, err = h.Wait(ctx, ih)
+	switch {
+	case err != nil || errors.Is(st.Err, errReleased):
+		return // released, or shutting down
+	case st.Phase != PhaseReady:
+		h.log.Warn("webseed: help failed", slog.String("site", r.Site), slog.Any("err", st.Err))
+		decline("fetch failed")
+	default:
+		ready.Fetched = true
+		h.sendReady(ctx, member, ih, ready)
+	}
+}
+
+// sendReady sends member a Ready and reports whether it was taken. The member checks a Ready by reading
+// from this server what it serves: while the fetch goes on, that read waits for its piece behind the
+// requests already out, and may take longer than the member waits, so a refused Ready is sent again while
+// the job is served, readyTries times at most.
+func (h *Helper) sendReady(ctx context.Context, member federation.Member, ih metainfo.Hash, ready *federation.Ready) bool {
+	for try := 1; ; try++ {
+		err := h.cfg.Client.Send(ctx, member.URL, federation.KindReady, ready, nil)
+		if err == nil {
+			return true
+		}
+		if try == readyTries || !h.served(ih) {
+			h.log.Warn("webseed: ready refused", slog.String("member", member.Name), slog.Any("err", err))
+			return false
+		}
+		h.log.Info("webseed: ready refused; reporting again", slog.String("member", member.Name), slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(readyRetry):
+		}
+	}
 }
 
 // publishVia has member, the site's gateway that recruited this server, publish and remove the ACME DNS-01

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -15,8 +14,9 @@ import (
 // viaToken marks requests a helper forwards (in Via), so that a loop back into a helper is refused.
 const viaToken = "swarmgate-helper"
 
-// ServeHTTP serves webseed requests (swarmapi.PathSeed) for any ready version, and requests whose Host is a site
-// with a ready version: files the version holds from disk, anything else through the origin proxy (webseed
+// ServeHTTP serves webseed requests (swarmapi.PathSeed) for any served version (ready, or being fetched: see
+// Helper.content), and requests whose Host is a site with a served version: files the version holds, anything
+// else through the origin proxy (webseed
 // requests for a version this helper does not hold included, so a page's engine that reached the helper by
 // the site's name still finds every version the gateway offers).
 func (h *Helper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -30,7 +30,7 @@ func (h *Helper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	site := normalizeHost(r.Host)
-	jobs := h.readyFor(site)
+	jobs := h.servedFor(site)
 	if len(jobs) == 0 {
 		h.fail(w, r, fmt.Errorf("webseed: site %q: %w", site, ErrNotServed))
 		return
@@ -47,9 +47,9 @@ func (h *Helper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.proxy(w, r, jobs[0])
 }
 
-// serveFile serves one file of a ready version to a steered client.
+// serveFile serves one file of a served version to a steered client.
 func (h *Helper) serveFile(w http.ResponseWriter, r *http.Request, j *job, f *file) {
-	fh, err := os.Open(f.disk)
+	fh, etag, err := h.content(r.Context(), j, f)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("webseed: %s: %w", f.urlPath, err))
 		return
@@ -62,7 +62,9 @@ func (h *Helper) serveFile(w http.ResponseWriter, r *http.Request, j *job, f *fi
 	if f.contentType != "" {
 		hd.Set("Content-Type", f.contentType)
 	}
-	hd.Set("ETag", f.etag)
+	if etag != "" {
+		hd.Set("ETag", etag)
+	}
 	cw := &countingWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, "", time.Time{}, fh)
 	j.served.steered.add(cw.n)
@@ -89,10 +91,10 @@ func CrossOrigin(w http.ResponseWriter, r *http.Request) (done bool) {
 }
 
 // serveSeed is the BEP 19 webseed: byte ranges of a version's files, padding files as zeros. It reports
-// false, having written nothing, when no ready version has the name.
+// false, having written nothing, when no served version has the name.
 func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) bool {
 	name, tp, _ := strings.Cut(rest, "/")
-	j := h.readyVersion(name)
+	j := h.servedVersion(name)
 	if j == nil {
 		return false
 	}
@@ -108,7 +110,7 @@ func (h *Helper) serveSeed(w http.ResponseWriter, r *http.Request, rest string) 
 	if n, ok := j.v.pads[tp]; ok {
 		content = io.NewSectionReader(zeros{}, 0, n)
 	} else if f, ok := j.v.paths[tp]; ok {
-		fh, err := os.Open(f.disk)
+		fh, _, err := h.content(r.Context(), j, f)
 		if err != nil {
 			h.fail(w, r, fmt.Errorf("webseed: %s/%s: %w", name, tp, err))
 			return true

@@ -56,7 +56,7 @@ function update (s) {
   $('peers').textContent = s.tracker.peers
   $('conns').textContent = s.tracker.connections
   fill('swarms', s.swarms.map(w => [w.version + (w.current ? ' (current)' : ''), w.files, fmtBytes(w.bytes), w.seeders, w.leechers]), 'no site version yet', 5)
-  fill('helpers', s.helpers.map(h => [h.name, h.state, h.healthy ? 'healthy' : 'failing', h.address]), 'no helpers', 4)
+  fill('helpers', s.helpers.map(h => [h.name, h.state + (h.state === 'ready' && !h.fetched ? ' (fetching)' : ''), h.healthy ? 'healthy' : 'failing', h.address]), 'no helpers', 4)
   fill('dns', s.dns.map(d => [d.name, d.addrs.join(', '), d.ttl + ' s']), 'no records published', 3)
   document.body.dataset.updated = String(now)
   draw()
