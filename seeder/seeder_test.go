@@ -335,7 +335,9 @@ func (gp *goPeer) handshake(t *testing.T, ih metainfo.Hash) [20]byte {
 	t.Helper()
 	hs := append([]byte("\x13BitTorrent protocol"), make([]byte, 8)...)
 	hs = append(append(hs, ih[:]...), gp.id[:]...)
-	_ = gp.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// The whole exchange after it too. 30 s: once, in CI with browser tests on both cores, the seeder took more
+	// than 10 s to answer a request.
+	_ = gp.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := gp.conn.Write(hs); err != nil {
 		t.Fatal(err)
 	}
