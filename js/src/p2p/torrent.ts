@@ -5,6 +5,10 @@
 import { Bits } from './bits'
 import { equal, hex, randomBytes, sha1, utf8 } from './bytes'
 import { Emitter } from './emitter'
+import {
+  DEFAULT_MAX_PEERS, DEFAULT_WEBSEED_LEAD_MS, HANDSHAKE_MS, KEEPALIVE_MS, LATE_MS, MAX_BLOCK, MAX_QUEUED, REQ_MS, REQQ, TICK_MS,
+  WEBSEED_RETRY_MS, WEBSEED_SLOTS,
+} from './limits'
 import { ltepHandshake, onExtended } from './extensions'
 import { type Head, headPieces } from './head'
 import type { Source, Stats, TorrentEvents, TorrentOptions, WebseedMode } from './options'
@@ -16,33 +20,6 @@ import { MemoryStore, type PieceStore } from './store'
 import { TrackerClient } from './tracker'
 import { fetchRange } from './webseed'
 import { BLOCK, type Msg } from './wire'
-
-// DEFAULT_MAX_PEERS bounds connections: each is a peer connection with DTLS and SCTP state; a page needs a
-// few good sources, not dozens (WebTorrent allows 55, mostly idle in a page's short life).
-const DEFAULT_MAX_PEERS = 20
-const DEFAULT_WEBSEED_LEAD_MS = 3000
-// LATE_MS: a block of an urgent piece (see Torrent.head) awaited this long may be asked of a second peer.
-const LATE_MS = 1000
-// REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
-const REQQ = 256
-// MAX_QUEUED bounds the bytes waiting on a peer's data channel: requests past it are refused. 4 MiB is
-// REQQ blocks, and a quarter of what Chromium buffers on a data channel before it fails a send.
-const MAX_QUEUED = REQQ * BLOCK
-// MAX_BLOCK is the largest request served; BEP 3 clients drop peers asking for more than 128 KiB.
-const MAX_BLOCK = 1 << 17
-// REQ_MS: a peer that leaves a request unanswered this long is stalled and dropped (WebTorrent: 30 s).
-const REQ_MS = 30000
-// HANDSHAKE_MS: a data channel whose peer has not sent a valid handshake by then is closed (WebTorrent
-// allows 25 s for WebRTC peers, connection set-up included; the channel is already open here).
-const HANDSHAKE_MS = 10000
-// KEEPALIVE_MS: a keep-alive after this long without sending (BEP 3 peers drop silent ones at 2 minutes).
-const KEEPALIVE_MS = 60000
-// WEBSEED_SLOTS is how many pieces one webseed fetches at once: HTTP/1.1 allows six connections per host,
-// and the page has its own requests to make.
-const WEBSEED_SLOTS = 3
-// WEBSEED_RETRY_MS: first backoff after a failed webseed request, doubled per failure in a row up to 30 s.
-const WEBSEED_RETRY_MS = 1000
-const TICK_MS = 1000
 
 interface Pending {
   buf: Uint8Array
