@@ -415,7 +415,11 @@ func start(ctx context.Context, cfg Config, mode Mode, s *site, dir string) (m *
 	fed, err := loopfed.New(loopfed.Config{
 		DNSAddr: "127.0.0.1:0", Zone: Zone, Site: Site, Origin: &url.URL{Scheme: "http", Host: originAddr.String()},
 		Root: s.dir, Dir: dir, Logger: cfg.Logger, P2P: cfg.P2P,
-		// ClientRate -1: every browser comes from 127.0.0.1, so one address stands for the whole crowd.
+		// The visitors come from 127.0.0.1 (browsers and plain clients bind no address), so the servers start
+		// at 127.0.0.2: at the site's address the visitors were taken for it, and each helper's link favoured
+		// them as it favours its fellow members, which left the second helper's fetch from the first a share
+		// among the crowd's. ClientRate -1: one address stands for the whole crowd.
+		FirstIP:    netip.AddrFrom4([4]byte{127, 0, 0, 2}),
 		Monitor:    monitor.Config{Threshold: cfg.Threshold, Window: 5 * time.Second, EnterAfter: time.Second, ClientRate: -1},
 		Federation: gateway.FederationConfig{HealthInterval: time.Second},
 		Uplink: func(i int) *uplink.Uplink {

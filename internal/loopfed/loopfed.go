@@ -27,7 +27,7 @@ import (
 	"github.com/swarmgate/swarmgate/uplink"
 )
 
-// Names are the members' names, in order; member i listens on 127.0.0.(i+1).
+// Names are the members' names, in order; member i listens on 127.0.0.(i+1), or i after Config.FirstIP.
 var Names = []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}
 
 // Config configures a loopback federation.
@@ -36,6 +36,11 @@ type Config struct {
 	Members int
 	// Port is the TCP port every member serves HTTP on; 0 picks one free on all their addresses.
 	Port int
+	// FirstIP is the first member's address, the next ones following it (default 127.0.0.1). Loopback
+	// connections that bind no address come from 127.0.0.1: a harness whose visitors connect so starts the
+	// members after it, or every visitor is taken for the first member (a helper's link favours its fellow
+	// members, and would favour them all).
+	FirstIP netip.Addr
 	// DNSAddr is where the embedded DNS server listens (UDP and TCP), e.g. "127.0.0.1:5353" or port 0.
 	DNSAddr string
 	// Zone is the DNS zone, Site the site's name in it.
@@ -80,8 +85,16 @@ func New(cfg Config) (*Federation, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Federation{Port: cfg.Port}
-	for i := range cfg.Members {
-		f.IPs = append(f.IPs, netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}))
+	ip := cfg.FirstIP
+	if !ip.IsValid() {
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	if !ip.Is4() || !ip.IsLoopback() || ip.As4()[3] == 0 || int(ip.As4()[3])+cfg.Members > 256 {
+		return nil, fmt.Errorf("loopfed: first address %v: want 127.x.y.z with room for %d members", ip, cfg.Members)
+	}
+	for range cfg.Members {
+		f.IPs = append(f.IPs, ip)
+		ip = ip.Next()
 	}
 	if f.Port == 0 {
 		p, err := CommonFreePort(f.IPs)
