@@ -33,6 +33,17 @@ const stallNudge = time.Second
 // engine forgets an address whose dial failed, and a gateway that restarts is back in seconds.
 const reAddPeers = 5 * time.Second
 
+// holdBack and holdBackRate say when a fetch with preferred sources (Sources.PreferredPeers) turns to
+// Sources.Peers and Sources.Webseeds as well: when the preferred ones, with the trackers' browsers, verified
+// less than holdBackRate over the last holdBack. A fellow helper still fetching passes each piece on as it
+// verifies it, in the order this fetch wants them (Sources.First), so one that keeps up costs the site
+// nothing; one whose own link is full (a helper serving a crowd) would leave this helper's clients waiting
+// while the site might have the link to spare. 512 KiB/s is 4 Mbit/s: a 14 MB site in half a minute.
+const (
+	holdBack     = 3 * time.Second
+	holdBackRate = 512 << 10
+)
+
 // Sources are where Fetch takes a torrent's pieces from, and which files it takes first.
 type Sources struct {
 	// Peers are ordinary BitTorrent peers, "host:port" of their listeners, dialed over TCP (which needs
@@ -40,6 +51,13 @@ type Sources struct {
 	Peers []string
 	// Webseeds are BEP 19 webseed URLs.
 	Webseeds []string
+	// PreferredPeers and PreferredWebseeds are sources like Peers and Webseeds that are asked first: while
+	// they (with the trackers' browsers) keep the fetch moving, Peers and Webseeds are held back, and so
+	// spared. A helper lists the site's other helpers here, and the site itself in Peers and Webseeds, so
+	// that the site's link (full in a crowd) sends the helpers one copy rather than one each. Fetch turns to
+	// Peers and Webseeds as well once they fall behind (holdBackRate), and never holds them back again.
+	PreferredPeers    []string
+	PreferredWebseeds []string
 	// Trackers are WebSocket trackers whose swarm Fetch joins at once, as a leecher, to take pieces from the
 	// browsers in it, and stays on to seed, as with AnnounceTo.
 	Trackers []string
@@ -79,6 +97,10 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, s
 	if err != nil {
 		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
 	}
+	preferred, err := peerInfos(ctx, src.PreferredPeers)
+	if err != nil {
+		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
+	}
 	for _, u := range src.Trackers {
 		if err := checkTrackerURL(u); err != nil {
 			return err
@@ -115,12 +137,12 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, s
 	s.announceToLocked(e, src.Trackers)
 	s.mu.Unlock()
 	start := time.Now()
-	t.AddPeers(pis)
-	t.AddWebSeeds(src.Webseeds)
 	// First the files wanted first, so that the engine's first requests are for them, then the rest.
 	prioritize(t, src.First)
 	t.DownloadAll()
-	if err := s.waitComplete(ctx, t, pis, progress); err != nil {
+	srcs := &fetchSources{t: t, peers: pis, webseeds: src.Webseeds, preferred: preferred, preferredSeeds: src.PreferredWebseeds}
+	srcs.start(s.log)
+	if err := s.waitComplete(ctx, t, srcs, progress); err != nil {
 		t.Drop()
 		unreserve()
 		return fmt.Errorf("seeder: fetch %s: %w", ih.HexString(), err)
@@ -131,7 +153,7 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, s
 	s.mu.Unlock()
 	st2 := t.Stats()
 	s.log.Info("seeder: fetched; seeding", slog.String("infohash", ih.HexString()), slog.String("name", info.BestName()),
-		slog.Int64("bytes", info.TotalLength()), slog.Duration("took", time.Since(start)),
+		slog.Int64("bytes", info.TotalLength()), slog.Duration("took", time.Since(start)), slog.Bool("held_back", srcs.holding),
 		slog.Int64("from_peers", st2.PeerConns.BytesReadUsefulData.Int64()), // browsers included
 		slog.Int64("from_webseeds", st2.WebSeeds.BytesReadUsefulData.Int64()))
 	return nil
@@ -157,7 +179,7 @@ func prioritize(t *torrent.Torrent, first []string) {
 }
 
 // waitComplete waits until every piece of t is complete and recorded, reporting progress as it goes.
-func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []torrent.PeerInfo,
+func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, srcs *fetchSources,
 	progress func(done, total int64)) error {
 	sub := t.SubscribePieceStateChanges()
 	defer sub.Close()
@@ -166,10 +188,11 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []tor
 	total := t.Length()
 	lastDone := int64(-1)
 	lastAdd, lastData, lastRead := time.Now(), time.Now(), int64(0)
+	windowAt, windowDone := time.Now(), t.BytesCompleted() // the hold-back's measuring window
 	for {
-		if progress != nil {
-			if done := t.BytesCompleted(); done != lastDone {
-				lastDone = done
+		if done := t.BytesCompleted(); done != lastDone {
+			lastDone = done
+			if progress != nil {
 				progress(min(done, total), total)
 			}
 		}
@@ -185,8 +208,15 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []tor
 			lastData = now
 			s.log.Debug("seeder: fetch stalled; nudged", slog.String("infohash", t.InfoHash().HexString()))
 		}
-		if now.Sub(lastAdd) >= reAddPeers && len(pis) > 0 && st.ActivePeers == 0 {
-			t.AddPeers(pis)
+		if srcs.holding && now.Sub(windowAt) >= holdBack {
+			done := t.BytesCompleted()
+			if want := min(int64(holdBackRate*holdBack.Seconds()), total-windowDone); done-windowDone < want {
+				srcs.release(s.log, done-windowDone, now.Sub(windowAt))
+			}
+			windowAt, windowDone = now, done
+		}
+		if now.Sub(lastAdd) >= reAddPeers && st.ActivePeers == 0 {
+			srcs.readd()
 			lastAdd = now
 		}
 		select {
@@ -197,6 +227,54 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, pis []tor
 		case <-sub.Values:
 		case <-tick.C:
 		}
+	}
+}
+
+// fetchSources are a fetch's peers and webseeds, with Peers and Webseeds held back while it has preferred ones.
+type fetchSources struct {
+	t              *torrent.Torrent
+	peers          []torrent.PeerInfo
+	webseeds       []string
+	preferred      []torrent.PeerInfo
+	preferredSeeds []string
+	holding        bool // Peers and Webseeds not yet given to t
+}
+
+// start gives t its first sources: the preferred ones alone if there are any, else everything.
+func (f *fetchSources) start(log *slog.Logger) {
+	f.t.AddPeers(f.preferred)
+	f.t.AddWebSeeds(f.preferredSeeds)
+	if len(f.preferred)+len(f.preferredSeeds) == 0 || len(f.peers)+len(f.webseeds) == 0 {
+		f.release(log, 0, 0)
+		return
+	}
+	f.holding = true
+	log.Debug("seeder: fetching from preferred sources first", slog.String("infohash", f.t.InfoHash().HexString()),
+		slog.Int("preferred", len(f.preferred)+len(f.preferredSeeds)), slog.Int("held_back", len(f.peers)+len(f.webseeds)))
+}
+
+// release gives t the peers and webseeds held back; got is what the preferred sources gave in the last took.
+func (f *fetchSources) release(log *slog.Logger, got int64, took time.Duration) {
+	if f.holding {
+		log.Info("seeder: preferred sources fell behind; fetching from every source",
+			slog.String("infohash", f.t.InfoHash().HexString()), slog.Int64("bytes", got), slog.Duration("in", took))
+	}
+	held := f.holding
+	f.holding = false
+	f.t.AddPeers(f.peers)
+	f.t.AddWebSeeds(f.webseeds)
+	if held {
+		// The slow sources may hold requests for most of what is left (anacrolix asks a peer for up to its
+		// queue's worth, hundreds of blocks); the new ones would get only what the engine steals back.
+		nudge(f.t)
+	}
+}
+
+// readd gives t its peers again (the engine forgets an address whose dial failed).
+func (f *fetchSources) readd() {
+	f.t.AddPeers(f.preferred)
+	if !f.holding {
+		f.t.AddPeers(f.peers)
 	}
 }
 

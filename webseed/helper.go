@@ -228,7 +228,7 @@ func (h *Helper) Accept(j Assignment) error {
 	h.wg.Add(1)
 	go h.fetch(ctx, jb)
 	h.log.Info("webseed: accepted", slog.String("site", j.Site), slog.String("version", j.Version),
-		slog.String("infohash", ih.HexString()), slog.Int64("bytes", v.size), slog.Int("peers", len(j.Peers)),
+		slog.String("infohash", ih.HexString()), slog.Int64("bytes", v.size), slog.Int("peers", len(j.Peers)), slog.Int("fellows", len(j.Fellows)),
 		slog.Int("webseeds", len(j.Webseeds)))
 	return nil
 }
@@ -260,7 +260,8 @@ func (h *Helper) fetch(ctx context.Context, jb *job) {
 		fmt.Errorf("not complete after %v", h.cfg.FetchTimeout))
 	defer cancel()
 	mi := &metainfo.MetaInfo{InfoBytes: jb.InfoBytes}
-	src := seeder.Sources{Peers: jb.Peers, Webseeds: jb.Webseeds, Trackers: jb.Trackers, First: jb.v.first}
+	src := seeder.Sources{Peers: jb.Peers, Webseeds: jb.Webseeds, PreferredPeers: jb.Fellows, PreferredWebseeds: jb.FellowWebseeds,
+		Trackers: jb.Trackers, First: jb.v.first}
 	// The first progress report comes once the seeder has the torrent: from then on it can be served.
 	err := h.cfg.Seeder.Fetch(ctx, mi, jb.dir, src, func(done, _ int64) {
 		jb.verified.Store(done)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,12 @@ type Assignment struct {
 	// Peers are "host:port" addresses of BitTorrent TCP/uTP listeners that hold the version: the gateway's
 	// seeder and other helpers.
 	Peers []string
+	// Fellows and FellowWebseeds are BitTorrent listeners and BEP 19 webseeds of the site's other helpers,
+	// which hold or are fetching the version. The fetch asks them first and turns to Peers and Webseeds only
+	// when they fall behind (see seeder.Sources.PreferredPeers): the site's link, full in a crowd, then sends
+	// its helpers one copy in all.
+	Fellows        []string
+	FellowWebseeds []string
 	// Webseeds are BEP 19 webseed URLs (ending in "/") that serve the version, such as the gateway's
 	// /.swarm/seed/.
 	Webseeds []string
@@ -144,10 +151,11 @@ func checkJob(j *Assignment, dir string) (*version, error) {
 	}
 	origin := *j.Origin // the caller's stays theirs
 	j.Origin = &origin
-	if len(j.Peers) > maxPeerAddrs || len(j.Webseeds) > maxWebseeds {
-		return nil, bad("%d peers and %d webseeds; at most %d and %d", len(j.Peers), len(j.Webseeds), maxPeerAddrs, maxWebseeds)
+	if len(j.Peers)+len(j.Fellows) > maxPeerAddrs || len(j.Webseeds)+len(j.FellowWebseeds) > maxWebseeds {
+		return nil, bad("%d peers and %d webseeds; at most %d and %d", len(j.Peers)+len(j.Fellows),
+			len(j.Webseeds)+len(j.FellowWebseeds), maxPeerAddrs, maxWebseeds)
 	}
-	for _, w := range j.Webseeds {
+	for _, w := range append(slices.Clip(j.Webseeds), j.FellowWebseeds...) {
 		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, bad("webseed %q is not an http or https URL", w)
 		}

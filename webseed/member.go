@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,8 +128,9 @@ func (h *Helper) Help(ctx context.Context, from string, r *federation.HelpReques
 	if err != nil {
 		return nil, fmt.Errorf("webseed: %w: %w", federation.ErrBadBody, err)
 	}
+	sitePeers, fellows, fellowSeeds := h.jobPeers(ctx, member, job.Peers)
 	wj := Assignment{Site: r.Site, Version: r.Version, InfoHash: ih, InfoBytes: job.InfoBytes, Origin: origin,
-		Peers: h.jobPeers(ctx, member, job.Peers), Webseeds: r.Webseeds, Trackers: []string{r.Tracker},
+		Peers: sitePeers, Fellows: fellows, FellowWebseeds: fellowSeeds, Webseeds: r.Webseeds, Trackers: []string{r.Tracker},
 		Files: map[string]FileMeta{}, First: job.First, Requester: member.Name, Until: r.Until, AllowPrivate: member.AllowPrivate}
 	for p, f := range job.Files {
 		fm := FileMeta{ContentType: f.Type, Header: f.Header}
@@ -219,9 +221,10 @@ func BareHost(host string) string {
 // federation file lists for a member (the site's gateway, and helpers recruited before this one), each one
 // its owner may use, and the member's URL host (resolved, if a name, to addresses the member may use). Any
 // other address is dropped: a job is not signed, and a member could otherwise send this server's seeder to
-// any host and port.
-func (h *Helper) jobPeers(ctx context.Context, member federation.Member, peers []string) []string {
-	var out []string
+// any host and port. It splits what it keeps into the requesting member's own peers (site) and those of
+// other members (fellows: the site's other helpers), which the fetch asks first to spare the site's link,
+// with the webseed each of those members serves at its URL in the federation file (fellowSeeds).
+func (h *Helper) jobPeers(ctx context.Context, member federation.Member, peers []string) (site, fellows, fellowSeeds []string) {
 	for _, p := range peers {
 		host, port, err := net.SplitHostPort(p)
 		if err != nil || port == "0" {
@@ -229,10 +232,16 @@ func (h *Helper) jobPeers(ctx context.Context, member federation.Member, peers [
 			continue
 		}
 		if a, err := netip.ParseAddr(host); err == nil {
-			if h.listedPeer(member, a) {
-				out = append(out, net.JoinHostPort(a.Unmap().String(), port))
-			} else {
+			switch owner, ok := h.peerOwner(member, a); {
+			case !ok:
 				h.log.Warn("webseed: job peer dropped: not a listed address", slog.String("member", member.Name), slog.String("peer", p))
+			case owner.Name == member.Name:
+				site = append(site, net.JoinHostPort(a.Unmap().String(), port))
+			case owner.Name != h.cfg.Self.Name: // this server itself, listed again when re-recruited: no use
+				fellows = append(fellows, net.JoinHostPort(a.Unmap().String(), port))
+				if u := strings.TrimSuffix(owner.URL, "/") + swarmapi.PathSeed; !slices.Contains(fellowSeeds, u) {
+					fellowSeeds = append(fellowSeeds, u)
+				}
 			}
 			continue
 		}
@@ -249,26 +258,27 @@ func (h *Helper) jobPeers(ctx context.Context, member federation.Member, peers [
 		}
 		for _, a := range ips {
 			if member.MayReach(a) {
-				out = append(out, net.JoinHostPort(a.Unmap().String(), port))
+				site = append(site, net.JoinHostPort(a.Unmap().String(), port))
 			}
 		}
 	}
-	return out
+	return site, fellows, fellowSeeds
 }
 
-// listedPeer reports whether a job of member may send this server's seeder to a: the member's URL host, or an
-// address the federation file lists for some member, which that member may use.
-func (h *Helper) listedPeer(member federation.Member, a netip.Addr) bool {
+// peerOwner is the member whose listener a job of member may send this server's seeder to at a: member
+// itself for its URL host, or the member the federation file lists a under, if that member may use it.
+// ok is false for any other address.
+func (h *Helper) peerOwner(member federation.Member, a netip.Addr) (owner federation.Member, ok bool) {
 	a = a.Unmap()
 	if a.String() == member.Host() {
-		return member.MayReach(a)
+		return member, member.MayReach(a)
 	}
 	for _, m := range h.cfg.Federation.Members() {
 		if m.Owns(a) {
-			return m.MayReach(a)
+			return m, m.MayReach(a)
 		}
 	}
-	return false
+	return federation.Member{}, false
 }
 
 // fetchJob gets a version's job description from the member that asks for help, and checks it against the
