@@ -348,8 +348,10 @@ func TestReturningVisitorReadsItsStore(t *testing.T) {
 // waitStored waits until the page's engine has written at least n bytes of pieces to the browser's storage.
 func waitStored(t *testing.T, p *browsertest.Page, n int) {
 	t.Helper()
-	stored, err := browsertest.Eval[float64](p, 20*time.Second, fmt.Sprintf(`(async () => {
-		const deadline = Date.now() + 15000;
+	// 30 s: in CI, with other packages' browsers on both cores, a second view once stored nothing in 15 s
+	// (the page itself had loaded, every file correct); alone it passed four runs of four.
+	stored, err := browsertest.Eval[float64](p, 35*time.Second, fmt.Sprintf(`(async () => {
+		const deadline = Date.now() + 30000;
 		while (window.swarmgate.stats().storedBytes < %d && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
 		return window.swarmgate.stats().storedBytes;
 	})()`, n))
