@@ -209,11 +209,10 @@ func (s *Seeder) waitComplete(ctx context.Context, t *torrent.Torrent, srcs *fet
 			s.log.Debug("seeder: fetch stalled; nudged", slog.String("infohash", t.InfoHash().HexString()))
 		}
 		if srcs.holding && now.Sub(windowAt) >= holdBack {
-			done := t.BytesCompleted()
-			if want := min(int64(holdBackRate*holdBack.Seconds()), total-windowDone); done-windowDone < want {
-				srcs.release(s.log, done-windowDone, now.Sub(windowAt))
+			if want := min(int64(holdBackRate*holdBack.Seconds()), total-windowDone); lastDone-windowDone < want {
+				srcs.release(s.log, lastDone-windowDone, now.Sub(windowAt))
 			}
-			windowAt, windowDone = now, done
+			windowAt, windowDone = now, lastDone
 		}
 		if now.Sub(lastAdd) >= reAddPeers && st.ActivePeers == 0 {
 			srcs.readd()
