@@ -9,6 +9,9 @@ export const DEFAULT_MAX_PEERS = 20
 export const DEFAULT_WEBSEED_LEAD_MS = 3000
 // LATE_MS: a block of an urgent piece (see Torrent.head) awaited this long may be asked of a second peer.
 export const LATE_MS = 1000
+// FOCUS_REQS bounds the blocks a peer is asked for besides the most wanted pieces while it holds requests for
+// them (see Torrent.fill).
+export const FOCUS_REQS = 4
 // REQQ is how many requests we tell peers we queue (LTEP reqq); WebTorrent keeps up to about 110.
 export const REQQ = 256
 // MAX_QUEUED bounds the bytes waiting on a peer's data channel: requests past it are refused. 4 MiB is

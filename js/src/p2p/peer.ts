@@ -2,6 +2,7 @@
 
 import { Bits } from './bits'
 import { hex } from './bytes'
+import { LATE_MS } from './limits'
 import type { Conn } from './rtc'
 import { BLOCK, Wire } from './wire'
 
@@ -23,7 +24,10 @@ export class Peer {
   has: Bits
   ready = false // handshake checked
   reqs = new Map<number, number>() // block key → when requested (performance.now)
-  cancelled = new Set<number>() // block keys requested, then cancelled (the block may come all the same)
+  // block key → when requested, for blocks requested, then cancelled (the block may come all the same)
+  cancelled = new Map<number, number>()
+  heard = 0 // when it last sent us a block (performance.now)
+  private quiet: [number, boolean] = [-1, false] // silent's last answer, and when it was asked
   downloaded = 0
   rate = 0 // bytes per second it sends us while asked for blocks (0: not known yet)
   got = 0 // bytes received since `since`, for rate
@@ -52,6 +56,17 @@ export class Peer {
     dc.onmessage = (e: MessageEvent<ArrayBuffer>) => this.wire.push(new Uint8Array(e.data))
     dc.onclose = () => this.wire.close()
     conn.onclose = () => this.wire.close()
+  }
+
+  // silent says whether the peer owes a block asked LATE_MS ago or more (cancelled since or not) and has sent
+  // none since it was asked: a peer on a machine too busy to send, or one that stalled.
+  // A fill asks it of each owner of a piece under way, at one time: the answer is kept for that time.
+  silent(now: number): boolean {
+    if (this.quiet[0] === now) return this.quiet[1]
+    let s = false
+    for (const m of [this.reqs, this.cancelled]) for (const at of m.values()) s ||= now - at >= LATE_MS && at > this.heard
+    this.quiet = [now, s]
+    return s
   }
 
   // budget is how many blocks to keep requested from the peer: about QUEUE_MS of its rate.

@@ -6,7 +6,7 @@ import { Bits } from './bits'
 import { equal, hex, randomBytes, sha1, utf8 } from './bytes'
 import { Emitter } from './emitter'
 import {
-  DEFAULT_MAX_PEERS, DEFAULT_WEBSEED_LEAD_MS, HANDSHAKE_MS, KEEPALIVE_MS, LATE_MS, MAX_BLOCK, MAX_QUEUED, REQ_MS, REQQ, TICK_MS,
+  DEFAULT_MAX_PEERS, DEFAULT_WEBSEED_LEAD_MS, FOCUS_REQS, HANDSHAKE_MS, KEEPALIVE_MS, LATE_MS, MAX_BLOCK, MAX_QUEUED, REQ_MS, REQQ, TICK_MS,
   WEBSEED_RETRY_MS, WEBSEED_SLOTS,
 } from './limits'
 import { ltepHandshake, onExtended } from './extensions'
@@ -27,7 +27,7 @@ interface Pending {
   dup: Uint8Array // per block: requested a second time, in the endgame
   left: number // blocks not received
   from: Set<Peer>
-  owner?: Peer // the peer that started it; others join only once it is gone or in the endgame
+  owner?: Peer // the peer that started it; others join only once it is gone or silent (Peer.silent), or in the endgame
   webseed?: boolean // fetched whole by a webseed
   at?: number // a webseed's: when its fetch began (performance.now)
   ac?: AbortController // a webseed's: ends its fetch; unset once the fetch has ended
@@ -449,6 +449,7 @@ export class Torrent extends Emitter<TorrentEvents> {
     const k = this.key(i, off)
     let len = 0
     for (const d of parts) len += d.length
+    p.heard = performance.now()
     // A block we cancelled may still come (the peer had sent it): it counts as received, and is not used.
     if (p.cancelled.delete(k)) return this.emit('download', { bytes: len, peer: p.id })
     if (!p.reqs.delete(k)) return // not asked of this peer (or given up on)
@@ -463,9 +464,11 @@ export class Torrent extends Emitter<TorrentEvents> {
       p.downloaded += len
       this.emit('download', { bytes: len, peer: p.id })
       for (const q of this.peers.values()) {
-        if (q !== p && q.reqs.delete(k)) {
+        const at = q.reqs.get(k)
+        if (q !== p && at !== undefined) {
+          q.reqs.delete(k)
           q.wire.cancel(i, off, len)
-          q.cancelled.add(k)
+          q.cancelled.set(k, at)
         }
       }
       if (!pd.left) void this.finish(i, pd)
@@ -523,15 +526,39 @@ export class Torrent extends Emitter<TorrentEvents> {
     for (const w of this.webseeds) this.feed(w)
   }
 
-  // fill keeps p's budget of blocks requested from a peer that unchokes us, in one pass: free blocks of pieces
-  // under way that p may work on; a duplicate of each late block of the most wanted pieces; new pieces in the
-  // picker's order that p holds; then free blocks of others' pieces and, in the endgame, one duplicate request
-  // for each block still outstanding.
+  // fill keeps p's budget of blocks requested from a peer that unchokes us: a pass over the most wanted pieces
+  // (see head), then one over the rest.
+  //   - While p holds requests for the most wanted, it is asked for at most FOCUS_REQS blocks besides: a peer
+  //     may send what it was asked in any order (anacrolix/torrent v1.59.1 serves a connection's requests in
+  //     its map's order, at random), and a Go seeder asked for the hero's pieces with a full budget behind
+  //     them sent two of them after 12 and 20 pieces asked for later.
+  //   - A silent peer (Peer.silent) is asked for at most one block of the most wanted, and only when it has
+  //     none in flight (when all that is left is most wanted, it may be the only source); others take the free
+  //     blocks of its pieces. A stalled peer whose requests were cancelled once others had sent their blocks
+  //     was free to take the hero's last free blocks, which then waited LATE_MS and a steady peer's room.
   private fill(p: Peer): void {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
     const now = performance.now()
     if (!p.reqs.size) [p.got, p.since] = [0, now] // its rate is measured while it has work
     let room = p.budget() - p.reqs.size
+    if (room <= 0) return
+    const head = this.head()
+    const top = (i: number) => this.picker.pri[i] >= head
+    if (!p.silent(now)) this.pass(p, now, room, head, top)
+    else if (!p.reqs.size) this.pass(p, now, 1, head, top) // one block: an answer ends its silence
+    room = p.budget() - p.reqs.size
+    let held = 0
+    for (const k of p.reqs.keys()) if (top(Math.floor(k / this.bpp))) held++
+    if (held) room = Math.min(room, FOCUS_REQS - (p.reqs.size - held))
+    if (room > 0) this.pass(p, now, room, head, (i) => !top(i))
+    if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
+  }
+
+  // pass requests up to room blocks from p, of the pieces ok admits (head is this.head()): free blocks of pieces
+  // under way that p may work on; a duplicate of each late block of the most wanted pieces; new pieces in the
+  // picker's order that p holds; then free blocks of others' pieces and, in the endgame, one duplicate request
+  // for each block still outstanding.
+  private pass(p: Peer, now: number, room: number, head: number, ok: (i: number) => boolean): void {
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     // take requests piece i's free blocks (none with dupOnly) and, with dup, one duplicate of each block still
@@ -551,37 +578,37 @@ export class Torrent extends Emitter<TorrentEvents> {
     }
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
-      if (pd.webseed || !p.has.get(i) || (pd.owner && pd.owner !== p) || (!pd.owner && this.leaves(p, i, due))) continue
-      pd.owner ??= p
+      if (pd.webseed || !ok(i) || !p.has.get(i)) continue
+      const mine = !pd.owner || pd.owner === p || pd.owner.silent(now)
+      if (!mine || (pd.owner !== p && this.leaves(p, i, due))) continue
+      pd.owner = p
       take(i, pd, false)
     }
-    let head: number | undefined // the priority of the piece wanted most, asked once, when it matters
     // Late blocks of the most wanted pieces before new pieces: a starved browser held a first image's last piece
     // for 9 to 11 s (bench crowd -browsers 8) while fast peers that had it spent their room on the rest.
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
-      if (pd.webseed || !p.has.get(i) || this.picker.pri[i] < (head ??= this.head()) || this.leaves(p, i, due)) continue
+      if (pd.webseed || !ok(i) || !p.has.get(i) || this.picker.pri[i] < head || this.leaves(p, i, due)) continue
       take(i, pd, true, true, true)
     }
     for (const i of room > 0 ? this.picker.ordered(now) : []) {
       if (room <= 0) break
-      if (this.needed(i) && !this.pending.has(i) && p.has.get(i) && !this.leaves(p, i, due)) take(i, this.start(i, p), false)
+      if (ok(i) && this.needed(i) && !this.pending.has(i) && p.has.get(i) && !this.leaves(p, i, due)) take(i, this.start(i, p), false)
     }
     for (const [i, pd] of this.pending) {
       if (room <= 0) break
-      if (!p.has.get(i) || this.leaves(p, i, due)) continue
+      if (!ok(i) || !p.has.get(i) || this.leaves(p, i, due)) continue
       if (pd.webseed) {
         // A webseed's piece still awaited after LATE_MS, in the endgame or among the most wanted: a webseed
         // whose link is full (a helper in a crowd) would otherwise hold the page's last pieces, or its first
         // image, while a peer that has them waits. p races it; whichever source is first gives the piece.
         const overdue = now - (pd.at ?? now) >= LATE_MS
-        if (overdue && ((endgame ??= this.endgame()) || this.picker.pri[i] >= (head ??= this.head()))) take(i, this.race(i, pd, p), false)
+        if (overdue && ((endgame ??= this.endgame()) || this.picker.pri[i] >= head)) take(i, this.race(i, pd, p), false)
         continue
       }
       take(i, pd, false)
       if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true) // late blocks of the most wanted went first
     }
-    if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
   }
 
   // start begins a piece; blocks wholly inside padding files are zeros already and never requested.
@@ -737,9 +764,11 @@ export class Torrent extends Emitter<TorrentEvents> {
       for (const q of this.peers.values()) {
         for (let b = 0; b < racer.state.length; b++) {
           const k = i * this.bpp + b
-          if (!q.reqs.delete(k)) continue
+          const at = q.reqs.get(k)
+          if (at === undefined) continue
+          q.reqs.delete(k)
           q.wire.cancel(i, b * BLOCK, this.blockLen(i, b))
-          q.cancelled.add(k)
+          q.cancelled.set(k, at)
         }
       }
       this.pending.set(i, pd)
@@ -772,6 +801,7 @@ export class Torrent extends Emitter<TorrentEvents> {
           break
         }
       }
+      for (const [k, t] of p.cancelled) if (now - t > REQ_MS) p.cancelled.delete(k) // it will not come now
       if (now - p.lastSent > KEEPALIVE_MS) p.wire.keepalive()
     }
     this.update()
