@@ -169,18 +169,6 @@ func finish(t *testing.T, p *browsertest.Page, tt *testTorrent, timeout time.Dur
 	return f
 }
 
-func checkFiles(t testing.TB, who string, got map[string]string, tt *testTorrent) {
-	t.Helper()
-	if len(got) != len(tt.files) {
-		t.Errorf("%s has files %v, want %v", who, got, tt.files)
-	}
-	for path, want := range tt.files {
-		if got[path] != want {
-			t.Errorf("%s: %s has SHA-256 %q, want %s", who, path, got[path], want)
-		}
-	}
-}
-
 // destroy ends the page's torrent and checks that no peer connection is left open.
 func destroy(t *testing.T, p *browsertest.Page) {
 	t.Helper()
@@ -796,15 +784,4 @@ type wtResult struct {
 	Files  map[string]string
 	Wires  []string // peer IDs of the wires it downloaded over
 	MS     float64
-}
-
-// countIn counts the pieces of order in [first, last].
-func countIn(order []int, first, last int) int {
-	n := 0
-	for _, i := range order {
-		if i >= first && i <= last {
-			n++
-		}
-	}
-	return n
 }

@@ -101,3 +101,27 @@ func (c *stalledConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// checkFiles checks the files a client reports (path → SHA-256) against the torrent's.
+func checkFiles(t testing.TB, who string, got map[string]string, tt *testTorrent) {
+	t.Helper()
+	if len(got) != len(tt.files) {
+		t.Errorf("%s has files %v, want %v", who, got, tt.files)
+	}
+	for path, want := range tt.files {
+		if got[path] != want {
+			t.Errorf("%s: %s has SHA-256 %q, want %s", who, path, got[path], want)
+		}
+	}
+}
+
+// countIn counts the pieces of order in [first, last].
+func countIn(order []int, first, last int) int {
+	n := 0
+	for _, i := range order {
+		if i >= first && i <= last {
+			n++
+		}
+	}
+	return n
+}
