@@ -14,25 +14,13 @@ import { type Head, headPieces } from './head'
 import type { Source, Stats, TorrentEvents, TorrentOptions, WebseedMode } from './options'
 import { type Info, padding, parseInfo, pieceSize } from './metainfo'
 import { Peer } from './peer'
+import { httpPiece, type Pending, peerPiece } from './pending'
 import { Picker, type Want } from './picker'
 import type { Conn } from './rtc'
 import { MemoryStore, type PieceStore } from './store'
 import { TrackerClient } from './tracker'
 import { fetchRange } from './webseed'
 import { BLOCK, type Msg } from './wire'
-
-interface Pending {
-  buf: Uint8Array
-  state: Uint8Array // per block: 0 needed, 1 requested, 2 received
-  dup: Uint8Array // per block: requested a second time, in the endgame
-  left: number // blocks not received
-  from: Set<Peer>
-  owner?: Peer // the peer that started it; others join only once it is gone or silent (Peer.silent), or in the endgame
-  webseed?: boolean // fetched whole by a webseed
-  at?: number // a webseed's: when its fetch began (performance.now)
-  ac?: AbortController // a webseed's: ends its fetch; unset once the fetch has ended
-  rival?: Pending // a peer's piece started while a webseed still fetches it (raced): that fetch
-}
 
 interface Webseed {
   url: string
@@ -613,21 +601,7 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   // start begins a piece; blocks wholly inside padding files are zeros already and never requested.
   private start(i: number, owner?: Peer): Pending {
-    const n = Math.ceil(pieceSize(this.info, i) / BLOCK)
-    const pd: Pending = {
-      buf: new Uint8Array(pieceSize(this.info, i)),
-      state: new Uint8Array(n),
-      dup: new Uint8Array(n),
-      left: n,
-      from: new Set(),
-      owner,
-    }
-    for (let b = 0; b < n; b++) {
-      if (this.padBlocks(i, b)) {
-        pd.state[b] = 2
-        pd.left--
-      }
-    }
+    const pd = peerPiece(pieceSize(this.info, i), (b) => this.padBlocks(i, b), owner)
     this.pending.set(i, pd)
     if (!pd.left) void this.finish(i, pd)
     return pd
@@ -677,9 +651,8 @@ export class Torrent extends Emitter<TorrentEvents> {
   // fetchPiece fetches piece i whole from w; with racing (a peer's pending piece), as that piece's rival:
   // whichever brings it first gives it (see landed and finish).
   private async fetchPiece(w: Webseed, i: number, racing?: Pending): Promise<void> {
-    const none = new Uint8Array(0)
     const ac = new AbortController()
-    const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true, at: performance.now(), ac }
+    const pd = httpPiece(ac)
     if (racing) racing.rival = pd
     else this.pending.set(i, pd)
     w.busy++
@@ -711,12 +684,11 @@ export class Torrent extends Emitter<TorrentEvents> {
   // response goes on for the other pieces when one of them loses a race.
   private async takeHead(h: Head): Promise<void> {
     if (!h.pieces.every((i) => Number.isInteger(i) && i >= 0 && i < this.info.count)) return
-    const none = new Uint8Array(0)
     const ac = new AbortController()
     const mine = new Map<number, Pending>()
     for (const i of h.pieces) {
       if (this.have.get(i) || this.pending.has(i)) continue
-      const pd: Pending = { buf: none, state: none, dup: none, left: 1, from: new Set(), webseed: true, at: performance.now(), ac }
+      const pd = httpPiece(ac)
       this.pending.set(i, pd)
       mine.set(i, pd)
     }
