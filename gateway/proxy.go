@@ -478,7 +478,11 @@ func (s *Server) learn(resp *http.Response, st *storeState) {
 	pr, pw := io.Pipe()
 	resp.Body = &teeBody{ReadCloser: resp.Body, pw: pw}
 	size, path := resp.ContentLength, st.key
-	go func() {
+	// Close waits for the copy (it writes into the catalog's directory) and ends one still being fed: the
+	// response then goes on to its client untouched.
+	s.background(func() {
+		stop := context.AfterFunc(s.runCtx, func() { _ = pr.CloseWithError(context.Cause(s.runCtx)) })
+		defer stop()
 		changed, err := s.cat.Learn(path, meta, size, pr)
 		_ = pr.CloseWithError(err) // unblock the tee if learning stopped early
 		if err != nil {
@@ -488,7 +492,7 @@ func (s *Server) learn(resp *http.Response, st *storeState) {
 		if changed {
 			s.kickBuild()
 		}
-	}()
+	})
 }
 
 // teeBody copies what the client reads into a pipe; closing before the end aborts the copy.

@@ -48,7 +48,7 @@ type Server struct {
 	coord    *coordinator    // nil outside a federation
 	helping  *webseed.Helper // nil unless in a federation with a BitTorrent listener
 	// runCtx ends when Close begins; wg counts the background work (shield revalidations, whole fetches of
-	// assets learned from ranges) that Close waits for.
+	// assets learned from ranges, copies of proxied responses into the catalog) that Close waits for.
 	runCtx  context.Context
 	stopRun context.CancelFunc
 	bgMu    sync.Mutex // orders background's Add before Close's Wait
