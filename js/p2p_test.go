@@ -567,7 +567,7 @@ func TestP2P(t *testing.T) {
 		testutil.Eventually(t, 15*time.Second, "the page connected to the seeding page", func() bool {
 			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Peers) > 0
 		})
-		call[bool](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length}})
+		call[int](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length}})
 		f := finish(t, p, tt, 15*time.Second)
 		if int64(f.Stats.PeerBytes) != tt.length || len(f.Log.Peers) != 1 || f.Log.Peers[0] != seed.PeerID {
 			t.Errorf("%s from %q; want all %d bytes from the seeding page %s", sourceBytes(f), f.Log.Peers, tt.length, seed.PeerID)
@@ -667,7 +667,7 @@ func TestP2P(t *testing.T) {
 			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Peers) > 0
 		})
 		time.Sleep(1500 * time.Millisecond) // its requests are late (LATE_MS)
-		call[bool](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length, Deadline: 1}})
+		call[int](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: tt.length, Deadline: 1}})
 		f := finish(t, p, tt, 15*time.Second)
 		if f.Stats.PeerBytes != 0 || int64(f.Stats.WebseedBytes) != tt.length {
 			t.Errorf("%s; want all %d bytes from the webseed", sourceBytes(f), tt.length)
@@ -721,8 +721,9 @@ func TestP2P(t *testing.T) {
 	t.Run("FocusedSeeder", func(t *testing.T) {
 		// A Go seeder (anacrolix) sends a connection's queued requests in no particular order. The page has
 		// been taking the rest of the torrent from it when the hero becomes the most wanted (an image scrolled
-		// into view): while the seeder holds requests for the hero it is asked for little else (FOCUS_REQS),
-		// so the hero's pieces do not wait behind a full budget of others sent at random before them.
+		// into view): while the seeder holds requests for the hero it holds few others (FOCUS_REQS; those
+		// queued before are withdrawn), so the hero's pieces do not wait behind a full budget of others sent
+		// at random before them.
 		tt := makeTorrent(t, e.root, "focus", pieceLength, 400_000, 2_600_000)
 		trk, wsURL := e.tracker(t)
 		link, err := uplink.New(400_000)
@@ -737,16 +738,15 @@ func TestP2P(t *testing.T) {
 		a.Want = []wantArgs{{Start: 0, End: tt.length}}
 		start(t, p, a)
 		first, last := 0, int((400_000-1)/pieceLength) // the hero is the first file
-		var before []int
 		testutil.Eventually(t, 15*time.Second, "ten pieces from the seeder", func() bool {
-			before = call[finished](t, p, 5*time.Second, "report", nil).Log.Order
-			return len(before) >= 10
+			return len(call[finished](t, p, 5*time.Second, "report", nil).Log.Order) >= 10
 		})
-		call[bool](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: 400_000, Priority: 2}, {Start: 0, End: tt.length}})
+		n := call[int](t, p, 5*time.Second, "want", []wantArgs{{Start: 0, End: 400_000, Priority: 2}, {Start: 0, End: tt.length}})
 		f := finish(t, p, tt, 30*time.Second)
+		before := f.Log.Order[:n]
 		// Pieces of the rest verified after the hero became the most wanted and before its last piece.
 		others, heroLeft := 0, 0
-		for _, i := range f.Log.Order[len(before):] {
+		for _, i := range f.Log.Order[n:] {
 			if i >= first && i <= last {
 				heroLeft++
 				continue
@@ -756,11 +756,19 @@ func TestP2P(t *testing.T) {
 			}
 			others++
 		}
-		// About a budget of the rest (25 blocks at this rate: 6 pieces) was queued at the seeder when the hero
-		// became the most wanted, and is sent in random order beside the hero's: 9 to 14 others came before the
-		// hero's last piece in 15 runs. Without the focus 19 to 26 did, in four runs.
-		if others > 16 {
-			t.Errorf("%d other pieces came before the hero's last; want at most 16 (order %v, %d before)", others, f.Log.Order, len(before))
+		// The requests for the rest queued at the seeder past FOCUS_REQS are withdrawn when the hero becomes the
+		// most wanted; the seeder still picks among the hero's blocks and FOCUS_REQS others at random, and the
+		// pieces under way finish. With the withdrawal 0 to 13 others came before the hero's last piece (20
+		// runs, median 6); with the focus alone 10 to 16 (8 runs, median 13); without the focus 19 to 26 (4
+		// runs, counted from a little before the change).
+		if others > 14 {
+			t.Errorf("%d other pieces came before the hero's last; want at most 14 (order %v, %d before)", others, f.Log.Order, n)
+		}
+		// A reject answering the cancel of a block since asked again was taken for the new request's: the block
+		// was asked a third time, a duplicate request, for which anacrolix closes the connection (3 of 14 runs).
+		// The page then reconnected, and the pieces under way started over.
+		if len(f.Log.Peers) != 1 {
+			t.Errorf("the page's wire to the seeder opened %d times; want once", len(f.Log.Peers))
 		}
 		t.Logf("the hero became the most wanted with %d of its pieces in; %d other pieces came before its last",
 			countIn(before, first, last), others)

@@ -29,6 +29,8 @@ export class Peer {
   // keeps its entry here until the cancel's answer comes: a reject then leaves the new request alone.
   cancelled = new Map<number, number>()
   heard = 0 // when it last sent us a block (performance.now)
+  answered = 0 // blocks it sent that were asked of it
+  skipped = 0 // of them, those it sent before one asked earlier
   private quiet: [number, boolean] = [-1, false] // silent's last answer, and when it was asked
   downloaded = 0
   rate = 0 // bytes per second it sends us while asked for blocks (0: not known yet)
@@ -69,6 +71,13 @@ export class Peer {
     for (const m of [this.reqs, this.cancelled]) for (const at of m.values()) s ||= now - at >= LATE_MS && at > this.heard
     this.quiet = [now, s]
     return s
+  }
+
+  // shuffles says whether the peer sends what it is asked out of order: anacrolix/torrent v1.59.1 serves a
+  // connection's queued requests at random, while browsers (ours, WebTorrent) answer in turn, and a block
+  // cancelled there has mostly been sent already.
+  shuffles(): boolean {
+    return this.answered >= 8 && this.skipped * 4 >= this.answered
   }
 
   // budget is how many blocks to keep requested from the peer: about QUEUE_MS of its rate.

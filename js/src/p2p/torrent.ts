@@ -432,11 +432,13 @@ export class Torrent extends Emitter<TorrentEvents> {
     pd.state[b] = 0
   }
 
-  // withdraw cancels q's request for block k, if it holds one (the block may come all the same).
-  private withdraw(q: Peer, k: number): void {
+  // withdraw cancels q's request for block k, if it holds one (the block may come all the same); with free,
+  // the block is free for anyone to request again.
+  private withdraw(q: Peer, k: number, free = false): void {
     const at = q.reqs.get(k)
     if (at === undefined) return
-    q.reqs.delete(k)
+    if (free) this.release(q, k)
+    else q.reqs.delete(k)
     const [i, b] = [Math.floor(k / this.bpp), k % this.bpp]
     q.wire.cancel(i, b * BLOCK, this.blockLen(i, b))
     q.cancelled.set(k, at)
@@ -454,7 +456,10 @@ export class Torrent extends Emitter<TorrentEvents> {
     // A block we cancelled may still come (the peer had sent it): it counts as received, and is used only if
     // it was asked again.
     const late = p.cancelled.delete(k)
+    const oldest = p.reqs.keys().next().value // requests are kept in the order they were sent
     if (!p.reqs.delete(k)) return late ? this.emit('download', { bytes: len, peer: p.id }) : undefined
+    p.answered++
+    if (oldest !== k) p.skipped++
     const pd = this.pending.get(i)
     const b = k % this.bpp
     p.measure(len)
@@ -523,10 +528,14 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   // fill keeps p's budget of blocks requested from a peer that unchokes us: a pass over the most wanted pieces
   // (see head), then one over the rest.
-  //   - While p holds requests for the most wanted, it is asked for at most FOCUS_REQS blocks besides: a peer
-  //     may send what it was asked in any order (anacrolix/torrent v1.59.1 serves a connection's requests in
-  //     its map's order, at random), and a Go seeder asked for the hero's pieces with a full budget behind
-  //     them sent two of them after 12 and 20 pieces asked for later.
+  //   - While p holds requests for the most wanted, it holds at most FOCUS_REQS besides: a peer may send what
+  //     it was asked in any order (anacrolix/torrent v1.59.1 serves a connection's requests in its map's
+  //     order, at random), and a Go seeder asked for the hero's pieces with a full budget behind them sent two
+  //     of them after 12 and 20 pieces asked for later. From such a peer (Peer.shuffles), those it was asked
+  //     before the pieces became the most wanted (an image scrolled into view) or before it had them are
+  //     withdrawn, the latest asked first, and take no room from the most wanted. A peer that answers in
+  //     turn (a browser sends a block as soon as it is asked) has mostly sent them already: cancelled, they
+  //     would come all the same.
   //   - A silent peer (Peer.silent) is asked for at most one block of the most wanted, and only when it has
   //     none in flight (when all that is left is most wanted, it may be the only source); others take the free
   //     blocks of its pieces. A stalled peer whose requests were cancelled once others had sent their blocks
@@ -535,25 +544,34 @@ export class Torrent extends Emitter<TorrentEvents> {
     if (this.destroyed || !p.ready || p.wire.peerChoking || this.done) return
     const now = performance.now()
     if (!p.reqs.size) [p.got, p.since] = [0, now] // its rate is measured while it has work
-    let room = p.budget() - p.reqs.size
-    if (room <= 0) return
+    const budget = p.budget()
     const head = this.head()
     const top = (i: number) => this.picker.pri[i] >= head
-    if (!p.silent(now)) this.pass(p, now, room, head, top)
-    else if (!p.reqs.size) this.pass(p, now, 1, head, top) // one block: an answer ends its silence
-    room = p.budget() - p.reqs.size
     let held = 0
     for (const k of p.reqs.keys()) if (top(Math.floor(k / this.bpp))) held++
-    if (held) room = Math.min(room, FOCUS_REQS - (p.reqs.size - held))
-    if (room > 0) this.pass(p, now, room, head, (i) => !top(i))
+    const shuffles = p.shuffles()
+    const room = budget - held - (shuffles ? Math.min(p.reqs.size - held, FOCUS_REQS) : p.reqs.size - held)
+    if (!p.silent(now)) held += room > 0 ? this.pass(p, now, room, head, top) : 0
+    else if (!p.reqs.size) held += this.pass(p, now, 1, head, top) // one block: an answer ends its silence
+    if (held && shuffles) this.unqueue(p, p.reqs.size - held - FOCUS_REQS, top)
+    const more = held ? Math.min(budget - p.reqs.size, FOCUS_REQS - (p.reqs.size - held)) : budget - p.reqs.size
+    if (more > 0) this.pass(p, now, more, head, (i) => !top(i))
     if (!p.reqs.size && !this.wants(p)) p.wire.uninterested()
+  }
+
+  // unqueue withdraws p's n latest requests for pieces other than the most wanted (top): their blocks are
+  // free for anyone again.
+  private unqueue(p: Peer, n: number, top: (i: number) => boolean): void {
+    if (n <= 0) return
+    for (const k of [...p.reqs.keys()].filter((k) => !top(Math.floor(k / this.bpp))).slice(-n)) this.withdraw(p, k, true)
   }
 
   // pass requests up to room blocks from p, of the pieces ok admits (head is this.head()): free blocks of pieces
   // under way that p may work on; a duplicate of each late block of the most wanted pieces; new pieces in the
   // picker's order that p holds; then free blocks of others' pieces and, in the endgame, one duplicate request
-  // for each block still outstanding.
-  private pass(p: Peer, now: number, room: number, head: number, ok: (i: number) => boolean): void {
+  // for each block still outstanding. It returns how many it requested.
+  private pass(p: Peer, now: number, room: number, head: number, ok: (i: number) => boolean): number {
+    const asked = room
     let endgame: boolean | undefined // asked once, when it matters
     const due = Date.now() + (this.o.webseedLeadMs ?? DEFAULT_WEBSEED_LEAD_MS)
     // take requests piece i's free blocks (none with dupOnly) and, with dup, one duplicate of each block still
@@ -604,6 +622,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       take(i, pd, false)
       if (room > 0 && (endgame ??= this.endgame())) take(i, pd, true) // late blocks of the most wanted went first
     }
+    return asked - room
   }
 
   // start begins a piece; blocks wholly inside padding files are zeros already and never requested.
