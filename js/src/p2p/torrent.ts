@@ -545,11 +545,12 @@ export class Torrent extends Emitter<TorrentEvents> {
     const now = performance.now()
     if (!p.reqs.size) [p.got, p.since] = [0, now] // its rate is measured while it has work
     const budget = p.budget()
+    const shuffles = p.shuffles()
+    if (p.reqs.size >= budget && !shuffles) return // nothing to ask, nothing to withdraw
     const head = this.head()
     const top = (i: number) => this.picker.pri[i] >= head
     let held = 0
     for (const k of p.reqs.keys()) if (top(Math.floor(k / this.bpp))) held++
-    const shuffles = p.shuffles()
     const room = budget - held - (shuffles ? Math.min(p.reqs.size - held, FOCUS_REQS) : p.reqs.size - held)
     if (!p.silent(now)) held += room > 0 ? this.pass(p, now, room, head, top) : 0
     else if (!p.reqs.size) held += this.pass(p, now, 1, head, top) // one block: an answer ends its silence
