@@ -97,9 +97,10 @@ func TestTinyCrowd(t *testing.T) {
 			t.Errorf("%s: percentiles p50 %v p95 %v p99 %v out of order", run.Label, run.P50, run.P95, run.P99)
 		}
 		if !(run.FirstImageP50 > 0 && run.FirstImageP50 <= run.FirstImageP95 && run.FirstImageP95 <= run.P95 &&
-			run.FirstFrameP50 > 0 && run.FirstFrameP50 <= run.FirstFrameP95 && run.FirstFrameP95 <= run.P95) {
-			t.Errorf("%s: first image p50 %v p95 %v, first frame p50 %v p95 %v, page complete p95 %v", run.Label,
-				run.FirstImageP50, run.FirstImageP95, run.FirstFrameP50, run.FirstFrameP95, run.P95)
+			run.FirstFrameP50 > 0 && run.FirstFrameP50 <= run.FirstFrameP95 && run.FirstFrameP95 <= run.P95 &&
+			run.MetadataP50 > 0 && run.MetadataP50 <= run.FirstFrameP50 && run.MetadataP95 <= run.FirstFrameP95) {
+			t.Errorf("%s: first image p50 %v p95 %v, video metadata p50 %v p95 %v, first frame p50 %v p95 %v, page complete p95 %v",
+				run.Label, run.FirstImageP50, run.FirstImageP95, run.MetadataP50, run.MetadataP95, run.FirstFrameP50, run.FirstFrameP95, run.P95)
 		}
 		// With P2P always on, the gateway hands the video to the engine like the images; without, it is HTTP's.
 		if (run.Mode == With) != (videosViaSwarm > 0) {
@@ -164,7 +165,7 @@ func TestTinyCrowd(t *testing.T) {
 	if len(res.Targets) != 4 || res.Targets[0].Got != without.P95/with.P95 || res.Targets[1].Got != with.FirstImageP95 {
 		t.Errorf("targets %+v for p95 %v without, %v with, first image p95 %v with", res.Targets, without.P95, with.P95, with.FirstImageP95)
 	}
-	for _, want := range []string{"browser page complete p50", "first image visible p50", "video first frame p50", "without / with",
+	for _, want := range []string{"browser page complete p50", "first image visible p50", "video metadata parsed p50", "video first frame p50", "without / with",
 		"failed loads", "requests reaching the origin", "site egress per visitor", "bytes from browser peers", "with swarmgate",
 		"targets (issue 14", "not at the defaults", "machine CPU busy (", "browsers' CPU per browser visit",
 		"per visit in renderer main", "WebRTC offers answered"} {

@@ -94,6 +94,11 @@ type ModeResult struct {
 	FirstImageP95 float64 `json:"firstImageP95"`
 	FirstFrameP50 float64 `json:"firstFrameP50"`
 	FirstFrameP95 float64 `json:"firstFrameP95"`
+	// MetadataP50 and MetadataP95 are when browsers' videos had parsed their metadata (Visit.Video's
+	// loadedmetadata; never: the page timeout): up to there a first frame waits for bytes, after it for the
+	// browser's media pipeline.
+	MetadataP50 float64 `json:"metadataP50"`
+	MetadataP95 float64 `json:"metadataP95"`
 	// PlainP50 and PlainP95 are the plain HTTP visitors' times.
 	PlainP50 float64 `json:"plainP50"`
 	PlainP95 float64 `json:"plainP95"`
@@ -137,7 +142,7 @@ type ModeResult struct {
 }
 
 func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeline, site netip.Addr) {
-	var browser, plain, image, frame []float64
+	var browser, plain, image, frame, meta []float64
 	reached := func(t float64) float64 {
 		if t <= 0 {
 			return timeout.Seconds()
@@ -154,6 +159,7 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 			browser = append(browser, t)
 			image = append(image, reached(v.FirstImage))
 			frame = append(frame, reached(v.FirstFrame))
+			meta = append(meta, reached(v.Video["loadedmetadata"]))
 			r.PeersSent += v.Uploaded
 		} else {
 			plain = append(plain, t)
@@ -165,6 +171,7 @@ func (r *ModeResult) summarize(siteSize int64, timeout time.Duration, tl *timeli
 	r.P50, r.P95, r.P99 = percentile(browser, 50), percentile(browser, 95), percentile(browser, 99)
 	r.FirstImageP50, r.FirstImageP95 = percentile(image, 50), percentile(image, 95)
 	r.FirstFrameP50, r.FirstFrameP95 = percentile(frame, 50), percentile(frame, 95)
+	r.MetadataP50, r.MetadataP95 = percentile(meta, 50), percentile(meta, 95)
 	r.PlainP50, r.PlainP95 = percentile(plain, 50), percentile(plain, 95)
 	if n := len(r.Visits); n > 0 {
 		r.SitePerVisitor = float64(r.SiteSent) / float64(n)
@@ -281,6 +288,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	timed("p99", func(run *ModeResult) float64 { return run.P99 })
 	timed("first image visible p50", func(run *ModeResult) float64 { return run.FirstImageP50 })
 	timed("p95", func(run *ModeResult) float64 { return run.FirstImageP95 })
+	timed("video metadata parsed p50", func(run *ModeResult) float64 { return run.MetadataP50 })
+	timed("p95", func(run *ModeResult) float64 { return run.MetadataP95 })
 	timed("video first frame p50", func(run *ModeResult) float64 { return run.FirstFrameP50 })
 	timed("p95", func(run *ModeResult) float64 { return run.FirstFrameP95 })
 	if c.Plain > 0 {

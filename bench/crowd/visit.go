@@ -68,6 +68,10 @@ type Visit struct {
 	// DroppedPeers those it dropped for bad data.
 	PeerConns    int `json:"peerConns,omitempty"`
 	DroppedPeers int `json:"droppedPeers,omitempty"`
+	// Video is when a browser's video first fired each of its loading events (loadstart: it was given its
+	// source; loadedmetadata, loadeddata, canplay, canplaythrough, playing; waiting and stalled: it ran
+	// short), in seconds from navigation start: what the first frame waited for.
+	Video map[string]float64 `json:"video,omitempty"`
 }
 
 // completeJS runs in every document a visitor opens, before the page's own scripts, and marks in
@@ -77,6 +81,7 @@ type Visit struct {
 //     (rAF, then a task after it, which runs once that frame is painted);
 //   - frame: the video presented its first frame (its first requestVideoFrameCallback call; its loadeddata
 //     event where the browser has no such callback);
+//   - video: when the page's first video first fired each of its loading events;
 //   - complete: the page is complete: the document is parsed, every <img> is loaded (complete, with a
 //     size), the first image is on screen, every video has shown a frame, and nothing waits for the swarm
 //     (data-swarm-src).
@@ -86,7 +91,7 @@ type Visit struct {
 // frame is shown) rather than on a timer: twenty pages polling would take CPU from the visitors it measures.
 // A check each second backs the events up.
 const completeJS = `if (location.protocol.startsWith('http')) (() => {
-	const m = { image: 0, frame: 0, complete: 0 };
+	const m = { image: 0, frame: 0, complete: 0, video: {} };
 	window.__bench = m;
 	let resolve;
 	window.__benchDone = new Promise(r => (resolve = r));
@@ -111,6 +116,8 @@ const completeJS = `if (location.protocol.startsWith('http')) (() => {
 	const watch = v => {
 		if (watched.has(v)) return;
 		watched.add(v);
+		if (v === document.querySelector('video')) for (const e of ['loadstart', 'loadedmetadata', 'loadeddata', 'canplay',
+			'canplaythrough', 'playing', 'waiting', 'stalled']) v.addEventListener(e, () => { m.video[e] = m.video[e] || now(); });
 		const shown = () => { if (!v.__benchFrame) { v.__benchFrame = now(); m.frame = m.frame || v.__benchFrame; check(); } };
 		if (!v.requestVideoFrameCallback) return v.addEventListener('loadeddata', shown);
 		// Asked again once the video has data, in case loading a new source dropped the first request.
@@ -184,7 +191,7 @@ const resultJS = `(async () => {
 	}
 	return {
 		waiting: waiting.join('; '),
-		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, http, engineMs,
+		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, video: m.video || {}, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
 		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
 		conns: st ? st.peers : 0, dropped: st ? st.droppedPeers : 0,
@@ -194,20 +201,21 @@ const resultJS = `(async () => {
 
 // pageReport is what resultJS returns.
 type pageReport struct {
-	Complete      bool    `json:"complete"`
-	Waiting       string  `json:"waiting"` // what an incomplete page still waited for
-	Ms            float64 `json:"ms"`
-	Image         float64 `json:"image"`
-	Frame         float64 `json:"frame"`
-	HTTP          int64   `json:"http"`
-	EngineMs      float64 `json:"engineMs"`
-	ViaSwarm      int     `json:"viaSwarm"`
-	VideoViaSwarm bool    `json:"videoViaSwarm"`
-	Peers         int64   `json:"peers"`
-	Conns         int     `json:"conns"`
-	Dropped       int     `json:"dropped"`
-	Seeder        int64   `json:"seeder"`
-	Webseed       int64   `json:"webseed"`
+	Complete      bool               `json:"complete"`
+	Waiting       string             `json:"waiting"` // what an incomplete page still waited for
+	Ms            float64            `json:"ms"`
+	Image         float64            `json:"image"`
+	Frame         float64            `json:"frame"`
+	Video         map[string]float64 `json:"video"`
+	HTTP          int64              `json:"http"`
+	EngineMs      float64            `json:"engineMs"`
+	ViaSwarm      int                `json:"viaSwarm"`
+	VideoViaSwarm bool               `json:"videoViaSwarm"`
+	Peers         int64              `json:"peers"`
+	Conns         int                `json:"conns"`
+	Dropped       int                `json:"dropped"`
+	Seeder        int64              `json:"seeder"`
+	Webseed       int64              `json:"webseed"`
 	// Files are the page's resources by URL path: when the first request for one started and the last
 	// ended, in ms from navigation start (Resource Timing).
 	Files map[string][2]float64 `json:"files"`
@@ -305,6 +313,12 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 		v.HTTPFiles = rep.HTTPFiles
 	}
 	v.FirstImage, v.FirstFrame = rep.Image/1000, rep.Frame/1000
+	for e, ms := range rep.Video {
+		if v.Video == nil {
+			v.Video = map[string]float64{}
+		}
+		v.Video[e] = ms / 1000
+	}
 	if !rep.Complete {
 		closePage()
 		return fail(fmt.Errorf("page not complete after %v; waiting for %s", timeout, rep.Waiting))
