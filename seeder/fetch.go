@@ -254,12 +254,12 @@ func (f *fetchSources) start(log *slog.Logger) {
 
 // release gives t the peers and webseeds held back; got is what the preferred sources gave in the last took.
 func (f *fetchSources) release(log *slog.Logger, got int64, took time.Duration) {
-	if f.holding {
+	held := f.holding
+	f.holding = false
+	if held {
 		log.Info("seeder: preferred sources fell behind; fetching from every source",
 			slog.String("infohash", f.t.InfoHash().HexString()), slog.Int64("bytes", got), slog.Duration("in", took))
 	}
-	held := f.holding
-	f.holding = false
 	f.t.AddPeers(f.peers)
 	f.t.AddWebSeeds(f.webseeds)
 	if held {
