@@ -28,7 +28,10 @@ export interface StreamConditions {
 //   - its read-ahead window, in order, after files of a higher priority, due (c.due) only while the reader
 //     waits: a deadline set while it does not would pass unseen, and a video whose buffer is full is not late.
 //     An image's window is the rest of it, however large: it shows once all of it is in (a 2 MB image's last
-//     kilobyte past a READ_AHEAD window came in the swarm's order, and the image showed with the page's last);
+//     kilobyte past a READ_AHEAD window came in the swarm's order, and the image showed with the page's last).
+//     For the same reason its pieces come in no order (the picker's: rarest first, then this client's own
+//     random order): visitors who arrive together and want the same image then ask the servers for different
+//     pieces of it and trade them, where in order they all asked for the same piece at once;
 //   - outside a crowd, until a peer has sent anything, the piece the reader waits for, due at once: the engine
 //     joins the swarm only a second after it starts there (engine.ts, SIGNAL_DELAY_MS), and its first bytes
 //     over WebRTC come 250 to 350 ms after that (offers, the answer through the tracker, DTLS, the wire's
@@ -40,7 +43,7 @@ export interface StreamConditions {
 export function streamWants(s: Stream, c: StreamConditions): Want[] {
   const priority = s.priority + 0.5
   const end = s.image ? s.end : Math.min(s.end, s.pos + READ_AHEAD)
-  const out: Want[] = [{ start: s.pos, end, priority, deadline: s.waiting ? c.due(s.waiting) : undefined, ordered: true }]
+  const out: Want[] = [{ start: s.pos, end, priority, deadline: s.waiting ? c.due(s.waiting) : undefined, ordered: !s.image }]
   if (s.waiting && !c.swarmed && !c.crowded) out.push({ start: s.pos, end: s.image ? end : s.pos + 1, priority, deadline: s.waiting })
   return out
 }

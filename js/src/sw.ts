@@ -26,8 +26,9 @@ declare const self: ServiceWorkerGlobalScope
 // page busy in a crowd may take seconds to answer and the network is then the slow way; any other, ACCEPT_MS.
 const ACCEPT_MS = 1000
 const ENGINE_ACCEPT_MS = 15000
-// How long one chunk may take once the page accepted: a backstop for a page that stopped answering (its
-// engine gives up on its own long before, see engine.ts).
+// How long the page may stay silent while a chunk is awaited: a backstop for a page that stopped answering (its
+// engine gives up on its own long before, see engine.ts). A page still working on a chunk says so (relay.ts's
+// {alive}, every 10 s), and the wait starts again.
 const CHUNK_MS = 60000
 const MANIFEST_TTL_MS = 30000
 
@@ -132,7 +133,7 @@ function open(client: Client, path: string, start: number, end: number, image: b
   })
 }
 
-type Answer = { chunk?: Uint8Array; done?: boolean; error?: string }
+type Answer = { chunk?: Uint8Array; done?: boolean; error?: string; alive?: boolean }
 
 // body is the response's stream: chunks from the page, one asked for each time the response wants more (an
 // image's, as soon as the last is in); on an error or silence, the rest of the range from the network.
@@ -156,9 +157,11 @@ function body(port: MessagePort, path: string, start: number, end: number, image
   const ask = () =>
     new Promise<Answer>((resolve) => {
       if (gone) return resolve(stopped)
-      const timer = setTimeout(() => resolve({ error: 'the page stopped answering' }), CHUNK_MS)
+      const silent = () => setTimeout(() => resolve({ error: 'the page stopped answering' }), CHUNK_MS)
+      let timer = silent()
       waiting = (a) => {
         clearTimeout(timer)
+        if (a.alive) return void (timer = silent())
         waiting = undefined
         resolve(a)
       }

@@ -12,6 +12,7 @@ import { linkHere } from '../src/p2p/rtc'
 import { fileURL } from '../src/p2p/webseed'
 import { type Msg, Wire } from '../src/p2p/wire'
 import { byteRange } from '../src/range'
+import { relay } from '../src/relay'
 import { type Clock, REPORT_EVERY_MS, REPORT_IDLE_MS, ReportSchedule } from '../src/reporting'
 import { PageStore } from '../src/store'
 import { MAX_CHUNK, nextChunk, READ_AHEAD, type Stream, streamWants } from '../src/streams'
@@ -54,6 +55,7 @@ export async function run(): Promise<string[]> {
   await guard('byte ranges', () => rangeTests(check))
   await guard('stream deadlines', () => streamTests(check))
   await guard('stream chunks', () => chunkTests(check))
+  await guard('stream relay', () => relayTests(check))
   await guard('report schedule', () => reportTests(check))
   await guard('ice gathering', () => gatheringTests(check))
   return fails
@@ -387,6 +389,8 @@ function streamTests(check: Check): void {
   check(json(w[1]) === json({ start: MB, end: MB + 700_000, priority: 2.5, deadline: 1010 }), `image before any peer: ${json(w)}`)
   w = streamWants(image, { ...c, swarmed: true })
   check(w.length === 1 && w[0].deadline === due(1010), `image once a peer has sent: ${json(w)}`)
+  // An image's pieces come in no order (the swarm's, so that clients trade): it shows once all of it is in.
+  check(!w[0].ordered && streamWants(video, { ...c, swarmed: true })[0].ordered === true, `order: ${json(w)}`)
   // An image larger than READ_AHEAD is wanted whole in its window: it shows once all of it is in.
   const big: Stream = { ...image, end: MB + READ_AHEAD + 1277 }
   for (const cc of [c, { ...c, crowded: true }]) {
@@ -551,4 +555,32 @@ async function gatheringTests(check: Check): Promise<void> {
     if (offered < done - 30) return
     if (k === 2) check(false, `gathering: the offer went ${Math.round(offered - done)} ms after gathering completed (want 30 ms before), three times`)
   }
+}
+
+// The engine's side of a service worker's stream: while a chunk is awaited it says it is alive (the service
+// worker's backstop for a silent page restarts), and stops saying so once the chunk has gone.
+async function relayTests(check: Check): Promise<void> {
+  const ch = new MessageChannel()
+  const got: string[] = []
+  ch.port2.onmessage = (m: MessageEvent) => {
+    const d = m.data as { alive?: boolean; chunk?: Uint8Array; done?: boolean }
+    got.push(d.alive ? 'alive' : d.chunk ? `chunk ${d.chunk.length}` : d.done ? 'done' : JSON.stringify(d))
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+  let n = 0
+  const reader = {
+    next: async () => (n++ === 0 ? (await sleep(250), new Uint8Array(3)) : null),
+    close: () => {},
+  }
+  relay(ch.port1, Promise.resolve(reader), () => {}, 40)
+  ch.port2.postMessage({ next: true })
+  await sleep(450)
+  const first = got.indexOf('chunk 3')
+  check(first >= 3 && got.slice(0, first).every((g) => g === 'alive') && first === got.length - 1,
+    `alive while the chunk is awaited, then nothing: ${got}`)
+  ch.port2.postMessage({ next: true })
+  await sleep(100)
+  check(got[got.length - 1] === 'done' && got.filter((g) => g === 'alive').length === first, `the end: ${got}`)
+  ch.port1.close()
+  ch.port2.close()
 }
