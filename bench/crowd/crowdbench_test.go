@@ -78,6 +78,11 @@ func TestTinyCrowd(t *testing.T) {
 				t.Errorf("%s: browser visit: first image at %v s, first frame at %v s, complete at %v s",
 					run.Label, v.FirstImage, v.FirstFrame, v.Seconds)
 			}
+			// Its steps come in order: the image loaded, then decoded, then it was on screen.
+			if st := v.FirstImageSteps; v.Kind == KindBrowser && !(st["load"] > 0 && st["load"] <= st["decoded"] && st["decoded"] <= v.FirstImage) {
+				t.Errorf("%s: browser visit: first image loaded at %v s, decoded at %v s, on screen at %v s",
+					run.Label, st["load"], st["decoded"], v.FirstImage)
+			}
 			if v.Kind == KindPlain && (v.FirstImage != 0 || v.FirstFrame != 0) {
 				t.Errorf("%s: plain visit with a first image (%v s) or frame (%v s)", run.Label, v.FirstImage, v.FirstFrame)
 			}

@@ -72,6 +72,15 @@ type Visit struct {
 	// source; loadedmetadata, loadeddata, canplay, canplaythrough, playing; waiting and stalled: it ran
 	// short), in seconds from navigation start: what the first frame waited for.
 	Video map[string]float64 `json:"video,omitempty"`
+	// FirstImageSteps is when the page's first image was first seen loaded from its final URL ("load": its
+	// load event, or a check just after) and when its decode() resolved ("decoded"), in seconds from
+	// navigation start: with FirstImage, and its response's end in Files, where the time between its last
+	// byte and the screen goes.
+	FirstImageSteps map[string]float64 `json:"firstImageSteps,omitempty"`
+	// ServiceWorker is when a service worker was first active for the page's scope ("ready") and when one
+	// took control of the page ("control"), in seconds from navigation start: until then swarmgate's loader
+	// keeps the page's media waiting (and its images, after a while, on whole-file object URLs).
+	ServiceWorker map[string]float64 `json:"serviceWorker,omitempty"`
 }
 
 // completeJS runs in every document a visitor opens, before the page's own scripts, and marks in
@@ -82,6 +91,9 @@ type Visit struct {
 //   - frame: the video presented its first frame (its first requestVideoFrameCallback call; its loadeddata
 //     event where the browser has no such callback);
 //   - video: when the page's first video first fired each of its loading events;
+//   - sw: when a service worker was first active for the page's scope, and when one took control of it;
+//   - steps: when the first image was first seen loaded from its final URL (its load event), and when its
+//     decode() resolved;
 //   - complete: the page is complete: the document is parsed, every <img> is loaded (complete, with a
 //     size), the first image is on screen, every video has shown a frame, and nothing waits for the swarm
 //     (data-swarm-src).
@@ -91,11 +103,16 @@ type Visit struct {
 // frame is shown) rather than on a timer: twenty pages polling would take CPU from the visitors it measures.
 // A check each second backs the events up.
 const completeJS = `if (location.protocol.startsWith('http')) (() => {
-	const m = { image: 0, frame: 0, complete: 0, video: {} };
+	const m = { image: 0, frame: 0, complete: 0, video: {}, steps: {}, sw: {} };
 	window.__bench = m;
 	let resolve;
 	window.__benchDone = new Promise(r => (resolve = r));
 	const now = () => performance.now();
+	const sw = navigator.serviceWorker;
+	if (sw) {
+		sw.ready.then(() => { m.sw.ready = m.sw.ready || now(); });
+		sw.addEventListener('controllerchange', () => { m.sw.control = m.sw.control || now(); });
+	}
 	const loaded = i => i.complete && i.naturalWidth > 0 &&
 		!i.hasAttribute('data-swarm-src') && !i.hasAttribute('data-swarm-srcset');
 	const afterPaint = f => requestAnimationFrame(() => {
@@ -108,9 +125,10 @@ const completeJS = `if (location.protocol.startsWith('http')) (() => {
 		const img = document.images[0];
 		if (m.image || !img || !loaded(img) || img.currentSrc === imageSrc) return;
 		const src = imageSrc = img.currentSrc;
-		img.decode().catch(() => {}).then(() => afterPaint(() => {
+		m.steps.load = m.steps.load || now();
+		img.decode().catch(() => {}).then(() => (m.steps.decoded = m.steps.decoded || now(), afterPaint(() => {
 			if (!m.image && img.currentSrc === src) { m.image = now(); check(); }
-		}));
+		})));
 	};
 	const watched = new WeakSet();
 	const watch = v => {
@@ -191,13 +209,25 @@ const resultJS = `(async () => {
 	}
 	return {
 		waiting: waiting.join('; '),
-		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, video: m.video || {}, http, engineMs,
+		complete: !!m.complete, ms: m.complete || 0, image: m.image || 0, frame: m.frame || 0, video: m.video || {}, steps: m.steps || {}, sw: m.sw || {}, http, engineMs,
 		viaSwarm: document.querySelectorAll('img[data-swarm="p2p"]').length,
 		videoViaSwarm: !!v && v.dataset.swarm === 'p2p',
 		conns: st ? st.peers : 0, dropped: st ? st.droppedPeers : 0,
 		peers: st ? st.peerBytes : 0, seeder: st ? st.seederBytes : 0, webseed: st ? st.webseedBytes : 0, files, httpFiles,
 	};
 })()`
+
+// seconds converts a page's marks from milliseconds to seconds; none gives nil.
+func seconds(ms map[string]float64) map[string]float64 {
+	if len(ms) == 0 {
+		return nil
+	}
+	s := make(map[string]float64, len(ms))
+	for e, t := range ms {
+		s[e] = t / 1000
+	}
+	return s
+}
 
 // pageReport is what resultJS returns.
 type pageReport struct {
@@ -207,6 +237,8 @@ type pageReport struct {
 	Image         float64            `json:"image"`
 	Frame         float64            `json:"frame"`
 	Video         map[string]float64 `json:"video"`
+	Steps         map[string]float64 `json:"steps"`
+	SW            map[string]float64 `json:"sw"`
 	HTTP          int64              `json:"http"`
 	EngineMs      float64            `json:"engineMs"`
 	ViaSwarm      int                `json:"viaSwarm"`
@@ -313,12 +345,7 @@ func visitBrowser(ctx context.Context, open func() (context.Context, func(), err
 		v.HTTPFiles = rep.HTTPFiles
 	}
 	v.FirstImage, v.FirstFrame = rep.Image/1000, rep.Frame/1000
-	for e, ms := range rep.Video {
-		if v.Video == nil {
-			v.Video = map[string]float64{}
-		}
-		v.Video[e] = ms / 1000
-	}
+	v.Video, v.ServiceWorker, v.FirstImageSteps = seconds(rep.Video), seconds(rep.SW), seconds(rep.Steps)
 	if !rep.Complete {
 		closePage()
 		return fail(fmt.Errorf("page not complete after %v; waiting for %s", timeout, rep.Waiting))
