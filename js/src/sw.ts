@@ -141,6 +141,7 @@ function body(port: MessagePort, path: string, start: number, end: number, image
   let pos = start
   let waiting: ((a: Answer) => void) | undefined
   let gone = false
+  let cancelled = false
   const stopped: Answer = { error: "the page's engine stopped" }
   const kill = () => {
     gone = true
@@ -179,8 +180,10 @@ function body(port: MessagePort, path: string, start: number, end: number, image
         }
       },
       cancel() {
+        cancelled = true
         ended()
         if (rest) return rest.cancel()
+        waiting?.(stopped) // a chunk still awaited: more() sees the cancel, and asks the network for nothing
         port.postMessage({ close: true })
         port.close()
       },
@@ -196,6 +199,7 @@ function body(port: MessagePort, path: string, start: number, end: number, image
   async function more(ctl: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
     if (!rest) {
       const a = await ask()
+      if (cancelled) return
       if (a.chunk && a.chunk.length > 0 && pos + a.chunk.length <= end) {
         pos += a.chunk.length
         return ctl.enqueue(a.chunk)
@@ -208,6 +212,7 @@ function body(port: MessagePort, path: string, start: number, end: number, image
       port.postMessage({ close: true })
       port.close()
       rest = await network(path, pos, end) // throws: the response fails, as a broken connection would
+      if (cancelled) return void rest.cancel()
     }
     const { value, done } = await rest.read()
     if (done) {

@@ -16,6 +16,7 @@ import { relay } from '../src/relay'
 import { type Clock, REPORT_EVERY_MS, REPORT_IDLE_MS, ReportSchedule } from '../src/reporting'
 import { PageStore } from '../src/store'
 import { MAX_CHUNK, nextChunk, READ_AHEAD, type Stream, streamWants } from '../src/streams'
+import { chokeTests, failedLinkTests, shortBlockTests, trackerTests } from './p2p_faults'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
 const show = (b: Uint8Array): string => JSON.stringify(String.fromCharCode(...b))
@@ -58,6 +59,10 @@ export async function run(): Promise<string[]> {
   await guard('stream relay', () => relayTests(check))
   await guard('report schedule', () => reportTests(check))
   await guard('ice gathering', () => gatheringTests(check))
+  await guard('tracker reconnect', () => trackerTests(check))
+  await guard('short block', () => shortBlockTests(check))
+  await guard('choke while verifying', () => chokeTests(check))
+  await guard('failed link', () => failedLinkTests(check))
   return fails
 }
 

@@ -140,6 +140,7 @@ export function linkVia(port: MessagePort): Connect {
     if (r.dc) l.link.ondatachannel?.(r.dc)
     else if (r.end !== undefined) {
       links.delete(r.id)
+      l.wait?.({ id: r.id, error: 'rtc: connection ended' })
       l.link.onend?.(r.end)
     } else l.wait?.(r)
   }
@@ -190,11 +191,15 @@ export function serveLinks(port: MessagePort, connect: Connect = linkHere): void
     let link = links.get(r.id)
     if (!link) {
       if (r.op === 'accept') return reply({ id: r.id, error: 'rtc: no such connection' })
-      link = connect(r.config)
-      links.set(r.id, link)
-      link.ondatachannel = (dc) => reply({ id: r.id, dc }, [dc])
-      link.onend = (failed) => {
-        if (links.delete(r.id)) reply({ id: r.id, end: failed })
+      const made = (link = connect(r.config))
+      links.set(r.id, made)
+      made.ondatachannel = (dc) => reply({ id: r.id, dc }, [dc])
+      // A failed connection is closed here: the other end's link is gone once it hears of the end, and its
+      // close asks nothing of this side.
+      made.onend = (failed) => {
+        if (!links.delete(r.id)) return
+        reply({ id: r.id, end: failed })
+        made.close()
       }
     }
     const answered =

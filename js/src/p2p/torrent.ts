@@ -20,7 +20,7 @@ import type { Conn } from './rtc'
 import { MemoryStore, type PieceStore } from './store'
 import { TrackerClient } from './tracker'
 import { fetchRange } from './webseed'
-import { BLOCK, type Msg } from './wire'
+import { BLOCK, type Msg, WireError } from './wire'
 
 interface Webseed {
   url: string
@@ -274,12 +274,13 @@ export class Torrent extends Emitter<TorrentEvents> {
 
   // disown gives the pieces p started to whoever comes next, once nothing is requested from p (it left or
   // choked us). A piece nobody else is fetching starts over, so that a webseed (which fetches whole pieces)
-  // can take it too.
+  // can take it too; one whose blocks are all in is being verified, and finish settles it (a bad one still
+  // bans the peers that sent it).
   private disown(p: Peer): void {
     for (const [i, pd] of this.pending) {
       if (pd.owner !== p) continue
       pd.owner = undefined
-      if (!pd.state.includes(1)) this.drop(i, pd)
+      if (pd.left && !pd.state.includes(1)) this.drop(i, pd)
     }
   }
 
@@ -456,6 +457,10 @@ export class Torrent extends Emitter<TorrentEvents> {
     // A block we cancelled may still come (the peer had sent it): it counts as received, and is used only if
     // it was asked again.
     const late = p.cancelled.delete(k)
+    // A block of another length than asked is the peer's fault, not a late block: the peer goes while its
+    // request is still on record, so that the block is free for others (kept as requested, no one would ask
+    // for it again, nor see it late).
+    if (p.reqs.has(k) && len !== this.blockLen(i, k % this.bpp)) return p.wire.close(new WireError(`wire: block of ${len} bytes`))
     const oldest = p.reqs.keys().next().value // requests are kept in the order they were sent
     if (!p.reqs.delete(k)) return late ? this.emit('download', { bytes: len, peer: p.id }) : undefined
     p.answered++

@@ -90,8 +90,14 @@ export class TrackerClient {
     const first = this.early
     this.early = undefined
     const early = ((await first) ?? []).filter((x) => this.offers.has(x.offer_id)).slice(0, want)
-    const made = early.concat(await this.makeOffers(want - early.length))
-    if (this.destroyed) return
+    const made = early.concat(this.destroyed ? [] : await this.makeOffers(want - early.length))
+    // The socket may have closed while the offers were made (ICE gathering takes up to GATHER_MS): its
+    // reconnection is under way (retry), or a new socket announces for itself once open. Scheduling here
+    // would cancel the reconnection, and the client would never announce again.
+    if (this.destroyed || this.ws !== ws || ws.readyState !== WebSocket.OPEN) {
+      for (const x of made) this.offers.get(x.offer_id)?.close()
+      return
+    }
     this.report(event, made)
     this.schedule()
   }
@@ -181,6 +187,7 @@ export class TrackerClient {
     }
     try {
       const offer = await conn.offer()
+      if (this.destroyed) throw new Error('tracker: destroyed')
       conn.deadline(OFFER_MS)
       return { offer_id: id, offer }
     } catch (e) {
