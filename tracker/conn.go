@@ -60,7 +60,8 @@ type conn struct {
 	peer1   *peer
 	peers   map[peerKey]*peer
 	pending map[pendingKey]pendingOffer
-	gone    bool // dropped: takes no more peers
+	purged  time.Time // when pending was last cleared of expired offers (expectAnswer)
+	gone    bool      // dropped: takes no more peers
 
 	wmu     sync.Mutex
 	queue   [][]byte

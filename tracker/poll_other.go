@@ -4,15 +4,17 @@ package tracker
 
 import (
 	"errors"
+	"sync"
 	"time"
 )
 
 // poller, where there is no epoll, only runs the sweeper: every socket is served by a goroutine of its own
 // (conn.serveBlocking).
 type poller struct {
-	t    *Tracker
-	quit chan struct{}
-	done chan struct{}
+	t       *Tracker
+	quit    chan struct{}
+	done    chan struct{}
+	stopped sync.Once // Tracker.Close may run twice (the gateway's Run, then its deferred Close)
 }
 
 var errPollerStopped = errors.New("tracker: poller stopped")
@@ -42,6 +44,6 @@ func (p *poller) run() {
 }
 
 func (p *poller) stop() {
-	close(p.quit)
+	p.stopped.Do(func() { close(p.quit) })
 	<-p.done
 }

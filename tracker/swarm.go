@@ -75,7 +75,16 @@ func eligible(from, p *peer) bool {
 	return p != from && !p.paused && !(from.seeder && p.seeder)
 }
 
-// pick chooses up to n distinct random peers that may receive offers from `from`, appending them to out.
+// pickScan bounds the peers pick's scan looks at for each offer wanted, beyond pickScanMin: it runs under
+// Tracker.mu at every announce, and a client could otherwise fill a swarm with peers no offer may go to (paused,
+// or seeders for a seeder's offers) and have each of its announces walk all of them.
+const (
+	pickScan    = 16
+	pickScanMin = 64
+)
+
+// pick chooses up to n distinct random peers that may receive offers from `from`, appending them to out. In a
+// large swarm where such peers are few it may find fewer than there are.
 func (s *swarm) pick(from *peer, n int, out []*peer) []*peer {
 	if n <= 0 || len(s.list) <= 1 {
 		return out
@@ -98,7 +107,7 @@ func (s *swarm) pick(from *peer, n int, out []*peer) []*peer {
 	}
 	if len(out) < n {
 		start := rand.IntN(len(s.list))
-		for i := 0; i < len(s.list) && len(out) < n; i++ {
+		for i := 0; i < min(len(s.list), pickScan*n+pickScanMin) && len(out) < n; i++ {
 			p := s.list[(start+i)%len(s.list)]
 			if eligible(from, p) && !chosen(p) {
 				out = append(out, p)

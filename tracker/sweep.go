@@ -16,6 +16,13 @@ func (t *Tracker) sweepInterval() time.Duration {
 // sweep keeps sockets' liveness without a timer or a blocked read per socket: it pings each socket every
 // PingInterval, and closes those silent (no frame, no pong) for PongWait, those whose write has been under way
 // for WriteTimeout, and drops those whose connection was closed under the tracker.
+// writeTimedOut says whether a write under way since `since` (0: none) has taken longer than limit by now, both
+// Unix nanoseconds. It is given one load of conn.writeSince: a second load could see the write just finished
+// (0), and take now for the time the write has lasted.
+func writeTimedOut(since, now int64, limit time.Duration) bool {
+	return since != 0 && now-since > int64(limit)
+}
+
 func (t *Tracker) sweep(now time.Time) {
 	n := now.UnixNano()
 	var ping, reap []*conn
@@ -24,7 +31,7 @@ func (t *Tracker) sweep(now time.Time) {
 		switch {
 		case n-c.lastRead.Load() > int64(t.cfg.PongWait):
 			reap = append(reap, c)
-		case c.writeSince.Load() != 0 && n-c.writeSince.Load() > int64(t.cfg.WriteTimeout):
+		case writeTimedOut(c.writeSince.Load(), n, t.cfg.WriteTimeout):
 			reap = append(reap, c)
 		case c.state.Load() == stIdle && !c.open():
 			reap = append(reap, c)

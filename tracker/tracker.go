@@ -401,16 +401,20 @@ func (c *conn) sendAnnounceReply(s *scratch, ih ID, complete, incomplete int) {
 
 // expectAnswer records an offer relayed to c. It reports false when c has too many offers unanswered. Called
 // with Tracker.mu held.
+// Expired offers are cleared once it is half full, at most once a second: a socket whose peers answer nothing
+// (a seeder at its peer limit in a crowd, or a client that offers to itself) keeps it full, and each offer
+// relayed to it walked the whole map under Tracker.mu before it was refused.
 func (c *conn) expectAnswer(k pendingKey, po pendingOffer, now time.Time) bool {
-	if len(c.pending) >= MaxPendingOffersPerConn/2 {
+	if len(c.pending) >= MaxPendingOffersPerConn/2 && now.Sub(c.purged) >= time.Second {
+		c.purged = now
 		for k, v := range c.pending {
 			if now.After(v.expires) {
 				delete(c.pending, k)
 			}
 		}
-		if len(c.pending) >= MaxPendingOffersPerConn {
-			return false
-		}
+	}
+	if len(c.pending) >= MaxPendingOffersPerConn {
+		return false
 	}
 	if c.pending == nil {
 		c.pending = make(map[pendingKey]pendingOffer)

@@ -183,6 +183,12 @@ func checkJob(j *Assignment, dir string) (*version, error) {
 	if !validComponent(info.Name) {
 		return nil, bad("torrent name %q cannot be a directory name", info.Name)
 	}
+	// The BitTorrent client lays the files out by their UTF-8 names where an info dictionary gives them
+	// (name.utf-8, path.utf-8); this helper serves and proves them by the plain ones, checked here. The two
+	// must agree, or it would serve and prove other files than those it fetched.
+	if info.NameUtf8 != "" && info.NameUtf8 != info.Name {
+		return nil, bad("torrent name.utf-8 %q is not its name %q", info.NameUtf8, info.Name)
+	}
 	if info.PieceLength <= 0 || len(info.Pieces) == 0 || len(info.Pieces)%20 != 0 {
 		return nil, bad("piece length %d and %d bytes of piece hashes", info.PieceLength, len(info.Pieces))
 	}
@@ -197,6 +203,9 @@ func checkJob(j *Assignment, dir string) (*version, error) {
 			if !validComponent(c) {
 				return nil, bad("file path %q has an unsafe component", fi.Path)
 			}
+		}
+		if len(fi.PathUtf8) > 0 && !slices.Equal(fi.PathUtf8, fi.Path) {
+			return nil, bad("file path.utf-8 %q is not its path %q", fi.PathUtf8, fi.Path)
 		}
 		tp := strings.Join(fi.Path, "/")
 		if _, dup := v.paths[tp]; dup {

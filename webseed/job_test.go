@@ -19,7 +19,13 @@ const testPieceLength = 16 << 10
 // infoBytes bencodes a multi-file info dictionary with as many (zero) piece hashes as the files need.
 func infoBytes(t testing.TB, name string, files ...metainfo.FileInfo) []byte {
 	t.Helper()
-	info := metainfo.Info{Name: name, PieceLength: testPieceLength, Files: files}
+	return infoBytesWith(t, metainfo.Info{Name: name}, files...)
+}
+
+// infoBytesWith is infoBytes for an info dictionary with more fields set than its name.
+func infoBytesWith(t testing.TB, info metainfo.Info, files ...metainfo.FileInfo) []byte {
+	t.Helper()
+	info.PieceLength, info.Files = testPieceLength, files
 	var total int64
 	for _, f := range files {
 		total += f.Length
@@ -88,6 +94,11 @@ func checkJobCases(t testing.TB) []struct {
 		{"name climbs", "..", infoBytes(t, "..", fileInfo(100, "a")), false},
 		{"negative length", v, infoBytes(t, v, fileInfo(-5, "a")), false},
 		{"not bencode", v, []byte("d4:name"), false},
+		// The client stores files by their UTF-8 names; the helper serves and proves them by the plain ones.
+		{"utf-8 name of its own", v, infoBytesWith(t, metainfo.Info{Name: v, NameUtf8: "other"}, fileInfo(100, "a")), false},
+		{"utf-8 name the same", v, infoBytesWith(t, metainfo.Info{Name: v, NameUtf8: v}, fileInfo(100, "a")), true},
+		{"utf-8 path of its own", v, infoBytes(t, v, metainfo.FileInfo{Length: 100, Path: []string{"a"}, PathUtf8: []string{"b"}}), false},
+		{"utf-8 path the same", v, infoBytes(t, v, metainfo.FileInfo{Length: 100, Path: []string{"a"}, PathUtf8: []string{"a"}}), true},
 	}
 }
 
