@@ -115,6 +115,7 @@ func (s *Seeder) Fetch(ctx context.Context, mi *metainfo.MetaInfo, dir string, s
 	unreserve := func() {
 		s.mu.Lock()
 		delete(s.torrents, ih)
+		s.dropExtrasLocked(e)
 		s.notifySessionsLocked() // leave the swarms it joined while fetching
 		s.mu.Unlock()
 	}

@@ -48,9 +48,10 @@ type Seeder struct {
 	peers    map[*peer]struct{}
 	creating int // peer connections being made, counted against MaxPeers
 	sessions map[*session]struct{}
-	// extra are trackers beyond Config.TrackerURLs that some torrents announce to (AnnounceTo); runCtx and
-	// runWG carry the sessions Run starts for them while it runs.
-	extra  map[string]bool
+	// extra are trackers beyond Config.TrackerURLs that some torrents announce to (AnnounceTo), each with the
+	// cancel of its session while Run runs one (nil else); runCtx and runWG carry the sessions Run starts for
+	// them. A tracker no torrent announces to any more is left (dropExtrasLocked).
+	extra  map[string]context.CancelFunc
 	runCtx context.Context
 	runWG  *sync.WaitGroup
 
@@ -122,7 +123,7 @@ func New(cfg Config) (*Seeder, error) {
 		torrents:    make(map[metainfo.Hash]*entry),
 		peers:       make(map[*peer]struct{}),
 		sessions:    make(map[*session]struct{}),
-		extra:       make(map[string]bool),
+		extra:       make(map[string]context.CancelFunc),
 		minAnnounce: minAnnounceInterval,
 	}
 	cl.AddListener(s.ln)
@@ -170,6 +171,7 @@ func (s *Seeder) AddTorrent(mi *metainfo.MetaInfo, dir string) error {
 	s.mu.Lock()
 	if err != nil {
 		delete(s.torrents, ih)
+		s.dropExtrasLocked(e)
 		s.mu.Unlock()
 		return fmt.Errorf("seeder: torrent %s: %w", ih.HexString(), err)
 	}
@@ -290,6 +292,7 @@ func (s *Seeder) RemoveTorrent(ih metainfo.Hash) error {
 		return fmt.Errorf("seeder: torrent %s: %w", ih.HexString(), ErrUnknownTorrent)
 	}
 	delete(s.torrents, ih)
+	s.dropExtrasLocked(e)
 	s.notifySessionsLocked()
 	s.mu.Unlock()
 	e.t.Drop()
@@ -382,7 +385,7 @@ func (s *Seeder) Run(ctx context.Context) error {
 		wg.Go(func() { s.runTracker(ctx, u) })
 	}
 	for u := range s.extra {
-		wg.Go(func() { s.runTracker(ctx, u) })
+		s.startExtraLocked(u)
 	}
 	s.mu.Unlock()
 	<-ctx.Done()
@@ -419,15 +422,46 @@ func (s *Seeder) announceToLocked(e *entry, urls []string) {
 			continue
 		}
 		e.extra = append(e.extra, u)
-		if !s.extra[u] {
-			s.extra[u] = true
-			if s.runWG != nil {
-				ctx := s.runCtx
-				s.runWG.Go(func() { s.runTracker(ctx, u) })
-			}
+		if _, ok := s.extra[u]; !ok {
+			s.startExtraLocked(u)
 		}
 	}
 	s.notifySessionsLocked()
+}
+
+// startExtraLocked records tracker u as one some torrent announces to, and starts its session if Run runs.
+func (s *Seeder) startExtraLocked(u string) {
+	s.extra[u] = nil
+	if s.runWG == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.runCtx)
+	s.extra[u] = cancel
+	s.runWG.Go(func() { s.runTracker(ctx, u) })
+}
+
+// dropExtrasLocked ends the sessions with the trackers beyond Config.TrackerURLs that e announced to and no
+// torrent still does, once e is gone from s.torrents: a helper joins the tracker of each site it helps, and
+// would otherwise keep a socket (and, once that tracker is gone, a reconnection every minute) to each for
+// the life of the process. Closing the socket takes the seeder out of that tracker's swarms.
+func (s *Seeder) dropExtrasLocked(e *entry) {
+	used := func(u string) bool {
+		for _, o := range s.torrents {
+			if slices.Contains(o.extra, u) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, u := range e.extra {
+		if used(u) {
+			continue
+		}
+		if cancel := s.extra[u]; cancel != nil {
+			cancel()
+		}
+		delete(s.extra, u)
+	}
 }
 
 // Stats are the seeder's counters.

@@ -521,6 +521,43 @@ func TestAnnouncesToEveryTracker(t *testing.T) {
 	}
 }
 
+// TestLeavesTrackersNoTorrentAnnouncesTo: a tracker beyond the configured ones (AnnounceTo: a helper joins
+// the tracker of the site it helps) is left once no torrent announces to it: its socket closes. Before, the
+// session stayed for the life of the process, and reconnected every minute to a tracker that had gone.
+func TestLeavesTrackersNoTorrentAnnouncesTo(t *testing.T) {
+	env1, env2 := newEnv(t), newEnv(t)
+	dir := t.TempDir()
+	a, _ := makeTorrent(t, dir, "a.bin", 100<<10)
+	b, _ := makeTorrent(t, dir, "b.bin", 100<<10)
+	s := startSeeder(t, env1.wsURL)
+	for _, mi := range []*metainfo.MetaInfo{a, b} {
+		if err := s.AddTorrent(mi, dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AnnounceTo(mi.HashInfoBytes(), env2.wsURL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "both torrents in the extra tracker's swarms", func() bool {
+		return env2.trk.Stats().Seeders == 2 && s.Stats().Trackers == 2
+	})
+	if err := s.RemoveTorrent(a.HashInfoBytes()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the first torrent out of the extra tracker's swarm", func() bool {
+		return env2.trk.Stats().Seeders == 1
+	})
+	if st := s.Stats(); st.Trackers != 2 {
+		t.Fatalf("with a torrent still announced to it, the extra tracker's session ended: %+v", st)
+	}
+	if err := s.RemoveTorrent(b.HashInfoBytes()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the extra tracker's socket closed", func() bool {
+		return s.Stats().Trackers == 1 && env2.trk.Stats().Peers == 0 && env2.trk.Stats().Connections == 0
+	})
+}
+
 // TestAddTorrentChecksData: files that are missing, of the wrong size or corrupt are refused; a good torrent
 // is added once.
 func TestAddTorrentChecksData(t *testing.T) {
