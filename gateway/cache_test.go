@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -173,13 +174,35 @@ func TestOnlyTheSitesHostUsesTheStore(t *testing.T) {
 		t.Error("a request for another host was answered from the site's store")
 	}
 
-	// With a site name, that name (any case, any port) is the site; its address is not.
+	// The origin sees the Host a request came with, and the store keys by path alone: a Host naming another
+	// address or port than the one the request reached (whose links an origin would build from it) neither
+	// reads nor teaches the store.
+	o.mux.HandleFunc("/links.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		w.Write(append([]byte("load('//"+r.Host+"/more.js');"), good...))
+	})
+	for _, host := range []string{"6.6.6.6", "127.0.0.1:1337", "localhost:1337"} {
+		fetch(t, "GET", g.url("/links.js"), host, nil)
+		if learningStarted(g, "/links.js") {
+			t.Fatalf("a response for Host %s is being stored", host)
+		}
+	}
+	get(t, g.url("/links.js"))
+	testutil.Eventually(t, 10*time.Second, "the script stored for the Host it was reached by", stored(g, "/links.js"))
+
+	// With a site name, that name (any case; no port, a standard one or the gateway's) is the site; its
+	// address is not.
 	named := startGateway(t, Config{Site: SiteConfig{Origin: mustURL(o.URL), Name: "site.example"}})
 	fetch(t, "GET", named.url("/app.js"), "127.0.0.1", nil)
+	fetch(t, "GET", named.url("/app.js"), "site.example:1337", nil)
 	if learningStarted(named, "/app.js") {
-		t.Fatal("a gateway with a site name stores a response for its address")
+		t.Fatal("a gateway with a site name stores a response for its address, or for another port")
 	}
-	fetch(t, "GET", named.url("/app.js"), "Site.Example:8443", nil)
+	_, port, err := net.SplitHostPort(named.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch(t, "GET", named.url("/app.js"), "Site.Example:"+port, nil)
 	testutil.Eventually(t, 10*time.Second, "the named site's script stored", stored(named, "/app.js"))
 }
 

@@ -172,8 +172,10 @@ func unquoteHeader(s string) string {
 
 // setForwarded tells the origin who asked: X-Forwarded-For and Forwarded carry the chain of clients, ending
 // with the gateway's peer. A trusted proxy's chain is continued; any other peer's is replaced, since it could
-// name anyone. X-Forwarded-Host and -Proto (and Forwarded's host and proto) are those the browser used: a
-// trusted proxy's when it sent them, else the request's own.
+// name anyone. X-Real-IP is the client: a trusted proxy's when it sent one, else the gateway's peer (an origin
+// behind one proxy often trusts it, and a client's own would pass for its address). X-Forwarded-Host and -Proto
+// (and Forwarded's host and proto) are those the browser used: a trusted proxy's when it sent them, else the
+// request's own.
 func (s *Server) setForwarded(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	peer := peerAddr(in.RemoteAddr)
@@ -203,9 +205,20 @@ func (s *Server) setForwarded(pr *httputil.ProxyRequest) {
 		}
 	}
 	node := "unknown"
+	realIP := ""
+	if trusted {
+		realIP = in.Header.Get("X-Real-Ip")
+	}
 	if peer.IsValid() {
 		xff = append(xff, peer.String())
 		node = peer.String()
+		if realIP == "" {
+			realIP = peer.String()
+		}
+	}
+	out.Header.Del("X-Real-Ip")
+	if realIP != "" {
+		out.Header.Set("X-Real-Ip", realIP)
 	}
 	out.Header.Set("X-Forwarded-For", strings.Join(xff, ", "))
 	out.Header.Set("X-Forwarded-Host", host)

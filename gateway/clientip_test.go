@@ -151,23 +151,25 @@ func TestOriginGetsTheClientChain(t *testing.T) {
 		from               string
 		hdr                []string
 		xff, fwd, fwdProto string
+		real               string // X-Real-IP
 	}{
-		{"127.0.0.3", []string{"X-Forwarded-For", "198.51.100.66", "X-Forwarded-Proto", "https"},
-			"127.0.0.3", `for=127.0.0.3;host="` + host + `";proto=http`, "http"},
+		{"127.0.0.3", []string{"X-Forwarded-For", "198.51.100.66", "X-Forwarded-Proto", "https", "X-Real-IP", "10.0.0.1"},
+			"127.0.0.3", `for=127.0.0.3;host="` + host + `";proto=http`, "http", "127.0.0.3"},
 		{"127.0.0.2", []string{"X-Forwarded-For", "2001:db8::7, 198.51.100.7", "X-Forwarded-Proto", "https"},
 			"2001:db8::7, 198.51.100.7, 127.0.0.2",
-			`for="[2001:db8::7]", for=198.51.100.7, for=127.0.0.2;host="` + host + `";proto=https`, "https"},
-		{"127.0.0.2", []string{"Forwarded", `for=198.51.100.7;proto=https`},
-			"127.0.0.2", `for=198.51.100.7;proto=https, for=127.0.0.2;host="` + host + `";proto=http`, "http"},
+			`for="[2001:db8::7]", for=198.51.100.7, for=127.0.0.2;host="` + host + `";proto=https`, "https", "127.0.0.2"},
+		{"127.0.0.2", []string{"Forwarded", `for=198.51.100.7;proto=https`, "X-Real-IP", "198.51.100.7"},
+			"127.0.0.2", `for=198.51.100.7;proto=https, for=127.0.0.2;host="` + host + `";proto=http`, "http", "198.51.100.7"},
 	} {
 		if s := statusFrom(t, clientFrom(tc.from), g.url("/page"), tc.hdr...); s != 200 {
 			t.Fatalf("status %d", s)
 		}
 		h := <-got
 		if h.Get("X-Forwarded-For") != tc.xff || h.Get("Forwarded") != tc.fwd || h.Get("X-Forwarded-Proto") != tc.fwdProto ||
-			h.Get("X-Forwarded-Host") != host {
-			t.Errorf("from %s %v: origin got X-Forwarded-For %q, Forwarded %q, proto %q, host %q",
-				tc.from, tc.hdr, h.Get("X-Forwarded-For"), h.Get("Forwarded"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
+			h.Get("X-Forwarded-Host") != host || h.Get("X-Real-Ip") != tc.real {
+			t.Errorf("from %s %v: origin got X-Forwarded-For %q, Forwarded %q, proto %q, host %q, X-Real-IP %q (want %q)",
+				tc.from, tc.hdr, h.Get("X-Forwarded-For"), h.Get("Forwarded"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"),
+				h.Get("X-Real-Ip"), tc.real)
 		}
 	}
 }

@@ -137,11 +137,13 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 
 // storeKey returns a request's key in the shared store and the shield, and false when neither may answer
 // the request nor learn from its response: anything but a GET without a body, a request for another host
-// than the site's (siteHost), one with credentials (credentialed), or one with an overlong URL. (Paths the
-// catalogue cannot hold, such as directories, are shielded but never learned: see learn.)
+// than the site's (siteHost) or by another address than the one it reached (hostAsReached), one with
+// credentials (credentialed), or one with an overlong URL. (Paths the catalogue cannot hold, such as
+// directories, are shielded but never learned: see learn.)
 func (s *Server) storeKey(r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet || r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
-		!siteHost(r.Host, s.cfg.Site.Name) || credentialed(r.Header, s.isPublicPath(r.URL.Path)) {
+		!siteHost(r.Host, s.cfg.Site.Name) || !hostAsReached(r, s.cfg.Site.Name) ||
+		credentialed(r.Header, s.isPublicPath(r.URL.Path)) {
 		return "", false
 	}
 	key := r.URL.RequestURI()
@@ -286,6 +288,35 @@ func siteHost(host, siteName string) bool {
 	}
 	_, err := netip.ParseAddr(h)
 	return err == nil
+}
+
+// hostAsReached reports whether a request's Host is one a browser sends for the address the request reached:
+// no port, a standard one (80, 443: a proxy in front may name them) or the port it came in on; and, for a
+// gateway without a site name, that address itself (or localhost, on loopback). The store keys a response by
+// its path alone while the origin sees the request's Host, and an origin that builds links or redirects from
+// it would otherwise answer "Host: site:1337" (or any IP literal) with URLs of the client's choosing, stored
+// for every visitor. A request without its listener's address (not from a server) passes.
+func hostAsReached(r *http.Request, siteName string) bool {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if local == nil {
+		return true
+	}
+	at, err := netip.ParseAddrPort(local.String())
+	if err != nil {
+		return true
+	}
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "80" && port != "443" && port != strconv.Itoa(int(at.Port())) {
+		return false
+	}
+	if siteName != "" {
+		return true
+	}
+	h, _ := canonicalHost(r.Host)
+	if h == "localhost" {
+		return at.Addr().IsLoopback()
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap() == at.Addr().Unmap()
 }
 
 // canonicalHost returns a Host field's name, lower case, without its port, brackets or trailing dot; false

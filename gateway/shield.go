@@ -373,8 +373,11 @@ func (c *captureBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 && !c.over {
 		if c.buf.Len()+n > shieldMaxEntry {
+			// No copy to share: the flight ends now, and those waiting for it ask for their own, rather
+			// than wait for the leader's client to read the rest at its own pace.
 			c.over = true
 			c.buf = bytes.Buffer{}
+			c.once.Do(func() { c.end(false) })
 		} else {
 			c.buf.Write(p[:n])
 		}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -285,4 +286,48 @@ func TestShieldCollapsesAStreamedPage(t *testing.T) {
 		t.Errorf("the origin generated the page %d times for %d requests in %v; want at most %d", hits.Load(), n, elapsed, max)
 	}
 	t.Logf("%d requests in %v: the origin generated the page %d times", n, elapsed.Round(time.Millisecond), hits.Load())
+}
+
+// TestShieldReleasesWaitersOfAnOversizedStream: a shareable response of unknown length goes to the first
+// client as it is read, and the shield keeps a copy for those waiting on the same URL. Once the copy passes
+// shieldMaxEntry there is nothing to share: the others ask for their own at once. Before, they waited for the
+// first client to read the whole body, at its pace, however slow (here it stops reading).
+func TestShieldReleasesWaitersOfAnOversizedStream(t *testing.T) {
+	o := newOrigin(t)
+	o.asset("/", "text/html", []byte("<p>home</p>"))
+	body := testBytes(shieldMaxEntry+32<<20, 7) // far more than the sockets between hold
+	o.mux.HandleFunc("/big.bin", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for i := 0; i < len(body); i += 1 << 20 {
+			if _, err := w.Write(body[i:min(i+1<<20, len(body))]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush() // chunked: no Content-Length
+		}
+	})
+	g := crowdGateway(t, o.URL)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	declareCrowd(t, g, c)
+	first, err := c.Get(g.url("/big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	if n, err := io.CopyN(io.Discard, first.Body, shieldMaxEntry+1<<20); err != nil {
+		t.Fatalf("the first client read %d bytes: %v", n, err)
+	}
+	// The first client reads no more; a second asks for the same URL.
+	second := &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
+	resp, err := second.Get(g.url("/big.bin"))
+	if err != nil {
+		t.Fatalf("a second client, while the first has stopped reading: %v", err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("a second client, while the first has stopped reading: %d of %d bytes, %v", len(got), len(body), err)
+	}
 }
