@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/swarmgate/swarmgate/gateway"
 	"github.com/swarmgate/swarmgate/gateway/monitor"
 	"github.com/swarmgate/swarmgate/internal/browsertest"
@@ -171,6 +172,9 @@ func TestIdleSeedHonoursDownloadOnly(t *testing.T) {
 			peers := swarmOf(t, g)
 			before := peers()
 			p := b.NewPage()
+			// The page closes before its gateway stops: its requests (the audio's ranges, under load still
+			// coming) would otherwise hold the gateway's shutdown past its deadline.
+			t.Cleanup(func() { _ = chromedp.Cancel(p.Ctx) })
 			if tc.init != "" {
 				if err := initScript(tc.init)(p); err != nil {
 					t.Fatal(err)
