@@ -9,7 +9,7 @@
 // tracker alone, no DHT, PEX or local discovery; ICE gets the manifest's servers only, an empty list included,
 // so no public STUN server is ever asked).
 import type { Engine, EngineReport, Head, Manifest, ManifestFile, Policy, Reader } from './manifest'
-import { equal, fromHex, type Info, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
+import { equal, fromHex, type Info, padBytes, parseInfo, rawValue, sha1, Torrent, type Want } from './p2p'
 import { relay } from './relay'
 import { ReportSchedule } from './reporting'
 import { PageStore } from './store'
@@ -255,7 +255,7 @@ const run: RunCore = (m, policy, seed, hooks, connect, head) => {
     })
     // Pieces now held: one verified from a source, or an earlier view's, read back from the store.
     const gained = (pieces: number[]) => {
-      for (const i of pieces) held += size(i) - t.padBytes(i)
+      for (const i of pieces) held += size(i) - padBytes(t.info, i)
       gate.verified()
       for (const [path, w] of wanted) if (complete(t, w)) void finish(path, w).catch(w.reject)
       for (const s of streams) if (s.wake && pieces.includes(Math.floor(s.pos / pl))) s.wake()

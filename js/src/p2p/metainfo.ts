@@ -58,6 +58,15 @@ const utf8Name = (name: string): Uint8Array => new TextEncoder().encode(name)
 export const pieceSize = (info: Info, i: number): number =>
   Math.min(info.pieceLength, info.length - i * info.pieceLength)
 
+// padBytes counts the bytes of piece i that lie in BEP 47 padding files.
+export function padBytes(info: Info, i: number): number {
+  const s = i * info.pieceLength
+  const e = s + pieceSize(info, i)
+  let n = 0
+  for (const f of info.files) if (f.pad) n += Math.max(0, Math.min(e, f.offset + f.length) - Math.max(s, f.offset))
+  return n
+}
+
 // padding returns whether block b of piece i lies wholly inside a BEP 47 padding file.
 export function padding(info: Info): (i: number, b: number) => boolean {
   const pads = info.files.filter((f) => f.pad)

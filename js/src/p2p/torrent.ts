@@ -12,7 +12,7 @@ import {
 import { ltepHandshake, onExtended } from './extensions'
 import { type Head, headPieces } from './head'
 import type { Source, Stats, TorrentEvents, TorrentOptions, WebseedMode } from './options'
-import { type Info, padding, parseInfo, pieceSize } from './metainfo'
+import { type Info, padBytes, padding, parseInfo, pieceSize } from './metainfo'
 import { Peer } from './peer'
 import { httpPiece, type Pending, peerPiece } from './pending'
 import { Picker, type Want } from './picker'
@@ -694,7 +694,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       pd.buf = await fetchRange(w.url, this.info, start, start + pieceSize(this.info, i), ac.signal)
       pd.left = 0
       w.fails = 0
-      if (!this.destroyed) this.emit('download', { bytes: pieceSize(this.info, i) - this.padBytes(i) })
+      if (!this.destroyed) this.emit('download', { bytes: pieceSize(this.info, i) - padBytes(this.info, i) })
     } catch (e) {
       // An abort is ours (a peer won the race, or the torrent ended): no fault of the webseed's.
       if (!ac.signal.aborted) w.until = performance.now() + Math.min(WEBSEED_RETRY_MS * 2 ** w.fails++, 30000)
@@ -735,7 +735,7 @@ export class Torrent extends Emitter<TorrentEvents> {
       const sizes = h.pieces.map((i) => pieceSize(this.info, i))
       if (body && !mine.size) void body.cancel().catch(() => {})
       if (body && mine.size) {
-        for await (const [k, buf] of headPieces(body, sizes.map((n, k) => n - this.padBytes(h.pieces[k])), sizes)) {
+        for await (const [k, buf] of headPieces(body, sizes.map((n, k) => n - padBytes(this.info, h.pieces[k])), sizes)) {
           const i = h.pieces[k]
           const pd = mine.get(i)
           if (this.destroyed) break
@@ -744,7 +744,7 @@ export class Torrent extends Emitter<TorrentEvents> {
           pd.buf = buf
           pd.left = 0
           pd.ac = undefined
-          this.emit('download', { bytes: buf.length - this.padBytes(i) })
+          this.emit('download', { bytes: buf.length - padBytes(this.info, i) })
           if (!(await this.landed(i, pd))) break
         }
       }
@@ -774,15 +774,6 @@ export class Torrent extends Emitter<TorrentEvents> {
       return true
     }
     return this.finish(i, pd)
-  }
-
-  // padBytes counts the bytes of piece i that lie in BEP 47 padding files.
-  padBytes(i: number): number {
-    const s = i * this.info.pieceLength
-    const e = s + pieceSize(this.info, i)
-    let n = 0
-    for (const f of this.info.files) if (f.pad) n += Math.max(0, Math.min(e, f.offset + f.length) - Math.max(s, f.offset))
-    return n
   }
 
   private tick(): void {
